@@ -1,0 +1,159 @@
+//! The manager's command line: argument parsing and dispatch. Read commands
+//! open the ledger read-only (they work while the daemon writes); write
+//! commands open it for writing, one transaction each.
+
+mod output;
+mod read;
+mod write;
+
+use crate::clock;
+use crate::config::Config;
+use crate::ledger::query::ReportBy;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use output::Format;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Print- and time-accounting for coworking spaces.
+#[derive(Parser, Debug)]
+#[command(name = "tallyd", version, about)]
+pub struct Cli {
+    /// The site config file.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLYD_CONFIG",
+        default_value = "/etc/tallyd/tallyd.toml"
+    )]
+    pub config: PathBuf,
+    /// Use this ledger file instead of the one the config names.
+    #[arg(long, global = true, env = "TALLYD_LEDGER")]
+    pub ledger: Option<PathBuf>,
+    /// Print JSON (amounts as integer cents and minutes).
+    #[arg(long, global = true, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (amounts as integer cents and minutes).
+    #[arg(long, global = true)]
+    pub csv: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Credit left per member (printing, each time credit, overage owed).
+    Balance {
+        /// One member; all members when omitted.
+        member: Option<String>,
+        /// A past instant (`2026-11-03`, `2026-11-03 14:30`), rebuilt from history.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Every change to a member's credit over a period.
+    Statement {
+        member: String,
+        /// First day (inclusive); default: the first of this month.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (inclusive); default: today.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Monthly usage: jobs, impressions, cents, sessions, minutes, overage.
+    Report {
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value = "member")]
+        by: ReportBy,
+    },
+    /// Give a charged job or session back (by its key, shown in statements).
+    Refund {
+        key: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// A local adjustment: grant credit to a member, with a reason.
+    Grant(write::GrantArgs),
+    /// Record a manual charge (a walk-up copier, a room booked at the desk).
+    Charge(write::ChargeArgs),
+    /// Record expiry of every lot past its expiry date now.
+    Expire,
+    /// Validate the config file and say what it sets up.
+    CheckConfig,
+}
+
+/// What every command gets: the config, where the ledger is, how to print,
+/// and what time it is.
+pub struct Ctx {
+    pub config: Config,
+    pub ledger: PathBuf,
+    pub format: Format,
+    pub now: i64,
+}
+
+/// `TALLYD_NOW` (RFC 3339 or a local date-time) pins "now", for reproducible
+/// examples and tests; otherwise the system clock.
+fn now(config: &Config) -> Result<i64> {
+    match std::env::var("TALLYD_NOW") {
+        Ok(text) => clock::parse_datetime(config.tz, &text)
+            .with_context(|| format!("TALLYD_NOW `{text}` is not a date or date-time")),
+        Err(_) => Ok(clock::now()),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(&cli.config)?;
+    let format = match (cli.json, cli.csv) {
+        (true, _) => Format::Json,
+        (_, true) => Format::Csv,
+        _ => Format::Table,
+    };
+    let ctx = Ctx {
+        ledger: cli.ledger.clone().unwrap_or_else(|| config.ledger.clone()),
+        now: now(&config)?,
+        config,
+        format,
+    };
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Balance { member, at } => {
+            read::balance(&ctx, &mut out, member.as_deref(), at.as_deref())
+        }
+        Command::Statement { member, from, to } => {
+            read::statement(&ctx, &mut out, &member, from.as_deref(), to.as_deref())
+        }
+        Command::Report { month, by } => read::report(&ctx, &mut out, &month, by),
+        Command::Refund { key, reason } => write::refund(&ctx, &mut out, &key, &reason),
+        Command::Grant(args) => write::grant(&ctx, &mut out, &args),
+        Command::Charge(args) => write::charge(&ctx, &mut out, &args),
+        Command::Expire => write::expire(&ctx, &mut out),
+        Command::CheckConfig => write::check_config(&ctx, &mut out),
+    }
+}
+
+/// Log lines go to stderr, one per event, with fields; `RUST_LOG` filters.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The binary's entry point: parse, run, and turn an error into one line on
+/// stderr and exit status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tallyd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

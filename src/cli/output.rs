@@ -1,0 +1,95 @@
+//! Rendering for the manager's commands: aligned tables for people, JSON and
+//! CSV for tools. Amounts stay integers in JSON and CSV; only tables format
+//! them as `$12.34` and `2h 05m`.
+
+use std::io::Write;
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// A table of strings with a header; numeric-looking columns align right.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    fn right_aligned(&self, col: usize) -> bool {
+        self.rows.iter().all(|r| {
+            r.get(col).is_none_or(|c| {
+                c.is_empty()
+                    || c.chars().next().is_some_and(|ch| {
+                        ch.is_ascii_digit() || ch == '-' || ch == '$' || !ch.is_alphanumeric()
+                    }) && c.chars().any(|ch| ch.is_ascii_digit())
+            })
+        }) && !self.rows.is_empty()
+    }
+
+    /// Writes the table with two spaces between columns.
+    pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let cols = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(cols) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let right: Vec<bool> = (0..cols).map(|i| self.right_aligned(i)).collect();
+        let line = |cells: &[String]| -> String {
+            let mut s = String::new();
+            for (i, cell) in cells.iter().enumerate().take(cols) {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if right[i] {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(cell);
+                } else {
+                    s.push_str(cell);
+                    if i + 1 < cols {
+                        s.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            s.trim_end().to_string()
+        };
+        writeln!(out, "{}", line(&self.header))?;
+        for row in &self.rows {
+            writeln!(out, "{}", line(row))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the table as CSV (header first).
+    pub fn write_csv(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(&self.header)?;
+        for row in &self.rows {
+            w.write_record(row)?;
+        }
+        w.flush()
+    }
+}
+
+/// Writes a value as pretty JSON.
+pub fn write_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}

@@ -1,0 +1,345 @@
+//! `balance`, `statement` and `report`: read-only views of the ledger.
+
+use super::output::{write_json, Format, Table};
+use super::Ctx;
+use crate::clock;
+use crate::ledger::query::{self, Balance, ReportBy};
+use crate::ledger::Ledger;
+use crate::money::{format_cents, format_minutes};
+use anyhow::{anyhow, Result};
+use std::collections::BTreeSet;
+use std::io::Write;
+
+fn open(ctx: &Ctx) -> Result<Ledger> {
+    Ok(Ledger::open_read_only(&ctx.ledger, ctx.config.site())?)
+}
+
+fn balance_table(ctx: &Ctx, balances: &[Balance], raw: bool) -> Table {
+    let credits: BTreeSet<&String> = balances
+        .iter()
+        .flat_map(|b| b.time_minutes.keys())
+        .collect();
+    let mut header = vec!["member".to_string(), "name".into()];
+    if raw {
+        header.push("closed".into());
+        header.push("printing_cents".into());
+        header.extend(credits.iter().map(|c| format!("{c}_minutes")));
+        header.push("overage_cents".into());
+        header.push("overage_minutes".into());
+    } else {
+        header.push("printing".into());
+        header.extend(credits.iter().map(|c| c.to_string()));
+        header.push("overage owed".into());
+    }
+    let mut t = Table::new(header);
+    let sym = &ctx.config.currency_symbol;
+    for b in balances {
+        let name = if b.closed && !raw {
+            format!("{} (closed)", b.name)
+        } else {
+            b.name.clone()
+        };
+        let mut row = vec![b.member.clone(), name];
+        if raw {
+            row.push(b.closed.to_string());
+            row.push(b.printing_cents.to_string());
+            row.extend(
+                credits
+                    .iter()
+                    .map(|c| b.time_minutes.get(*c).copied().unwrap_or(0).to_string()),
+            );
+            row.push(b.overage_cents.to_string());
+            row.push(b.overage_minutes.to_string());
+        } else {
+            row.push(format_cents(sym, b.printing_cents));
+            row.extend(
+                credits
+                    .iter()
+                    .map(|c| format_minutes(b.time_minutes.get(*c).copied().unwrap_or(0))),
+            );
+            let mut owed = format_cents(sym, b.overage_cents);
+            if b.overage_minutes != 0 {
+                owed.push_str(&format!(" + {}", format_minutes(b.overage_minutes)));
+            }
+            row.push(owed);
+        }
+        t.push(row);
+    }
+    t
+}
+
+pub fn balance(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    member: Option<&str>,
+    at: Option<&str>,
+) -> Result<()> {
+    let at = match at {
+        Some(text) => clock::parse_datetime(ctx.config.tz, text).ok_or_else(|| {
+            anyhow!("--at `{text}` is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)")
+        })?,
+        None => ctx.now,
+    };
+    let ledger = open(ctx)?;
+    let balances = query::balances(ledger.conn(), member, at)?;
+    match ctx.format {
+        Format::Json => write_json(out, &balances)?,
+        Format::Csv => balance_table(ctx, &balances, true).write_csv(out)?,
+        Format::Table => {
+            writeln!(
+                out,
+                "Balances at {}",
+                clock::format_local(ctx.config.tz, at)
+            )?;
+            balance_table(ctx, &balances, false).write(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_day(ctx: &Ctx, flag: &str, text: &str) -> Result<chrono::NaiveDate> {
+    let _ = ctx;
+    clock::parse_date(text).ok_or_else(|| anyhow!("{flag} `{text}` is not a date (YYYY-MM-DD)"))
+}
+
+pub fn statement(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    member: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<()> {
+    let tz = ctx.config.tz;
+    let today = clock::local_date(tz, ctx.now);
+    let from_day = match from {
+        Some(t) => parse_day(ctx, "--from", t)?,
+        None => chrono::Datelike::with_day(&today, 1).unwrap_or(today),
+    };
+    let to_day = match to {
+        Some(t) => parse_day(ctx, "--to", t)?,
+        None => today,
+    };
+    if to_day < from_day {
+        return Err(anyhow!("--to {to_day} is before --from {from_day}"));
+    }
+    let start = clock::local_midnight(tz, from_day);
+    let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day));
+    let ledger = open(ctx)?;
+    let st = query::statement(ledger.conn(), member, start, end)?;
+    let sym = &ctx.config.currency_symbol;
+    let amount = |unit: &str, n: i64| {
+        if unit == "cents" {
+            format_cents(sym, n)
+        } else {
+            format_minutes(n)
+        }
+    };
+    match ctx.format {
+        Format::Json => write_json(out, &st)?,
+        Format::Csv => {
+            let mut t = Table::new([
+                "at",
+                "kind",
+                "credit",
+                "amount",
+                "overage",
+                "unit",
+                "description",
+                "key",
+            ]);
+            for l in &st.lines {
+                t.push(vec![
+                    clock::format_rfc3339(tz, l.at),
+                    l.kind.clone(),
+                    l.credit.clone(),
+                    l.amount.to_string(),
+                    l.overage.to_string(),
+                    l.unit.clone(),
+                    l.description.clone(),
+                    l.usage_key.clone().unwrap_or_default(),
+                ]);
+            }
+            t.write_csv(out)?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "Statement for {} ({}), {} to {}",
+                st.member, st.name, from_day, to_day
+            )?;
+            writeln!(out, "Opening balance:")?;
+            balance_table(ctx, std::slice::from_ref(&st.opening), false).write(out)?;
+            writeln!(out)?;
+            let mut t = Table::new([
+                "date",
+                "kind",
+                "credit",
+                "amount",
+                "overage",
+                "description",
+                "key",
+            ]);
+            for l in &st.lines {
+                t.push(vec![
+                    clock::format_local(tz, l.at),
+                    l.kind.clone(),
+                    l.credit.clone(),
+                    amount(&l.unit, l.amount),
+                    if l.overage == 0 {
+                        String::new()
+                    } else {
+                        amount(&l.unit, l.overage)
+                    },
+                    l.description.clone(),
+                    l.usage_key.clone().unwrap_or_default(),
+                ]);
+            }
+            if st.lines.is_empty() {
+                writeln!(out, "(no changes in this period)")?;
+            } else {
+                t.write(out)?;
+            }
+            writeln!(out)?;
+            writeln!(out, "Closing balance:")?;
+            balance_table(ctx, std::slice::from_ref(&st.closing), false).write(out)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Result<()> {
+    let (y, m) =
+        clock::parse_month(month).ok_or_else(|| anyhow!("--month `{month}` is not YYYY-MM"))?;
+    let (start, end) = clock::month_bounds(ctx.config.tz, y, m)
+        .ok_or_else(|| anyhow!("--month `{month}` is out of range"))?;
+    let ledger = open(ctx)?;
+    let rows = query::report(ledger.conn(), start, end, by)?;
+    let sym = &ctx.config.currency_symbol;
+    let raw = ctx.format != Format::Table;
+    let money = |n: i64| {
+        if raw {
+            n.to_string()
+        } else {
+            format_cents(sym, n)
+        }
+    };
+    let time = |n: i64| {
+        if raw {
+            n.to_string()
+        } else {
+            format_minutes(n)
+        }
+    };
+    let (header, cells): (Vec<&str>, Box<dyn Fn(&query::ReportRow) -> Vec<String>>) = match by {
+        ReportBy::Member => (
+            if raw {
+                vec![
+                    "member",
+                    "jobs",
+                    "impressions",
+                    "printing_cents",
+                    "sessions",
+                    "minutes",
+                    "overage_cents",
+                    "overage_minutes",
+                    "refunds",
+                ]
+            } else {
+                vec![
+                    "member",
+                    "jobs",
+                    "impressions",
+                    "printing",
+                    "sessions",
+                    "time",
+                    "overage",
+                    "overage time",
+                    "refunds",
+                ]
+            },
+            Box::new(|r| {
+                vec![
+                    r.key.clone(),
+                    r.jobs.to_string(),
+                    r.impressions.to_string(),
+                    money(r.printing_cents + r.unattributed_cents),
+                    r.sessions.to_string(),
+                    time(r.minutes),
+                    money(r.overage_cents),
+                    time(r.overage_minutes),
+                    r.refunds.to_string(),
+                ]
+            }),
+        ),
+        ReportBy::Printer => (
+            if raw {
+                vec![
+                    "printer",
+                    "jobs",
+                    "impressions",
+                    "charged_cents",
+                    "unattributed_cents",
+                    "refunds",
+                ]
+            } else {
+                vec![
+                    "printer",
+                    "jobs",
+                    "impressions",
+                    "charged",
+                    "unattributed",
+                    "refunds",
+                ]
+            },
+            Box::new(|r| {
+                vec![
+                    r.key.clone(),
+                    r.jobs.to_string(),
+                    r.impressions.to_string(),
+                    money(r.printing_cents),
+                    money(r.unattributed_cents),
+                    r.refunds.to_string(),
+                ]
+            }),
+        ),
+        ReportBy::Resource => (
+            if raw {
+                vec!["resource", "sessions", "minutes", "refunds"]
+            } else {
+                vec!["resource", "sessions", "time", "refunds"]
+            },
+            Box::new(|r| {
+                vec![
+                    r.key.clone(),
+                    r.sessions.to_string(),
+                    time(r.minutes),
+                    r.refunds.to_string(),
+                ]
+            }),
+        ),
+    };
+    match ctx.format {
+        Format::Json => write_json(out, &rows)?,
+        Format::Csv | Format::Table => {
+            let mut t = Table::new(header);
+            for r in &rows {
+                t.push(cells(r));
+            }
+            if ctx.format == Format::Csv {
+                t.write_csv(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "Usage in {month} by {}",
+                    format!("{by:?}").to_lowercase()
+                )?;
+                if rows.is_empty() {
+                    writeln!(out, "(no usage this month)")?;
+                } else {
+                    t.write(out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! `grant`, `charge`, `refund`, `expire` and `check-config`: the manager's
+//! write commands, each one transaction on the ledger and one log line.
+
+use super::output::{write_json, Format};
+use super::Ctx;
+use crate::clock;
+use crate::ledger::lots::{self, GrantRequest};
+use crate::ledger::{Ledger, Origin, Payable, SourceKind, UsageRequest, PRINTING};
+use crate::money::{format_amount, parse_cents, parse_minutes, Unit};
+use anyhow::{anyhow, bail, Result};
+use std::io::Write;
+
+#[derive(clap::Args, Debug)]
+pub struct GrantArgs {
+    pub member: String,
+    /// `printing`, or a time credit id.
+    #[arg(long, default_value = PRINTING)]
+    pub credit: String,
+    /// Money for printing (`12.50`, `$12.50`) or time for a time credit (`90m`, `2h`).
+    #[arg(long, conflicts_with = "units", required_unless_present = "units")]
+    pub amount: Option<String>,
+    /// Raw units instead: cents for printing, minutes for time.
+    #[arg(long)]
+    pub units: Option<i64>,
+    /// Why (shown in the member's statement).
+    #[arg(long)]
+    pub reason: String,
+    /// Last day the credit can be used (it expires at the end of that day).
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// The member's name, when this grant creates the member.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Defines the time credit `--credit` with these resource types (comma
+    /// separated) if the ledger does not know it yet.
+    #[arg(long, value_delimiter = ',')]
+    pub resource_types: Vec<String>,
+    /// Idempotency key: running the same grant twice with it grants once.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ChargeArgs {
+    pub member: String,
+    /// Money (`1.20`) for printing, or time (`45m`) with --resource-type.
+    #[arg(long, conflicts_with = "units", required_unless_present = "units")]
+    pub amount: Option<String>,
+    /// Raw units instead: cents, or minutes with --resource-type.
+    #[arg(long)]
+    pub units: Option<i64>,
+    /// Pay with time credit valid for this resource type instead of printing credit.
+    #[arg(long)]
+    pub resource_type: Option<String>,
+    #[arg(long)]
+    pub reason: String,
+    /// Idempotency key: the same key twice charges once.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+fn amount_of(ctx: &Ctx, unit: Unit, amount: Option<&str>, units: Option<i64>) -> Result<i64> {
+    let n = match (amount, units) {
+        (_, Some(n)) => n,
+        (Some(text), None) => match unit {
+            Unit::Cents => parse_cents(text, &ctx.config.currency_symbol)
+                .ok_or_else(|| anyhow!("--amount `{text}` is not money (like 12.50)"))?,
+            Unit::Minutes => parse_minutes(text)
+                .ok_or_else(|| anyhow!("--amount `{text}` is not a duration (like 90m or 2h)"))?,
+        },
+        (None, None) => bail!("give --amount or --units"),
+    };
+    if n <= 0 {
+        bail!("the amount must be more than zero");
+    }
+    Ok(n)
+}
+
+fn unique_suffix(ctx: &Ctx) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}:{nanos}", ctx.now)
+}
+
+pub fn grant(ctx: &Ctx, out: &mut dyn Write, a: &GrantArgs) -> Result<()> {
+    let tz = ctx.config.tz;
+    let unit = if a.credit == PRINTING {
+        Unit::Cents
+    } else {
+        Unit::Minutes
+    };
+    let amount = amount_of(ctx, unit, a.amount.as_deref(), a.units)?;
+    let expires_at = match &a.expires {
+        Some(text) => {
+            let day = clock::parse_date(text)
+                .ok_or_else(|| anyhow!("--expires `{text}` is not a date (YYYY-MM-DD)"))?;
+            Some(clock::local_midnight(tz, day.succ_opt().unwrap_or(day)))
+        }
+        None => None,
+    };
+    if expires_at.is_some_and(|e| e <= ctx.now) {
+        bail!("--expires is in the past");
+    }
+    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let g = GrantRequest {
+        member: a.member.clone(),
+        credit: a.credit.clone(),
+        amount,
+        valid_from: ctx.now,
+        expires_at,
+        source: SourceKind::Adjustment,
+        source_key: match &a.key {
+            Some(k) => format!("adjustment:{k}"),
+            None => format!("adjustment:{}:{}", a.member, unique_suffix(ctx)),
+        },
+        note: a.reason.clone(),
+        at: ctx.now,
+    };
+    let (granted, new_member) = ledger.write(|conn, _| {
+        let new_member = match &a.name {
+            Some(name) => lots::ensure_member(conn, &a.member, name, ctx.now)?,
+            None => false,
+        };
+        if !a.resource_types.is_empty() && !lots::credit_exists(conn, &a.credit)? {
+            lots::define_time_credit(conn, &a.credit, &a.credit, &a.resource_types)?;
+        }
+        Ok((lots::grant(conn, &g)?, new_member))
+    })?;
+    let shown = format_amount(&ctx.config.currency_symbol, unit, amount);
+    if granted.created {
+        tracing::info!(member = %a.member, credit = %a.credit, amount, lot = granted.lot, new_member, reason = %a.reason, "grant");
+    }
+    match ctx.format {
+        Format::Json => write_json(
+            out,
+            &serde_json::json!({"lot": granted.lot, "created": granted.created, "amount": amount}),
+        )?,
+        _ if granted.created => writeln!(
+            out,
+            "granted {shown} of {} to {} (lot {})",
+            a.credit, a.member, granted.lot
+        )?,
+        _ => writeln!(
+            out,
+            "already granted under this key (lot {}); nothing changed",
+            granted.lot
+        )?,
+    }
+    Ok(())
+}
+
+pub fn charge(ctx: &Ctx, out: &mut dyn Write, a: &ChargeArgs) -> Result<()> {
+    let payable = match &a.resource_type {
+        Some(rt) => Payable::Time {
+            resource_type: rt.clone(),
+        },
+        None => Payable::Printing,
+    };
+    let amount = amount_of(ctx, payable.unit(), a.amount.as_deref(), a.units)?;
+    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let req = UsageRequest {
+        key: match &a.key {
+            Some(k) => format!("manual:{k}"),
+            None => format!("manual:{}:{}", a.member, unique_suffix(ctx)),
+        },
+        member: Some(a.member.clone()),
+        origin: Origin::Manual,
+        payable: payable.clone(),
+        amount,
+        detail: serde_json::json!({ "reason": a.reason }).to_string(),
+        at: ctx.now,
+    };
+    let charge = ledger.debit(&req)?;
+    let sym = &ctx.config.currency_symbol;
+    let unit = payable.unit();
+    if !charge.replayed {
+        tracing::info!(member = %a.member, amount, covered = charge.covered, overage = charge.overage,
+            balance = charge.balance_after, key = %req.key, reason = %a.reason, "charge");
+    }
+    match ctx.format {
+        Format::Json => write_json(out, &charge)?,
+        _ => writeln!(
+            out,
+            "{} {} to {}: {} from credit, {} overage; balance {} (key {})",
+            if charge.replayed {
+                "already charged"
+            } else {
+                "charged"
+            },
+            format_amount(sym, unit, amount),
+            a.member,
+            format_amount(sym, unit, charge.covered),
+            format_amount(sym, unit, charge.overage),
+            format_amount(sym, unit, charge.balance_after),
+            req.key
+        )?,
+    }
+    Ok(())
+}
+
+pub fn refund(ctx: &Ctx, out: &mut dyn Write, key: &str, reason: &str) -> Result<()> {
+    if !ctx.ledger.exists() {
+        return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
+    }
+    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let r = ledger.refund(key, reason, ctx.now)?;
+    tracing::info!(
+        key,
+        restored = r.restored,
+        regranted = r.regranted,
+        overage_reversed = r.overage_reversed,
+        reason,
+        "refund"
+    );
+    match ctx.format {
+        Format::Json => write_json(out, &r)?,
+        _ => writeln!(
+            out,
+            "refunded {key}: {} back to its lots, {} granted anew, {} overage reversed (units: cents or minutes)",
+            r.restored, r.regranted, r.overage_reversed
+        )?,
+    }
+    Ok(())
+}
+
+pub fn expire(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    if !ctx.ledger.exists() {
+        return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
+    }
+    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let e = ledger.expire_due(ctx.now)?;
+    tracing::info!(lots = e.lots, amount = e.amount, "expiry sweep");
+    match ctx.format {
+        Format::Json => write_json(out, &e)?,
+        _ => writeln!(out, "expired {} lots ({} units)", e.lots, e.amount)?,
+    }
+    Ok(())
+}
+
+pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let c = &ctx.config;
+    writeln!(
+        out,
+        "config OK: site `{}`, time zone {}, ledger {}",
+        c.site_name,
+        c.tz,
+        ctx.ledger.display()
+    )?;
+    writeln!(
+        out,
+        "overage policy {} (monthly cap: {}, {})",
+        c.default_policy.kind.as_str(),
+        c.default_policy
+            .cap_cents
+            .map(|n| format_amount(&c.currency_symbol, Unit::Cents, n))
+            .unwrap_or_else(|| "none".into()),
+        c.default_policy
+            .cap_minutes
+            .map(|n| format_amount("", Unit::Minutes, n))
+            .unwrap_or_else(|| "none".into()),
+    )?;
+    for (name, table) in &c.prices {
+        writeln!(
+            out,
+            "price table `{name}`: {} media, default {}",
+            table.media.len(),
+            table.default_media
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The site config (`tallyd.toml`): parsed from a string, validated into a
+//! richer type, and every problem reported with file, line and field.
+
+use crate::ledger::{OveragePolicy, PolicyKind, Site};
+use crate::pricing::PriceTable;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where a config problem is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, line, self.field, self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The 1-based line holding byte offset `at` of `text`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<PriceTable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    #[serde(default)]
+    name: Option<String>,
+    timezone: Spanned<String>,
+    #[serde(default = "default_symbol")]
+    currency_symbol: String,
+    #[serde(default)]
+    ledger: Option<Spanned<String>>,
+    #[serde(default)]
+    overage_policy: Option<Spanned<String>>,
+    #[serde(default)]
+    overage_cap_cents: Option<Spanned<i64>>,
+    #[serde(default)]
+    overage_cap_minutes: Option<Spanned<i64>>,
+}
+
+fn default_symbol() -> String {
+    "$".into()
+}
+
+/// The validated site config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub site_name: String,
+    pub tz: Tz,
+    pub currency_symbol: String,
+    pub ledger: PathBuf,
+    pub default_policy: OveragePolicy,
+    pub prices: BTreeMap<String, PriceTable>,
+}
+
+/// Where the ledger lives when the config does not say.
+pub const DEFAULT_LEDGER: &str = "/var/lib/tallyd/ledger.db";
+
+impl Config {
+    /// The settings the ledger needs.
+    pub fn site(&self) -> Site {
+        Site {
+            default_policy: self.default_policy,
+            tz: self.tz,
+        }
+    }
+
+    /// Reads and validates a config file. Relative paths in it are relative
+    /// to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            field: "(file)".into(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let err =
+            |span: Option<std::ops::Range<usize>>, field: &str, message: String| ConfigError {
+                file: file.to_string(),
+                line: span.map(|s| line_of(text, s.start)),
+                field: field.to_string(),
+                message,
+            };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let field = e
+                .message()
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "(syntax)".into());
+            err(e.span(), &field, e.message().trim().to_string())
+        })?;
+        let s = raw.site;
+        let tz: Tz = s.timezone.get_ref().parse().map_err(|_| {
+            err(
+                Some(s.timezone.span()),
+                "site.timezone",
+                format!(
+                    "unknown time zone `{}` (use an IANA name like Europe/Lisbon)",
+                    s.timezone.get_ref()
+                ),
+            )
+        })?;
+        let kind = match &s.overage_policy {
+            None => PolicyKind::CreditsThenInvoice,
+            Some(p) => PolicyKind::parse(p.get_ref()).ok_or_else(|| {
+                err(
+                    Some(p.span()),
+                    "site.overage_policy",
+                    format!(
+                        "`{}` is not `credits-only` or `credits-then-invoice`",
+                        p.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let cap = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<i64>, ConfigError> {
+            match v {
+                Some(c) if *c.get_ref() < 0 => {
+                    Err(err(Some(c.span()), field, "must not be negative".into()))
+                }
+                Some(c) => Ok(Some(*c.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let default_policy = OveragePolicy {
+            kind,
+            cap_cents: cap(&s.overage_cap_cents, "site.overage_cap_cents")?,
+            cap_minutes: cap(&s.overage_cap_minutes, "site.overage_cap_minutes")?,
+        };
+        let ledger = match &s.ledger {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(err(
+                    Some(p.span()),
+                    "site.ledger",
+                    "must not be empty".into(),
+                ))
+            }
+            Some(p) => base.join(p.get_ref()),
+            None => PathBuf::from(DEFAULT_LEDGER),
+        };
+        let mut prices = BTreeMap::new();
+        for (name, table) in raw.prices {
+            let span = table.span();
+            let table = table.into_inner();
+            table
+                .validate()
+                .map_err(|e| err(Some(span), &format!("prices.{name}"), e.to_string()))?;
+            prices.insert(name, table);
+        }
+        Ok(Config {
+            site_name: s.name.unwrap_or_else(|| "tallyd".into()),
+            tz,
+            currency_symbol: s.currency_symbol,
+            ledger,
+            default_policy,
+            prices,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", Path::new("/etc/tallyd"))
+    }
+
+    #[test]
+    fn a_minimal_config_uses_defaults() {
+        let c = parse("[site]\ntimezone = \"Europe/Lisbon\"\n").expect("valid");
+        assert_eq!(c.ledger, PathBuf::from(DEFAULT_LEDGER));
+        assert_eq!(c.currency_symbol, "$");
+        assert_eq!(c.default_policy.kind, PolicyKind::CreditsThenInvoice);
+    }
+
+    #[test]
+    fn relative_ledger_paths_are_beside_the_config() {
+        let c = parse("[site]\ntimezone = \"UTC\"\nledger = \"ledger.db\"\n").expect("valid");
+        assert_eq!(c.ledger, PathBuf::from("/etc/tallyd/ledger.db"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = parse("[site]\n\ntimezone = \"Mars/Olympus\"\n").expect_err("bad zone");
+        assert_eq!(e.to_string().split(": ").next(), Some("test.toml:3"));
+        assert_eq!(e.field, "site.timezone");
+
+        let e = parse("[site]\ntimezone = \"UTC\"\noverage_policy = \"yolo\"\n")
+            .expect_err("bad policy");
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "site.overage_policy"));
+
+        let e = parse("[site]\ntimezone = \"UTC\"\ncolour = 1\n").expect_err("unknown field");
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "colour"));
+
+        let e =
+            parse("[site]\ntimezone = \"UTC\"\noverage_cap_cents = -1\n").expect_err("negative");
+        assert_eq!(e.field, "site.overage_cap_cents");
+
+        let e = parse("[site\n").expect_err("syntax");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn price_tables_are_validated() {
+        let text = "[site]\ntimezone = \"UTC\"\n[prices.std]\ndefault_media = \"a5\"\n[prices.std.media.a4]\nmono = { one_sided = 10, two_sided = 8 }\ncolour = { one_sided = 40, two_sided = 35 }\n";
+        let e = parse(text).expect_err("default not listed");
+        assert_eq!(e.field, "prices.std");
+        assert!(e.message.contains("a5"), "{e}");
+    }
+}

@@ -1,0 +1,245 @@
+//! The ledger: one SQLite file holding members, lots of credit, usages and the
+//! append-only history that explains every change to a lot.
+//!
+//! The rules of `design.md` live here: consumption order ([`allocate`]),
+//! idempotent debits, two-phase holds, overage, expiry and refunds
+//! ([`usage`], [`lots`]). Every operation is a function over a
+//! [`rusqlite::Connection`] inside a transaction, so the same code runs for a
+//! single CLI command ([`Ledger`]) and in the daemon's group-committing writer
+//! ([`writer`]).
+
+pub mod allocate;
+pub mod lots;
+pub mod query;
+pub mod schema;
+pub mod usage;
+pub mod writer;
+
+use chrono_tz::Tz;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use allocate::SourceKind;
+pub use usage::{Charge, HoldOutcome, Origin, Payable, UsageRequest};
+
+/// Unix time in seconds, UTC. Every timestamp in the ledger is one of these.
+pub type Ts = i64;
+
+/// The identity of the printing credit; time credits have their own ids.
+pub const PRINTING: &str = "printing";
+
+/// What happens when credit does not cover a usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// Held jobs and sessions need credit up front; what already happened and
+    /// credit cannot cover is still recorded as overage.
+    CreditsOnly,
+    /// The uncovered part goes to the member's overage account, up to a cap.
+    CreditsThenInvoice,
+}
+
+impl PolicyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::CreditsOnly => "credits-only",
+            PolicyKind::CreditsThenInvoice => "credits-then-invoice",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "credits-only" => Some(PolicyKind::CreditsOnly),
+            "credits-then-invoice" => Some(PolicyKind::CreditsThenInvoice),
+            _ => None,
+        }
+    }
+}
+
+/// A member's overage policy: the kind and optional monthly caps on overage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OveragePolicy {
+    pub kind: PolicyKind,
+    /// Most overage in cents a member may run up in one calendar month.
+    pub cap_cents: Option<i64>,
+    /// Most overage in minutes a member may run up in one calendar month.
+    pub cap_minutes: Option<i64>,
+}
+
+impl OveragePolicy {
+    pub const CREDITS_ONLY: OveragePolicy = OveragePolicy {
+        kind: PolicyKind::CreditsOnly,
+        cap_cents: None,
+        cap_minutes: None,
+    };
+    pub const INVOICE_UNCAPPED: OveragePolicy = OveragePolicy {
+        kind: PolicyKind::CreditsThenInvoice,
+        cap_cents: None,
+        cap_minutes: None,
+    };
+}
+
+/// Site settings the ledger needs: the default overage policy and the time
+/// zone that calendar months (overage caps, reports) are counted in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub default_policy: OveragePolicy,
+    pub tz: Tz,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            default_policy: OveragePolicy::INVOICE_UNCAPPED,
+            tz: chrono_tz::UTC,
+        }
+    }
+}
+
+/// Everything that can go wrong in the ledger. Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("no ledger at {0} (run `tallyd grant` or the daemon once to create one)")]
+    NotFound(PathBuf),
+    #[error("the ledger has schema version {found}, newer than this tallyd ({supported}); upgrade tallyd")]
+    TooNew { found: i64, supported: i64 },
+    #[error("lot {lot} of member {member} disagrees with its history: remaining {remaining} but history sums to {history_sum}; granted {granted} but history grants {granted_sum}")]
+    Inconsistent {
+        lot: i64,
+        member: String,
+        remaining: i64,
+        history_sum: i64,
+        granted: i64,
+        granted_sum: i64,
+    },
+    #[error("unknown member `{0}`")]
+    UnknownMember(String),
+    #[error("unknown credit `{0}` (time credits come from the grants file)")]
+    UnknownCredit(String),
+    #[error("idempotency key `{0}` was already used for different content; nothing was charged")]
+    KeyConflict(String),
+    #[error("no usage with key `{0}`")]
+    UnknownUsage(String),
+    #[error("`{0}` is not a hold")]
+    NotAHold(String),
+    #[error("hold `{key}` is already {outcome}")]
+    AlreadyResolved { key: String, outcome: String },
+    #[error("`{0}` was already refunded")]
+    AlreadyRefunded(String),
+    #[error("`{0}` charged nothing, so there is nothing to refund")]
+    NothingToRefund(String),
+    #[error("hold `{0}` is still open; settle or void it before refunding")]
+    HoldOpen(String),
+    #[error("amount must be {what}, got {amount}")]
+    InvalidAmount { what: &'static str, amount: i64 },
+    #[error("no lot {0}")]
+    UnknownLot(i64),
+    #[error("the ledger writer has stopped")]
+    WriterGone,
+    #[error("commit failed, nothing in this batch was written: {0}")]
+    CommitFailed(String),
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// Sets the pragmas every connection needs: WAL, full sync, foreign keys, and
+/// a busy timeout so readers and the writer wait for each other briefly
+/// instead of failing.
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// A ledger connection that runs each operation in its own transaction.
+pub struct Ledger {
+    conn: Connection,
+    site: Site,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger for writing: WAL journal,
+    /// `synchronous=FULL`, schema migrated, every lot checked against its
+    /// history.
+    pub fn open(path: &Path, site: Site) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        schema::migrate(&mut conn)?;
+        schema::verify(&conn)?;
+        Ok(Ledger { conn, site })
+    }
+
+    /// Opens an existing ledger for reading only; works while the daemon writes.
+    pub fn open_read_only(path: &Path, site: Site) -> Result<Self> {
+        if !path.exists() {
+            return Err(LedgerError::NotFound(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > schema::SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                found: version,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(Ledger { conn, site })
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// The underlying connection, for queries.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Gives up the connection, e.g. to hand it to the group-commit writer.
+    pub fn into_parts(self) -> (Connection, Site) {
+        (self.conn, self.site)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it succeeds.
+    pub fn write<R>(&mut self, f: impl FnOnce(&Connection, &Site) -> Result<R>) -> Result<R> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx, &self.site)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn debit(&mut self, req: &UsageRequest) -> Result<Charge> {
+        self.write(|c, s| usage::debit(c, s, req))
+    }
+
+    pub fn hold(&mut self, req: &UsageRequest) -> Result<HoldOutcome> {
+        self.write(|c, s| usage::hold(c, s, req))
+    }
+
+    pub fn settle(&mut self, key: &str, actual: i64, detail: &str, at: Ts) -> Result<Charge> {
+        self.write(|c, s| usage::settle(c, s, key, actual, detail, at))
+    }
+
+    pub fn void(&mut self, key: &str, reason: &str, at: Ts) -> Result<()> {
+        self.write(|c, _| usage::void(c, key, reason, at))
+    }
+
+    pub fn refund(&mut self, key: &str, reason: &str, at: Ts) -> Result<usage::Refund> {
+        self.write(|c, _| usage::refund(c, key, reason, at))
+    }
+
+    pub fn expire_due(&mut self, at: Ts) -> Result<lots::Expired> {
+        self.write(|c, _| lots::expire_due(c, at))
+    }
+}

@@ -1,0 +1,387 @@
+//! The read side: balances (now or rebuilt for any past instant from history
+//! alone), statements and monthly reports. Read-only SQL; safe to run while
+//! the daemon writes.
+
+use super::{Result, Ts, PRINTING};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One member's balance at an instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub member: String,
+    pub name: String,
+    pub closed: bool,
+    /// Printing credit available, in cents.
+    pub printing_cents: i64,
+    /// Time credit available per time credit id, in minutes.
+    pub time_minutes: BTreeMap<String, i64>,
+    /// Overage owed (run up so far), in cents and minutes.
+    pub overage_cents: i64,
+    pub overage_minutes: i64,
+}
+
+/// Member ids and names, optionally one member (error if unknown).
+fn members(conn: &Connection, member: Option<&str>) -> Result<Vec<(String, String, bool)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, closed_at IS NOT NULL FROM members WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([member], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if let (Some(m), true) = (member, rows.is_empty()) {
+        return Err(super::LedgerError::UnknownMember(m.to_string()));
+    }
+    Ok(rows)
+}
+
+/// Balances at `at`, rebuilt from history: for each lot valid at that instant,
+/// the sum of its history rows up to it.
+pub fn balances(conn: &Connection, member: Option<&str>, at: Ts) -> Result<Vec<Balance>> {
+    let mut out = Vec::new();
+    let mut lots = conn.prepare_cached(
+        "SELECT l.credit, COALESCE(SUM(h.delta), 0)
+         FROM lots l JOIN history h ON h.lot_id = l.id AND h.at <= ?2
+         WHERE l.member_id = ?1 AND l.valid_from <= ?2
+           AND (l.expires_at IS NULL OR l.expires_at > ?2)
+           AND (l.voided_at IS NULL OR l.voided_at > ?2)
+         GROUP BY l.credit",
+    )?;
+    let mut overage = conn.prepare_cached(
+        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at <= ?2 GROUP BY unit",
+    )?;
+    for (id, name, closed) in members(conn, member)? {
+        let mut b = Balance {
+            member: id.clone(),
+            name,
+            closed,
+            printing_cents: 0,
+            time_minutes: BTreeMap::new(),
+            overage_cents: 0,
+            overage_minutes: 0,
+        };
+        let rows = lots.query_map(params![id, at], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (credit, sum) = row?;
+            if credit == PRINTING {
+                b.printing_cents += sum;
+            } else {
+                *b.time_minutes.entry(credit).or_default() += sum;
+            }
+        }
+        let rows = overage.query_map(params![id, at], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            match row? {
+                (unit, sum) if unit == "cents" => b.overage_cents = sum,
+                (_, sum) => b.overage_minutes = sum,
+            }
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// One line of a member's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementLine {
+    pub at: Ts,
+    /// grant, debit, hold, settle, void, expire, adjust, refund.
+    pub kind: String,
+    /// `printing` or a time credit id.
+    pub credit: String,
+    /// Change to the member's credit (negative when spent).
+    pub amount: i64,
+    /// Change to the member's overage account.
+    pub overage: i64,
+    /// `cents` or `minutes`.
+    pub unit: String,
+    pub description: String,
+    /// The usage's idempotency key, for `tallyd refund`.
+    pub usage_key: Option<String>,
+}
+
+/// A statement: opening balance, lines, closing balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub member: String,
+    pub name: String,
+    pub from: Ts,
+    pub to: Ts,
+    pub opening: Balance,
+    pub lines: Vec<StatementLine>,
+    pub closing: Balance,
+}
+
+fn describe_usage(
+    origin: &str,
+    printer: Option<&str>,
+    resource: Option<&str>,
+    detail: &str,
+) -> String {
+    let facts: serde_json::Value = serde_json::from_str(detail).unwrap_or(serde_json::Value::Null);
+    let field = |name: &str| {
+        facts
+            .get(name)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    };
+    match origin {
+        "print" => {
+            let mut d = format!("print at {}", printer.unwrap_or("?"));
+            if let Some(job) = field("job") {
+                d.push_str(&format!(" job {job}"));
+            }
+            if let Some(n) = field("impressions") {
+                d.push_str(&format!(", {n} impressions"));
+            }
+            if let Some(c) = field("colour") {
+                d.push_str(&format!(" {c}"));
+            }
+            if let Some(s) = field("sides") {
+                d.push_str(&format!(" {s}"));
+            }
+            d
+        }
+        "session" => format!("session in {}", resource.unwrap_or("?")),
+        _ => field("reason").unwrap_or_else(|| "manual charge".into()),
+    }
+}
+
+/// A member's statement for `[from, to)`: one line per event and credit.
+pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Statement> {
+    let mut who = members(conn, Some(member))?;
+    let (id, name, _) = who.remove(0);
+    let mut lines: Vec<(Option<i64>, StatementLine)> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
+                u.resource, u.detail, u.key
+         FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
+         WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
+    )?;
+    let mut rows = stmt.query(params![id, from, to])?;
+    while let Some(r) = rows.next()? {
+        let at: Ts = r.get(0)?;
+        let kind: String = r.get(1)?;
+        let credit: String = r.get(2)?;
+        let delta: i64 = r.get(3)?;
+        let usage: Option<i64> = r.get(4)?;
+        let note: String = r.get(5)?;
+        let source: String = r.get(6)?;
+        let description = match r.get::<_, Option<String>>(7)? {
+            Some(origin) => {
+                let detail: String = r.get(10)?;
+                let d = describe_usage(
+                    &origin,
+                    r.get::<_, Option<String>>(8)?.as_deref(),
+                    r.get::<_, Option<String>>(9)?.as_deref(),
+                    &detail,
+                );
+                if note.is_empty() {
+                    d
+                } else {
+                    format!("{d} ({note})")
+                }
+            }
+            None if note.is_empty() => format!("{kind} ({source})"),
+            None => note,
+        };
+        let unit = if credit == PRINTING {
+            "cents"
+        } else {
+            "minutes"
+        };
+        // Rows of one usage, kind and credit (a debit spread over lots) are one line.
+        if let Some((last_usage, last)) = lines.last_mut() {
+            if usage.is_some() && *last_usage == usage && last.kind == kind && last.credit == credit
+            {
+                last.amount += delta;
+                continue;
+            }
+        }
+        lines.push((
+            usage,
+            StatementLine {
+                at,
+                kind,
+                credit,
+                amount: delta,
+                overage: 0,
+                unit: unit.into(),
+                description,
+                usage_key: r.get(11)?,
+            },
+        ));
+    }
+    let mut ov = conn.prepare_cached(
+        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource, u.detail, u.key,
+                COALESCE(u.resource_type, 'printing')
+         FROM overage o JOIN usages u ON u.id = o.usage_id
+         WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
+    )?;
+    let mut rows = ov.query(params![id, from, to])?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(1)?;
+        let amount: i64 = r.get(3)?;
+        let usage: Option<i64> = r.get(4)?;
+        if let Some((_, line)) = lines
+            .iter_mut()
+            .find(|(u, l)| *u == usage && l.kind == kind)
+        {
+            line.overage += amount;
+            continue;
+        }
+        let origin: String = r.get(5)?;
+        let detail: String = r.get(8)?;
+        let unit: String = r.get(2)?;
+        lines.push((
+            usage,
+            StatementLine {
+                at: r.get(0)?,
+                kind,
+                credit: if unit == "cents" {
+                    PRINTING.into()
+                } else {
+                    r.get(10)?
+                },
+                amount: 0,
+                overage: amount,
+                unit,
+                description: describe_usage(
+                    &origin,
+                    r.get::<_, Option<String>>(6)?.as_deref(),
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                    &detail,
+                ),
+                usage_key: r.get(9)?,
+            },
+        ));
+    }
+    let mut lines: Vec<StatementLine> = lines.into_iter().map(|(_, l)| l).collect();
+    lines.sort_by_key(|l| l.at);
+    let opening = balances(conn, Some(&id), from - 1)?.remove(0);
+    let closing = balances(conn, Some(&id), to - 1)?.remove(0);
+    Ok(Statement {
+        member: id,
+        name,
+        from,
+        to,
+        opening,
+        lines,
+        closing,
+    })
+}
+
+/// How a monthly report is grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportBy {
+    Member,
+    Printer,
+    Resource,
+}
+
+/// One row of a monthly report. Which columns matter depends on the grouping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    /// Member id, printer id or resource id; `(unattributed)` for print jobs
+    /// no member owns.
+    pub key: String,
+    pub jobs: i64,
+    pub impressions: i64,
+    pub printing_cents: i64,
+    pub unattributed_cents: i64,
+    pub sessions: i64,
+    pub minutes: i64,
+    pub overage_cents: i64,
+    pub overage_minutes: i64,
+    pub refunds: i64,
+}
+
+/// What each usage in `[start, end)` finally cost: the amount of a debit, the
+/// settled amount of a hold (0 while open or voided), 0 once refunded.
+const CHARGED: &str = "
+    SELECT u.id, u.member_id, u.origin, u.printer, u.resource, u.credit_kind,
+           CASE WHEN r.usage_id IS NOT NULL THEN 0
+                WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0)
+                ELSE u.amount END AS charged,
+           CASE WHEN r.usage_id IS NOT NULL THEN 0
+                ELSE COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END AS impressions,
+           r.usage_id IS NOT NULL AS refunded
+    FROM usages u
+    LEFT JOIN refunds r ON r.usage_id = u.id
+    LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+    WHERE u.at >= ?1 AND u.at < ?2";
+
+/// Usage in `[start, end)` grouped by member, printer or resource.
+pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec<ReportRow>> {
+    let group = match by {
+        ReportBy::Member => "COALESCE(c.member_id, '(unattributed)')",
+        ReportBy::Printer => "c.printer",
+        ReportBy::Resource => "c.resource",
+    };
+    let filter = match by {
+        ReportBy::Member => "1",
+        ReportBy::Printer => "c.origin = 'print'",
+        ReportBy::Resource => "c.origin = 'session'",
+    };
+    let sql = format!(
+        "WITH c AS ({CHARGED})
+         SELECT {group} AS k,
+                SUM(c.origin = 'print'),
+                SUM(CASE WHEN c.origin = 'print' THEN c.impressions ELSE 0 END),
+                SUM(CASE WHEN c.credit_kind = 'printing' AND c.member_id IS NOT NULL THEN c.charged ELSE 0 END),
+                SUM(CASE WHEN c.credit_kind = 'printing' AND c.member_id IS NULL THEN c.charged ELSE 0 END),
+                SUM(c.origin = 'session'),
+                SUM(CASE WHEN c.credit_kind = 'time' THEN c.charged ELSE 0 END),
+                SUM(c.refunded)
+         FROM c WHERE {filter} GROUP BY k ORDER BY k"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt
+        .query_map(params![start, end], |r| {
+            Ok(ReportRow {
+                key: r
+                    .get::<_, Option<String>>(0)?
+                    .unwrap_or_else(|| "(none)".into()),
+                jobs: r.get(1)?,
+                impressions: r.get(2)?,
+                printing_cents: r.get(3)?,
+                unattributed_cents: r.get(4)?,
+                sessions: r.get(5)?,
+                minutes: r.get(6)?,
+                refunds: r.get(7)?,
+                ..ReportRow::default()
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if by == ReportBy::Member {
+        let mut ov = conn.prepare_cached(
+            "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY unit",
+        )?;
+        for row in &mut rows {
+            let sums = ov.query_map(params![row.key, start, end], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for sum in sums {
+                match sum? {
+                    (unit, n) if unit == "cents" => row.overage_cents = n,
+                    (_, n) => row.overage_minutes = n,
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Whether a member exists (for clear CLI errors before other work).
+pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM members WHERE id = ?1", [member], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .is_some())
+}

@@ -1,0 +1,173 @@
+//! The ledger's tables, created and migrated by version (`PRAGMA user_version`),
+//! and the check run at open that every lot equals the sum of its history.
+
+use super::LedgerError;
+use rusqlite::{Connection, OptionalExtension};
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit an
+/// entry that has shipped; add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: members, credits, lots, usages, history, holds, refunds, overage.
+    r#"
+    CREATE TABLE members (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        overage_policy TEXT CHECK (overage_policy IN ('credits-only', 'credits-then-invoice')),
+        overage_cap_cents INTEGER CHECK (overage_cap_cents >= 0),
+        overage_cap_minutes INTEGER CHECK (overage_cap_minutes >= 0),
+        created_at INTEGER NOT NULL,
+        closed_at INTEGER
+    );
+    CREATE TABLE time_credits (
+        id TEXT PRIMARY KEY CHECK (id <> 'printing'),
+        name TEXT NOT NULL
+    );
+    CREATE TABLE time_credit_types (
+        credit_id TEXT NOT NULL REFERENCES time_credits(id),
+        resource_type TEXT NOT NULL,
+        PRIMARY KEY (credit_id, resource_type)
+    );
+    CREATE TABLE lots (
+        id INTEGER PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        credit TEXT NOT NULL,
+        granted INTEGER NOT NULL CHECK (granted >= 0),
+        remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= granted),
+        valid_from INTEGER NOT NULL,
+        expires_at INTEGER CHECK (expires_at IS NULL OR expires_at > valid_from),
+        source TEXT NOT NULL CHECK (source IN ('plan', 'product', 'account', 'adjustment')),
+        source_key TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        voided_at INTEGER
+    );
+    CREATE INDEX lots_by_member ON lots(member_id, credit);
+    CREATE INDEX lots_to_expire ON lots(expires_at) WHERE remaining > 0;
+    CREATE TABLE usages (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        fingerprint TEXT NOT NULL,
+        member_id TEXT REFERENCES members(id),
+        origin TEXT NOT NULL CHECK (origin IN ('print', 'session', 'manual')),
+        printer TEXT,
+        resource TEXT,
+        credit_kind TEXT NOT NULL CHECK (credit_kind IN ('printing', 'time')),
+        resource_type TEXT,
+        amount INTEGER NOT NULL CHECK (amount >= 0),
+        is_hold INTEGER NOT NULL CHECK (is_hold IN (0, 1)),
+        detail TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX usages_by_member ON usages(member_id, at);
+    CREATE INDEX usages_by_time ON usages(at);
+    CREATE TABLE hold_resolutions (
+        usage_id INTEGER PRIMARY KEY REFERENCES usages(id),
+        outcome TEXT NOT NULL CHECK (outcome IN ('settled', 'voided')),
+        actual INTEGER NOT NULL CHECK (actual >= 0),
+        detail TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE refunds (
+        usage_id INTEGER PRIMARY KEY REFERENCES usages(id),
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        lot_id INTEGER NOT NULL REFERENCES lots(id),
+        kind TEXT NOT NULL CHECK (kind IN
+            ('grant', 'debit', 'hold', 'settle', 'void', 'expire', 'adjust', 'refund')),
+        delta INTEGER NOT NULL,
+        granted_delta INTEGER NOT NULL,
+        usage_id INTEGER REFERENCES usages(id),
+        note TEXT NOT NULL DEFAULT '',
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX history_by_lot ON history(lot_id);
+    CREATE INDEX history_by_usage ON history(usage_id) WHERE usage_id IS NOT NULL;
+    CREATE TABLE overage (
+        id INTEGER PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        usage_id INTEGER NOT NULL REFERENCES usages(id),
+        unit TEXT NOT NULL CHECK (unit IN ('cents', 'minutes')),
+        kind TEXT NOT NULL CHECK (kind IN ('debit', 'hold', 'settle', 'void', 'refund')),
+        amount INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX overage_by_member ON overage(member_id, at);
+    CREATE INDEX overage_by_usage ON overage(usage_id);
+
+    CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+    CREATE TRIGGER overage_no_update BEFORE UPDATE ON overage
+        BEGIN SELECT RAISE(ABORT, 'overage is append-only'); END;
+    CREATE TRIGGER overage_no_delete BEFORE DELETE ON overage
+        BEGIN SELECT RAISE(ABORT, 'overage is append-only'); END;
+    CREATE TRIGGER usages_no_update BEFORE UPDATE ON usages
+        BEGIN SELECT RAISE(ABORT, 'usages are append-only'); END;
+    CREATE TRIGGER usages_no_delete BEFORE DELETE ON usages
+        BEGIN SELECT RAISE(ABORT, 'usages are append-only'); END;
+    CREATE TRIGGER holds_no_update BEFORE UPDATE ON hold_resolutions
+        BEGIN SELECT RAISE(ABORT, 'a hold resolves exactly once'); END;
+    CREATE TRIGGER holds_no_delete BEFORE DELETE ON hold_resolutions
+        BEGIN SELECT RAISE(ABORT, 'a hold resolves exactly once'); END;
+    CREATE TRIGGER refunds_no_update BEFORE UPDATE ON refunds
+        BEGIN SELECT RAISE(ABORT, 'refunds are append-only'); END;
+    CREATE TRIGGER refunds_no_delete BEFORE DELETE ON refunds
+        BEGIN SELECT RAISE(ABORT, 'refunds are append-only'); END;
+    CREATE TRIGGER lots_no_delete BEFORE DELETE ON lots
+        BEGIN SELECT RAISE(ABORT, 'lots are never deleted'); END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Checks that every lot's remaining and granted equal the sums of its history;
+/// names the first lot that does not.
+pub fn verify(conn: &Connection) -> Result<(), LedgerError> {
+    let bad = conn
+        .query_row(
+            "SELECT l.id, l.member_id, l.remaining, COALESCE(h.rem, 0), l.granted, COALESCE(h.gr, 0)
+             FROM lots l
+             LEFT JOIN (SELECT lot_id, SUM(delta) AS rem, SUM(granted_delta) AS gr
+                        FROM history GROUP BY lot_id) h ON h.lot_id = l.id
+             WHERE l.remaining <> COALESCE(h.rem, 0) OR l.granted <> COALESCE(h.gr, 0)
+             ORDER BY l.id LIMIT 1",
+            [],
+            |r| {
+                Ok(LedgerError::Inconsistent {
+                    lot: r.get(0)?,
+                    member: r.get(1)?,
+                    remaining: r.get(2)?,
+                    history_sum: r.get(3)?,
+                    granted: r.get(4)?,
+                    granted_sum: r.get(5)?,
+                })
+            },
+        )
+        .optional()?;
+    match bad {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,176 @@
+//! The one owner of the ledger's writer connection, with group commit.
+//!
+//! Callers send closures over a channel. The writer thread takes every job
+//! that is queued (up to [`MAX_BATCH`]), runs each inside its own savepoint in
+//! one transaction, so a job that fails is rolled back alone, commits once,
+//! and only then answers each caller. A job is acknowledged only after its
+//! commit returned: under `kill -9` an acknowledged job is always on disk.
+
+use super::{Ledger, LedgerError, Result, Site};
+use rusqlite::Connection;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A queued job. Called with `None` it does not run and only yields its reply
+/// (for a batch that could not start).
+type Job = Box<dyn FnOnce(Option<(&Connection, &Site)>) -> (bool, Reply) + Send>;
+
+/// A cloneable handle for sending work to the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The writer thread; dropping every handle and calling [`Writer::join`] stops it.
+pub struct Writer {
+    handle: WriterHandle,
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an opened ledger.
+    pub fn spawn(ledger: Ledger) -> std::io::Result<Writer> {
+        let (conn, site) = ledger.into_parts();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || run(conn, site, queue))?;
+        Ok(Writer {
+            handle: WriterHandle { jobs },
+            thread,
+        })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting work from this handle and waits until every queued job
+    /// (from any handle) is committed and the last handle is gone.
+    pub fn join(self) {
+        drop(self.handle);
+        // A panic in the writer thread has already been reported by the
+        // panic hook; the ledger is still consistent (the transaction did not
+        // commit), so there is nothing more to do here.
+        let _ = self.thread.join();
+    }
+}
+
+impl WriterHandle {
+    /// Queues `f`; the receiver answers after the batch holding it committed.
+    pub fn submit<R, F>(&self, f: F) -> oneshot::Receiver<Result<R>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ledger| {
+            let out = match ledger {
+                Some((conn, site)) => f(conn, site),
+                None => Err(LedgerError::WriterGone),
+            };
+            let ok = out.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let answer = match commit {
+                    Ok(()) => out,
+                    Err(e) => Err(LedgerError::CommitFailed(e)),
+                };
+                // The caller may have stopped waiting; that is not an error.
+                let _ = tx.send(answer);
+            });
+            (ok, reply)
+        });
+        // If the writer is gone the job (and `tx`) is dropped and the
+        // receiver reports it as `WriterGone`.
+        let _ = self.jobs.send(job);
+        rx
+    }
+
+    /// Runs `f` in the writer and waits for its commit (from a plain thread).
+    pub fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+    {
+        self.submit(f)
+            .blocking_recv()
+            .map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// Runs `f` in the writer and waits for its commit (from async code).
+    pub async fn call_async<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+    {
+        self.submit(f).await.map_err(|_| LedgerError::WriterGone)?
+    }
+}
+
+fn run(conn: Connection, site: Site, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, &site, batch);
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn commit_batch(conn: &Connection, site: &Site, batch: Vec<Job>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        for job in batch {
+            let (_, reply) = job(None);
+            reply(Err(msg.clone()));
+        }
+        return;
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    // Set when a savepoint could not be closed: the transaction may then hold
+    // a failed job's writes, so nothing in it may commit.
+    let mut poisoned: Option<String> = None;
+    for job in batch {
+        if poisoned.is_some() {
+            replies.push(job(None).1);
+            continue;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
+            poisoned = Some(e.to_string());
+            replies.push(job(None).1);
+            continue;
+        }
+        let (ok, reply) = job(Some((conn, site)));
+        let closed = if ok {
+            exec(conn, "RELEASE job")
+        } else {
+            exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"))
+        };
+        if let Err(e) = closed {
+            poisoned = Some(e.to_string());
+        }
+        replies.push(reply);
+    }
+    let commit = match poisoned {
+        Some(reason) => Err(reason),
+        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
+    };
+    if commit.is_err() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    for reply in replies {
+        reply(commit.clone());
+    }
+}

@@ -1,0 +1,249 @@
+//! What a print job costs: a pure function from a price table and the job's
+//! facts to integer cents.
+//!
+//! Prices are cents per impression (one side of a sheet with an image on it),
+//! for mono or colour, one- or two-sided, per media size. A job's impressions
+//! already count every copy, so nothing here multiplies by `copies`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Cents per impression for one colour mode, one- and two-sided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidedPrices {
+    pub one_sided: i64,
+    pub two_sided: i64,
+}
+
+/// Prices for one media size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPrices {
+    pub mono: SidedPrices,
+    pub colour: SidedPrices,
+}
+
+/// A printer's price table, as written in the config.
+///
+/// Media keys are PWG media names (`iso_a4_210x297mm`) or their short size
+/// name (`a4`, `a3`, `letter`); a job on a size the table does not list is
+/// priced as `default_media`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTable {
+    pub default_media: String,
+    pub media: BTreeMap<String, MediaPrices>,
+}
+
+/// Whether the job printed on one side of each sheet or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sides {
+    OneSided,
+    TwoSided,
+}
+
+/// What the printer reported about a job, reduced to what costs money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFacts {
+    pub mono_impressions: i64,
+    pub colour_impressions: i64,
+    pub sides: Sides,
+    /// The PWG media name (`iso_a3_297x420mm`), if the printer said.
+    pub media: Option<String>,
+}
+
+/// Why a price table cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceTableError {
+    #[error("default_media `{0}` is not one of the media listed in the table")]
+    UnknownDefault(String),
+    #[error("price for media `{media}` ({which}) is negative: {cents}")]
+    Negative {
+        media: String,
+        which: &'static str,
+        cents: i64,
+    },
+    #[error("the table lists no media")]
+    Empty,
+}
+
+impl PriceTable {
+    /// Checks what serde cannot: the default exists and no price is negative.
+    pub fn validate(&self) -> Result<(), PriceTableError> {
+        if self.media.is_empty() {
+            return Err(PriceTableError::Empty);
+        }
+        if self.lookup(&self.default_media).is_none() {
+            return Err(PriceTableError::UnknownDefault(self.default_media.clone()));
+        }
+        for (name, p) in &self.media {
+            let all = [
+                ("mono.one_sided", p.mono.one_sided),
+                ("mono.two_sided", p.mono.two_sided),
+                ("colour.one_sided", p.colour.one_sided),
+                ("colour.two_sided", p.colour.two_sided),
+            ];
+            for (which, cents) in all {
+                if cents < 0 {
+                    return Err(PriceTableError::Negative {
+                        media: name.clone(),
+                        which,
+                        cents,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the prices for a media name, by full PWG name or short size name,
+    /// ignoring case.
+    fn lookup(&self, media: &str) -> Option<&MediaPrices> {
+        let wanted = media.trim().to_ascii_lowercase();
+        let short = short_media_name(&wanted);
+        self.media.iter().find_map(|(key, prices)| {
+            let key = key.to_ascii_lowercase();
+            (key == wanted || key == short || short_media_name(&key) == short).then_some(prices)
+        })
+    }
+
+    /// The prices that apply to a job on `media`, falling back to the default.
+    pub fn prices_for(&self, media: Option<&str>) -> Option<&MediaPrices> {
+        media
+            .and_then(|m| self.lookup(m))
+            .or_else(|| self.lookup(&self.default_media))
+    }
+}
+
+/// `iso_a4_210x297mm` → `a4`; `na_letter_8.5x11in` → `letter`; `a4` → `a4`.
+fn short_media_name(name: &str) -> &str {
+    let mut parts = name.split('_');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_class), Some(size), Some(_dims)) => size,
+        _ => name,
+    }
+}
+
+/// The cost of a job in cents. `None` only if the table has no usable default
+/// (a table that passed [`PriceTable::validate`] always has one) or the sum
+/// overflows.
+pub fn price(table: &PriceTable, job: &JobFacts) -> Option<i64> {
+    let prices = table.prices_for(job.media.as_deref())?;
+    let (mono, colour) = match job.sides {
+        Sides::OneSided => (prices.mono.one_sided, prices.colour.one_sided),
+        Sides::TwoSided => (prices.mono.two_sided, prices.colour.two_sided),
+    };
+    let mono_cost = job.mono_impressions.max(0).checked_mul(mono)?;
+    let colour_cost = job.colour_impressions.max(0).checked_mul(colour)?;
+    mono_cost.checked_add(colour_cost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> PriceTable {
+        toml::from_str(
+            r#"
+            default_media = "iso_a4_210x297mm"
+            [media.iso_a4_210x297mm]
+            mono = { one_sided = 10, two_sided = 8 }
+            colour = { one_sided = 40, two_sided = 35 }
+            [media.a3]
+            mono = { one_sided = 20, two_sided = 16 }
+            colour = { one_sided = 80, two_sided = 70 }
+            "#,
+        )
+        .expect("test table parses")
+    }
+
+    fn job(mono: i64, colour: i64, sides: Sides, media: Option<&str>) -> JobFacts {
+        JobFacts {
+            mono_impressions: mono,
+            colour_impressions: colour,
+            sides,
+            media: media.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn price_table_cases() {
+        use Sides::*;
+        let a4 = Some("iso_a4_210x297mm");
+        let a3 = Some("iso_a3_297x420mm");
+        let cases: &[(&str, JobFacts, i64)] = &[
+            ("one mono page", job(1, 0, OneSided, a4), 10),
+            (
+                "duplex, odd page count: 5 impressions on 3 sheets",
+                job(5, 0, TwoSided, a4),
+                40,
+            ),
+            ("duplex, even page count", job(4, 0, TwoSided, a4), 32),
+            (
+                "copies already counted: 3 pages x 2 copies = 6",
+                job(6, 0, OneSided, a4),
+                60,
+            ),
+            ("colour vs mono", job(0, 3, OneSided, a4), 120),
+            (
+                "mixed colour and mono impressions",
+                job(2, 1, OneSided, a4),
+                60,
+            ),
+            ("A3 costs more than A4", job(1, 0, OneSided, a3), 20),
+            ("A3 colour duplex", job(0, 3, TwoSided, a3), 210),
+            (
+                "unknown media falls back to default",
+                job(2, 0, OneSided, Some("na_legal_8.5x14in")),
+                20,
+            ),
+            (
+                "no media reported uses default",
+                job(2, 0, OneSided, None),
+                20,
+            ),
+            (
+                "media matched by short name and case",
+                job(1, 0, OneSided, Some("A3")),
+                20,
+            ),
+            (
+                "zero-impression job costs nothing",
+                job(0, 0, OneSided, a4),
+                0,
+            ),
+            ("negative counts never pay out", job(-5, 0, OneSided, a4), 0),
+        ];
+        let t = table();
+        for (name, facts, want) in cases {
+            assert_eq!(price(&t, facts), Some(*want), "{name}");
+        }
+    }
+
+    #[test]
+    fn overflow_is_refused_not_wrapped() {
+        let facts = job(i64::MAX, 0, Sides::OneSided, None);
+        assert_eq!(price(&table(), &facts), None);
+    }
+
+    #[test]
+    fn validation_catches_bad_tables() {
+        let mut t = table();
+        assert_eq!(t.validate(), Ok(()));
+        t.default_media = "tabloid".into();
+        assert!(matches!(
+            t.validate(),
+            Err(PriceTableError::UnknownDefault(_))
+        ));
+        let mut t = table();
+        if let Some(p) = t.media.get_mut("a3") {
+            p.colour.two_sided = -1;
+        }
+        assert!(matches!(
+            t.validate(),
+            Err(PriceTableError::Negative { .. })
+        ));
+    }
+}
