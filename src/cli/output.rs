@@ -30,15 +30,22 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// A column aligns right when every cell is an amount or a count
+    /// (`$12.34`, `-0h 45m`, `42`), never a date or a name.
     fn right_aligned(&self, col: usize) -> bool {
-        self.rows.iter().all(|r| {
-            r.get(col).is_none_or(|c| {
-                c.is_empty()
-                    || c.chars().next().is_some_and(|ch| {
-                        ch.is_ascii_digit() || ch == '-' || ch == '$' || !ch.is_alphanumeric()
-                    }) && c.chars().any(|ch| ch.is_ascii_digit())
-            })
-        }) && !self.rows.is_empty()
+        let amount = |c: &str| {
+            c.chars().any(|ch| ch.is_ascii_digit())
+                && c.chars().all(|ch| {
+                    ch.is_ascii_digit()
+                        || " .,-+hm".contains(ch)
+                        || (!ch.is_alphanumeric() && ch != ':')
+                })
+        };
+        !self.rows.is_empty()
+            && self
+                .rows
+                .iter()
+                .all(|r| r.get(col).is_none_or(|c| c.is_empty() || amount(c)))
     }
 
     /// Writes the table with two spaces between columns.

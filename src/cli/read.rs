@@ -230,7 +230,8 @@ pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Resu
             format_minutes(n)
         }
     };
-    let (header, cells): (Vec<&str>, Box<dyn Fn(&query::ReportRow) -> Vec<String>>) = match by {
+    type Cells<'a> = Box<dyn Fn(&query::ReportRow) -> Vec<String> + 'a>;
+    let (header, cells): (Vec<&str>, Cells) = match by {
         ReportBy::Member => (
             if raw {
                 vec![

@@ -476,29 +476,30 @@ fn refuse(
 
 struct HoldRow {
     usage: i64,
+    at: Ts,
     member: String,
     payable: Payable,
 }
 
 fn find_hold(conn: &Connection, key: &str) -> Result<HoldRow> {
-    let row: Option<(i64, Option<String>, String, Option<String>, bool)> = conn
+    #[allow(clippy::type_complexity)]
+    let row: Option<(i64, Option<String>, String, Option<String>, bool, Ts)> = conn
         .prepare_cached(
-            "SELECT id, member_id, credit_kind, resource_type, is_hold FROM usages WHERE key = ?1",
+            "SELECT id, member_id, credit_kind, resource_type, is_hold, at FROM usages WHERE key = ?1",
         )?
         .query_row([key], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .optional()?;
     match row {
         None => Err(LedgerError::UnknownUsage(key.to_string())),
-        Some((_, _, _, _, false)) | Some((_, None, _, _, _)) => {
-            Err(LedgerError::NotAHold(key.to_string()))
-        }
-        Some((usage, Some(member), kind, rt, true)) => Ok(HoldRow {
+        Some((usage, Some(member), kind, rt, true, at)) => Ok(HoldRow {
             usage,
+            at,
             member,
             payable: Payable::from_row(&kind, rt),
         }),
+        Some(_) => Err(LedgerError::NotAHold(key.to_string())),
     }
 }
 
@@ -561,6 +562,8 @@ pub fn settle(
         });
     }
     let hold = find_hold(conn, key)?;
+    // A clock that stepped back must not date the settle before its hold.
+    let at = at.max(hold.at);
     match resolution(conn, hold.usage)? {
         Some((outcome, was)) if outcome == "settled" && was == actual => {
             return charge_of(
@@ -637,6 +640,7 @@ pub fn settle(
 /// voiding a settled hold is an error.
 pub fn void(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<()> {
     let hold = find_hold(conn, key)?;
+    let at = at.max(hold.at);
     match resolution(conn, hold.usage)? {
         Some((outcome, _)) if outcome == "voided" => return Ok(()),
         Some((outcome, _)) => {
@@ -667,13 +671,19 @@ pub fn void(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<()> {
 /// (or, where a lot has expired or been voided since, into a new lot that
 /// never expires), and its overage is reversed. Each usage refunds once.
 pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refund> {
-    let row: Option<(i64, Option<String>, String, Option<String>, bool, i64)> = conn
-        .prepare_cached("SELECT id, member_id, credit_kind, resource_type, is_hold, amount FROM usages WHERE key = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+    #[allow(clippy::type_complexity)]
+    let row: Option<(i64, Option<String>, String, Option<String>, bool, i64, Ts)> = conn
+        .prepare_cached("SELECT id, member_id, credit_kind, resource_type, is_hold, amount, at FROM usages WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
         .optional()?;
-    let Some((usage, member, kind, rt, is_hold, amount)) = row else {
+    let Some((usage, member, kind, rt, is_hold, amount, used_at)) = row else {
         return Err(LedgerError::UnknownUsage(key.to_string()));
     };
+    // A refund is never dated before what it refunds (settles included).
+    let last: Option<Ts> = conn
+        .prepare_cached("SELECT MAX(at) FROM history WHERE usage_id = ?1")?
+        .query_row([usage], |r| r.get(0))?;
+    let at = at.max(used_at).max(last.unwrap_or(used_at));
     let refunded: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM refunds WHERE usage_id = ?1")?
         .query_row([usage], |r| r.get(0))
