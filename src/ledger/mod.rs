@@ -170,6 +170,9 @@ impl Ledger {
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // 16 MiB of page cache: a site's whole working set, without letting a
+        // long-running daemon grow without bound.
+        conn.pragma_update(None, "cache_size", -16_384)?;
         schema::migrate(&mut conn)?;
         schema::verify(&conn)?;
         Ok(Ledger { conn, site })

@@ -24,12 +24,18 @@ pub struct Balance {
 
 /// Member ids and names, optionally one member (error if unknown).
 fn members(conn: &Connection, member: Option<&str>) -> Result<Vec<(String, String, bool)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, closed_at IS NOT NULL FROM members WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([member], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+    let rows = match member {
+        // Two statements, so looking up one member uses the primary key.
+        Some(m) => conn
+            .prepare_cached("SELECT id, name, closed_at IS NOT NULL FROM members WHERE id = ?1")?
+            .query_map([m], map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        None => conn
+            .prepare_cached("SELECT id, name, closed_at IS NOT NULL FROM members ORDER BY id")?
+            .query_map([], map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
     if let (Some(m), true) = (member, rows.is_empty()) {
         return Err(super::LedgerError::UnknownMember(m.to_string()));
     }

@@ -57,7 +57,6 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL,
         at INTEGER NOT NULL
     );
-    CREATE INDEX usages_by_member ON usages(member_id, at);
     CREATE INDEX usages_by_time ON usages(at);
     CREATE TABLE hold_resolutions (
         usage_id INTEGER PRIMARY KEY REFERENCES usages(id),

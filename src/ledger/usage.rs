@@ -383,12 +383,18 @@ fn record(
         return Ok(HoldOutcome::Placed(charge));
     }
     let unit = req.payable.unit();
-    let allocation = match &req.member {
+    // What the member could spend before this usage, and how it is paid.
+    let (available, allocation) = match &req.member {
         Some(member) => {
-            member_exists(conn, member)?;
-            allocate(candidates(conn, member, &req.payable, req.at)?, req.amount)
+            let lots = candidates(conn, member, &req.payable, req.at)?;
+            if lots.is_empty() {
+                // Only then can an unknown member hide behind "no credit".
+                member_exists(conn, member)?;
+            }
+            let available: i64 = lots.iter().map(|c| c.remaining).sum();
+            (available, allocate(lots, req.amount))
         }
-        None => Default::default(),
+        None => (0, Default::default()),
     };
     if let (true, Some(member)) = (is_hold, &req.member) {
         if let Some(refusal) = refuse(conn, site, member, unit, req, allocation.uncovered)? {
@@ -431,14 +437,17 @@ fn record(
             req.at,
         )?;
     }
-    let charge = charge_of(
-        conn,
-        usage,
-        req.member.as_deref(),
-        &req.payable,
-        req.at,
-        false,
-    )?;
+    let charge = Charge {
+        usage_id: usage,
+        covered: allocation.covered(),
+        overage: if req.member.is_some() {
+            allocation.uncovered
+        } else {
+            0
+        },
+        balance_after: available - allocation.covered(),
+        replayed: false,
+    };
     Ok(HoldOutcome::Placed(charge))
 }
 
