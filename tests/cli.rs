@@ -1,0 +1,390 @@
+//! The real `tallyd` binary on temporary ledgers: what a manager types and
+//! what they see.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"
+[site]
+name = "Test Space"
+timezone = "Europe/Lisbon"
+currency_symbol = "$"
+ledger = "ledger.db"
+overage_policy = "credits-then-invoice"
+
+[prices.standard]
+default_media = "a4"
+[prices.standard.media.a4]
+mono = { one_sided = 10, two_sided = 8 }
+colour = { one_sided = 40, two_sided = 35 }
+"#;
+        std::fs::write(dir.path().join("tallyd.toml"), config).expect("write config");
+        Site { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("tallyd.toml")
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.dir.path().join("ledger.db")
+    }
+
+    fn run_at(&self, now: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tallyd"))
+            .args(args)
+            .env("TALLYD_CONFIG", self.config())
+            .env("TALLYD_NOW", now)
+            .env_remove("TALLYD_LEDGER")
+            .output()
+            .expect("run tallyd")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, now: &str, args: &[&str]) -> String {
+        let out = self.run_at(now, args);
+        assert!(
+            out.status.success(),
+            "tallyd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs and expects failure; returns stderr.
+    fn fails(&self, now: &str, args: &[&str]) -> String {
+        let out = self.run_at(now, args);
+        assert!(!out.status.success(), "tallyd {args:?} should fail");
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+
+    /// Alice with $20 of printing (expiring end of November) and 2h of room time.
+    fn with_alice(&self) {
+        self.ok(
+            "2026-11-02 09:00",
+            &[
+                "grant",
+                "alice",
+                "--name",
+                "Alice Martin",
+                "--amount",
+                "20",
+                "--reason",
+                "welcome",
+                "--expires",
+                "2026-11-30",
+            ],
+        );
+        self.ok(
+            "2026-11-02 09:00",
+            &[
+                "grant",
+                "alice",
+                "--credit",
+                "room-hours",
+                "--resource-types",
+                "meeting-room",
+                "--amount",
+                "2h",
+                "--reason",
+                "plan",
+            ],
+        );
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).expect("valid JSON")
+}
+
+#[test]
+fn grant_then_balance_shows_money_and_time() {
+    let site = Site::new();
+    site.with_alice();
+    let table = site.ok("2026-11-02 10:00", &["balance"]);
+    assert!(table.contains("alice"), "{table}");
+    assert!(table.contains("$20.00"), "{table}");
+    assert!(table.contains("2h 00m"), "{table}");
+    let j = json(&site.ok("2026-11-02 10:00", &["balance", "alice", "--json"]));
+    assert_eq!(j[0]["printing_cents"], 2000);
+    assert_eq!(j[0]["time_minutes"]["room-hours"], 120);
+    let csv = site.ok("2026-11-02 10:00", &["balance", "--csv"]);
+    assert_eq!(
+        csv.lines().next(),
+        Some("member,name,closed,printing_cents,room-hours_minutes,overage_cents,overage_minutes")
+    );
+    assert_eq!(
+        csv.lines().nth(1),
+        Some("alice,Alice Martin,false,2000,120,0,0")
+    );
+}
+
+#[test]
+fn a_charge_beyond_credit_goes_to_overage_and_a_replay_charges_nothing() {
+    let site = Site::new();
+    site.with_alice();
+    let first = site.ok(
+        "2026-11-03 14:00",
+        &[
+            "charge", "alice", "--amount", "25.50", "--reason", "posters", "--key", "p1",
+        ],
+    );
+    assert!(first.contains("charged $25.50"), "{first}");
+    assert!(first.contains("$5.50 overage"), "{first}");
+    let again = site.ok(
+        "2026-11-03 14:05",
+        &[
+            "charge", "alice", "--amount", "25.50", "--reason", "posters", "--key", "p1",
+        ],
+    );
+    assert!(again.starts_with("already charged"), "{again}");
+    let j = json(&site.ok("2026-11-03 15:00", &["balance", "alice", "--json"]));
+    assert_eq!(j[0]["printing_cents"], 0);
+    assert_eq!(j[0]["overage_cents"], 550);
+    let err = site.fails(
+        "2026-11-03 15:00",
+        &[
+            "charge", "alice", "--amount", "3", "--reason", "posters", "--key", "p1",
+        ],
+    );
+    assert!(err.contains("already used for different content"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn a_past_balance_is_rebuilt_from_history() {
+    let site = Site::new();
+    site.with_alice();
+    site.ok(
+        "2026-11-10 12:00",
+        &[
+            "charge", "alice", "--amount", "4", "--reason", "flyers", "--key", "f1",
+        ],
+    );
+    site.ok("2026-12-01 09:00", &["expire"]);
+    let before = json(&site.ok(
+        "2026-12-05 09:00",
+        &["balance", "alice", "--at", "2026-11-05", "--json"],
+    ));
+    assert_eq!(before[0]["printing_cents"], 2000);
+    let after_charge = json(&site.ok(
+        "2026-12-05 09:00",
+        &["balance", "alice", "--at", "2026-11-20 08:00", "--json"],
+    ));
+    assert_eq!(after_charge[0]["printing_cents"], 1600);
+    let now = json(&site.ok("2026-12-05 09:00", &["balance", "alice", "--json"]));
+    assert_eq!(
+        now[0]["printing_cents"], 0,
+        "expired at the end of November"
+    );
+    assert_eq!(
+        now[0]["time_minutes"]["room-hours"], 120,
+        "time credit never expires"
+    );
+}
+
+#[test]
+fn statement_lists_grants_charges_refunds_and_expiry() {
+    let site = Site::new();
+    site.with_alice();
+    site.ok(
+        "2026-11-10 12:00",
+        &[
+            "charge", "alice", "--amount", "4", "--reason", "flyers", "--key", "f1",
+        ],
+    );
+    site.ok(
+        "2026-11-11 12:00",
+        &[
+            "charge",
+            "alice",
+            "--amount",
+            "45m",
+            "--resource-type",
+            "meeting-room",
+            "--reason",
+            "room A",
+            "--key",
+            "r1",
+        ],
+    );
+    let refund = site.ok(
+        "2026-11-12 09:00",
+        &["refund", "manual:f1", "--reason", "misprint"],
+    );
+    assert!(refund.contains("refunded manual:f1"), "{refund}");
+    site.ok("2026-12-01 00:30", &["expire"]);
+    let st = site.ok(
+        "2026-12-02 09:00",
+        &[
+            "statement",
+            "alice",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-12-01",
+        ],
+    );
+    for expected in [
+        "welcome", "-$4.00", "flyers", "room A", "-0h 45m", "refund", "$4.00", "expire", "-$20.00",
+    ] {
+        assert!(st.contains(expected), "statement lacks `{expected}`:\n{st}");
+    }
+    let csv = site.ok(
+        "2026-12-02 09:00",
+        &[
+            "statement",
+            "alice",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-12-01",
+            "--csv",
+        ],
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",debit,printing,-400,0,cents,flyers,manual:f1")),
+        "{csv}"
+    );
+    let again = site.fails(
+        "2026-12-02 09:00",
+        &["refund", "manual:f1", "--reason", "twice"],
+    );
+    assert!(again.contains("already refunded"), "{again}");
+}
+
+#[test]
+fn monthly_report_by_member_and_resource() {
+    let site = Site::new();
+    site.with_alice();
+    site.ok(
+        "2026-11-10 12:00",
+        &[
+            "charge", "alice", "--amount", "24", "--reason", "flyers", "--key", "f1",
+        ],
+    );
+    site.ok(
+        "2026-11-11 12:00",
+        &[
+            "charge",
+            "alice",
+            "--units",
+            "45",
+            "--resource-type",
+            "meeting-room",
+            "--reason",
+            "room A",
+            "--key",
+            "r1",
+        ],
+    );
+    site.ok(
+        "2026-12-01 12:00",
+        &[
+            "charge", "alice", "--amount", "1", "--reason", "december", "--key", "d1",
+        ],
+    );
+    let csv = site.ok(
+        "2026-12-02 09:00",
+        &["report", "--month", "2026-11", "--csv"],
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "member,jobs,impressions,printing_cents,sessions,minutes,overage_cents,overage_minutes,refunds");
+    assert_eq!(lines[1], "alice,0,0,2400,0,45,400,0,0");
+    assert_eq!(
+        lines.len(),
+        2,
+        "December's charge is not in November: {csv}"
+    );
+    let table = site.ok("2026-12-02 09:00", &["report", "--month", "2026-11"]);
+    assert!(
+        table.contains("$24.00") && table.contains("$4.00"),
+        "{table}"
+    );
+}
+
+#[test]
+fn clear_errors_and_nonzero_exit() {
+    let site = Site::new();
+    let missing = site.fails("2026-11-02 09:00", &["balance"]);
+    assert!(missing.contains("no ledger at"), "{missing}");
+    site.with_alice();
+    let unknown = site.fails("2026-11-02 09:00", &["balance", "carol"]);
+    assert_eq!(unknown.trim(), "tallyd: unknown member `carol`");
+    let bad_date = site.fails("2026-11-02 09:00", &["balance", "--at", "last tuesday"]);
+    assert!(bad_date.contains("is not a date"), "{bad_date}");
+    let bad_month = site.fails("2026-11-02 09:00", &["report", "--month", "2026-13"]);
+    assert!(bad_month.contains("is not YYYY-MM"), "{bad_month}");
+    let bad_key = site.fails("2026-11-02 09:00", &["refund", "nope", "--reason", "x"]);
+    assert!(bad_key.contains("no usage with key `nope`"), "{bad_key}");
+    for err in [&unknown, &bad_date, &bad_month, &bad_key] {
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
+fn check_config_names_file_line_and_field() {
+    let site = Site::new();
+    let ok = site.ok("2026-11-02 09:00", &["check-config"]);
+    assert!(ok.contains("config OK"), "{ok}");
+    std::fs::write(
+        site.config(),
+        "[site]\ntimezone = \"Europe/Lisbon\"\noverage_policy = \"maybe\"\n",
+    )
+    .expect("write");
+    let err = site.fails("2026-11-02 09:00", &["check-config"]);
+    assert!(err.contains("tallyd.toml:3: site.overage_policy"), "{err}");
+}
+
+#[test]
+fn read_commands_work_while_another_process_writes() {
+    let site = Site::new();
+    site.with_alice();
+    // Hold a write transaction open, as the daemon does mid-commit.
+    let conn = rusqlite::Connection::open(site.ledger()).expect("open");
+    conn.execute_batch(
+        "BEGIN IMMEDIATE; INSERT INTO members (id, name, created_at) VALUES ('zed', 'Zed', 0);",
+    )
+    .expect("write in progress");
+    let started = std::time::Instant::now();
+    let out = site.ok("2026-11-02 10:00", &["balance", "--csv"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "did not wait for the writer"
+    );
+    assert!(out.contains("alice,Alice Martin"), "{out}");
+    assert!(
+        !out.contains("zed"),
+        "uncommitted rows are not visible: {out}"
+    );
+    conn.execute_batch("COMMIT").expect("commit");
+    assert!(site
+        .ok("2026-11-02 10:00", &["balance", "--csv"])
+        .contains("zed"));
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tallyd.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+        .args([
+            "--config",
+            shipped.to_str().expect("utf-8 path"),
+            "check-config",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
