@@ -728,7 +728,7 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<rusqlite::Result<Vec<(i64, i64, String, bool)>>>()?;
-        let note = format!("refund of {key}: {reason}");
+        let note = format!("refunded: {reason}");
         for (lot, net, credit, dead) in taken {
             if net <= 0 {
                 continue;
