@@ -43,6 +43,42 @@ pub fn line_of(text: &str, at: usize) -> usize {
         + 1
 }
 
+/// The dotted name of the field at byte `at` of a TOML document: the key on
+/// that line under the nearest table header above it (or the header itself,
+/// plus the field a "missing field" message names).
+pub fn field_at(text: &str, at: usize, message: &str) -> String {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let header = |l: &str| -> Option<String> {
+        let l = l.trim();
+        let inner = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]"));
+        let inner = inner.or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')));
+        inner.map(|h| h.trim().to_string())
+    };
+    let named = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.contains("field"));
+    if let Some(table) = header(line) {
+        return match named {
+            Some(f) => format!("{table}.{f}"),
+            None => table,
+        };
+    }
+    let table = text[..line_start].lines().rev().find_map(header);
+    let key = line.split('=').next().unwrap_or("").trim();
+    let key = if key.is_empty() {
+        named.unwrap_or("(syntax)")
+    } else {
+        key
+    };
+    match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -120,10 +156,8 @@ impl Config {
             };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let field = e
-                .message()
-                .split('`')
-                .nth(1)
-                .map(str::to_string)
+                .span()
+                .map(|span| field_at(text, span.start, e.message()))
                 .unwrap_or_else(|| "(syntax)".into());
             err(e.span(), &field, e.message().trim().to_string())
         })?;
@@ -229,7 +263,14 @@ mod tests {
         assert_eq!((e.line, e.field.as_str()), (Some(3), "site.overage_policy"));
 
         let e = parse("[site]\ntimezone = \"UTC\"\ncolour = 1\n").expect_err("unknown field");
-        assert_eq!((e.line, e.field.as_str()), (Some(3), "colour"));
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "site.colour"));
+
+        let e = parse("[site]\ntimezone = \"UTC\"\noverage_cap_cents = \"lots\"\n")
+            .expect_err("wrong type");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(3), "site.overage_cap_cents")
+        );
 
         let e =
             parse("[site]\ntimezone = \"UTC\"\noverage_cap_cents = -1\n").expect_err("negative");

@@ -388,3 +388,32 @@ fn the_shipped_example_config_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn each_broken_config_fixture_is_rejected_with_file_line_and_field() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config");
+    let cases = [
+        ("cap-not-a-number.toml", 4, "site.overage_cap_cents"),
+        ("duplicate-table.toml", 4, "site"),
+        ("missing-site.toml", 2, "prices.standard.media"),
+        ("negative-price.toml", 5, "prices.standard"),
+        ("unknown-default-media.toml", 5, "prices.standard"),
+        ("unknown-timezone.toml", 2, "site.timezone"),
+    ];
+    for (file, line, field) in cases {
+        let path = fixtures.join(file);
+        let out = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+            .args([
+                "--config",
+                path.to_str().expect("utf-8 path"),
+                "check-config",
+            ])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{file} must be rejected");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("{file}:{line}: {field}: ");
+        assert!(err.contains(&want), "{file}: expected `{want}` in: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
