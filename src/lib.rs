@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod grants;
 pub mod ledger;
 pub mod money;
 pub mod pricing;
