@@ -84,6 +84,8 @@ pub fn field_at(text: &str, at: usize, message: &str) -> String {
 struct RawConfig {
     site: RawSite,
     #[serde(default)]
+    grants: Option<RawGrants>,
+    #[serde(default)]
     prices: BTreeMap<String, Spanned<PriceTable>>,
 }
 
@@ -105,6 +107,41 @@ struct RawSite {
     overage_cap_minutes: Option<Spanned<i64>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    source: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+/// Where the central grants file is and how often to sync it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantsConfig {
+    /// A path (relative to the config's folder) or an `http(s)://` URL.
+    pub source: String,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+}
+
+/// Parses `90s`, `15m`, `2h` into a duration.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => return Some(std::time::Duration::from_millis(n)),
+        "s" => n,
+        "m" | "min" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
 fn default_symbol() -> String {
     "$".into()
 }
@@ -118,6 +155,7 @@ pub struct Config {
     pub ledger: PathBuf,
     pub default_policy: OveragePolicy,
     pub prices: BTreeMap<String, PriceTable>,
+    pub grants: Option<GrantsConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -219,7 +257,43 @@ impl Config {
                 .map_err(|e| err(Some(span), &format!("prices.{name}"), e.to_string()))?;
             prices.insert(name, table);
         }
+        let grants = match raw.grants {
+            None => None,
+            Some(g) => {
+                let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| match v {
+                    None => Ok(std::time::Duration::from_secs(default)),
+                    Some(d) => parse_duration(d.get_ref())
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            err(
+                                Some(d.span()),
+                                field,
+                                format!("`{}` is not a duration like 30s, 15m or 2h", d.get_ref()),
+                            )
+                        }),
+                };
+                let source = g.source.get_ref().trim();
+                if source.is_empty() {
+                    return Err(err(
+                        Some(g.source.span()),
+                        "grants.source",
+                        "must not be empty".into(),
+                    ));
+                }
+                let source = if source.starts_with("http://") || source.starts_with("https://") {
+                    source.to_string()
+                } else {
+                    base.join(source).display().to_string()
+                };
+                Some(GrantsConfig {
+                    source,
+                    interval: duration(&g.interval, "grants.interval", 900)?,
+                    timeout: duration(&g.timeout, "grants.timeout", 10)?,
+                })
+            }
+        };
         Ok(Config {
+            grants,
             site_name: s.name.unwrap_or_else(|| "tallyd".into()),
             tz,
             currency_symbol: s.currency_symbol,

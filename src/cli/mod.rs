@@ -4,6 +4,7 @@
 
 mod output;
 mod read;
+mod sync;
 mod write;
 
 use crate::clock;
@@ -78,6 +79,15 @@ pub enum Command {
     Grant(write::GrantArgs),
     /// Record a manual charge (a walk-up copier, a room booked at the desk).
     Charge(write::ChargeArgs),
+    /// Sync the central grants file into the ledger once.
+    Sync {
+        /// Print what would be issued, adjusted, voided and closed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A path or http(s) URL instead of the config's [grants] source.
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// Record expiry of every lot past its expiry date now.
     Expire,
     /// Validate the config file and say what it sets up.
@@ -128,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Refund { key, reason } => write::refund(&ctx, &mut out, &key, &reason),
         Command::Grant(args) => write::grant(&ctx, &mut out, &args),
         Command::Charge(args) => write::charge(&ctx, &mut out, &args),
+        Command::Sync { dry_run, source } => sync::sync(&ctx, &mut out, source.as_deref(), dry_run),
         Command::Expire => write::expire(&ctx, &mut out),
         Command::CheckConfig => write::check_config(&ctx, &mut out),
     }

@@ -231,7 +231,7 @@ pub struct Purchase {
     pub reference: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountGrant {
     pub id: String,
     pub credit: String,

@@ -145,6 +145,13 @@ pub fn grant(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
     if known.is_none() {
         return Err(LedgerError::UnknownMember(g.member.clone()));
     }
+    insert_lot(conn, g)
+}
+
+/// Inserts a lot and its `grant` history row without the checks [`grant`]
+/// makes; for callers that validated member, credit and key themselves
+/// (the grants sync, which inserts thousands at once).
+pub fn insert_lot(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
     conn.prepare_cached(
         "INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at, source, source_key, created_at)
          VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -246,6 +253,37 @@ pub fn adjust_amount(
     .execute(params![lot, delta])?;
     history(conn, lot, "adjust", delta, delta, &note, at)?;
     Ok(delta)
+}
+
+/// Changes when a lot is valid, recording the old values.
+pub fn adjust_validity(
+    conn: &Connection,
+    lot: i64,
+    valid_from: Ts,
+    expires_at: Option<Ts>,
+    reason: &str,
+    at: Ts,
+) -> Result<()> {
+    let before: (Ts, Option<Ts>) = conn
+        .prepare_cached("SELECT valid_from, expires_at FROM lots WHERE id = ?1")?
+        .query_row([lot], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(LedgerError::UnknownLot(lot))?;
+    if before == (valid_from, expires_at) {
+        return Ok(());
+    }
+    conn.prepare_cached("UPDATE lots SET valid_from = ?2, expires_at = ?3 WHERE id = ?1")?
+        .execute(params![lot, valid_from, expires_at])?;
+    let show = |t: Option<Ts>| {
+        t.map(|t| crate::clock::format_rfc3339(chrono_tz::UTC, t))
+            .unwrap_or_else(|| "never".into())
+    };
+    let note = format!(
+        "{reason}; was valid from {} until {}",
+        show(Some(before.0)),
+        show(before.1)
+    );
+    history(conn, lot, "adjust", 0, 0, &note, at)
 }
 
 /// Changes when a lot expires, recording the old value.

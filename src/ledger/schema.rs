@@ -118,6 +118,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER lots_no_delete BEFORE DELETE ON lots
         BEGIN SELECT RAISE(ABORT, 'lots are never deleted'); END;
     "#,
+    // 2: what the grants file says, as last applied, and its history.
+    r#"
+    CREATE TABLE member_cards (
+        card TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id)
+    );
+    CREATE TABLE member_print_users (
+        user TEXT PRIMARY KEY,
+        member_id TEXT NOT NULL REFERENCES members(id)
+    );
+    CREATE INDEX member_cards_by_member ON member_cards(member_id);
+    CREATE INDEX member_print_users_by_member ON member_print_users(member_id);
+    CREATE TABLE resource_types (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE resources (id TEXT PRIMARY KEY, resource_type TEXT NOT NULL);
+    CREATE TABLE catalog (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE TABLE catalog_changes (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        change TEXT NOT NULL CHECK (change IN ('added', 'edited', 'deleted')),
+        before TEXT,
+        after TEXT
+    );
+    CREATE TRIGGER catalog_changes_no_update BEFORE UPDATE ON catalog_changes
+        BEGIN SELECT RAISE(ABORT, 'catalog history is append-only'); END;
+    CREATE TRIGGER catalog_changes_no_delete BEFORE DELETE ON catalog_changes
+        BEGIN SELECT RAISE(ABORT, 'catalog history is append-only'); END;
+    CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
 ];
 
 /// The schema version this build writes.

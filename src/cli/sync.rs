@@ -1,0 +1,146 @@
+//! `tallyd sync [--dry-run]`: one sync of the central grants file.
+
+use super::output::{write_json, Format};
+use super::Ctx;
+use crate::clock;
+use crate::grants::{self, source};
+use crate::ledger::Ledger;
+use anyhow::{anyhow, Context, Result};
+use std::io::Write;
+use std::time::Duration;
+
+pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: bool) -> Result<()> {
+    let (source, timeout) = match (source_arg, &ctx.config.grants) {
+        (Some(s), g) => (
+            s.to_string(),
+            g.as_ref().map_or(Duration::from_secs(10), |g| g.timeout),
+        ),
+        (None, Some(g)) => (g.source.clone(), g.timeout),
+        (None, None) => {
+            return Err(anyhow!(
+                "the config has no [grants] source (or pass --source PATH|URL)"
+            ))
+        }
+    };
+    let src = source::Source::parse(&source);
+    let mut ledger = if dry_run && !ctx.ledger.exists() {
+        Ledger::open(std::path::Path::new(":memory:"), ctx.config.site())?
+    } else {
+        Ledger::open(&ctx.ledger, ctx.config.site())?
+    };
+    let last = grants::last_good(ledger.conn(), &src.name())?;
+    let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let fetched = runtime
+        .block_on(source::fetch_with_retry(
+            &src,
+            &validators,
+            timeout,
+            3,
+            Duration::from_secs(1),
+        ))
+        .map_err(|e| anyhow!("{e}; the last good grants stay in force"))?;
+    let (text, validators) = match fetched {
+        source::Fetched::Body { text, validators } => (text, validators),
+        source::Fetched::NotModified => {
+            last.context("the server said not modified, but no earlier grants file is stored")?
+        }
+    };
+    let catalog = grants::parse(&src.name(), &text)
+        .map_err(|e| anyhow!("{e}; nothing changed, the last good grants stay in force"))?;
+    let now = ctx.now;
+    let name = src.name();
+    let report = ledger.write(|conn, site| {
+        grants::apply(
+            conn,
+            site.tz,
+            &catalog,
+            &name,
+            &text,
+            &validators,
+            now,
+            dry_run,
+        )
+    })?;
+    let c = report.counts;
+    if !dry_run {
+        tracing::info!(source = %report.source, digest = %report.digest, issued = c.issued, adjusted = c.adjusted,
+            voided = c.voided, closed = c.closed, members = catalog.members.len(), "grants sync");
+    }
+    match ctx.format {
+        Format::Json => write_json(
+            out,
+            &serde_json::json!({ "dry_run": dry_run, "digest": report.digest, "counts": c, "changes": report.plan.changes }),
+        )?,
+        _ => {
+            let verb = if dry_run { "would issue" } else { "issued" };
+            writeln!(
+                out,
+                "{} {verb} {} lots, adjusted {}, voided {}, closed {} members ({} members in file, digest {})",
+                if dry_run { "dry run:" } else { "synced:" },
+                c.issued, c.adjusted, c.voided, c.closed, catalog.members.len(), &report.digest[..12]
+            )?;
+            if dry_run {
+                dry_run_details(ctx, out, &report.plan)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dry_run_details(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    plan: &grants::reconcile::SyncPlan,
+) -> Result<()> {
+    let tz = ctx.config.tz;
+    let sym = &ctx.config.currency_symbol;
+    let show = |credit: &str, n: i64| {
+        let unit = if credit == crate::ledger::PRINTING {
+            crate::money::Unit::Cents
+        } else {
+            crate::money::Unit::Minutes
+        };
+        crate::money::format_amount(sym, unit, n)
+    };
+    for (member, issues) in plan.issues_by_member() {
+        for i in issues {
+            let g = &i.grant;
+            let until = g
+                .expires_at
+                .map(|e| clock::format_local(tz, e))
+                .unwrap_or_else(|| "never".into());
+            writeln!(
+                out,
+                "  issue   {member}: {} {} ({}), valid {} until {until}",
+                show(&g.credit, g.amount),
+                g.credit,
+                g.note,
+                clock::format_local(tz, g.valid_from)
+            )?;
+        }
+    }
+    for e in &plan.edits {
+        writeln!(
+            out,
+            "  adjust  {}: account grant {} {} -> {}",
+            e.member,
+            e.after.id,
+            show(&e.after.credit, e.before.amount),
+            show(&e.after.credit, e.after.amount)
+        )?;
+    }
+    for v in &plan.voids {
+        writeln!(
+            out,
+            "  void    {}: account grant {} (lot {})",
+            v.member, v.before.id, v.lot
+        )?;
+    }
+    for m in &plan.closes {
+        writeln!(out, "  close   {m}: removed from the grants file")?;
+    }
+    Ok(())
+}
