@@ -227,7 +227,7 @@ fn take_from_lot(
     lot: i64,
     amount: i64,
     kind: &str,
-    usage: i64,
+    usage: Option<i64>,
     note: &str,
     at: Ts,
 ) -> Result<()> {
@@ -242,7 +242,8 @@ fn take_from_lot(
 
 /// Returns reserved credit to a lot. If the lot can no longer be spent (expired
 /// or voided since), the returned amount is expired or voided at once so no
-/// credit is left stranded on a dead lot.
+/// credit is left stranded on a dead lot. That second row belongs to the lot,
+/// not the usage (no `usage_id`): the usage did not spend it.
 fn give_back(
     conn: &Connection,
     lot: i64,
@@ -251,7 +252,7 @@ fn give_back(
     usage: i64,
     at: Ts,
 ) -> Result<()> {
-    take_from_lot(conn, lot, -amount, kind, usage, "", at)?;
+    take_from_lot(conn, lot, -amount, kind, Some(usage), "", at)?;
     let (expires_at, voided_at): (Option<Ts>, Option<Ts>) = conn
         .prepare_cached("SELECT expires_at, voided_at FROM lots WHERE id = ?1")?
         .query_row([lot], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -261,7 +262,7 @@ fn give_back(
             lot,
             amount,
             "void",
-            usage,
+            None,
             "returned to a voided lot",
             at,
         )?;
@@ -271,7 +272,7 @@ fn give_back(
             lot,
             amount,
             "expire",
-            usage,
+            None,
             "returned to an expired lot",
             at,
         )?;
@@ -424,7 +425,7 @@ fn record(
     let usage = conn.last_insert_rowid();
     let kind = if is_hold { "hold" } else { "debit" };
     for &(lot, take) in &allocation.takes {
-        take_from_lot(conn, lot, take, kind, usage, "", req.at)?;
+        take_from_lot(conn, lot, take, kind, Some(usage), "", req.at)?;
     }
     if let Some(member) = &req.member {
         add_overage(
@@ -601,7 +602,7 @@ pub fn settle(
             actual - held,
         );
         for &(lot, take) in &extra.takes {
-            take_from_lot(conn, lot, take, "settle", hold.usage, "", at)?;
+            take_from_lot(conn, lot, take, "settle", Some(hold.usage), "", at)?;
         }
         add_overage(
             conn,
@@ -750,7 +751,7 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
                 )?;
                 out.regranted += net;
             } else {
-                take_from_lot(conn, lot, -net, "refund", usage, &note, at)?;
+                take_from_lot(conn, lot, -net, "refund", Some(usage), &note, at)?;
                 out.restored += net;
             }
         }
