@@ -49,34 +49,64 @@ pub fn line_of(text: &str, at: usize) -> usize {
 pub fn field_at(text: &str, at: usize, message: &str) -> String {
     let at = at.min(text.len());
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("").trim();
-    let header = |l: &str| -> Option<String> {
-        let l = l.trim();
-        let inner = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]"));
-        let inner = inner.or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')));
-        inner.map(|h| h.trim().to_string())
-    };
+    let line = text[line_start..].lines().next().unwrap_or("");
     let named = message
         .split('`')
         .nth(1)
         .filter(|_| message.contains("field"));
-    if let Some(table) = header(line) {
+    if let Some(table) = table_header(line) {
         return match named {
             Some(f) => format!("{table}.{f}"),
             None => table,
         };
     }
-    let table = text[..line_start].lines().rev().find_map(header);
-    let key = line.split('=').next().unwrap_or("").trim();
-    let key = if key.is_empty() {
-        named.unwrap_or("(syntax)")
-    } else {
-        key
-    };
+    let above: Vec<&str> = text[..line_start].lines().collect();
+    // The key is on this line, or (inside a multi-line array or inline
+    // table) on the nearest line above that assigns one.
+    let key = std::iter::once(line)
+        .chain(
+            above
+                .iter()
+                .rev()
+                .copied()
+                .take_while(|l| table_header(l).is_none()),
+        )
+        .find_map(key_of);
+    let table = above.iter().rev().find_map(|l| table_header(l));
+    let key = key.or(named).unwrap_or("(syntax)");
     match table {
         Some(t) => format!("{t}.{key}"),
         None => key.to_string(),
     }
+}
+
+/// The key a TOML line assigns (`amount = 5` → `amount`), if any.
+fn key_of(line: &str) -> Option<&str> {
+    let code = strip_comment(line);
+    let (key, _) = code.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.contains(['"', '[', '{', ','])).then_some(key)
+}
+
+/// A line without its `# comment` (a `#` inside quotes is kept).
+fn strip_comment(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' | '\'' => quoted = !quoted,
+            '#' if !quoted => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The table a header line opens (`[[member.plan]] # x` → `member.plan`).
+fn table_header(line: &str) -> Option<String> {
+    let l = strip_comment(line).trim();
+    let inner = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]"));
+    let inner = inner.or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')));
+    inner.map(|h| h.trim().to_string())
 }
 
 #[derive(Deserialize)]

@@ -487,6 +487,9 @@ impl Validator<'_> {
             let expires = match b.expires.as_deref().map(str::trim) {
                 None => default,
                 Some("period") if default == Expiry::Period => Expiry::Period,
+                Some("period") => {
+                    return Err(self.err(&p.key("expires"), "`period` applies to plan benefits only; use `never` or a duration like `6 months`"))
+                }
                 Some("never") => Expiry::Never,
                 Some(text) => Expiry::After(Span::parse(text).ok_or_else(|| {
                     self.err(
