@@ -57,7 +57,11 @@ const MIGRATIONS: &[&str] = &[
         amount INTEGER NOT NULL CHECK (amount >= 0),
         is_hold INTEGER NOT NULL CHECK (is_hold IN (0, 1)),
         detail TEXT NOT NULL,
-        at INTEGER NOT NULL
+        at INTEGER NOT NULL,
+        -- The first result, returned again to a replay of the key.
+        covered INTEGER NOT NULL,
+        overage INTEGER NOT NULL,
+        balance_after INTEGER NOT NULL
     );
     CREATE TABLE hold_resolutions (
         usage_id INTEGER PRIMARY KEY REFERENCES usages(id),

@@ -1,7 +1,7 @@
 //! Usage: debits, two-phase holds (hold → settle or void) and refunds.
 //!
 //! Every usage carries a caller-chosen idempotency key. The same key with the
-//! same content returns the first result and changes nothing; the same key
+//! same content returns the first result (stored with the usage) and changes nothing; the same key
 //! with different content is [`LedgerError::KeyConflict`] and charges nothing.
 //! What credit cannot cover goes to the member's overage account; no lot ever
 //! goes below zero.
@@ -365,23 +365,28 @@ fn record(
         });
     }
     let fp = fingerprint(req, is_hold);
-    let seen: Option<(i64, String)> = conn
-        .prepare_cached("SELECT id, fingerprint FROM usages WHERE key = ?1")?
-        .query_row([&req.key], |r| Ok((r.get(0)?, r.get(1)?)))
+    let seen: Option<(String, Charge)> = conn
+        .prepare_cached(
+            "SELECT fingerprint, id, covered, overage, balance_after FROM usages WHERE key = ?1",
+        )?
+        .query_row([&req.key], |r| {
+            Ok((
+                r.get(0)?,
+                Charge {
+                    usage_id: r.get(1)?,
+                    covered: r.get(2)?,
+                    overage: r.get(3)?,
+                    balance_after: r.get(4)?,
+                    replayed: true,
+                },
+            ))
+        })
         .optional()?;
-    if let Some((usage, first_fp)) = seen {
+    if let Some((first_fp, first)) = seen {
         if first_fp != fp {
             return Err(LedgerError::KeyConflict(req.key.clone()));
         }
-        let charge = charge_of(
-            conn,
-            usage,
-            req.member.as_deref(),
-            &req.payable,
-            req.at,
-            true,
-        )?;
-        return Ok(HoldOutcome::Placed(charge));
+        return Ok(HoldOutcome::Placed(first));
     }
     let unit = req.payable.unit();
     // What the member could spend before this usage, and how it is paid.
@@ -403,10 +408,16 @@ fn record(
         }
     }
     let (origin, printer, resource) = req.origin.parts();
+    // Unattributed usage is recorded, but owed by nobody.
+    let overage = if req.member.is_some() {
+        allocation.uncovered
+    } else {
+        0
+    };
     conn.prepare_cached(
         "INSERT INTO usages (key, fingerprint, member_id, origin, printer, resource, credit_kind,
-                             resource_type, amount, is_hold, detail, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                             resource_type, amount, is_hold, detail, at, covered, overage, balance_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         req.key,
@@ -420,7 +431,10 @@ fn record(
         req.amount,
         is_hold,
         req.detail,
-        req.at
+        req.at,
+        allocation.covered(),
+        overage,
+        available - allocation.covered()
     ])?;
     let usage = conn.last_insert_rowid();
     let kind = if is_hold { "hold" } else { "debit" };
@@ -441,11 +455,7 @@ fn record(
     let charge = Charge {
         usage_id: usage,
         covered: allocation.covered(),
-        overage: if req.member.is_some() {
-            allocation.uncovered
-        } else {
-            0
-        },
+        overage,
         balance_after: available - allocation.covered(),
         replayed: false,
     };
