@@ -184,7 +184,9 @@ fn sigkill_loses_no_acknowledged_debit_and_charges_none_twice() {
     let wrong: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM usages u
-             WHERE u.amount <> (SELECT COALESCE(-SUM(delta), 0) FROM history h WHERE h.usage_id = u.id)",
+             LEFT JOIN (SELECT usage_id, -SUM(delta) AS spent FROM history GROUP BY usage_id) h
+                    ON h.usage_id = u.id
+             WHERE u.amount <> COALESCE(h.spent, 0)",
             [],
             |r| r.get(0),
         )

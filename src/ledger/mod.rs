@@ -155,6 +155,9 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// WAL pages between automatic checkpoints.
+const WAL_CHECKPOINT_PAGES: i64 = 16_000;
+
 /// A ledger connection that runs each operation in its own transaction.
 pub struct Ledger {
     conn: Connection,
@@ -173,6 +176,11 @@ impl Ledger {
         // 16 MiB of page cache: a site's whole working set, without letting a
         // long-running daemon grow without bound.
         conn.pragma_update(None, "cache_size", -16_384)?;
+        // Checkpoint every 16,000 WAL pages (64 MiB) rather than SQLite's
+        // 1,000: hot pages are copied into the database once per checkpoint
+        // instead of many times, so single commits run closer to the raw
+        // fdatasync rate (see `cargo bench --bench ledger`).
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         schema::migrate(&mut conn)?;
         schema::verify(&conn)?;
         Ok(Ledger { conn, site })

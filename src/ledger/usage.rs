@@ -299,10 +299,18 @@ fn add_overage(
 }
 
 /// The usage's totals so far: taken from lots, and on the overage account.
-fn totals(conn: &Connection, usage: i64) -> Result<(i64, i64)> {
-    let covered: i64 = conn
-        .prepare_cached("SELECT COALESCE(-SUM(delta), 0) FROM history WHERE usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')")?
-        .query_row([usage], |r| r.get(0))?;
+/// History rows of a usage are found through its member's lots (there is no
+/// index on `history.usage_id`: every index costs each debit's commit a page).
+fn totals(conn: &Connection, usage: i64, member: Option<&str>) -> Result<(i64, i64)> {
+    let covered: i64 = match member {
+        Some(m) => conn
+            .prepare_cached(
+                "SELECT COALESCE(-SUM(delta), 0) FROM history
+                 WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')",
+            )?
+            .query_row(params![usage, m], |r| r.get(0))?,
+        None => 0,
+    };
     let overage: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(amount), 0) FROM overage WHERE usage_id = ?1 AND kind <> 'refund'",
@@ -319,7 +327,7 @@ fn charge_of(
     at: Ts,
     replayed: bool,
 ) -> Result<Charge> {
-    let (covered, overage) = totals(conn, usage)?;
+    let (covered, overage) = totals(conn, usage, member)?;
     let balance_after = match member {
         Some(m) => available(conn, m, payable, at)?,
         None => 0,
@@ -532,13 +540,13 @@ fn resolution(conn: &Connection, usage: i64) -> Result<Option<(String, i64)>> {
 
 /// The lots a hold reserved from, in the order it took them, and the overage
 /// it reserved.
-fn reserved(conn: &Connection, usage: i64) -> Result<(Vec<(i64, i64)>, i64)> {
+fn reserved(conn: &Connection, usage: i64, member: &str) -> Result<(Vec<(i64, i64)>, i64)> {
     let mut stmt = conn.prepare_cached(
-        "SELECT lot_id, -SUM(delta) FROM history WHERE usage_id = ?1 AND kind = 'hold'
+        "SELECT lot_id, -SUM(delta) FROM history WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1 AND kind = 'hold'
          GROUP BY lot_id ORDER BY MIN(id)",
     )?;
     let lots = stmt
-        .query_map([usage], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![usage, member], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
     let overage: i64 = conn
         .prepare_cached(
@@ -604,7 +612,7 @@ pub fn settle(
         None => {}
     }
     let unit = hold.payable.unit();
-    let (lots, held_overage) = reserved(conn, hold.usage)?;
+    let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
     let held: i64 = lots.iter().map(|(_, n)| n).sum::<i64>() + held_overage;
     if actual >= held {
         let extra = allocate(
@@ -671,7 +679,7 @@ pub fn void(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<()> {
         }
         None => {}
     }
-    let (lots, held_overage) = reserved(conn, hold.usage)?;
+    let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
     for &(lot, took) in lots.iter().rev() {
         give_back(conn, lot, took, "void", hold.usage, at)?;
     }
@@ -700,9 +708,12 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
         return Err(LedgerError::UnknownUsage(key.to_string()));
     };
     // A refund is never dated before what it refunds (settles included).
-    let last: Option<Ts> = conn
-        .prepare_cached("SELECT MAX(at) FROM history WHERE usage_id = ?1")?
-        .query_row([usage], |r| r.get(0))?;
+    let last: Option<Ts> = match &member {
+        Some(m) => conn
+            .prepare_cached("SELECT MAX(at) FROM history WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1")?
+            .query_row(params![usage, m], |r| r.get(0))?,
+        None => None,
+    };
     let at = at.max(used_at).max(last.unwrap_or(used_at));
     let refunded: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM refunds WHERE usage_id = ?1")?
@@ -731,11 +742,12 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
             "SELECT h.lot_id, -SUM(h.delta), l.credit,
                     (l.voided_at IS NOT NULL OR (l.expires_at IS NOT NULL AND l.expires_at <= ?2))
              FROM history h JOIN lots l ON l.id = h.lot_id
-             WHERE h.usage_id = ?1 AND h.kind IN ('debit', 'hold', 'settle', 'void')
+             WHERE h.lot_id IN (SELECT id FROM lots WHERE member_id = ?3) AND h.usage_id = ?1
+               AND h.kind IN ('debit', 'hold', 'settle', 'void')
              GROUP BY h.lot_id ORDER BY MIN(h.id)",
         )?;
         let taken = stmt
-            .query_map(params![usage, at], |r| {
+            .query_map(params![usage, at, member], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<rusqlite::Result<Vec<(i64, i64, String, bool)>>>()?;
@@ -765,7 +777,7 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
                 out.restored += net;
             }
         }
-        let (_, overage) = totals(conn, usage)?;
+        let (_, overage) = totals(conn, usage, Some(member))?;
         let unit = Payable::from_row(&kind, rt).unit();
         add_overage(conn, member, usage, unit, "refund", -overage, at)?;
         out.overage_reversed = overage;
