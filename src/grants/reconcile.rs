@@ -150,6 +150,23 @@ impl SyncPlan {
         }
     }
 
+    /// Diffs every entity of one kind, deletions included; returns whether
+    /// anything was added, edited or deleted.
+    fn diff_all<T: Serialize>(
+        &mut self,
+        snap: &Snapshot,
+        kind: &'static str,
+        now_all: &BTreeMap<String, T>,
+        now: Ts,
+    ) -> bool {
+        let mut changed = false;
+        for (id, entity) in now_all {
+            changed |= self.diff(snap, kind, id, body(entity), now);
+        }
+        let present = now_all.keys().cloned().collect();
+        !self.deletions(snap, kind, &present).is_empty() || changed
+    }
+
     /// Records deletion of every catalog row of `kind` not in `present`.
     fn deletions(
         &mut self,
@@ -242,38 +259,10 @@ pub fn reconcile(cat: &Catalog, snap: &Snapshot, tz: Tz, now: Ts) -> SyncPlan {
 }
 
 fn definitions(plan: &mut SyncPlan, cat: &Catalog, snap: &Snapshot, now: Ts) {
-    let mut changed = false;
-    for (id, name) in &cat.resource_types {
-        changed |= plan.diff(snap, kind::RESOURCE_TYPE, id, body(name), now);
-    }
-    changed |= !plan
-        .deletions(
-            snap,
-            kind::RESOURCE_TYPE,
-            &cat.resource_types.keys().cloned().collect(),
-        )
-        .is_empty();
-    for (id, rt) in &cat.resources {
-        changed |= plan.diff(snap, kind::RESOURCE, id, body(rt), now);
-    }
-    changed |= !plan
-        .deletions(
-            snap,
-            kind::RESOURCE,
-            &cat.resources.keys().cloned().collect(),
-        )
-        .is_empty();
-    for (id, tc) in &cat.time_credits {
-        changed |= plan.diff(snap, kind::TIME_CREDIT, id, body(tc), now);
-    }
-    changed |= !plan
-        .deletions(
-            snap,
-            kind::TIME_CREDIT,
-            &cat.time_credits.keys().cloned().collect(),
-        )
-        .is_empty();
-    plan.definitions_changed = changed;
+    let types = plan.diff_all(snap, kind::RESOURCE_TYPE, &cat.resource_types, now);
+    let resources = plan.diff_all(snap, kind::RESOURCE, &cat.resources, now);
+    let credits = plan.diff_all(snap, kind::TIME_CREDIT, &cat.time_credits, now);
+    plan.definitions_changed = types || resources || credits;
 }
 
 /// Diffs plans, their benefits and products; returns when each plan benefit
@@ -307,10 +296,7 @@ fn offerings(
     }
     plan.deletions(snap, kind::PLAN, &cat.plans.keys().cloned().collect());
     plan.deletions(snap, kind::BENEFIT, &benefits_present);
-    for (id, p) in &cat.products {
-        plan.diff(snap, kind::PRODUCT, id, body(p), now);
-    }
-    plan.deletions(snap, kind::PRODUCT, &cat.products.keys().cloned().collect());
+    plan.diff_all(snap, kind::PRODUCT, &cat.products, now);
     first_seen
 }
 
