@@ -3,8 +3,8 @@
 //! the real `tallyd sync` with one line on stderr naming the file, the line
 //! and the field, and no row of the ledger changes.
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+mod common;
+use common::dump;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -305,45 +305,6 @@ colour = {{ one_sided = 40, two_sided = 35 }}
             .output()
             .expect("run tallyd")
     }
-}
-
-/// Every row of every table of the ledger, in rowid order, as text.
-fn dump(ledger: &Path) -> String {
-    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the ledger read-only");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = String::new();
-    for table in tables {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
-            .unwrap();
-        let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
-        out.push_str(&format!("== {table} ({})\n", columns.join(", ")));
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..columns.len())
-                .map(|i| match row.get_ref(i).unwrap() {
-                    ValueRef::Null => "NULL".to_string(),
-                    ValueRef::Integer(n) => n.to_string(),
-                    ValueRef::Real(x) => format!("{x:?}"),
-                    ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
-                    ValueRef::Blob(b) => {
-                        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                        format!("x'{hex}'")
-                    }
-                })
-                .collect();
-            out.push_str(&cells.join(" | "));
-            out.push('\n');
-        }
-    }
-    out
 }
 
 fn bad(file: &str) -> PathBuf {

@@ -3,8 +3,9 @@
 //! never answers, and one that serves a broken file. A failed fetch or a bad
 //! file keeps the last good grants in force and changes no row of the ledger.
 
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
+mod common;
+use common::{dump, dump_except};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -298,49 +299,6 @@ fn printing_cents(balances: &serde_json::Value, member: &str) -> i64 {
         .unwrap_or_else(|| panic!("no {member} in {balances}"))["printing_cents"]
         .as_i64()
         .unwrap()
-}
-
-/// Every row of every table of the ledger, in rowid order, as text.
-fn dump(ledger: &Path) -> String {
-    dump_except(ledger, &[])
-}
-
-fn dump_except(ledger: &Path, skip: &[&str]) -> String {
-    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the ledger read-only");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = String::new();
-    for table in tables.iter().filter(|t| !skip.contains(&t.as_str())) {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
-            .unwrap();
-        let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
-        out.push_str(&format!("== {table} ({})\n", columns.join(", ")));
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..columns.len())
-                .map(|i| match row.get_ref(i).unwrap() {
-                    ValueRef::Null => "NULL".to_string(),
-                    ValueRef::Integer(n) => n.to_string(),
-                    ValueRef::Real(x) => format!("{x:?}"),
-                    ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
-                    ValueRef::Blob(b) => {
-                        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                        format!("x'{hex}'")
-                    }
-                })
-                .collect();
-            out.push_str(&cells.join(" | "));
-            out.push('\n');
-        }
-    }
-    out
 }
 
 fn sync_state(ledger: &Path, key: &str) -> Option<String> {
