@@ -13,7 +13,10 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod grants;
 pub mod ledger;
+pub mod logging;
 pub mod money;
 pub mod pricing;
+pub mod printer;

@@ -92,6 +92,13 @@ pub enum Command {
     Expire,
     /// Validate the config file and say what it sets up.
     CheckConfig,
+    /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
+    Run {
+        /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
+        /// is text on a terminal, journald otherwise.
+        #[arg(long, value_enum, default_value = "auto")]
+        log_format: crate::logging::LogFormat,
+    },
 }
 
 /// What every command gets: the config, where the ledger is, how to print,
@@ -114,6 +121,12 @@ fn now(config: &Config) -> Result<i64> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Run { .. } = cli.command {
+        return crate::daemon::run(crate::daemon::Options {
+            config: cli.config,
+            ledger: cli.ledger,
+        });
+    }
     let config = Config::load(&cli.config)?;
     let format = match (cli.json, cli.csv) {
         (true, _) => Format::Json,
@@ -141,26 +154,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync { dry_run, source } => sync::sync(&ctx, &mut out, source.as_deref(), dry_run),
         Command::Expire => write::expire(&ctx, &mut out),
         Command::CheckConfig => write::check_config(&ctx, &mut out),
+        Command::Run { .. } => Ok(()),
     }
-}
-
-/// Log lines go to stderr, one per event, with fields; `RUST_LOG` filters.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 /// The binary's entry point: parse, run, and turn an error into one line on
 /// stderr and exit status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    crate::logging::init(match cli.command {
+        Command::Run { log_format } => log_format,
+        _ => crate::logging::LogFormat::Auto,
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::clock;
 use crate::grants::{self, source};
 use crate::ledger::Ledger;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use std::io::Write;
 use std::time::Duration;
 
@@ -29,29 +29,16 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
         Ledger::open(&ctx.ledger, ctx.config.site())?
     };
     let last = grants::last_good(ledger.conn(), &src.name())?;
-    let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let fetched = runtime
-        .block_on(source::fetch_with_retry(
-            &src,
-            &validators,
-            timeout,
-            3,
-            Duration::from_secs(1),
-        ))
-        .map_err(|e| anyhow!("{e}; the last good grants stay in force"))?;
-    let (text, validators) = match fetched {
-        source::Fetched::Body { text, validators } => (text, validators),
-        source::Fetched::NotModified => {
-            last.context("the server said not modified, but no earlier grants file is stored")?
-        }
-    };
-    let catalog = grants::parse(&src.name(), &text)
-        .map_err(|e| anyhow!("{e}; nothing changed, the last good grants stay in force"))?;
+    let grants::Fetched {
+        name,
+        text,
+        validators,
+        catalog,
+    } = runtime.block_on(grants::fetch(&src, last, timeout))?;
     let now = ctx.now;
-    let name = src.name();
     let report = ledger.write(|conn, site| {
         grants::apply(
             conn,

@@ -269,5 +269,27 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             table.default_media
         )?;
     }
+    for p in &c.printers {
+        let mode = match p.mode {
+            crate::config::Mode::Direct => "direct".to_string(),
+            crate::config::Mode::Held => format!(
+                "held (page estimate {}, hold timeout {}s)",
+                p.page_estimate,
+                p.hold_timeout.as_secs()
+            ),
+        };
+        writeln!(
+            out,
+            "printer `{}`: {} {mode}, polled every {}s, timeout {}s",
+            p.id,
+            p.uri,
+            p.poll_interval.as_secs(),
+            p.timeout.as_secs()
+        )?;
+    }
+    match &c.grants {
+        Some(g) => writeln!(out, "grants: {} every {}s", g.source, g.interval.as_secs())?,
+        None => writeln!(out, "grants: none configured")?,
+    }
     Ok(())
 }

@@ -119,3 +119,47 @@ pub fn last_good(conn: &Connection, source: &str) -> Result<Option<(String, Vali
         },
     )))
 }
+
+/// A grants file fetched and validated, ready for [`apply`].
+pub struct Fetched {
+    pub name: String,
+    pub text: String,
+    pub validators: Validators,
+    pub catalog: Catalog,
+}
+
+/// Fetches `src` (a conditional GET against `last`, the last good file from
+/// this source) with 3 tries, and validates it. Errors say that the last good
+/// grants stay in force, because a failed fetch changes nothing.
+pub async fn fetch(
+    src: &source::Source,
+    last: Option<(String, Validators)>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Fetched> {
+    use anyhow::{anyhow, Context};
+    let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+    let fetched = source::fetch_with_retry(
+        src,
+        &validators,
+        timeout,
+        3,
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .map_err(|e| anyhow!("{e}; the last good grants stay in force"))?;
+    let (text, validators) = match fetched {
+        source::Fetched::Body { text, validators } => (text, validators),
+        source::Fetched::NotModified => {
+            last.context("the server said not modified, but no earlier grants file is stored")?
+        }
+    };
+    let name = src.name();
+    let catalog = parse(&name, &text)
+        .map_err(|e| anyhow!("{e}; nothing changed, the last good grants stay in force"))?;
+    Ok(Fetched {
+        name,
+        text,
+        validators,
+        catalog,
+    })
+}

@@ -162,6 +162,16 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'catalog history is append-only'); END;
     CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 3: the daemon's progress per printer, written with each charge.
+    r#"
+    CREATE TABLE printer_progress (
+        printer TEXT PRIMARY KEY,
+        jobs_charged INTEGER NOT NULL,
+        last_job_id INTEGER NOT NULL,
+        last_job_key TEXT NOT NULL,
+        last_charged_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,10 @@
 //! The site config (`tallyd.toml`): parsed from a string, validated into a
 //! richer type, and every problem reported with file, line and field.
 
+mod printers;
+
+pub use printers::{Mode, PrinterConfig};
+
 use crate::ledger::{OveragePolicy, PolicyKind, Site};
 use crate::pricing::PriceTable;
 use chrono_tz::Tz;
@@ -117,6 +121,8 @@ struct RawConfig {
     grants: Option<RawGrants>,
     #[serde(default)]
     prices: BTreeMap<String, Spanned<PriceTable>>,
+    #[serde(default)]
+    printers: Vec<printers::RawPrinter>,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +192,7 @@ pub struct Config {
     pub default_policy: OveragePolicy,
     pub prices: BTreeMap<String, PriceTable>,
     pub grants: Option<GrantsConfig>,
+    pub printers: Vec<PrinterConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -322,8 +329,10 @@ impl Config {
                 })
             }
         };
+        let printers = printers::validate(raw.printers, &prices, &err)?;
         Ok(Config {
             grants,
+            printers,
             site_name: s.name.unwrap_or_else(|| "tallyd".into()),
             tz,
             currency_symbol: s.currency_symbol,

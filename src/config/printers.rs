@@ -1,0 +1,166 @@
+//! `[[printers]]`: the printers and CUPS queues the daemon polls.
+
+use super::{parse_duration, ConfigError};
+use crate::pricing::PriceTable;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrinter {
+    id: Spanned<String>,
+    uri: Spanned<String>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    prices: Spanned<String>,
+    #[serde(default)]
+    poll_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    colour_default: Option<Spanned<String>>,
+    #[serde(default)]
+    page_estimate: Option<Spanned<i64>>,
+    #[serde(default)]
+    hold_timeout: Option<Spanned<String>>,
+}
+
+/// How jobs reach the printer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Jobs print at once; completed jobs are charged.
+    Direct,
+    /// Jobs wait held at the queue until their owner taps a card.
+    Held,
+}
+
+/// One printer or CUPS queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrinterConfig {
+    /// Names the printer in the ledger, in logs and in reports.
+    pub id: String,
+    /// `ipp://`, `ipps://`, `http://` or `https://`.
+    pub uri: String,
+    pub mode: Mode,
+    pub prices: PriceTable,
+    pub poll_interval: Duration,
+    /// For every request to this printer.
+    pub timeout: Duration,
+    /// Whether a job that reports no colour mode at all printed in colour.
+    pub colour_default: bool,
+    /// Impressions assumed for a held job whose size the queue does not know.
+    pub page_estimate: i64,
+    /// Held jobs older than this are cancelled.
+    pub hold_timeout: Duration,
+}
+
+pub(super) type ErrAt<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> ConfigError + 'a;
+
+pub(super) fn validate(
+    raw: Vec<RawPrinter>,
+    prices: &BTreeMap<String, PriceTable>,
+    err: &ErrAt<'_>,
+) -> Result<Vec<PrinterConfig>, ConfigError> {
+    let mut out: Vec<PrinterConfig> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let field = |name: &str| format!("printers[{i}].{name}");
+        let id = p.id.get_ref().trim().to_string();
+        let id_ok = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !id_ok {
+            return Err(err(
+                Some(p.id.span()),
+                &field("id"),
+                format!("`{id}` must be letters, digits, `-`, `_` or `.`"),
+            ));
+        }
+        if out.iter().any(|o| o.id == id) {
+            return Err(err(
+                Some(p.id.span()),
+                &field("id"),
+                format!("printer `{id}` is configured twice"),
+            ));
+        }
+        let uri = p.uri.get_ref().trim().to_string();
+        if crate::printer::client::http_url(&uri).is_none() {
+            return Err(err(
+                Some(p.uri.span()),
+                &field("uri"),
+                format!("`{uri}` is not an ipp://, ipps://, http:// or https:// URI with a host"),
+            ));
+        }
+        let mode = match p.mode.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("direct") => Mode::Direct,
+            Some("held") => Mode::Held,
+            Some(other) => {
+                return Err(err(
+                    p.mode.as_ref().map(Spanned::span),
+                    &field("mode"),
+                    format!("`{other}` is not `direct` or `held`"),
+                ))
+            }
+        };
+        let table = prices.get(p.prices.get_ref()).ok_or_else(|| {
+            err(
+                Some(p.prices.span()),
+                &field("prices"),
+                format!("no price table `[prices.{}]`", p.prices.get_ref()),
+            )
+        })?;
+        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
+            None => Ok(default),
+            Some(d) => parse_duration(d.get_ref())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    err(
+                        Some(d.span()),
+                        &field(name),
+                        format!("`{}` is not a duration like 5s, 2m or 4h", d.get_ref()),
+                    )
+                }),
+        };
+        let colour_default = match p.colour_default.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("mono") => false,
+            Some("colour") | Some("color") => true,
+            Some(other) => {
+                return Err(err(
+                    p.colour_default.as_ref().map(Spanned::span),
+                    &field("colour_default"),
+                    format!("`{other}` is not `mono` or `colour`"),
+                ))
+            }
+        };
+        let page_estimate = match &p.page_estimate {
+            None => 5,
+            Some(n) if *n.get_ref() >= 1 => *n.get_ref(),
+            Some(n) => {
+                return Err(err(
+                    Some(n.span()),
+                    &field("page_estimate"),
+                    "must be at least 1".into(),
+                ))
+            }
+        };
+        out.push(PrinterConfig {
+            id,
+            uri,
+            mode,
+            prices: table.clone(),
+            poll_interval: duration(&p.poll_interval, "poll_interval", Duration::from_secs(10))?,
+            timeout: duration(&p.timeout, "timeout", Duration::from_secs(5))?,
+            colour_default,
+            page_estimate,
+            hold_timeout: duration(
+                &p.hold_timeout,
+                "hold_timeout",
+                Duration::from_secs(4 * 3600),
+            )?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,328 @@
+//! `tallyd run`: the long-running daemon.
+//!
+//! On a tokio runtime: one task per printer, the grants syncer, the expiry
+//! sweep, and the ledger writer thread as the one owner of the SQLite writer
+//! connection. The main loop answers signals and pings the systemd watchdog.
+
+mod signals;
+mod tasks;
+
+use crate::clock;
+use crate::config::{Config, PrinterConfig};
+use crate::ledger::writer::{Writer, WriterHandle};
+use crate::ledger::Ledger;
+use crate::printer::client::IppClient;
+use crate::printer::poller::{Poller, SharedSite, StatusBoard};
+use anyhow::{Context, Result};
+use sd_notify::NotifyState;
+use signals::Request;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How long a graceful stop waits for tasks to finish what they are doing.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Where the daemon's config comes from.
+pub struct Options {
+    pub config: PathBuf,
+    /// `--ledger`: overrides the config's ledger path.
+    pub ledger: Option<PathBuf>,
+}
+
+/// A running task with the switch that stops it.
+struct Task {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    fn spawn<F>(make: impl FnOnce(watch::Receiver<bool>) -> F) -> Task
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        Task {
+            stop,
+            handle: tokio::spawn(make(rx)),
+        }
+    }
+}
+
+struct Daemon {
+    opts: Options,
+    config: Config,
+    writer: WriterHandle,
+    site: SharedSite,
+    board: StatusBoard,
+    client: IppClient,
+    printers: BTreeMap<String, (PrinterConfig, Task)>,
+    others: Vec<Task>,
+    grants: watch::Sender<Option<crate::config::GrantsConfig>>,
+    sync_now: mpsc::UnboundedSender<()>,
+    started: Instant,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(opts: Options) -> Result<()> {
+    let config = Config::load(&opts.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(opts, config))
+}
+
+async fn serve(opts: Options, config: Config) -> Result<()> {
+    let signals = signals::listen().context("cannot listen for signals")?;
+    let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
+    if let Some(dir) = ledger_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the ledger's folder {}", dir.display()))?;
+    }
+    let ledger = Ledger::open(&ledger_path, config.site())
+        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    let writer = Writer::spawn(ledger).context("cannot start the ledger writer")?;
+    tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
+        printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
+    let site: SharedSite = Arc::new(RwLock::new(config.site()));
+    if let Some(g) = &config.grants {
+        tasks::sync_grants(&writer.handle(), &site, g).await;
+    }
+    let (grants, grants_rx) = watch::channel(config.grants.clone());
+    let (sync_now, sync_rx) = mpsc::unbounded_channel();
+    let mut daemon = Daemon {
+        writer: writer.handle(),
+        client: IppClient::new().context("cannot set up the HTTP client")?,
+        board: Arc::new(Mutex::new(BTreeMap::new())),
+        printers: BTreeMap::new(),
+        others: Vec::new(),
+        started: Instant::now(),
+        opts,
+        config,
+        site,
+        grants,
+        sync_now,
+    };
+    let (w, s) = (daemon.writer.clone(), daemon.site.clone());
+    daemon.others.push(Task::spawn(|stop| {
+        tasks::syncer(w, s, grants_rx, sync_rx, stop)
+    }));
+    let w = daemon.writer.clone();
+    daemon
+        .others
+        .push(Task::spawn(|stop| tasks::expiry_sweeper(w, stop)));
+    for p in daemon.config.printers.clone() {
+        daemon.start_printer(p);
+    }
+    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+    tracing::info!(printers = daemon.printers.len(), "tallyd ready");
+    let stop_signal = daemon.main_loop(signals).await;
+    daemon.stop(stop_signal).await;
+    // The writer stops once every handle is gone; it commits what is queued.
+    drop(daemon);
+    writer.join();
+    tracing::info!("tallyd stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn start_printer(&mut self, p: PrinterConfig) {
+        let poller = Poller::new(
+            p.clone(),
+            self.client.clone(),
+            self.writer.clone(),
+            self.site.clone(),
+            self.board.clone(),
+        );
+        let task = Task::spawn(|stop| poller.run(stop));
+        self.printers.insert(p.id.clone(), (p, task));
+    }
+
+    async fn stop_printer(&mut self, id: &str) {
+        if let Some((_, task)) = self.printers.remove(id) {
+            let _ = task.stop.send(true);
+            let _ = task.handle.await;
+        }
+        if let Ok(mut b) = self.board.lock() {
+            b.remove(id);
+        }
+    }
+
+    /// Answers signals until asked to stop; returns the stopping signal.
+    async fn main_loop(
+        &mut self,
+        mut signals: mpsc::UnboundedReceiver<Request>,
+    ) -> mpsc::UnboundedReceiver<Request> {
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        loop {
+            tokio::select! {
+                request = signals.recv() => match request {
+                    Some(Request::Reload) => self.reload().await,
+                    Some(Request::Status) => self.log_status(),
+                    Some(Request::Stop(signal)) => {
+                        tracing::info!(signal, "stopping: finishing charges in flight");
+                        return signals;
+                    }
+                    None => return signals,
+                },
+                _ = tick.tick() => {
+                    if watchdog.is_some() && self.writer_alive().await {
+                        notify(&[NotifyState::Watchdog]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the writer answers within a few seconds (for the watchdog).
+    async fn writer_alive(&self) -> bool {
+        let ping = self.writer.call_async(|_, _| Ok(()));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), ping).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Stops every task, letting charges in flight commit. A second SIGTERM
+    /// or SIGINT exits at once: every write is one SQLite transaction, so
+    /// nothing is half-written, and an uncommitted charge is made again
+    /// from the printer's job list at the next start.
+    async fn stop(&mut self, mut signals: mpsc::UnboundedReceiver<Request>) {
+        notify(&[NotifyState::Stopping]);
+        tokio::spawn(async move {
+            while let Some(r) = signals.recv().await {
+                if let Request::Stop(signal) = r {
+                    tracing::warn!(signal, "second stop signal: exiting at once");
+                    std::process::exit(1);
+                }
+            }
+        });
+        let mut tasks: Vec<Task> = std::mem::take(&mut self.printers)
+            .into_values()
+            .map(|(_, t)| t)
+            .collect();
+        tasks.append(&mut self.others);
+        for t in &tasks {
+            let _ = t.stop.send(true);
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        for t in tasks {
+            let abort = t.handle.abort_handle();
+            if tokio::time::timeout_at(deadline, t.handle).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    /// SIGHUP: read the config again; restart only the printers whose
+    /// settings changed; then sync the grants file.
+    async fn reload(&mut self) {
+        notify(&[NotifyState::Reloading]);
+        let config = match Config::load(&self.opts.config) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: the config has an error; the running config stays");
+                notify(&[NotifyState::Ready]);
+                return;
+            }
+        };
+        let ledger = self
+            .opts
+            .ledger
+            .clone()
+            .unwrap_or_else(|| config.ledger.clone());
+        let running = self
+            .opts
+            .ledger
+            .clone()
+            .unwrap_or_else(|| self.config.ledger.clone());
+        if ledger != running {
+            tracing::warn!(ledger = %ledger.display(), "a new ledger path takes effect at the next restart");
+        }
+        if let Ok(mut site) = self.site.write() {
+            *site = config.site();
+        }
+        let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        let old: Vec<String> = self.printers.keys().cloned().collect();
+        for id in old {
+            match config.printers.iter().find(|p| p.id == id) {
+                None => {
+                    self.stop_printer(&id).await;
+                    removed.push(id);
+                }
+                Some(p) if Some(p) != self.printers.get(&id).map(|(c, _)| c) => {
+                    self.stop_printer(&id).await;
+                    self.start_printer(p.clone());
+                    changed.push(id);
+                }
+                Some(_) => {}
+            }
+        }
+        for p in &config.printers {
+            if !self.printers.contains_key(&p.id) {
+                added.push(p.id.clone());
+                self.start_printer(p.clone());
+            }
+        }
+        let _ = self.grants.send(config.grants.clone());
+        let _ = self.sync_now.send(());
+        tracing::info!(printers = self.printers.len(), added = %added.join(","),
+            changed = %changed.join(","), removed = %removed.join(","), "config reloaded");
+        self.config = config;
+        notify(&[NotifyState::Ready]);
+    }
+
+    /// SIGUSR1: one line with every printer's state.
+    fn log_status(&self) {
+        let tz = self.config.tz;
+        let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
+        let mut up = 0;
+        let mut down = Vec::new();
+        let mut charged = 0;
+        let mut detail = Vec::new();
+        for (id, s) in &board {
+            charged += s.jobs_charged;
+            let state = match s.up {
+                Some(true) => {
+                    up += 1;
+                    "up"
+                }
+                Some(false) => {
+                    down.push(id.clone());
+                    "down"
+                }
+                None => "starting",
+            };
+            let last = s
+                .last_poll
+                .map(|t| clock::format_local(tz, t))
+                .unwrap_or_else(|| "never".into());
+            detail.push(format!(
+                "{id}={state} last_poll={last} jobs={}",
+                s.jobs_charged
+            ));
+        }
+        tracing::info!(
+            printers_up = up,
+            printers_down = down.len(),
+            down = %down.join(","),
+            jobs_charged = charged,
+            uptime_s = self.started.elapsed().as_secs(),
+            printers = %detail.join("; "),
+            "status"
+        );
+    }
+}
+
+/// Tells systemd (when it started us with `Type=notify`); otherwise nothing.
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}

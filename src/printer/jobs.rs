@@ -1,0 +1,339 @@
+//! Print jobs as the printer reports them, and what they cost: pure code
+//! from IPP attributes to a ledger usage, driven by tests with plain values.
+
+use crate::config::PrinterConfig;
+use crate::grants::model::normalize_print_user;
+use crate::pricing::{self, JobFacts, Sides};
+use ipp::prelude::*;
+
+/// The job attributes tallyd asks for in every `Get-Jobs`.
+pub const REQUESTED: &[&str] = &[
+    "job-id",
+    "job-uuid",
+    "job-state",
+    "job-name",
+    "job-originating-user-name",
+    "time-at-creation",
+    "date-time-at-creation",
+    "date-time-at-completed",
+    "job-impressions",
+    "job-impressions-completed",
+    "job-impressions-completed-col",
+    "job-media-sheets-completed",
+    "sides",
+    "print-color-mode",
+    "media",
+    "media-col",
+    "copies",
+];
+
+/// `job-state` values (RFC 8011 §5.3.7).
+pub const PENDING_HELD: i32 = 4;
+pub const CANCELED: i32 = 7;
+pub const ABORTED: i32 = 8;
+pub const COMPLETED: i32 = 9;
+
+/// Which jobs a `Get-Jobs` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Completed,
+    NotCompleted,
+}
+
+/// A `Get-Jobs` request for the printer at `uri`.
+pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, String> {
+    let mut req = new_request(Operation::GetJobs, uri)?;
+    let which = match which {
+        Which::Completed => "completed",
+        Which::NotCompleted => "not-completed",
+    };
+    let mut wanted = Vec::with_capacity(REQUESTED.len());
+    for name in REQUESTED {
+        wanted.push(IppValue::new_keyword(*name).map_err(|e| e.to_string())?);
+    }
+    add(
+        &mut req,
+        "requesting-user-name",
+        IppValue::new_name_without_language("tallyd"),
+    )?;
+    add(&mut req, "which-jobs", IppValue::new_keyword(which))?;
+    add(
+        &mut req,
+        "requested-attributes",
+        Ok(IppValue::Array(wanted)),
+    )?;
+    Ok(req)
+}
+
+/// A request about one job (`Release-Job`, `Cancel-Job`), by printer URI and
+/// job id.
+pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestResponse, String> {
+    let mut req = new_request(op, uri)?;
+    add(&mut req, "job-id", Ok(IppValue::Integer(job_id)))?;
+    add(
+        &mut req,
+        "requesting-user-name",
+        IppValue::new_name_without_language("tallyd"),
+    )?;
+    Ok(req)
+}
+
+/// Adds an operation attribute.
+fn add(
+    req: &mut IppRequestResponse,
+    name: &str,
+    value: Result<IppValue, ipp::parser::IppParseError>,
+) -> Result<(), String> {
+    let attr = value
+        .and_then(|v| IppAttribute::with_name(name, v))
+        .map_err(|e| format!("{name}: {e}"))?;
+    req.attributes_mut()
+        .add(DelimiterTag::OperationAttributes, attr);
+    Ok(())
+}
+
+fn new_request(op: Operation, uri: &str) -> Result<IppRequestResponse, String> {
+    let parsed: Uri = uri.parse().map_err(|e| format!("bad URI `{uri}`: {e}"))?;
+    IppRequestResponse::new(IppVersion::v1_1(), op, Some(parsed)).map_err(|e| e.to_string())
+}
+
+/// One job, reduced to what tallyd uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Job {
+    pub id: i32,
+    pub uuid: Option<String>,
+    pub state: i32,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    /// Unix seconds from `date-time-at-creation`.
+    pub created_at: Option<i64>,
+    /// `time-at-creation`: seconds on the printer's own clock.
+    pub created_tick: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// `job-impressions`: the size of the job, when the queue knows it.
+    pub impressions: Option<i64>,
+    pub impressions_completed: Option<i64>,
+    /// From `job-impressions-completed-col`: (monochrome, colour).
+    pub impressions_col: Option<(i64, i64)>,
+    pub sheets_completed: Option<i64>,
+    pub sides: Option<String>,
+    pub color_mode: Option<String>,
+    pub media: Option<String>,
+}
+
+impl Job {
+    /// Whether the job can change no more (completed, cancelled, aborted).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, CANCELED | ABORTED | COMPLETED)
+    }
+
+    /// The idempotency key of the charge for this job at `printer`: the uuid,
+    /// else the job id with its creation time (job ids repeat after a reset).
+    pub fn key(&self, printer: &str) -> String {
+        match (&self.uuid, self.created_at, self.created_tick) {
+            (Some(uuid), _, _) => format!("print:{printer}:{uuid}"),
+            (None, Some(at), _) => format!("print:{printer}:job-{}:created-{at}", self.id),
+            (None, None, Some(tick)) => format!("print:{printer}:job-{}:tick-{tick}", self.id),
+            (None, None, None) => format!("print:{printer}:job-{}", self.id),
+        }
+    }
+
+    /// The print user name, normalised as print user names in the grants
+    /// file are (`DOMAIN\user`, `user@domain` and case do not matter).
+    pub fn owner(&self) -> Option<String> {
+        self.user
+            .as_deref()
+            .map(normalize_print_user)
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// Every job in a `Get-Jobs` response.
+pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
+    response
+        .attributes()
+        .groups_of(DelimiterTag::JobAttributes)
+        .map(|group| {
+            let get = |name: &str| group.get(name).map(|a| a.value());
+            let int = |name: &str| get(name).and_then(integer);
+            Job {
+                id: get("job-id").and_then(integer).unwrap_or(0) as i32,
+                uuid: get("job-uuid").and_then(text),
+                state: get("job-state").and_then(integer).unwrap_or(0) as i32,
+                name: get("job-name").and_then(text),
+                user: get("job-originating-user-name").and_then(text),
+                created_at: get("date-time-at-creation").and_then(unix_time),
+                created_tick: int("time-at-creation"),
+                completed_at: get("date-time-at-completed").and_then(unix_time),
+                impressions: int("job-impressions"),
+                impressions_completed: int("job-impressions-completed"),
+                impressions_col: get("job-impressions-completed-col").and_then(colour_counts),
+                sheets_completed: int("job-media-sheets-completed"),
+                sides: get("sides").and_then(text),
+                color_mode: get("print-color-mode").and_then(text),
+                media: get("media").and_then(text).or_else(|| {
+                    get("media-col").and_then(|c| match c {
+                        IppValue::Collection(m) => m.get("media-size-name").and_then(text),
+                        _ => None,
+                    })
+                }),
+            }
+        })
+        .collect()
+}
+
+fn integer(v: &IppValue) -> Option<i64> {
+    match v {
+        IppValue::Integer(n) | IppValue::Enum(n) => Some(i64::from(*n)),
+        IppValue::Array(a) => a.first().and_then(integer),
+        _ => None,
+    }
+}
+
+fn text(v: &IppValue) -> Option<String> {
+    let s = match v {
+        IppValue::TextWithoutLanguage(t) => t.to_string(),
+        IppValue::NameWithoutLanguage(n) => n.to_string(),
+        IppValue::TextWithLanguage { text, .. } => text.to_string(),
+        IppValue::NameWithLanguage { name, .. } => name.to_string(),
+        IppValue::Keyword(k) => k.to_string(),
+        IppValue::Uri(u) => u.to_string(),
+        IppValue::Array(a) => return a.first().and_then(text),
+        _ => return None,
+    };
+    Some(s)
+}
+
+fn unix_time(v: &IppValue) -> Option<i64> {
+    let IppValue::DateTime(d) = v else {
+        return None;
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?;
+    let local = date.and_hms_opt(d.hour.into(), d.minutes.into(), d.seconds.into())?;
+    let offset = i64::from(d.utc_hours) * 3600 + i64::from(d.utc_mins) * 60;
+    let offset = if d.utc_dir == '-' { -offset } else { offset };
+    Some(local.and_utc().timestamp() - offset)
+}
+
+/// (monochrome, colour) impressions from a PWG 5100.7 impressions collection.
+fn colour_counts(v: &IppValue) -> Option<(i64, i64)> {
+    let IppValue::Collection(members) = v else {
+        return None;
+    };
+    let sum = |names: &[&str]| -> i64 {
+        names
+            .iter()
+            .filter_map(|n| members.get(*n).and_then(integer))
+            .map(|n| n.max(0))
+            .sum()
+    };
+    let mono = sum(&["monochrome", "monochrome-two-sided"]);
+    let colour = sum(&[
+        "full-color",
+        "full-color-two-sided",
+        "highlight-color",
+        "highlight-color-two-sided",
+    ]);
+    Some((mono, colour))
+}
+
+/// What a finished job costs, and the facts behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedJob {
+    pub facts: JobFacts,
+    pub cents: i64,
+    pub colour: bool,
+}
+
+/// Prices a finished job by the impressions it actually printed. `None` for a
+/// job that printed nothing (it costs nothing) or whose price overflows.
+pub fn price_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
+    let sides = match job.sides.as_deref() {
+        Some(s) if s.starts_with("two-sided") => Sides::TwoSided,
+        _ => Sides::OneSided,
+    };
+    let (mono, colour) = match job.impressions_col {
+        Some(counts) => counts,
+        None => {
+            let total = match (job.impressions_completed, job.sheets_completed) {
+                (Some(n), _) => n,
+                (None, Some(sheets)) if sides == Sides::TwoSided => sheets.checked_mul(2)?,
+                (None, Some(sheets)) => sheets,
+                (None, None) => 0,
+            };
+            if is_colour(job.color_mode.as_deref(), printer.colour_default) {
+                (0, total)
+            } else {
+                (total, 0)
+            }
+        }
+    };
+    if mono.max(0) + colour.max(0) == 0 {
+        return None;
+    }
+    let facts = JobFacts {
+        mono_impressions: mono.max(0),
+        colour_impressions: colour.max(0),
+        sides,
+        media: job.media.clone(),
+    };
+    let cents = pricing::price(&printer.prices, &facts)?;
+    Some(PricedJob {
+        colour: facts.colour_impressions > 0,
+        facts,
+        cents,
+    })
+}
+
+/// Estimated cost of a held job: its `job-impressions` when the queue knows
+/// it, else the printer's page estimate.
+pub fn estimate_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
+    let mut guess = job.clone();
+    guess.impressions_col = None;
+    guess.sheets_completed = None;
+    guess.impressions_completed = Some(job.impressions.unwrap_or(printer.page_estimate));
+    price_job(printer, &guess)
+}
+
+fn is_colour(mode: Option<&str>, default: bool) -> bool {
+    match mode {
+        Some("color") | Some("highlight") => true,
+        Some(m) if m.contains("monochrome") || m.contains("bi-level") => false,
+        _ => default,
+    }
+}
+
+/// The facts stored with a job's usage, as JSON text (deterministic, so a
+/// replay of the same job has the same fingerprint).
+pub fn detail(job: &Job, priced: &PricedJob) -> String {
+    let f = &priced.facts;
+    serde_json::json!({
+        "job": job.id,
+        "user": job.user,
+        "state": state_name(job.state),
+        "impressions": f.mono_impressions + f.colour_impressions,
+        "colour": if priced.colour { "colour" } else { "mono" },
+        "mono_impressions": f.mono_impressions,
+        "colour_impressions": f.colour_impressions,
+        "sides": f.sides,
+        "media": f.media,
+    })
+    .to_string()
+}
+
+/// `completed`, `canceled`, `aborted`, ... for logs.
+pub fn state_name(state: i32) -> &'static str {
+    match state {
+        3 => "pending",
+        PENDING_HELD => "pending-held",
+        5 => "processing",
+        6 => "processing-stopped",
+        CANCELED => "canceled",
+        ABORTED => "aborted",
+        COMPLETED => "completed",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests;

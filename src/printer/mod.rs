@@ -1,0 +1,7 @@
+//! Printers: IPP transport, what a job costs, recording it in the ledger,
+//! and the per-printer polling task.
+
+pub mod charge;
+pub mod client;
+pub mod jobs;
+pub mod poller;

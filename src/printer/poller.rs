@@ -1,0 +1,300 @@
+//! One task per printer: poll its finished jobs, charge each once, and say
+//! once when the printer goes down and once when it is back.
+
+use super::charge::{self, Recorded};
+use super::client::{IppCallError, IppClient};
+use super::jobs::{self, Job, Which};
+use crate::clock;
+use crate::config::PrinterConfig;
+use crate::ledger::writer::WriterHandle;
+use crate::ledger::{LedgerError, Site};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The longest wait between tries at a printer that is down.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the daemon knows about one printer, for the status line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrinterStatus {
+    /// `None` until the first poll answered or failed.
+    pub up: Option<bool>,
+    /// Unix seconds of the last poll that answered.
+    pub last_poll: Option<i64>,
+    pub jobs_charged: u64,
+    pub last_error: Option<String>,
+}
+
+/// Every printer's status, shared by the pollers and the status line.
+pub type StatusBoard = Arc<Mutex<BTreeMap<String, PrinterStatus>>>;
+
+/// The site settings as last (re)loaded, shared by every task.
+pub type SharedSite = Arc<RwLock<Site>>;
+
+/// Polls one printer.
+pub struct Poller {
+    cfg: PrinterConfig,
+    client: IppClient,
+    writer: WriterHandle,
+    site: SharedSite,
+    board: StatusBoard,
+    /// Keys of listed jobs already dealt with (charged, or costing nothing).
+    done: HashSet<String>,
+    /// Keys whose charge failed, with the error last logged for them.
+    failed: HashMap<String, String>,
+    /// Why the printer is down, while it is.
+    down: Option<String>,
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub listed: usize,
+    pub charged: usize,
+}
+
+impl Poller {
+    pub fn new(
+        cfg: PrinterConfig,
+        client: IppClient,
+        writer: WriterHandle,
+        site: SharedSite,
+        board: StatusBoard,
+    ) -> Poller {
+        if let Ok(mut b) = board.lock() {
+            b.insert(cfg.id.clone(), PrinterStatus::default());
+        }
+        Poller {
+            cfg,
+            client,
+            writer,
+            site,
+            board,
+            done: HashSet::new(),
+            failed: HashMap::new(),
+            down: None,
+        }
+    }
+
+    /// Polls until `stop` turns true. A poll that is charging finishes first.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let fetched = tokio::select! {
+                r = fetch(&self.client, &self.cfg, Which::Completed) => r,
+                _ = stop.changed() => return,
+            };
+            let delay = match fetched {
+                Ok(jobs) => {
+                    self.mark_up();
+                    failures = 0;
+                    self.charge(jobs).await;
+                    self.cfg.poll_interval
+                }
+                Err(e) => {
+                    self.mark_down(&e);
+                    failures = failures.saturating_add(1);
+                    backoff(self.cfg.poll_interval, failures, fastrand::f64())
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One poll: fetch finished jobs and charge the new ones.
+    pub async fn poll_once(&mut self) -> Result<PollOutcome, IppCallError> {
+        match fetch(&self.client, &self.cfg, Which::Completed).await {
+            Ok(jobs) => {
+                self.mark_up();
+                Ok(self.charge(jobs).await)
+            }
+            Err(e) => {
+                self.mark_down(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn charge(&mut self, jobs: Vec<Job>) -> PollOutcome {
+        let id = self.cfg.id.clone();
+        let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
+        self.done.retain(|k| listed.contains(k));
+        self.failed.retain(|k, _| listed.contains(k));
+        let site = self.site.read().map(|s| s.clone()).ok();
+        let mut pending = Vec::new();
+        for job in jobs.into_iter().filter(Job::is_terminal) {
+            let key = job.key(&id);
+            if self.done.contains(&key) {
+                continue;
+            }
+            let Some(priced) = jobs::price_job(&self.cfg, &job) else {
+                tracing::debug!(printer = %id, job_id = job.id, state = jobs::state_name(job.state), "job printed nothing; no charge");
+                self.done.insert(key);
+                continue;
+            };
+            let Some(site) = site.clone() else {
+                continue;
+            };
+            let now = clock::now();
+            let printer = id.clone();
+            let (j, p) = (job.clone(), priced.clone());
+            let reply = self
+                .writer
+                .submit(move |conn, _| charge::record_job(conn, &site, &printer, &j, &p, now));
+            pending.push((key, job, priced, reply));
+        }
+        let mut charged = 0;
+        for (key, job, priced, reply) in pending {
+            let result = reply.await.unwrap_or(Err(LedgerError::WriterGone));
+            match result {
+                Ok(Recorded::Already) => {
+                    self.done.insert(key);
+                }
+                Ok(Recorded::Charged { member, charge }) => {
+                    charged += 1;
+                    log_charge(&id, &job, &priced, member.as_deref(), &charge);
+                    self.failed.remove(&key);
+                    self.done.insert(key);
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if self.failed.get(&key) != Some(&text) {
+                        tracing::error!(printer = %id, job_id = job.id, key = %key, error = %text, "could not charge job; will retry");
+                        self.failed.insert(key, text);
+                    }
+                }
+            }
+        }
+        if let Ok(mut b) = self.board.lock() {
+            if let Some(s) = b.get_mut(&id) {
+                s.jobs_charged += charged as u64;
+            }
+        }
+        PollOutcome {
+            listed: listed.len(),
+            charged,
+        }
+    }
+
+    fn mark_up(&mut self) {
+        let id = &self.cfg.id;
+        let mut first = false;
+        if let Ok(mut b) = self.board.lock() {
+            if let Some(s) = b.get_mut(id) {
+                first = s.up.is_none();
+                s.up = Some(true);
+                s.last_poll = Some(clock::now());
+                s.last_error = None;
+            }
+        }
+        if let Some(reason) = self.down.take() {
+            tracing::info!(printer = %id, uri = %self.cfg.uri, was = %reason, "printer is back");
+        } else if first {
+            tracing::info!(printer = %id, uri = %self.cfg.uri, "printer is up");
+        }
+    }
+
+    fn mark_down(&mut self, e: &IppCallError) {
+        let id = &self.cfg.id;
+        if let Ok(mut b) = self.board.lock() {
+            if let Some(s) = b.get_mut(id) {
+                s.up = Some(false);
+                s.last_error = Some(e.to_string());
+            }
+        }
+        if self.down.is_none() {
+            tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %e, "printer is down; retrying with backoff");
+            self.down = Some(e.to_string());
+        }
+    }
+}
+
+/// The jobs a printer lists: finished ones, or those still to print.
+pub async fn fetch(
+    client: &IppClient,
+    cfg: &PrinterConfig,
+    which: Which,
+) -> Result<Vec<Job>, IppCallError> {
+    let request = jobs::get_jobs(&cfg.uri, which).map_err(IppCallError::Connect)?;
+    let response = client.send(&cfg.uri, request, cfg.timeout).await?;
+    Ok(jobs::parse_jobs(&response))
+}
+
+/// The wait before try `failures` + 1 at a printer that is down: the poll
+/// interval doubled per failure up to [`MAX_BACKOFF`] (never below the
+/// interval), then between half and all of that, by `jitter` in 0..1.
+pub fn backoff(interval: Duration, failures: u32, jitter: f64) -> Duration {
+    let ceiling = MAX_BACKOFF.max(interval);
+    let grown = interval.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
+    let full = grown.min(ceiling);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+fn log_charge(
+    printer: &str,
+    job: &Job,
+    priced: &jobs::PricedJob,
+    member: Option<&str>,
+    charge: &crate::ledger::Charge,
+) {
+    let impressions = priced.facts.mono_impressions + priced.facts.colour_impressions;
+    let sides = match priced.facts.sides {
+        crate::pricing::Sides::OneSided => "one-sided",
+        crate::pricing::Sides::TwoSided => "two-sided",
+    };
+    let colour = if priced.colour { "colour" } else { "mono" };
+    let user = job.user.as_deref().unwrap_or("");
+    match member {
+        Some(member) => tracing::info!(
+            member,
+            printer,
+            job_id = job.id,
+            user,
+            state = jobs::state_name(job.state),
+            impressions,
+            colour,
+            sides,
+            cents = priced.cents,
+            covered = charge.covered,
+            overage = charge.overage,
+            balance_after = charge.balance_after,
+            "charge"
+        ),
+        None => tracing::warn!(
+            printer,
+            job_id = job.id,
+            user,
+            state = jobs::state_name(job.state),
+            impressions,
+            colour,
+            sides,
+            cents = priced.cents,
+            "unattributed job: no member has this print user name; recorded for reports"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(5), 1, 1.0), s(5));
+        assert_eq!(backoff(s(5), 2, 1.0), s(10));
+        assert_eq!(backoff(s(5), 3, 1.0), s(20));
+        assert_eq!(backoff(s(5), 30, 1.0), s(60));
+        assert_eq!(backoff(s(5), 30, 0.0), s(30));
+        assert_eq!(backoff(s(120), 4, 1.0), s(120));
+        assert!(backoff(s(5), 3, 0.37) < s(20) && backoff(s(5), 3, 0.37) > s(10));
+    }
+}
