@@ -51,7 +51,8 @@ fn what_a_finished_job_costs() {
             )
         })
     };
-    let cases: Vec<(&str, Option<(i64, i64, i64)>)> = vec![
+    type Cost = Option<(i64, i64, i64)>;
+    let cases: Vec<(&str, Cost)> = vec![
         (
             "3 mono impressions",
             with(&|j| j.impressions_completed = Some(3)),
