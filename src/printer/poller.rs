@@ -254,29 +254,13 @@ fn log_charge(
     let user = job.user.as_deref().unwrap_or("");
     match member {
         Some(member) => tracing::info!(
-            member,
-            printer,
-            job_id = job.id,
-            user,
-            state = jobs::state_name(job.state),
-            impressions,
-            colour,
-            sides,
-            cents = priced.cents,
-            covered = charge.covered,
-            overage = charge.overage,
-            balance_after = charge.balance_after,
-            "charge"
+            member = %member, printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
+            impressions, colour = %colour, sides = %sides, cents = priced.cents, covered = charge.covered,
+            overage = charge.overage, balance_after = charge.balance_after, "charge"
         ),
         None => tracing::warn!(
-            printer,
-            job_id = job.id,
-            user,
-            state = jobs::state_name(job.state),
-            impressions,
-            colour,
-            sides,
-            cents = priced.cents,
+            printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
+            impressions, colour = %colour, sides = %sides, cents = priced.cents,
             "unattributed job: no member has this print user name; recorded for reports"
         ),
     }
