@@ -68,17 +68,22 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(opts: Options) -> Result<()> {
+    // First, so that a signal arriving during start-up is queued, not fatal.
+    let signals = signals::listen().context("cannot listen for signals")?;
     let config = Config::load(&opts.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(opts, config))
+    runtime.block_on(serve(opts, config, signals))
 }
 
-async fn serve(opts: Options, config: Config) -> Result<()> {
-    let signals = signals::listen().context("cannot listen for signals")?;
+async fn serve(
+    opts: Options,
+    config: Config,
+    signals: mpsc::UnboundedReceiver<Request>,
+) -> Result<()> {
     let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
     if let Some(dir) = ledger_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

@@ -298,6 +298,7 @@ impl Daemon {
 
     /// SIGTERM and wait; asserts exit status 0.
     pub fn stop(&mut self) {
+        self.wait_ready();
         self.signal("TERM");
         let code = self.wait_exit(Duration::from_secs(20));
         assert_eq!(code, Some(0), "graceful stop exits 0:\n{}", self.log());
