@@ -66,7 +66,10 @@ impl IppClient {
     pub fn new() -> Result<IppClient, IppCallError> {
         let http = reqwest::Client::builder()
             .no_proxy()
-            .pool_max_idle_per_host(1)
+            // Queues of one CUPS server share a host: keep up to 32 of their
+            // connections alive between polls (a sweep of 100 queues then
+            // reuses most), well under cupsd's default MaxClients of 100.
+            .pool_max_idle_per_host(32)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| IppCallError::Connect(e.to_string()))?;
@@ -86,10 +89,20 @@ impl IppClient {
         // must not be held across an await.
         let encoded = request.to_bytes();
         drop(request);
+        self.send_encoded(&url, encoded, timeout).await
+    }
+
+    /// Posts an encoded IPP request to `url` (from [`http_url`]).
+    pub async fn send_encoded(
+        &self,
+        url: &str,
+        encoded: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<IppRequestResponse, IppCallError> {
         let exchange = async {
             let mut response = self
                 .http
-                .post(&url)
+                .post(url)
                 .header("content-type", "application/ipp")
                 .body(encoded)
                 .send()

@@ -2,7 +2,7 @@
 //! once when the printer goes down and once when it is back.
 
 use super::charge::{self, Recorded};
-use super::client::{IppCallError, IppClient};
+use super::client::{self, IppCallError, IppClient};
 use super::jobs::{self, Job, Which};
 use crate::clock;
 use crate::config::PrinterConfig;
@@ -46,6 +46,7 @@ pub struct Poller {
     failed: HashMap<String, String>,
     /// Why the printer is down, while it is.
     down: Option<String>,
+    completed: Result<JobsQuery, IppCallError>,
 }
 
 /// What one poll did.
@@ -67,6 +68,7 @@ impl Poller {
             b.insert(cfg.id.clone(), PrinterStatus::default());
         }
         Poller {
+            completed: JobsQuery::new(&cfg, Which::Completed),
             cfg,
             client,
             writer,
@@ -86,7 +88,7 @@ impl Poller {
                 return;
             }
             let fetched = tokio::select! {
-                r = fetch(&self.client, &self.cfg, Which::Completed) => r,
+                r = self.fetch_completed() => r,
                 _ = stop.changed() => return,
             };
             let delay = match fetched {
@@ -111,7 +113,7 @@ impl Poller {
 
     /// One poll: fetch finished jobs and charge the new ones.
     pub async fn poll_once(&mut self) -> Result<PollOutcome, IppCallError> {
-        match fetch(&self.client, &self.cfg, Which::Completed).await {
+        match self.fetch_completed().await {
             Ok(jobs) => {
                 self.mark_up();
                 Ok(self.charge(jobs).await)
@@ -120,6 +122,13 @@ impl Poller {
                 self.mark_down(&e);
                 Err(e)
             }
+        }
+    }
+
+    async fn fetch_completed(&self) -> Result<Vec<Job>, IppCallError> {
+        match &self.completed {
+            Ok(query) => query.fetch(&self.client).await,
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -217,15 +226,34 @@ impl Poller {
     }
 }
 
-/// The jobs a printer lists: finished ones, or those still to print.
-pub async fn fetch(
-    client: &IppClient,
-    cfg: &PrinterConfig,
-    which: Which,
-) -> Result<Vec<Job>, IppCallError> {
-    let request = jobs::get_jobs(&cfg.uri, which).map_err(IppCallError::Connect)?;
-    let response = client.send(&cfg.uri, request, cfg.timeout).await?;
-    Ok(jobs::parse_jobs(&response))
+/// A `Get-Jobs` for one printer, encoded once and sent at every poll.
+#[derive(Clone)]
+pub struct JobsQuery {
+    url: String,
+    body: bytes::Bytes,
+    timeout: Duration,
+}
+
+impl JobsQuery {
+    /// Finished jobs, or those still to print, at `cfg`'s printer.
+    pub fn new(cfg: &PrinterConfig, which: Which) -> Result<JobsQuery, IppCallError> {
+        let bad = || IppCallError::Connect(format!("bad URI `{}`", cfg.uri));
+        let url = client::http_url(&cfg.uri).ok_or_else(bad)?;
+        let request = jobs::get_jobs(&cfg.uri, which).map_err(IppCallError::Connect)?;
+        Ok(JobsQuery {
+            url,
+            body: request.to_bytes(),
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// The jobs the printer lists now.
+    pub async fn fetch(&self, client: &IppClient) -> Result<Vec<Job>, IppCallError> {
+        let response = client
+            .send_encoded(&self.url, self.body.clone(), self.timeout)
+            .await?;
+        Ok(jobs::parse_jobs(&response))
+    }
 }
 
 /// The wait before try `failures` + 1 at a printer that is down: the poll
