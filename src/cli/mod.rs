@@ -164,7 +164,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(match cli.command {
         Command::Run { log_format } => log_format,
-        _ => crate::logging::LogFormat::Auto,
+        _ => crate::logging::LogFormat::Text,
     });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
