@@ -20,3 +20,5 @@ pub mod logging;
 pub mod money;
 pub mod pricing;
 pub mod printer;
+pub mod reader;
+pub mod room;

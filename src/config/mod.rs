@@ -2,8 +2,10 @@
 //! richer type, and every problem reported with file, line and field.
 
 mod printers;
+mod readers;
 
 pub use printers::{Mode, PrinterConfig};
+pub use readers::{Binding, OtherMember, ReaderConfig};
 
 use crate::ledger::{OveragePolicy, PolicyKind, Site};
 use crate::pricing::PriceTable;
@@ -123,6 +125,8 @@ struct RawConfig {
     prices: BTreeMap<String, Spanned<PriceTable>>,
     #[serde(default)]
     printers: Vec<printers::RawPrinter>,
+    #[serde(default)]
+    readers: Vec<readers::RawReader>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +197,7 @@ pub struct Config {
     pub prices: BTreeMap<String, PriceTable>,
     pub grants: Option<GrantsConfig>,
     pub printers: Vec<PrinterConfig>,
+    pub readers: Vec<ReaderConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -330,7 +335,9 @@ impl Config {
             }
         };
         let printers = printers::validate(raw.printers, &prices, &err)?;
+        let readers = readers::validate(raw.readers, &printers, base, &err)?;
         Ok(Config {
+            readers,
             grants,
             printers,
             site_name: s.name.unwrap_or_else(|| "tallyd".into()),

@@ -13,11 +13,14 @@ use crate::ledger::writer::{Writer, WriterHandle};
 use crate::ledger::Ledger;
 use crate::printer::client::IppClient;
 use crate::printer::poller::{Poller, SharedSite, StatusBoard};
+use crate::reader::port;
+use crate::reader::taps::{self, TapContext};
 use anyhow::{Context, Result};
 use sd_notify::NotifyState;
 use signals::Request;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -52,7 +55,15 @@ impl Task {
     }
 }
 
+/// A reader's thread and the task handling its taps.
+struct ReaderTask {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    taps: Task,
+}
+
 struct Daemon {
+    readers: Vec<ReaderTask>,
     opts: Options,
     config: Config,
     writer: WriterHandle,
@@ -101,6 +112,7 @@ async fn serve(
     let (grants, grants_rx) = watch::channel(config.grants.clone());
     let (sync_now, sync_rx) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
+        readers: Vec::new(),
         writer: writer.handle(),
         client: IppClient::new().context("cannot set up the HTTP client")?,
         board: Arc::new(Mutex::new(BTreeMap::new())),
@@ -124,6 +136,9 @@ async fn serve(
     for p in daemon.config.printers.clone() {
         daemon.start_printer(p);
     }
+    daemon.start_readers();
+    let ctx = daemon.tap_context();
+    daemon.others.push(Task::spawn(|stop| session_sweeper(ctx, stop)));
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers.len(), "tallyd ready");
     let stop_signal = daemon.main_loop(signals).await;
@@ -136,6 +151,56 @@ async fn serve(
 }
 
 impl Daemon {
+    fn tap_context(&self) -> TapContext {
+        TapContext {
+            readers: self.config.readers.clone(),
+            printers: self.config.printers.clone(),
+            client: self.client.clone(),
+            writer: self.writer.clone(),
+            site: self.site.clone(),
+        }
+    }
+
+    /// One thread per reader, and one task handling its taps in order.
+    fn start_readers(&mut self) {
+        let ctx = self.tap_context();
+        for cfg in self.config.readers.clone() {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = match port::spawn(cfg.clone(), tx, stop.clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(reader = %cfg.id, error = %e, "cannot start the reader's thread");
+                    None
+                }
+            };
+            let ctx = ctx.clone();
+            let taps = Task::spawn(|mut stop_rx| async move {
+                loop {
+                    tokio::select! {
+                        tap = rx.recv() => match tap {
+                            Some(tap) => taps::handle(&ctx, tap).await,
+                            None => return,
+                        },
+                        _ = stop_rx.changed() => return,
+                    }
+                }
+            });
+            self.readers.push(ReaderTask { stop, thread, taps });
+        }
+    }
+
+    async fn stop_readers(&mut self) {
+        for r in std::mem::take(&mut self.readers) {
+            r.stop.store(true, Ordering::Relaxed);
+            let _ = r.taps.stop.send(true);
+            let _ = r.taps.handle.await;
+            if let Some(t) = r.thread {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+        }
+    }
+
     fn start_printer(&mut self, p: PrinterConfig) {
         let poller = Poller::new(
             p.clone(),
@@ -208,6 +273,7 @@ impl Daemon {
                 }
             }
         });
+        self.stop_readers().await;
         let mut tasks: Vec<Task> = std::mem::take(&mut self.printers)
             .into_values()
             .map(|(_, t)| t)
@@ -275,11 +341,17 @@ impl Daemon {
                 self.start_printer(p.clone());
             }
         }
+        let readers_changed = config.readers != self.config.readers
+            || config.printers != self.config.printers;
         let _ = self.grants.send(config.grants.clone());
         let _ = self.sync_now.send(());
         tracing::info!(printers = self.printers.len(), added = %added.join(","),
             changed = %changed.join(","), removed = %removed.join(","), "config reloaded");
         self.config = config;
+        if readers_changed {
+            self.stop_readers().await;
+            self.start_readers();
+        }
         notify(&[NotifyState::Ready]);
     }
 
@@ -322,6 +394,17 @@ impl Daemon {
             printers = %detail.join("; "),
             "status"
         );
+    }
+}
+
+/// Ends sessions that reached their room's maximum length, every 30 s.
+async fn session_sweeper(ctx: TapContext, mut stop: watch::Receiver<bool>) {
+    loop {
+        taps::close_overlong(&ctx).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

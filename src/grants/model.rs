@@ -661,13 +661,16 @@ impl Validator<'_> {
     ) -> Result<Member, ConfigError> {
         let mut member_cards = Vec::new();
         for (j, c) in m.cards.iter().enumerate() {
-            let card = c.trim().to_uppercase();
-            if card.is_empty() || !card.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            // Stored as readers report cards: uppercase hex, at least 10
+            // digits (leading zeros kept), an even number of them.
+            let Some(card) = crate::reader::decode::CardId::parse(c.trim())
+                .map(|id| id.as_str().to_string())
+            else {
                 return Err(self.err(
                     &p.at("cards", j),
                     format!("card id `{c}` is not hex digits"),
                 ));
-            }
+            };
             if let Some(other) = cards.insert(card.clone(), id.to_string()) {
                 return Err(self.err(
                     &p.at("cards", j),

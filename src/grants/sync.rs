@@ -64,8 +64,7 @@ pub fn apply(conn: &Connection, catalog: &Catalog, plan: &SyncPlan, now: Ts) -> 
     }
     for id in &plan.closes {
         lots::close_member(conn, id, now)?;
-        conn.prepare_cached("DELETE FROM member_cards WHERE member_id = ?1")?
-            .execute([id])?;
+        // Cards stay: a tap by a closed member's card is refused as closed.
         conn.prepare_cached("DELETE FROM member_print_users WHERE member_id = ?1")?
             .execute([id])?;
     }

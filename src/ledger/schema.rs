@@ -172,6 +172,33 @@ const MIGRATIONS: &[&str] = &[
         last_charged_at INTEGER NOT NULL
     );
     "#,
+    // 4: card readers: unknown cards for enrolment, and room sessions.
+    r#"
+    CREATE TABLE unknown_cards (
+        id INTEGER PRIMARY KEY,
+        card TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX unknown_cards_by_time ON unknown_cards(seen_at);
+    -- A session's duration is measured on the boot clock (monotonic, and it
+    -- survives a daemon restart); after a reboot, on the wall clock.
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        resource TEXT NOT NULL,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        reader TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        started_boot_ms INTEGER NOT NULL,
+        boot_id TEXT NOT NULL,
+        ended_at INTEGER,
+        minutes INTEGER,
+        end_reason TEXT,
+        usage_key TEXT
+    );
+    CREATE UNIQUE INDEX sessions_one_open_per_resource ON sessions(resource)
+        WHERE ended_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -17,6 +17,44 @@ pub enum Recorded {
         member: Option<String>,
         charge: Charge,
     },
+    /// A released job finished: its hold settled to the real cost.
+    Settled {
+        member: String,
+        estimate: i64,
+        charge: Charge,
+    },
+    /// A released job ended with nothing printed: its hold was voided.
+    Voided { member: String, estimate: i64 },
+}
+
+/// The unresolved hold under `key`: (member, amount reserved).
+pub fn open_hold(conn: &Connection, key: &str) -> Result<Option<(String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.member_id, u.amount FROM usages u
+             LEFT JOIN hold_resolutions r ON r.usage_id = u.id
+             WHERE u.key = ?1 AND u.is_hold = 1 AND r.usage_id IS NULL",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// A finished job that printed nothing: voids its hold, if it had one.
+pub fn record_nothing_printed(
+    conn: &Connection,
+    printer: &str,
+    job: &Job,
+    now: i64,
+) -> Result<Recorded> {
+    let key = job.key(printer);
+    match open_hold(conn, &key)? {
+        Some((member, estimate)) => {
+            let reason = format!("job {} {} with nothing printed", job.id, jobs::state_name(job.state));
+            usage::void(conn, &key, &reason, now)?;
+            Ok(Recorded::Voided { member, estimate })
+        }
+        None => Ok(Recorded::Already),
+    }
 }
 
 /// Whether a usage with this key exists.
@@ -46,6 +84,17 @@ pub fn record_job(
     now: i64,
 ) -> Result<Recorded> {
     let key = job.key(printer);
+    if let Some((member, estimate)) = open_hold(conn, &key)? {
+        let detail = jobs::detail(job, priced);
+        let at = job.completed_at.unwrap_or(now);
+        let charge = usage::settle(conn, site, &key, priced.cents, &detail, at)?;
+        progress(conn, printer, job, &key, now)?;
+        return Ok(Recorded::Settled {
+            member,
+            estimate,
+            charge,
+        });
+    }
     if is_recorded(conn, &key)? {
         return Ok(Recorded::Already);
     }
@@ -65,6 +114,11 @@ pub fn record_job(
         at: job.completed_at.unwrap_or(now),
     };
     let charge = usage::debit(conn, site, &req)?;
+    progress(conn, printer, job, &key, now)?;
+    Ok(Recorded::Charged { member, charge })
+}
+
+fn progress(conn: &Connection, printer: &str, job: &Job, key: &str, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO printer_progress (printer, jobs_charged, last_job_id, last_job_key, last_charged_at)
          VALUES (?1, 1, ?2, ?3, ?4)
@@ -73,5 +127,5 @@ pub fn record_job(
             last_charged_at = excluded.last_charged_at",
     )?
     .execute(rusqlite::params![printer, job.id, key, now])?;
-    Ok(Recorded::Charged { member, charge })
+    Ok(())
 }

@@ -5,3 +5,4 @@ pub mod charge;
 pub mod client;
 pub mod jobs;
 pub mod poller;
+pub mod release;

@@ -5,7 +5,7 @@ use super::charge::{self, Recorded};
 use super::client::{self, IppCallError, IppClient};
 use super::jobs::{self, Job, Which};
 use crate::clock;
-use crate::config::PrinterConfig;
+use crate::config::{Mode, PrinterConfig};
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{LedgerError, Site};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -96,6 +96,9 @@ impl Poller {
                     self.mark_up();
                     failures = 0;
                     self.charge(jobs).await;
+                    if self.cfg.mode == Mode::Held {
+                        self.cancel_expired_holds().await;
+                    }
                     self.cfg.poll_interval
                 }
                 Err(e) => {
@@ -125,6 +128,16 @@ impl Poller {
         }
     }
 
+    /// Held queues: cancel jobs held longer than the hold timeout.
+    async fn cancel_expired_holds(&self) {
+        let Ok(query) = JobsQuery::new(&self.cfg, Which::NotCompleted) else {
+            return;
+        };
+        if let Ok(listed) = query.fetch(&self.client).await {
+            super::release::cancel_expired(&self.cfg, &self.client, &listed, clock::now()).await;
+        }
+    }
+
     async fn fetch_completed(&self) -> Result<Vec<Job>, IppCallError> {
         match &self.completed {
             Ok(query) => query.fetch(&self.client).await,
@@ -144,43 +157,53 @@ impl Poller {
             if self.done.contains(&key) {
                 continue;
             }
-            let Some(priced) = jobs::price_job(&self.cfg, &job) else {
-                tracing::debug!(printer = %id, job_id = job.id, state = jobs::state_name(job.state), "job printed nothing; no charge");
-                self.done.insert(key);
-                continue;
-            };
             let Some(site) = site.clone() else {
                 continue;
             };
             let now = clock::now();
             let printer = id.clone();
+            let priced = jobs::price_job(&self.cfg, &job);
             let (j, p) = (job.clone(), priced.clone());
-            let reply = self
-                .writer
-                .submit(move |conn, _| charge::record_job(conn, &site, &printer, &j, &p, now));
+            let reply = self.writer.submit(move |conn, _| match &p {
+                Some(p) => charge::record_job(conn, &site, &printer, &j, p, now),
+                // Costs nothing; if it was released from hold, the hold goes.
+                None => charge::record_nothing_printed(conn, &printer, &j, now),
+            });
             pending.push((key, job, priced, reply));
         }
         let mut charged = 0;
         for (key, job, priced, reply) in pending {
             let result = reply.await.unwrap_or(Err(LedgerError::WriterGone));
-            match result {
-                Ok(Recorded::Already) => {
-                    self.done.insert(key);
-                }
-                Ok(Recorded::Charged { member, charge }) => {
+            match (result, &priced) {
+                (Ok(Recorded::Already), _) => {}
+                (Ok(Recorded::Charged { member, charge }), Some(priced)) => {
                     charged += 1;
-                    log_charge(&id, &job, &priced, member.as_deref(), &charge);
-                    self.failed.remove(&key);
-                    self.done.insert(key);
+                    log_charge(&id, &job, priced, member.as_deref(), &charge);
                 }
-                Err(e) => {
+                (Ok(Recorded::Settled { member, estimate, charge }), Some(priced)) => {
+                    charged += 1;
+                    tracing::info!(member = %member, printer = %id, job_id = job.id,
+                        impressions = priced.facts.mono_impressions + priced.facts.colour_impressions,
+                        estimate_cents = estimate, cents = priced.cents, overage = charge.overage,
+                        balance_after = charge.balance_after, "released job settled");
+                }
+                (Ok(Recorded::Voided { member, estimate }), _) => {
+                    tracing::info!(member = %member, printer = %id, job_id = job.id,
+                        state = jobs::state_name(job.state), estimate_cents = estimate,
+                        "released job printed nothing; hold voided, nothing charged");
+                }
+                (Ok(_), _) => {}
+                (Err(e), _) => {
                     let text = e.to_string();
                     if self.failed.get(&key) != Some(&text) {
                         tracing::error!(printer = %id, job_id = job.id, key = %key, error = %text, "could not charge job; will retry");
                         self.failed.insert(key, text);
                     }
+                    continue;
                 }
             }
+            self.failed.remove(&key);
+            self.done.insert(key);
         }
         if let Ok(mut b) = self.board.lock() {
             if let Some(s) = b.get_mut(&id) {

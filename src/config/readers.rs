@@ -1,0 +1,164 @@
+//! `[[readers]]`: serial card readers, each bound to a printer (a release
+//! station) or a resource (a room door).
+
+use super::{parse_duration, ConfigError, PrinterConfig};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReader {
+    id: Spanned<String>,
+    device: Spanned<String>,
+    #[serde(default)]
+    baud: Option<Spanned<u32>>,
+    framing: Spanned<String>,
+    #[serde(default)]
+    printer: Option<Spanned<String>>,
+    #[serde(default)]
+    resource: Option<Spanned<String>>,
+    #[serde(default)]
+    debounce: Option<Spanned<String>>,
+    #[serde(default)]
+    increment: Option<Spanned<String>>,
+    #[serde(default)]
+    max_session: Option<Spanned<String>>,
+    #[serde(default)]
+    other_member: Option<Spanned<String>>,
+}
+
+/// What a reader's taps do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// Release the tapping member's held jobs at this printer.
+    Printer(String),
+    /// Start or end a session in this room.
+    Resource(String),
+}
+
+/// A tap by another member while a room's session is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherMember {
+    Refuse,
+    End,
+}
+
+/// One card reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderConfig {
+    pub id: String,
+    /// `/dev/serial/by-id/...` recommended: it survives replugging.
+    pub device: PathBuf,
+    pub baud: u32,
+    /// `rdm6300`, `id12`, `line-hex` or `line-decimal`.
+    pub framing: String,
+    pub binding: Binding,
+    /// The same card again within this is the same tap.
+    pub debounce: Duration,
+    /// Sessions are charged in whole increments, rounded up.
+    pub increment: Duration,
+    /// Sessions are closed (and charged) at this length.
+    pub max_session: Duration,
+    pub other_member: OtherMember,
+}
+
+pub(super) type ErrAt<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> ConfigError + 'a;
+
+const FRAMINGS: [&str; 4] = ["rdm6300", "id12", "line-hex", "line-decimal"];
+
+pub(super) fn validate(
+    raw: Vec<RawReader>,
+    printers: &[PrinterConfig],
+    base: &std::path::Path,
+    err: &ErrAt<'_>,
+) -> Result<Vec<ReaderConfig>, ConfigError> {
+    let mut out: Vec<ReaderConfig> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let field = |name: &str| format!("readers[{i}].{name}");
+        let id = r.id.get_ref().trim().to_string();
+        if id.is_empty() || out.iter().any(|o| o.id == id) {
+            return Err(err(
+                Some(r.id.span()),
+                &field("id"),
+                format!("`{id}` is empty or used by another reader"),
+            ));
+        }
+        let framing = r.framing.get_ref().trim().to_ascii_lowercase();
+        if !FRAMINGS.contains(&framing.as_str()) {
+            return Err(err(
+                Some(r.framing.span()),
+                &field("framing"),
+                format!("`{framing}` is not one of {}", FRAMINGS.join(", ")),
+            ));
+        }
+        let binding = match (&r.printer, &r.resource) {
+            (Some(p), None) => {
+                let name = p.get_ref().trim();
+                if !printers.iter().any(|c| c.id == name) {
+                    return Err(err(
+                        Some(p.span()),
+                        &field("printer"),
+                        format!("no printer `{name}` in [[printers]]"),
+                    ));
+                }
+                Binding::Printer(name.to_string())
+            }
+            (None, Some(res)) if !res.get_ref().trim().is_empty() => {
+                Binding::Resource(res.get_ref().trim().to_string())
+            }
+            _ => {
+                return Err(err(
+                    Some(r.id.span()),
+                    &field("printer"),
+                    "a reader is bound to exactly one `printer` or `resource`".into(),
+                ))
+            }
+        };
+        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
+            None => Ok(default),
+            Some(d) => parse_duration(d.get_ref())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    err(
+                        Some(d.span()),
+                        &field(name),
+                        format!("`{}` is not a duration like 3s, 15m or 8h", d.get_ref()),
+                    )
+                }),
+        };
+        let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
+        if increment.as_secs() % 60 != 0 {
+            return Err(err(
+                r.increment.as_ref().map(Spanned::span),
+                &field("increment"),
+                "must be whole minutes".into(),
+            ));
+        }
+        let other_member = match r.other_member.as_ref().map(|o| o.get_ref().as_str()) {
+            None | Some("refuse") => OtherMember::Refuse,
+            Some("end") => OtherMember::End,
+            Some(other) => {
+                return Err(err(
+                    r.other_member.as_ref().map(Spanned::span),
+                    &field("other_member"),
+                    format!("`{other}` is not `refuse` or `end`"),
+                ))
+            }
+        };
+        out.push(ReaderConfig {
+            id,
+            device: base.join(r.device.get_ref().trim()),
+            baud: r.baud.as_ref().map_or(9600, |b| *b.get_ref()),
+            framing,
+            binding,
+            debounce: duration(&r.debounce, "debounce", Duration::from_secs(3))?,
+            increment,
+            max_session: duration(&r.max_session, "max_session", Duration::from_secs(8 * 3600))?,
+            other_member,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,154 @@
+//! Held release: a member's tap at a held printer's reader releases their
+//! held jobs there, each behind a ledger hold that the job's completion
+//! settles; and held jobs past the hold timeout are cancelled, free.
+
+use super::client::{IppCallError, IppClient};
+use super::jobs::{self, Job, Which, PENDING_HELD};
+use super::poller::{JobsQuery, SharedSite};
+use crate::clock;
+use crate::config::PrinterConfig;
+use crate::ledger::writer::WriterHandle;
+use crate::ledger::{HoldOutcome, Origin, Payable, UsageRequest};
+use ipp::prelude::Operation;
+
+/// What one tap released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Job ids released, oldest first.
+    pub jobs: Vec<i32>,
+    /// The sum of their estimates, in cents.
+    pub estimate: i64,
+    /// Jobs left held, each with why.
+    pub kept: Vec<(i32, String)>,
+}
+
+/// The member's held jobs at `cfg`, oldest first.
+pub fn held_jobs_of(jobs: Vec<Job>, users: &[String]) -> Vec<Job> {
+    let mut mine: Vec<Job> = jobs
+        .into_iter()
+        .filter(|j| j.state == PENDING_HELD)
+        .filter(|j| j.owner().is_some_and(|o| users.contains(&o)))
+        .collect();
+    mine.sort_by_key(|j| (j.created_at.or(j.created_tick).unwrap_or(0), j.id));
+    mine
+}
+
+/// Releases `member`'s held jobs at `cfg`: for each, oldest first, place a
+/// hold for its estimate (the member's overage policy may refuse it), then
+/// send Release-Job; a failed release voids the hold and the job stays held.
+pub async fn release(
+    cfg: &PrinterConfig,
+    client: &IppClient,
+    writer: &WriterHandle,
+    site: &SharedSite,
+    member: &str,
+    users: &[String],
+) -> Result<Released, IppCallError> {
+    let listed = JobsQuery::new(cfg, Which::NotCompleted)?.fetch(client).await?;
+    let mut out = Released::default();
+    for job in held_jobs_of(listed, users) {
+        let Some(estimate) = jobs::estimate_job(cfg, &job) else {
+            out.kept.push((job.id, "no estimate".into()));
+            continue;
+        };
+        let key = job.key(&cfg.id);
+        let req = UsageRequest {
+            key: key.clone(),
+            member: Some(member.to_string()),
+            origin: Origin::Print {
+                printer: cfg.id.clone(),
+            },
+            payable: Payable::Printing,
+            amount: estimate.cents,
+            detail: serde_json::json!({
+                "job": job.id,
+                "user": job.user,
+                "state": "released",
+                "impressions": estimate.facts.mono_impressions + estimate.facts.colour_impressions,
+                "colour": if estimate.colour { "colour" } else { "mono" },
+                "sides": estimate.facts.sides,
+                "estimate": true,
+            })
+            .to_string(),
+            at: clock::now(),
+        };
+        let Ok(site) = site.read().map(|s| s.clone()) else {
+            continue;
+        };
+        let placed = writer
+            .call_async(move |conn, _| crate::ledger::usage::hold(conn, &site, &req))
+            .await;
+        match placed {
+            Ok(HoldOutcome::Placed(_)) => {}
+            Ok(HoldOutcome::Refused {
+                available,
+                needed,
+                policy,
+            }) => {
+                out.kept.push((
+                    job.id,
+                    format!(
+                        "{}: {available} cents available, estimate {needed}",
+                        policy.as_str()
+                    ),
+                ));
+                continue;
+            }
+            Err(e) => {
+                out.kept.push((job.id, format!("ledger: {e}")));
+                continue;
+            }
+        }
+        let request = jobs::job_request(Operation::ReleaseJob, &cfg.uri, job.id)
+            .map_err(IppCallError::Connect)?;
+        match client.send(&cfg.uri, request, cfg.timeout).await {
+            Ok(_) => {
+                out.jobs.push(job.id);
+                out.estimate += estimate.cents;
+            }
+            Err(e) => {
+                let reason = format!("Release-Job failed: {e}");
+                let (k, r) = (key.clone(), reason.clone());
+                let voided = writer
+                    .call_async(move |conn, _| {
+                        crate::ledger::usage::void(conn, &k, &r, clock::now())
+                    })
+                    .await;
+                if let Err(v) = voided {
+                    tracing::error!(printer = %cfg.id, job_id = job.id, error = %v, "could not void the hold of a job that was not released");
+                }
+                out.kept.push((job.id, reason));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Cancels held jobs older than the printer's hold timeout (they cost
+/// nothing; a hold a crashed release left behind is voided when the
+/// cancelled job is next listed). Returns the job ids cancelled.
+pub async fn cancel_expired(cfg: &PrinterConfig, client: &IppClient, listed: &[Job], now: i64) -> Vec<i32> {
+    let limit = cfg.hold_timeout.as_secs() as i64;
+    let mut cancelled = Vec::new();
+    for job in listed.iter().filter(|j| j.state == PENDING_HELD) {
+        let Some(created) = job.created_at else {
+            continue;
+        };
+        if now - created < limit {
+            continue;
+        }
+        let request = match jobs::job_request(Operation::CancelJob, &cfg.uri, job.id) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        match client.send(&cfg.uri, request, cfg.timeout).await {
+            Ok(_) => {
+                tracing::info!(printer = %cfg.id, job_id = job.id, user = job.user.as_deref().unwrap_or(""),
+                    held_s = now - created, "held job cancelled after the hold timeout; nothing charged");
+                cancelled.push(job.id);
+            }
+            Err(e) => tracing::warn!(printer = %cfg.id, job_id = job.id, error = %e, "could not cancel an expired held job"),
+        }
+    }
+    cancelled
+}

@@ -1,0 +1,125 @@
+//! One thread per serial reader: open the port, feed what it reads to the
+//! decoder, send taps to the daemon, and reopen with backoff when the device
+//! goes away (logged once when it goes, once when it is back).
+
+use super::decode::{CardId, Decoder, Event, Framing};
+use crate::config::ReaderConfig;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long a read waits before checking whether to stop.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+/// A partial frame older than this is dropped.
+const STALE_AFTER: Duration = Duration::from_millis(500);
+/// The longest wait between tries at a reader that is gone.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A card read at a reader.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    pub reader: String,
+    pub card: CardId,
+}
+
+/// Starts the reader's thread; it runs until `stop` is set.
+pub fn spawn(
+    cfg: ReaderConfig,
+    taps: mpsc::UnboundedSender<Tap>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("reader-{}", cfg.id))
+        .spawn(move || run(cfg, taps, stop))
+}
+
+fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: Arc<AtomicBool>) {
+    let Some(framing) = Framing::parse(&cfg.framing) else {
+        tracing::error!(reader = %cfg.id, framing = %cfg.framing, "unknown framing; reader not started");
+        return;
+    };
+    let origin = Instant::now();
+    let mut decoder = Decoder::new(framing, cfg.debounce, STALE_AFTER);
+    let mut gone: Option<String> = None;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(250);
+    while !stop.load(Ordering::Relaxed) {
+        let mut port = match serialport::new(cfg.device.to_string_lossy(), cfg.baud)
+            .timeout(READ_TIMEOUT)
+            .open()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if gone.is_none() {
+                    tracing::warn!(reader = %cfg.id, device = %cfg.device.display(), error = %e,
+                        "card reader is gone; reopening with backoff");
+                    gone = Some(e.to_string());
+                }
+                first = false;
+                sleep_unless_stopped(backoff, &stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(250);
+        match gone.take() {
+            Some(was) => tracing::info!(reader = %cfg.id, device = %cfg.device.display(), was = %was, "card reader is back"),
+            None if first => tracing::info!(reader = %cfg.id, device = %cfg.device.display(), framing = framing.as_str(), "card reader is up"),
+            None => {}
+        }
+        first = false;
+        decoder.reset();
+        let mut buf = [0u8; 256];
+        let why = loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match port.read(&mut buf) {
+                // A vanished pty or USB adapter: BrokenPipe, or a read of 0.
+                Ok(0) => break "end of file".to_string(),
+                Ok(n) => {
+                    for event in decoder.push(&buf[..n], origin.elapsed()) {
+                        report(&cfg, event, &taps);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break e.to_string(),
+            }
+        };
+        tracing::warn!(reader = %cfg.id, device = %cfg.device.display(), error = %why,
+            "card reader is gone; reopening with backoff");
+        gone = Some(why);
+        drop(port);
+        sleep_unless_stopped(backoff, &stop);
+    }
+}
+
+fn report(cfg: &ReaderConfig, event: Event, taps: &mpsc::UnboundedSender<Tap>) {
+    match event {
+        Event::Card(card) => {
+            let _ = taps.send(Tap {
+                reader: cfg.id.clone(),
+                card,
+            });
+        }
+        Event::BadChecksum { frame } => {
+            tracing::warn!(reader = %cfg.id, frame = %frame, "card frame with a bad checksum ignored")
+        }
+        Event::Garbage { bytes } => {
+            tracing::debug!(reader = %cfg.id, bytes, "skipped bytes that are not a frame")
+        }
+        Event::Stale { bytes } => {
+            tracing::debug!(reader = %cfg.id, bytes, "dropped a partial frame that never finished")
+        }
+    }
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let start = Instant::now();
+    while start.elapsed() < total && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

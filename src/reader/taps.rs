@@ -1,0 +1,186 @@
+//! What a tap does: find the card's member, then release their held jobs at
+//! the reader's printer or start/end their session in the reader's room.
+
+use super::decode::CardId;
+use super::port::Tap;
+use crate::config::{Binding, PrinterConfig, ReaderConfig};
+use crate::ledger::writer::WriterHandle;
+use crate::ledger::Result;
+use crate::printer::client::IppClient;
+use crate::printer::poller::SharedSite;
+use crate::printer::release;
+use crate::room::clock::Now;
+use crate::room::store::{self, TapOutcome};
+use rusqlite::{Connection, OptionalExtension};
+
+/// Whose card it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardOwner {
+    Member { id: String, print_users: Vec<String> },
+    Closed { id: String },
+    Unknown,
+}
+
+/// Looks a card up; an unknown card is remembered for `tallyd cards`.
+pub fn card_owner(conn: &Connection, card: &CardId, reader: &str, at: i64) -> Result<CardOwner> {
+    let found: Option<(String, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT c.member_id, m.closed_at FROM member_cards c
+             JOIN members m ON m.id = c.member_id WHERE c.card = ?1",
+        )?
+        .query_row([card.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match found {
+        Some((id, Some(_))) => Ok(CardOwner::Closed { id }),
+        Some((id, None)) => {
+            let mut stmt =
+                conn.prepare_cached("SELECT user FROM member_print_users WHERE member_id = ?1")?;
+            let users = stmt
+                .query_map([&id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(CardOwner::Member {
+                id,
+                print_users: users,
+            })
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO unknown_cards (card, reader, seen_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(rusqlite::params![card.as_str(), reader, at])?;
+            Ok(CardOwner::Unknown)
+        }
+    }
+}
+
+/// Everything a tap needs.
+#[derive(Clone)]
+pub struct TapContext {
+    pub readers: Vec<ReaderConfig>,
+    pub printers: Vec<PrinterConfig>,
+    pub client: IppClient,
+    pub writer: WriterHandle,
+    pub site: SharedSite,
+}
+
+/// Handles one tap; logs one line for what it did.
+pub async fn handle(ctx: &TapContext, tap: Tap) {
+    let Some(reader) = ctx.readers.iter().find(|r| r.id == tap.reader).cloned() else {
+        return;
+    };
+    let now = Now::read();
+    let (card, reader_id, at) = (tap.card.clone(), reader.id.clone(), now.wall);
+    let owner = ctx
+        .writer
+        .call_async(move |conn, _| card_owner(conn, &card, &reader_id, at))
+        .await;
+    let card = tap.card.masked();
+    let (member, users) = match owner {
+        Ok(CardOwner::Member { id, print_users }) => (id, print_users),
+        Ok(CardOwner::Closed { id }) => {
+            tracing::warn!(reader = %reader.id, card = %card, member = %id, "tap refused: the member is closed");
+            return;
+        }
+        Ok(CardOwner::Unknown) => {
+            tracing::warn!(reader = %reader.id, card = %card, "tap refused: unknown card (see `tallyd cards` to enrol it)");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(reader = %reader.id, card = %card, error = %e, "tap failed: cannot read the ledger");
+            return;
+        }
+    };
+    match &reader.binding {
+        Binding::Printer(printer) => release_at(ctx, &reader, printer, &member, &users).await,
+        Binding::Resource(resource) => session_at(ctx, &reader, resource, &member, now).await,
+    }
+}
+
+async fn release_at(ctx: &TapContext, reader: &ReaderConfig, printer: &str, member: &str, users: &[String]) {
+    let Some(cfg) = ctx.printers.iter().find(|p| p.id == printer) else {
+        return;
+    };
+    match release::release(cfg, &ctx.client, &ctx.writer, &ctx.site, member, users).await {
+        Ok(r) if r.jobs.is_empty() && r.kept.is_empty() => {
+            tracing::info!(member, printer, reader = %reader.id, "release: no held jobs")
+        }
+        Ok(r) => {
+            let jobs: Vec<String> = r.jobs.iter().map(i32::to_string).collect();
+            let kept: Vec<String> = r.kept.iter().map(|(j, why)| format!("{j} ({why})")).collect();
+            tracing::info!(member, printer, reader = %reader.id, jobs = %jobs.join(","),
+                estimate_cents = r.estimate, kept = %kept.join("; "), "release");
+        }
+        Err(e) => {
+            tracing::warn!(member, printer, reader = %reader.id, error = %e, "release failed: cannot list held jobs; nothing released")
+        }
+    }
+}
+
+async fn session_at(ctx: &TapContext, reader: &ReaderConfig, resource: &str, member: &str, now: Now) {
+    let (r, res, m) = (reader.clone(), resource.to_string(), member.to_string());
+    let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
+        return;
+    };
+    let outcome = ctx
+        .writer
+        .call_async(move |conn, _| store::tap(conn, &site, &r, &res, &m, &now))
+        .await;
+    match outcome {
+        Ok(TapOutcome::Started { session }) => {
+            tracing::info!(member, resource, reader = %reader.id, session, "session started")
+        }
+        Ok(TapOutcome::Refused { reason }) => {
+            tracing::warn!(member, resource, reader = %reader.id, reason = %reason, "session not started")
+        }
+        Ok(TapOutcome::Bounce) => {
+            tracing::debug!(member, resource, "tap right after the start ignored")
+        }
+        Ok(TapOutcome::Busy { open_by }) => {
+            tracing::warn!(member, resource, reader = %reader.id, open_by = %open_by,
+                "tap refused: another member's session is open in this room")
+        }
+        Ok(TapOutcome::Ended(e)) | Ok(TapOutcome::EndedOther(e)) => log_ended(&e),
+        Err(e) => tracing::error!(member, resource, error = %e, "session tap failed"),
+    }
+}
+
+/// One line per ended session.
+pub fn log_ended(e: &store::Ended) {
+    tracing::info!(member = %e.session.member, resource = %e.session.resource, session = e.session.id,
+        seconds = e.secs, minutes = e.minutes, reason = %e.reason, covered = e.charge.covered,
+        overage = e.charge.overage, balance_after = e.charge.balance_after, "session ended");
+}
+
+/// Ends sessions that reached their room's maximum length.
+pub async fn close_overlong(ctx: &TapContext) {
+    let readers = ctx.readers.clone();
+    let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
+        return;
+    };
+    let now = Now::read();
+    let ended = ctx
+        .writer
+        .call_async(move |conn, _| {
+            let mut ended = Vec::new();
+            for open in store::all_open(conn)? {
+                let Some(r) = readers
+                    .iter()
+                    .find(|r| r.binding == Binding::Resource(open.resource.clone()))
+                else {
+                    continue;
+                };
+                let max = r.max_session.as_secs() as i64;
+                let secs = now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id);
+                if secs >= max {
+                    let inc = (r.increment.as_secs() / 60) as i64;
+                    ended.push(store::end(conn, &site, open, max, inc, "maximum length", &now)?);
+                }
+            }
+            Ok(ended)
+        })
+        .await;
+    match ended {
+        Ok(list) => list.iter().for_each(log_ended),
+        Err(e) => tracing::error!(error = %e, "could not close overlong sessions"),
+    }
+}

@@ -1,0 +1,199 @@
+//! Sessions in the ledger: every function runs inside the writer, so a tap's
+//! check, the session row and its charge commit together.
+
+use super::clock::Now;
+use super::{charged_minutes, decide, TapDecision};
+use crate::config::ReaderConfig;
+use crate::ledger::usage::{self, Charge};
+use crate::ledger::{Origin, Payable, PolicyKind, Result, Site, UsageRequest};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// An open session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Open {
+    pub id: i64,
+    pub resource: String,
+    pub member: String,
+    pub started_at: i64,
+    pub started_boot_ms: i64,
+    pub boot_id: String,
+}
+
+/// A session that ended and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub session: Open,
+    pub secs: i64,
+    pub minutes: i64,
+    pub reason: String,
+    pub charge: Charge,
+}
+
+/// What a tap at a room did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapOutcome {
+    Started { session: i64 },
+    /// Not started, and why.
+    Refused { reason: String },
+    Ended(Ended),
+    Bounce,
+    /// Another member's session is open.
+    Busy { open_by: String },
+    /// Another member's session was ended, as the room is set to.
+    EndedOther(Ended),
+}
+
+/// The open session at `resource`, if any.
+pub fn open_at(conn: &Connection, resource: &str) -> Result<Option<Open>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, resource, member_id, started_at, started_boot_ms, boot_id
+             FROM sessions WHERE resource = ?1 AND ended_at IS NULL",
+        )?
+        .query_row([resource], row_to_open)
+        .optional()?)
+}
+
+/// Every open session.
+pub fn all_open(conn: &Connection) -> Result<Vec<Open>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, resource, member_id, started_at, started_boot_ms, boot_id
+         FROM sessions WHERE ended_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], row_to_open)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn row_to_open(r: &rusqlite::Row<'_>) -> rusqlite::Result<Open> {
+    Ok(Open {
+        id: r.get(0)?,
+        resource: r.get(1)?,
+        member: r.get(2)?,
+        started_at: r.get(3)?,
+        started_boot_ms: r.get(4)?,
+        boot_id: r.get(5)?,
+    })
+}
+
+/// A tap by `member` at the room `reader` is bound to.
+pub fn tap(
+    conn: &Connection,
+    site: &Site,
+    reader: &ReaderConfig,
+    resource: &str,
+    member: &str,
+    now: &Now,
+) -> Result<TapOutcome> {
+    let open = open_at(conn, resource)?;
+    let elapsed = open
+        .as_ref()
+        .map(|o| now.secs_since(o.started_at, o.started_boot_ms, &o.boot_id));
+    let decision = decide(
+        open.as_ref().map(|o| o.member.as_str()).zip(elapsed),
+        member,
+        reader.other_member,
+    );
+    let increment = (reader.increment.as_secs() / 60) as i64;
+    match (decision, open) {
+        (TapDecision::Start, _) => start(conn, site, reader, resource, member, now),
+        (TapDecision::Bounce, _) => Ok(TapOutcome::Bounce),
+        (TapDecision::RefuseOther { open_by }, _) => Ok(TapOutcome::Busy { open_by }),
+        (TapDecision::End, Some(o)) => {
+            let secs = elapsed.unwrap_or(0);
+            end(conn, site, o, secs, increment, "tap", now).map(TapOutcome::Ended)
+        }
+        (TapDecision::EndOther { .. }, Some(o)) => {
+            let secs = elapsed.unwrap_or(0);
+            end(conn, site, o, secs, increment, "another member tapped", now)
+                .map(TapOutcome::EndedOther)
+        }
+        (TapDecision::End | TapDecision::EndOther { .. }, None) => Ok(TapOutcome::Bounce),
+    }
+}
+
+fn start(
+    conn: &Connection,
+    site: &Site,
+    reader: &ReaderConfig,
+    resource: &str,
+    member: &str,
+    now: &Now,
+) -> Result<TapOutcome> {
+    let Some(resource_type) = resource_type(conn, resource)? else {
+        return Ok(TapOutcome::Refused {
+            reason: format!("resource `{resource}` is not in the grants file"),
+        });
+    };
+    let policy = usage::policy_of(conn, site, member)?;
+    if policy.kind == PolicyKind::CreditsOnly {
+        let payable = Payable::Time { resource_type };
+        let available = usage::available(conn, member, &payable, now.wall)?;
+        if available <= 0 {
+            return Ok(TapOutcome::Refused {
+                reason: "credits-only and no time credit valid for this room".into(),
+            });
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO sessions (resource, member_id, reader, started_at, started_boot_ms, boot_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![resource, member, reader.id, now.wall, now.boot_ms, now.boot_id])?;
+    Ok(TapOutcome::Started {
+        session: conn.last_insert_rowid(),
+    })
+}
+
+/// Ends a session after `secs`, charging its minutes.
+pub fn end(
+    conn: &Connection,
+    site: &Site,
+    session: Open,
+    secs: i64,
+    increment_minutes: i64,
+    reason: &str,
+    now: &Now,
+) -> Result<Ended> {
+    let minutes = charged_minutes(secs, increment_minutes);
+    let resource_type = resource_type(conn, &session.resource)?.unwrap_or_default();
+    let key = format!("session:{}:{}", session.resource, session.id);
+    let req = UsageRequest {
+        key: key.clone(),
+        member: Some(session.member.clone()),
+        origin: Origin::Session {
+            resource: session.resource.clone(),
+        },
+        payable: Payable::Time { resource_type },
+        amount: minutes,
+        detail: serde_json::json!({
+            "session": session.id,
+            "minutes": minutes,
+            "seconds": secs,
+            "increment": increment_minutes,
+            "started_at": session.started_at,
+            "reason": reason,
+        })
+        .to_string(),
+        at: now.wall,
+    };
+    let charge = usage::debit(conn, site, &req)?;
+    conn.prepare_cached(
+        "UPDATE sessions SET ended_at = ?2, minutes = ?3, end_reason = ?4, usage_key = ?5
+         WHERE id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![session.id, now.wall, minutes, reason, key])?;
+    Ok(Ended {
+        session,
+        secs,
+        minutes,
+        reason: reason.to_string(),
+        charge,
+    })
+}
+
+fn resource_type(conn: &Connection, resource: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT resource_type FROM resources WHERE id = ?1")?
+        .query_row([resource], |r| r.get(0))
+        .optional()?)
+}
