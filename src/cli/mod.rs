@@ -92,6 +92,12 @@ pub enum Command {
     Expire,
     /// Validate the config file and say what it sets up.
     CheckConfig,
+    /// Unknown cards tapped recently (whole ids, to enrol them in the grants file).
+    Cards {
+        /// How many days back.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
         /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
@@ -154,6 +160,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync { dry_run, source } => sync::sync(&ctx, &mut out, source.as_deref(), dry_run),
         Command::Expire => write::expire(&ctx, &mut out),
         Command::CheckConfig => write::check_config(&ctx, &mut out),
+        Command::Cards { days } => read::cards(&ctx, &mut out, days),
         Command::Run { .. } => Ok(()),
     }
 }

@@ -138,7 +138,9 @@ async fn serve(
     }
     daemon.start_readers();
     let ctx = daemon.tap_context();
-    daemon.others.push(Task::spawn(|stop| session_sweeper(ctx, stop)));
+    daemon
+        .others
+        .push(Task::spawn(|stop| session_sweeper(ctx, stop)));
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers.len(), "tallyd ready");
     let stop_signal = daemon.main_loop(signals).await;
@@ -341,8 +343,8 @@ impl Daemon {
                 self.start_printer(p.clone());
             }
         }
-        let readers_changed = config.readers != self.config.readers
-            || config.printers != self.config.printers;
+        let readers_changed =
+            config.readers != self.config.readers || config.printers != self.config.printers;
         let _ = self.grants.send(config.grants.clone());
         let _ = self.sync_now.send(());
         tracing::info!(printers = self.printers.len(), added = %added.join(","),

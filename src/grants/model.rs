@@ -663,8 +663,8 @@ impl Validator<'_> {
         for (j, c) in m.cards.iter().enumerate() {
             // Stored as readers report cards: uppercase hex, at least 10
             // digits (leading zeros kept), an even number of them.
-            let Some(card) = crate::reader::decode::CardId::parse(c.trim())
-                .map(|id| id.as_str().to_string())
+            let Some(card) =
+                crate::reader::decode::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
             else {
                 return Err(self.err(
                     &p.at("cards", j),

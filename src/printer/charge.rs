@@ -49,7 +49,11 @@ pub fn record_nothing_printed(
     let key = job.key(printer);
     match open_hold(conn, &key)? {
         Some((member, estimate)) => {
-            let reason = format!("job {} {} with nothing printed", job.id, jobs::state_name(job.state));
+            let reason = format!(
+                "job {} {} with nothing printed",
+                job.id,
+                jobs::state_name(job.state)
+            );
             usage::void(conn, &key, &reason, now)?;
             Ok(Recorded::Voided { member, estimate })
         }

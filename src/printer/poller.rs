@@ -180,7 +180,14 @@ impl Poller {
                     charged += 1;
                     log_charge(&id, &job, priced, member.as_deref(), &charge);
                 }
-                (Ok(Recorded::Settled { member, estimate, charge }), Some(priced)) => {
+                (
+                    Ok(Recorded::Settled {
+                        member,
+                        estimate,
+                        charge,
+                    }),
+                    Some(priced),
+                ) => {
                     charged += 1;
                     tracing::info!(member = %member, printer = %id, job_id = job.id,
                         impressions = priced.facts.mono_impressions + priced.facts.colour_impressions,

@@ -44,7 +44,9 @@ pub async fn release(
     member: &str,
     users: &[String],
 ) -> Result<Released, IppCallError> {
-    let listed = JobsQuery::new(cfg, Which::NotCompleted)?.fetch(client).await?;
+    let listed = JobsQuery::new(cfg, Which::NotCompleted)?
+        .fetch(client)
+        .await?;
     let mut out = Released::default();
     for job in held_jobs_of(listed, users) {
         let Some(estimate) = jobs::estimate_job(cfg, &job) else {
@@ -127,7 +129,12 @@ pub async fn release(
 /// Cancels held jobs older than the printer's hold timeout (they cost
 /// nothing; a hold a crashed release left behind is voided when the
 /// cancelled job is next listed). Returns the job ids cancelled.
-pub async fn cancel_expired(cfg: &PrinterConfig, client: &IppClient, listed: &[Job], now: i64) -> Vec<i32> {
+pub async fn cancel_expired(
+    cfg: &PrinterConfig,
+    client: &IppClient,
+    listed: &[Job],
+    now: i64,
+) -> Vec<i32> {
     let limit = cfg.hold_timeout.as_secs() as i64;
     let mut cancelled = Vec::new();
     for job in listed.iter().filter(|j| j.state == PENDING_HELD) {
@@ -147,7 +154,9 @@ pub async fn cancel_expired(cfg: &PrinterConfig, client: &IppClient, listed: &[J
                     held_s = now - created, "held job cancelled after the hold timeout; nothing charged");
                 cancelled.push(job.id);
             }
-            Err(e) => tracing::warn!(printer = %cfg.id, job_id = job.id, error = %e, "could not cancel an expired held job"),
+            Err(e) => {
+                tracing::warn!(printer = %cfg.id, job_id = job.id, error = %e, "could not cancel an expired held job")
+            }
         }
     }
     cancelled

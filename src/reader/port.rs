@@ -65,8 +65,12 @@ fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: Arc<AtomicBool
         };
         backoff = Duration::from_millis(250);
         match gone.take() {
-            Some(was) => tracing::info!(reader = %cfg.id, device = %cfg.device.display(), was = %was, "card reader is back"),
-            None if first => tracing::info!(reader = %cfg.id, device = %cfg.device.display(), framing = framing.as_str(), "card reader is up"),
+            Some(was) => {
+                tracing::info!(reader = %cfg.id, device = %cfg.device.display(), was = %was, "card reader is back")
+            }
+            None if first => {
+                tracing::info!(reader = %cfg.id, device = %cfg.device.display(), framing = framing.as_str(), "card reader is up")
+            }
             None => {}
         }
         first = false;

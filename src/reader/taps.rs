@@ -16,8 +16,13 @@ use rusqlite::{Connection, OptionalExtension};
 /// Whose card it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardOwner {
-    Member { id: String, print_users: Vec<String> },
-    Closed { id: String },
+    Member {
+        id: String,
+        print_users: Vec<String>,
+    },
+    Closed {
+        id: String,
+    },
     Unknown,
 }
 
@@ -96,27 +101,43 @@ pub async fn handle(ctx: &TapContext, tap: Tap) {
     }
 }
 
-async fn release_at(ctx: &TapContext, reader: &ReaderConfig, printer: &str, member: &str, users: &[String]) {
+async fn release_at(
+    ctx: &TapContext,
+    reader: &ReaderConfig,
+    printer: &str,
+    member: &str,
+    users: &[String],
+) {
     let Some(cfg) = ctx.printers.iter().find(|p| p.id == printer) else {
         return;
     };
     match release::release(cfg, &ctx.client, &ctx.writer, &ctx.site, member, users).await {
         Ok(r) if r.jobs.is_empty() && r.kept.is_empty() => {
-            tracing::info!(member, printer, reader = %reader.id, "release: no held jobs")
+            tracing::info!(member = %member, printer = %printer, reader = %reader.id, "release: no held jobs")
         }
         Ok(r) => {
             let jobs: Vec<String> = r.jobs.iter().map(i32::to_string).collect();
-            let kept: Vec<String> = r.kept.iter().map(|(j, why)| format!("{j} ({why})")).collect();
-            tracing::info!(member, printer, reader = %reader.id, jobs = %jobs.join(","),
+            let kept: Vec<String> = r
+                .kept
+                .iter()
+                .map(|(j, why)| format!("{j} ({why})"))
+                .collect();
+            tracing::info!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
                 estimate_cents = r.estimate, kept = %kept.join("; "), "release");
         }
         Err(e) => {
-            tracing::warn!(member, printer, reader = %reader.id, error = %e, "release failed: cannot list held jobs; nothing released")
+            tracing::warn!(member = %member, printer = %printer, reader = %reader.id, error = %e, "release failed: cannot list held jobs; nothing released")
         }
     }
 }
 
-async fn session_at(ctx: &TapContext, reader: &ReaderConfig, resource: &str, member: &str, now: Now) {
+async fn session_at(
+    ctx: &TapContext,
+    reader: &ReaderConfig,
+    resource: &str,
+    member: &str,
+    now: Now,
+) {
     let (r, res, m) = (reader.clone(), resource.to_string(), member.to_string());
     let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
         return;
@@ -127,20 +148,22 @@ async fn session_at(ctx: &TapContext, reader: &ReaderConfig, resource: &str, mem
         .await;
     match outcome {
         Ok(TapOutcome::Started { session }) => {
-            tracing::info!(member, resource, reader = %reader.id, session, "session started")
+            tracing::info!(member = %member, resource = %resource, reader = %reader.id, session, "session started")
         }
         Ok(TapOutcome::Refused { reason }) => {
-            tracing::warn!(member, resource, reader = %reader.id, reason = %reason, "session not started")
+            tracing::warn!(member = %member, resource = %resource, reader = %reader.id, reason = %reason, "session not started")
         }
         Ok(TapOutcome::Bounce) => {
-            tracing::debug!(member, resource, "tap right after the start ignored")
+            tracing::debug!(member = %member, resource = %resource, "tap right after the start ignored")
         }
         Ok(TapOutcome::Busy { open_by }) => {
-            tracing::warn!(member, resource, reader = %reader.id, open_by = %open_by,
+            tracing::warn!(member = %member, resource = %resource, reader = %reader.id, open_by = %open_by,
                 "tap refused: another member's session is open in this room")
         }
         Ok(TapOutcome::Ended(e)) | Ok(TapOutcome::EndedOther(e)) => log_ended(&e),
-        Err(e) => tracing::error!(member, resource, error = %e, "session tap failed"),
+        Err(e) => {
+            tracing::error!(member = %member, resource = %resource, error = %e, "session tap failed")
+        }
     }
 }
 
@@ -173,7 +196,15 @@ pub async fn close_overlong(ctx: &TapContext) {
                 let secs = now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id);
                 if secs >= max {
                     let inc = (r.increment.as_secs() / 60) as i64;
-                    ended.push(store::end(conn, &site, open, max, inc, "maximum length", &now)?);
+                    ended.push(store::end(
+                        conn,
+                        &site,
+                        open,
+                        max,
+                        inc,
+                        "maximum length",
+                        &now,
+                    )?);
                 }
             }
             Ok(ended)

@@ -3,8 +3,9 @@
 //! wall-clock jumps, and the same for a restarted daemon. After a reboot
 //! (a new boot id) the wall clock is all there is.
 //!
-//! Tests move both clocks forward together through `TALLYD_TEST_CLOCK_FILE`:
-//! a file holding a number of seconds added to every reading.
+//! Tests move the boot clock forward through `TALLYD_TEST_CLOCK_FILE`: a
+//! file holding a number of seconds added to every reading of it (the wall
+//! clock, which dates ledger rows, stays real).
 
 use crate::clock;
 
@@ -24,7 +25,7 @@ impl Now {
     pub fn read() -> Now {
         let offset = test_offset_secs();
         Now {
-            wall: clock::now() + offset,
+            wall: clock::now(),
             boot_ms: boot_ms() + offset * 1000,
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .map(|s| s.trim().to_string())

@@ -42,11 +42,7 @@ pub enum TapDecision {
 
 /// The rules for a tap by `member` at a room whose open session (if any) is
 /// `open_by`, started `elapsed_secs` ago.
-pub fn decide(
-    open: Option<(&str, i64)>,
-    member: &str,
-    other: OtherMember,
-) -> TapDecision {
+pub fn decide(open: Option<(&str, i64)>, member: &str, other: OtherMember) -> TapDecision {
     match open {
         None => TapDecision::Start,
         Some((by, elapsed)) if by == member && elapsed < BOUNCE_SECS => TapDecision::Bounce,
@@ -88,15 +84,25 @@ mod tests {
     fn taps_start_end_bounce_and_refuse() {
         use OtherMember::*;
         assert_eq!(decide(None, "alice", Refuse), TapDecision::Start);
-        assert_eq!(decide(Some(("alice", 2)), "alice", Refuse), TapDecision::Bounce);
-        assert_eq!(decide(Some(("alice", 600)), "alice", Refuse), TapDecision::End);
+        assert_eq!(
+            decide(Some(("alice", 2)), "alice", Refuse),
+            TapDecision::Bounce
+        );
+        assert_eq!(
+            decide(Some(("alice", 600)), "alice", Refuse),
+            TapDecision::End
+        );
         assert_eq!(
             decide(Some(("alice", 600)), "bob", Refuse),
-            TapDecision::RefuseOther { open_by: "alice".into() }
+            TapDecision::RefuseOther {
+                open_by: "alice".into()
+            }
         );
         assert_eq!(
             decide(Some(("alice", 600)), "bob", End),
-            TapDecision::EndOther { open_by: "alice".into() }
+            TapDecision::EndOther {
+                open_by: "alice".into()
+            }
         );
     }
 }

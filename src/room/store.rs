@@ -32,13 +32,19 @@ pub struct Ended {
 /// What a tap at a room did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TapOutcome {
-    Started { session: i64 },
+    Started {
+        session: i64,
+    },
     /// Not started, and why.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Ended(Ended),
     Bounce,
     /// Another member's session is open.
-    Busy { open_by: String },
+    Busy {
+        open_by: String,
+    },
     /// Another member's session was ended, as the room is set to.
     EndedOther(Ended),
 }
@@ -138,7 +144,14 @@ fn start(
         "INSERT INTO sessions (resource, member_id, reader, started_at, started_boot_ms, boot_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![resource, member, reader.id, now.wall, now.boot_ms, now.boot_id])?;
+    .execute(params![
+        resource,
+        member,
+        reader.id,
+        now.wall,
+        now.boot_ms,
+        now.boot_id
+    ])?;
     Ok(TapOutcome::Started {
         session: conn.last_insert_rowid(),
     })

@@ -15,6 +15,18 @@ timezone = "UTC"
 [printing]
 name = "Printing credit"
 
+[[resource_type]]
+id = "meeting-room"
+name = "Meeting room"
+[[resource]]
+id = "room-a"
+type = "meeting-room"
+[[time_credit]]
+id = "room-hours"
+name = "Room hours"
+unit = "minutes"
+resource_types = ["meeting-room"]
+
 [[member]]
 id = "alice"
 name = "Alice"
@@ -24,6 +36,11 @@ print_users = ["alice"]
   id = "start"
   credit = "printing"
   amount = 1000
+  from = 2026-01-01
+  [[member.grant]]
+  id = "rooms"
+  credit = "room-hours"
+  amount = 600
   from = 2026-01-01
 
 [[member]]
@@ -35,6 +52,18 @@ print_users = ["bob@corp.example"]
   id = "start"
   credit = "printing"
   amount = 1000
+  from = 2026-01-01
+
+[[member]]
+id = "dave"
+name = "Dave"
+cards = ["00DA7E0001"]
+print_users = ["dave"]
+overage_policy = "credits-only"
+  [[member.grant]]
+  id = "start"
+  credit = "printing"
+  amount = 5
   from = 2026-01-01
 
 [[member]]
@@ -55,6 +84,8 @@ pub struct PrinterSpec {
     pub mode: &'static str,
     pub poll: &'static str,
     pub timeout: &'static str,
+    /// More `key = value` lines for this printer.
+    pub extra: String,
 }
 
 impl PrinterSpec {
@@ -65,6 +96,15 @@ impl PrinterSpec {
             mode: "direct",
             poll,
             timeout: "2s",
+            extra: String::new(),
+        }
+    }
+
+    pub fn held(id: &str, uri: &str, poll: &'static str, hold_timeout: &str) -> PrinterSpec {
+        PrinterSpec {
+            mode: "held",
+            extra: format!("hold_timeout = \"{hold_timeout}\"\npage_estimate = 5\n"),
+            ..PrinterSpec::direct(id, uri, poll)
         }
     }
 }
@@ -88,6 +128,11 @@ impl Site {
     }
 
     pub fn write_config(&self, printers: &[PrinterSpec]) {
+        self.write_config_with(printers, "");
+    }
+
+    /// The config with `printers` and then `extra` TOML (e.g. `[[readers]]`).
+    pub fn write_config_with(&self, printers: &[PrinterSpec], extra: &str) {
         let mut text = String::from(
             r#"[site]
 name = "Test Space"
@@ -112,10 +157,11 @@ colour = { one_sided = 40, two_sided = 35 }
         );
         for p in printers {
             text.push_str(&format!(
-                "\n[[printers]]\nid = \"{}\"\nuri = \"{}\"\nmode = \"{}\"\nprices = \"standard\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n",
-                p.id, p.uri, p.mode, p.poll, p.timeout
+                "\n[[printers]]\nid = \"{}\"\nuri = \"{}\"\nmode = \"{}\"\nprices = \"standard\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n{}",
+                p.id, p.uri, p.mode, p.poll, p.timeout, p.extra
             ));
         }
+        text.push_str(extra);
         std::fs::write(self.path("tallyd.toml"), text).expect("write config");
     }
 
@@ -135,6 +181,7 @@ colour = { one_sided = 40, two_sided = 35 }
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env("RUST_LOG", "info")
+            .env("TALLYD_TEST_CLOCK_FILE", self.path("clock-offset"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -228,6 +275,111 @@ fn find_printing(v: &serde_json::Value) -> Option<i64> {
         serde_json::Value::Array(a) => a.iter().find_map(find_printing),
         _ => None,
     }
+}
+
+/// A member's time credit balance in minutes.
+impl Site {
+    pub fn time_balance(&self, member: &str, credit: &str) -> i64 {
+        let out = self.cli(&["--json", "balance", member]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("balance json");
+        v[0]["time_minutes"][credit]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {credit} in {out}"))
+    }
+
+    /// Moves the daemon's session (boot) clock `secs` ahead of real time.
+    pub fn set_clock_offset(&self, secs: i64) {
+        std::fs::write(self.path("clock-offset"), secs.to_string()).expect("clock file");
+    }
+}
+
+/// A `socat` pseudo-terminal pair: tallyd opens `reader`, the test writes
+/// frames to `feeder`.
+pub struct Pty {
+    child: Option<Child>,
+    pub reader: PathBuf,
+    pub feeder: PathBuf,
+}
+
+impl Pty {
+    pub fn start(dir: &Path, name: &str) -> Pty {
+        let mut pty = Pty {
+            child: None,
+            reader: dir.join(format!("{name}-reader")),
+            feeder: dir.join(format!("{name}-feeder")),
+        };
+        pty.launch();
+        pty
+    }
+
+    fn launch(&mut self) {
+        let socat = ["/usr/bin/socat", "/bin/socat"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| panic!("socat is missing: apt-get install socat"));
+        let child = Command::new(socat)
+            .arg(format!("pty,raw,echo=0,link={}", self.reader.display()))
+            .arg(format!("pty,raw,echo=0,link={}", self.feeder.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start socat");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !(self.reader.exists() && self.feeder.exists()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "socat made no ptys"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes bytes to the reader's side, as a card reader would.
+    pub fn write(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.feeder)
+            .expect("open feeder");
+        f.write_all(bytes).expect("write to pty");
+        f.flush().expect("flush");
+    }
+
+    /// The device goes away (socat exits and removes the links).
+    pub fn unplug(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.reader);
+        let _ = std::fs::remove_file(&self.feeder);
+    }
+
+    pub fn replug(&mut self) {
+        self.unplug();
+        self.launch();
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        self.unplug();
+    }
+}
+
+/// An RDM6300 frame for a 10-hex-digit card: STX, id, XOR checksum, ETX.
+pub fn rdm6300(card: &str) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..5)
+        .map(|i| u8::from_str_radix(&card[i * 2..i * 2 + 2], 16).expect("hex"))
+        .collect();
+    let sum = bytes.iter().fold(0u8, |a, b| a ^ b);
+    let mut f = vec![0x02];
+    f.extend_from_slice(card.as_bytes());
+    f.extend_from_slice(format!("{sum:02X}").as_bytes());
+    f.push(0x03);
+    f
 }
 
 /// A running `tallyd run`.
