@@ -20,6 +20,8 @@ export PATH="$PATH:/usr/sbin"
 cargo build --quiet
 tallyd="$PWD/target/debug/tallyd"
 demo="$(mktemp -d /tmp/tallyd-demo-XXXXXX)"
+# cupsd runs its filters as the unprivileged lp user: they must reach the spool.
+chmod 755 "$demo"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,9 +37,11 @@ echo "== demo folder: $demo"
 dbus-daemon --session --nofork --nopidfile --address="unix:path=$demo/dbus.sock" >/dev/null 2>&1 &
 pids+=($!)
 sleep 0.2
+# ippeveprinter and cupsd's filters both want a D-Bus: the private one.
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$demo/dbus.sock"
 mkdir -p "$demo/spool"
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$demo/dbus.sock" ippeveprinter -r off -n localhost \
-  -p "$eve_port" -d "$demo/spool" -f application/pdf,text/plain,application/octet-stream \
+  -p "$eve_port" -d "$demo/spool" -f application/pdf,text/plain,application/octet-stream -c /bin/true -2 -s 60,60 \
   "Demo Printer" >"$demo/ippeveprinter.log" 2>&1 &
 pids+=($!)
 
@@ -88,7 +92,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 lpadmin -h "127.0.0.1:$cups_port" -p upstairs -E -v "ipp://localhost:$eve_port/ipp/print" \
-  -m everywhere -o job-hold-until-default=indefinite
+  -m lsb/usr/cupsfilters/Generic-PDF_Printer-PDF.ppd -o job-hold-until-default=indefinite
 echo "== cupsd on 127.0.0.1:$cups_port with a held queue 'upstairs' in front of ippeveprinter on port $eve_port"
 
 socat pty,raw,echo=0,link="$demo/reader" pty,raw,echo=0,link="$demo/feeder" &
@@ -136,16 +140,21 @@ python3 - "$demo/doc.pdf" <<'PY'
 import sys
 pages = 3
 objs = ["<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join("%d 0 R" % (3 + i) for i in range(pages)), pages)]
-objs += ["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"] * pages
-out = b"%PDF-1.4\n"; offs = []
+        "<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join("%d 0 R" % (4 + 2 * i) for i in range(pages)), pages),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+for i in range(pages):
+    objs.append("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+                "/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i))
+    text = "BT /F1 36 Tf 72 700 Td (Page %d of %d) Tj ET" % (i + 1, pages)
+    objs.append("<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
+out = "%PDF-1.4\n"; offs = []
 for i, o in enumerate(objs):
-    offs.append(len(out)); out += b"%d 0 obj\n%s\nendobj\n" % (i + 1, o.encode())
+    offs.append(len(out)); out += "%d 0 obj\n%s\nendobj\n" % (i + 1, o)
 x = len(out)
-out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-out += b"".join(b"%010d 00000 n \n" % o for o in offs)
-out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, x)
-open(sys.argv[1], "wb").write(out)
+out += "xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+out += "".join("%010d 00000 n \n" % o for o in offs)
+out += "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, x)
+open(sys.argv[1], "w").write(out)
 PY
 lp -h "127.0.0.1:$cups_port" -U alice -d upstairs -o print-color-mode=monochrome "$demo/doc.pdf"
 echo "== alice's job is held:"
