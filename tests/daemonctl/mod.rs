@@ -167,6 +167,11 @@ colour = { one_sided = 40, two_sided = 35 }
 
     /// Starts `tallyd run`; its stderr is appended to `daemon.log`.
     pub fn start(&self) -> Daemon {
+        self.start_as("journald")
+    }
+
+    /// Starts `tallyd run --log-format FORMAT`.
+    pub fn start_as(&self, format: &str) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -176,7 +181,7 @@ colour = { one_sided = 40, two_sided = 35 }
         let child = Command::new(env!("CARGO_BIN_EXE_tallyd"))
             .args(["--config"])
             .arg(self.path("tallyd.toml"))
-            .args(["run", "--log-format", "journald"])
+            .args(["run", "--log-format", format])
             .env_remove("TALLYD_LEDGER")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
