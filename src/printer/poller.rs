@@ -104,7 +104,7 @@ impl Poller {
                 Err(e) => {
                     self.mark_down(&e);
                     failures = failures.saturating_add(1);
-                    backoff(self.cfg.poll_interval, failures, fastrand::f64())
+                    backoff(self.cfg.poll_interval, failures, fastrand::u32(0..=1000))
                 }
             };
             tokio::select! {
@@ -288,12 +288,13 @@ impl JobsQuery {
 
 /// The wait before try `failures` + 1 at a printer that is down: the poll
 /// interval doubled per failure up to [`MAX_BACKOFF`] (never below the
-/// interval), then between half and all of that, by `jitter` in 0..1.
-pub fn backoff(interval: Duration, failures: u32, jitter: f64) -> Duration {
+/// interval), then between half and all of that, by `jitter` in
+/// thousandths (0..=1000).
+pub fn backoff(interval: Duration, failures: u32, jitter: u32) -> Duration {
     let ceiling = MAX_BACKOFF.max(interval);
     let grown = interval.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
     let full = grown.min(ceiling);
-    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    full * (1000 + jitter.min(1000)) / 2000
 }
 
 fn log_charge(
@@ -331,12 +332,12 @@ mod tests {
     #[test]
     fn backoff_grows_caps_and_jitters() {
         let s = Duration::from_secs;
-        assert_eq!(backoff(s(5), 1, 1.0), s(5));
-        assert_eq!(backoff(s(5), 2, 1.0), s(10));
-        assert_eq!(backoff(s(5), 3, 1.0), s(20));
-        assert_eq!(backoff(s(5), 30, 1.0), s(60));
-        assert_eq!(backoff(s(5), 30, 0.0), s(30));
-        assert_eq!(backoff(s(120), 4, 1.0), s(120));
-        assert!(backoff(s(5), 3, 0.37) < s(20) && backoff(s(5), 3, 0.37) > s(10));
+        assert_eq!(backoff(s(5), 1, 1000), s(5));
+        assert_eq!(backoff(s(5), 2, 1000), s(10));
+        assert_eq!(backoff(s(5), 3, 1000), s(20));
+        assert_eq!(backoff(s(5), 30, 1000), s(60));
+        assert_eq!(backoff(s(5), 30, 0), s(30));
+        assert_eq!(backoff(s(120), 4, 1000), s(120));
+        assert!(backoff(s(5), 3, 370) < s(20) && backoff(s(5), 3, 370) > s(10));
     }
 }

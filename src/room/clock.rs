@@ -45,12 +45,20 @@ impl Now {
     }
 }
 
+/// `/proc/uptime` ("12345.67 ...") as whole milliseconds, without floats.
 fn boot_ms() -> i64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .and_then(|s| s.parse::<f64>().ok())
-        .map_or(0, |secs| (secs * 1000.0) as i64)
+        .and_then(|s| s.split_whitespace().next().and_then(uptime_ms))
+        .unwrap_or(0)
+}
+
+fn uptime_ms(text: &str) -> Option<i64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let frac: String = frac.chars().chain("000".chars()).take(3).collect();
+    let ms: i64 = frac.parse().ok()?;
+    secs.checked_mul(1000)?.checked_add(ms)
 }
 
 fn test_offset_secs() -> i64 {
@@ -63,6 +71,14 @@ fn test_offset_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uptime_is_read_as_integer_milliseconds() {
+        assert_eq!(uptime_ms("12345.67"), Some(12_345_670));
+        assert_eq!(uptime_ms("0.05"), Some(50));
+        assert_eq!(uptime_ms("7"), Some(7_000));
+        assert_eq!(uptime_ms("x.1"), None);
+    }
 
     #[test]
     fn the_boot_clock_wins_within_a_boot_and_the_wall_clock_after_a_reboot() {
