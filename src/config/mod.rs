@@ -182,6 +182,31 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(secs))
 }
 
+/// How a validator builds an error at a span of the file.
+pub(crate) type ErrAt<'a> =
+    dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError + 'a;
+
+/// An optional, non-zero duration field (`30s`, `15m`, `2h`), else `default`.
+fn duration_field(
+    value: &Option<Spanned<String>>,
+    field: &str,
+    default: std::time::Duration,
+    err: &ErrAt<'_>,
+) -> Result<std::time::Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(d) => parse_duration(d.get_ref())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                err(
+                    Some(d.span()),
+                    field,
+                    format!("`{}` is not a duration like 30s, 15m or 2h", d.get_ref()),
+                )
+            }),
+    }
+}
+
 fn default_symbol() -> String {
     "$".into()
 }
@@ -302,17 +327,8 @@ impl Config {
         let grants = match raw.grants {
             None => None,
             Some(g) => {
-                let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| match v {
-                    None => Ok(std::time::Duration::from_secs(default)),
-                    Some(d) => parse_duration(d.get_ref())
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| {
-                            err(
-                                Some(d.span()),
-                                field,
-                                format!("`{}` is not a duration like 30s, 15m or 2h", d.get_ref()),
-                            )
-                        }),
+                let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| {
+                    duration_field(v, field, std::time::Duration::from_secs(default), &err)
                 };
                 let source = g.source.get_ref().trim();
                 if source.is_empty() {

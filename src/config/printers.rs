@@ -1,10 +1,9 @@
 //! `[[printers]]`: the printers and CUPS queues the daemon polls.
 
-use super::{parse_duration, ConfigError};
+use super::{duration_field, ConfigError, ErrAt};
 use crate::pricing::PriceTable;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -56,8 +55,6 @@ pub struct PrinterConfig {
     /// Held jobs older than this are cancelled.
     pub hold_timeout: Duration,
 }
-
-pub(super) type ErrAt<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> ConfigError + 'a;
 
 pub(super) fn validate(
     raw: Vec<RawPrinter>,
@@ -112,17 +109,8 @@ pub(super) fn validate(
                 format!("no price table `[prices.{}]`", p.prices.get_ref()),
             )
         })?;
-        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
-            None => Ok(default),
-            Some(d) => parse_duration(d.get_ref())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    err(
-                        Some(d.span()),
-                        &field(name),
-                        format!("`{}` is not a duration like 5s, 2m or 4h", d.get_ref()),
-                    )
-                }),
+        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+            duration_field(v, &field(name), default, err)
         };
         let colour_default = match p.colour_default.as_ref().map(|c| c.get_ref().as_str()) {
             None | Some("mono") => false,

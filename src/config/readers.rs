@@ -1,9 +1,8 @@
 //! `[[readers]]`: serial card readers, each bound to a printer (a release
 //! station) or a resource (a room door).
 
-use super::{parse_duration, ConfigError, PrinterConfig};
+use super::{duration_field, ConfigError, ErrAt, PrinterConfig};
 use serde::Deserialize;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
@@ -65,8 +64,6 @@ pub struct ReaderConfig {
     pub other_member: OtherMember,
 }
 
-pub(super) type ErrAt<'a> = dyn Fn(Option<Range<usize>>, &str, String) -> ConfigError + 'a;
-
 const FRAMINGS: [&str; 4] = ["rdm6300", "id12", "line-hex", "line-decimal"];
 
 pub(super) fn validate(
@@ -117,17 +114,8 @@ pub(super) fn validate(
                 ))
             }
         };
-        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
-            None => Ok(default),
-            Some(d) => parse_duration(d.get_ref())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    err(
-                        Some(d.span()),
-                        &field(name),
-                        format!("`{}` is not a duration like 3s, 15m or 8h", d.get_ref()),
-                    )
-                }),
+        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+            duration_field(v, &field(name), default, err)
         };
         let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
         if increment.as_secs() % 60 != 0 {

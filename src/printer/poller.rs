@@ -47,13 +47,8 @@ pub struct Poller {
     /// Why the printer is down, while it is.
     down: Option<String>,
     completed: Result<JobsQuery, IppCallError>,
-}
-
-/// What one poll did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PollOutcome {
-    pub listed: usize,
-    pub charged: usize,
+    /// Held queues: the jobs still waiting, for the hold timeout.
+    not_completed: Option<JobsQuery>,
 }
 
 impl Poller {
@@ -69,6 +64,9 @@ impl Poller {
         }
         Poller {
             completed: JobsQuery::new(&cfg, Which::Completed),
+            not_completed: (cfg.mode == Mode::Held)
+                .then(|| JobsQuery::new(&cfg, Which::NotCompleted).ok())
+                .flatten(),
             cfg,
             client,
             writer,
@@ -96,9 +94,7 @@ impl Poller {
                     self.mark_up();
                     failures = 0;
                     self.charge(jobs).await;
-                    if self.cfg.mode == Mode::Held {
-                        self.cancel_expired_holds().await;
-                    }
+                    self.cancel_expired_holds().await;
                     self.cfg.poll_interval
                 }
                 Err(e) => {
@@ -114,23 +110,9 @@ impl Poller {
         }
     }
 
-    /// One poll: fetch finished jobs and charge the new ones.
-    pub async fn poll_once(&mut self) -> Result<PollOutcome, IppCallError> {
-        match self.fetch_completed().await {
-            Ok(jobs) => {
-                self.mark_up();
-                Ok(self.charge(jobs).await)
-            }
-            Err(e) => {
-                self.mark_down(&e);
-                Err(e)
-            }
-        }
-    }
-
     /// Held queues: cancel jobs held longer than the hold timeout.
     async fn cancel_expired_holds(&self) {
-        let Ok(query) = JobsQuery::new(&self.cfg, Which::NotCompleted) else {
+        let Some(query) = &self.not_completed else {
             return;
         };
         if let Ok(listed) = query.fetch(&self.client).await {
@@ -145,7 +127,7 @@ impl Poller {
         }
     }
 
-    async fn charge(&mut self, jobs: Vec<Job>) -> PollOutcome {
+    async fn charge(&mut self, jobs: Vec<Job>) {
         let id = self.cfg.id.clone();
         let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
         self.done.retain(|k| listed.contains(k));
@@ -216,10 +198,6 @@ impl Poller {
             if let Some(s) = b.get_mut(&id) {
                 s.jobs_charged += charged as u64;
             }
-        }
-        PollOutcome {
-            listed: listed.len(),
-            charged,
         }
     }
 

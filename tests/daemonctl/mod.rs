@@ -489,11 +489,3 @@ pub fn lines_with<'a>(log: &'a str, parts: &[&str]) -> Vec<&'a str> {
         .filter(|l| parts.iter().all(|p| l.contains(p)))
         .collect()
 }
-
-pub fn ledger_path(site: &Site) -> PathBuf {
-    site.path("ledger.db")
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
-}
