@@ -287,6 +287,24 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             p.timeout.as_secs()
         )?;
     }
+    for r in &c.readers {
+        let bound = match &r.binding {
+            crate::config::Binding::Printer(p) => format!("releases held jobs at printer `{p}`"),
+            crate::config::Binding::Resource(res) => format!(
+                "sessions in `{res}` ({} min increments, at most {}s)",
+                r.increment.as_secs() / 60,
+                r.max_session.as_secs()
+            ),
+        };
+        writeln!(
+            out,
+            "reader `{}`: {} {} at {} baud, {bound}",
+            r.id,
+            r.device.display(),
+            r.framing,
+            r.baud
+        )?;
+    }
     match &c.grants {
         Some(g) => writeln!(out, "grants: {} every {}s", g.source, g.interval.as_secs())?,
         None => writeln!(out, "grants: none configured")?,
