@@ -101,9 +101,12 @@ pub async fn release(
                 continue;
             }
         }
-        let request = jobs::job_request(Operation::ReleaseJob, &cfg.uri, job.id)
-            .map_err(IppCallError::Connect)?;
-        match client.send(&cfg.uri, request, cfg.timeout).await {
+        // Whatever goes wrong from here on voids the hold: the job stays held.
+        let sent = match jobs::job_request(Operation::ReleaseJob, &cfg.uri, job.id) {
+            Ok(request) => client.send(&cfg.uri, request, cfg.timeout).await,
+            Err(e) => Err(IppCallError::Connect(e)),
+        };
+        match sent {
             Ok(_) => {
                 out.jobs.push(job.id);
                 out.estimate += estimate.cents;
