@@ -144,8 +144,18 @@ async fn session_at(
     };
     let outcome = ctx
         .writer
-        .call_async(move |conn, _| store::tap(conn, &site, &r, &res, &m, &now))
+        .call_async(move |conn, _| {
+            let overlong = store::close_if_overlong(conn, &site, &r, &res, &now)?;
+            Ok((overlong, store::tap(conn, &site, &r, &res, &m, &now)?))
+        })
         .await;
+    let outcome = match outcome {
+        Ok((overlong, outcome)) => {
+            overlong.iter().for_each(log_ended);
+            Ok(outcome)
+        }
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(TapOutcome::Started { session }) => {
             tracing::info!(member = %member, resource = %resource, reader = %reader.id, session, "session started")
@@ -186,26 +196,17 @@ pub async fn close_overlong(ctx: &TapContext) {
         .call_async(move |conn, _| {
             let mut ended = Vec::new();
             for open in store::all_open(conn)? {
-                let Some(r) = readers
-                    .iter()
-                    .find(|r| r.binding == Binding::Resource(open.resource.clone()))
-                else {
+                let binding = Binding::Resource(open.resource.clone());
+                let Some(r) = readers.iter().find(|r| r.binding == binding) else {
                     continue;
                 };
-                let max = r.max_session.as_secs() as i64;
-                let secs = now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id);
-                if secs >= max {
-                    let inc = (r.increment.as_secs() / 60) as i64;
-                    ended.push(store::end(
-                        conn,
-                        &site,
-                        open,
-                        max,
-                        inc,
-                        "maximum length",
-                        &now,
-                    )?);
-                }
+                ended.extend(store::close_if_overlong(
+                    conn,
+                    &site,
+                    r,
+                    &open.resource,
+                    &now,
+                )?);
             }
             Ok(ended)
         })

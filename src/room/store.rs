@@ -117,6 +117,27 @@ pub fn tap(
     }
 }
 
+/// Ends `resource`'s open session if it has reached the reader's maximum
+/// length, charged at exactly that length (the sweep does this every 30 s;
+/// a tap does it first, so a late sweep never changes what is charged).
+pub fn close_if_overlong(
+    conn: &Connection,
+    site: &Site,
+    reader: &ReaderConfig,
+    resource: &str,
+    now: &Now,
+) -> Result<Option<Ended>> {
+    let Some(open) = open_at(conn, resource)? else {
+        return Ok(None);
+    };
+    let max = reader.max_session.as_secs() as i64;
+    if now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id) < max {
+        return Ok(None);
+    }
+    let increment = (reader.increment.as_secs() / 60) as i64;
+    end(conn, site, open, max, increment, "maximum length", now).map(Some)
+}
+
 fn start(
     conn: &Connection,
     site: &Site,
