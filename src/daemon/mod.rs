@@ -64,6 +64,8 @@ struct ReaderTask {
 
 struct Daemon {
     readers: Vec<ReaderTask>,
+    /// Closes overlong sessions; restarted with the readers on reload.
+    sweeper: Option<Task>,
     opts: Options,
     config: Config,
     writer: WriterHandle,
@@ -113,6 +115,7 @@ async fn serve(
     let (sync_now, sync_rx) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
         readers: Vec::new(),
+        sweeper: None,
         writer: writer.handle(),
         client: IppClient::new().context("cannot set up the HTTP client")?,
         board: Arc::new(Mutex::new(BTreeMap::new())),
@@ -137,10 +140,6 @@ async fn serve(
         daemon.start_printer(p);
     }
     daemon.start_readers();
-    let ctx = daemon.tap_context();
-    daemon
-        .others
-        .push(Task::spawn(|stop| session_sweeper(ctx, stop)));
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers.len(), "tallyd ready");
     let stop_signal = daemon.main_loop(signals).await;
@@ -163,7 +162,8 @@ impl Daemon {
         }
     }
 
-    /// One thread per reader, and one task handling its taps in order.
+    /// One thread per reader, one task handling its taps in order, and the
+    /// sweep that closes sessions at their maximum length.
     fn start_readers(&mut self) {
         let ctx = self.tap_context();
         for cfg in self.config.readers.clone() {
@@ -190,9 +190,14 @@ impl Daemon {
             });
             self.readers.push(ReaderTask { stop, thread, taps });
         }
+        self.sweeper = Some(Task::spawn(|stop| session_sweeper(ctx, stop)));
     }
 
     async fn stop_readers(&mut self) {
+        if let Some(sweeper) = self.sweeper.take() {
+            let _ = sweeper.stop.send(true);
+            let _ = sweeper.handle.await;
+        }
         for r in std::mem::take(&mut self.readers) {
             r.stop.store(true, Ordering::Relaxed);
             let _ = r.taps.stop.send(true);
