@@ -100,6 +100,29 @@ fn taps_release_only_the_members_held_jobs_and_time_room_sessions() {
         release.contains("estimate_cents=100"),
         "2 jobs x 5 pages x 10c: {release}"
     );
+    // The statement: each hold with its estimate, each settle with what
+    // really printed.
+    let statement = site.cli(&["statement", "alice"]);
+    let line = |kind: &str, job: u32| {
+        let needle = format!("print at upstairs job {job},");
+        statement
+            .lines()
+            .find(|l| l.contains(&format!(" {kind} ")) && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no {kind} line for job {job}:\n{statement}"))
+            .to_string()
+    };
+    assert!(
+        line("hold", a1).contains("estimated 5 impressions"),
+        "{statement}"
+    );
+    assert!(
+        line("settle", a1).contains(", 3 impressions"),
+        "{statement}"
+    );
+    assert!(
+        line("settle", a2).contains(", 1 impression "),
+        "{statement}"
+    );
 
     // Dave is credits-only with 5 cents: his job (estimated 50c) stays held.
     desk.write(&rdm6300(DAVE));

@@ -142,7 +142,19 @@ fn describe_usage(
                 d.push_str(&format!(" job {job}"));
             }
             if let Some(n) = field("impressions") {
-                d.push_str(&format!(", {n} impressions"));
+                // A hold is placed for an estimate; its settle line has the
+                // impressions really printed.
+                let estimated = if field("estimate").as_deref() == Some("true") {
+                    "estimated "
+                } else {
+                    ""
+                };
+                let noun = if n == "1" {
+                    "impression"
+                } else {
+                    "impressions"
+                };
+                d.push_str(&format!(", {estimated}{n} {noun}"));
             }
             if let Some(c) = field("colour") {
                 d.push_str(&format!(" {c}"));
@@ -164,8 +176,10 @@ pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<St
     let mut lines: Vec<(Option<i64>, StatementLine)> = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
-                u.resource, u.detail, u.key
+                u.resource, CASE WHEN h.kind = 'settle' THEN COALESCE(hr.detail, u.detail)
+                ELSE u.detail END, u.key
          FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
+         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
          WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
     )?;
     let mut rows = stmt.query(params![id, from, to])?;
@@ -223,9 +237,11 @@ pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<St
         ));
     }
     let mut ov = conn.prepare_cached(
-        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource, u.detail, u.key,
-                COALESCE(u.resource_type, 'printing')
+        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource,
+                CASE WHEN o.kind = 'settle' THEN COALESCE(hr.detail, u.detail) ELSE u.detail END,
+                u.key, COALESCE(u.resource_type, 'printing')
          FROM overage o JOIN usages u ON u.id = o.usage_id
+         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
          WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
     )?;
     let mut rows = ov.query(params![id, from, to])?;
