@@ -142,38 +142,35 @@ async fn session_at(
     let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
         return;
     };
-    let outcome = ctx
+    let tapped = ctx
         .writer
-        .call_async(move |conn, _| {
-            let overlong = store::close_if_overlong(conn, &site, &r, &res, &now)?;
-            Ok((overlong, store::tap(conn, &site, &r, &res, &m, &now)?))
-        })
+        .call_async(move |conn, _| store::tap(conn, &site, &r, &res, &m, &now))
         .await;
-    let outcome = match outcome {
+    let outcome = match tapped {
         Ok((overlong, outcome)) => {
             overlong.iter().for_each(log_ended);
-            Ok(outcome)
+            outcome
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            tracing::error!(member = %member, resource = %resource, error = %e, "session tap failed");
+            return;
+        }
     };
     match outcome {
-        Ok(TapOutcome::Started { session }) => {
+        TapOutcome::Started { session } => {
             tracing::info!(member = %member, resource = %resource, reader = %reader.id, session, "session started")
         }
-        Ok(TapOutcome::Refused { reason }) => {
+        TapOutcome::Refused { reason } => {
             tracing::warn!(member = %member, resource = %resource, reader = %reader.id, reason = %reason, "session not started")
         }
-        Ok(TapOutcome::Bounce) => {
+        TapOutcome::Bounce => {
             tracing::debug!(member = %member, resource = %resource, "tap right after the start ignored")
         }
-        Ok(TapOutcome::Busy { open_by }) => {
+        TapOutcome::Busy { open_by } => {
             tracing::warn!(member = %member, resource = %resource, reader = %reader.id, open_by = %open_by,
                 "tap refused: another member's session is open in this room")
         }
-        Ok(TapOutcome::Ended(e)) | Ok(TapOutcome::EndedOther(e)) => log_ended(&e),
-        Err(e) => {
-            tracing::error!(member = %member, resource = %resource, error = %e, "session tap failed")
-        }
+        TapOutcome::Ended(e) | TapOutcome::EndedOther(e) => log_ended(&e),
     }
 }
 
@@ -200,13 +197,9 @@ pub async fn close_overlong(ctx: &TapContext) {
                 let Some(r) = readers.iter().find(|r| r.binding == binding) else {
                     continue;
                 };
-                ended.extend(store::close_if_overlong(
-                    conn,
-                    &site,
-                    r,
-                    &open.resource,
-                    &now,
-                )?);
+                if store::reached_max(r, &open, &now) {
+                    ended.push(store::end_at_max(conn, &site, r, open, &now)?);
+                }
             }
             Ok(ended)
         })

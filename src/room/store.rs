@@ -81,7 +81,10 @@ fn row_to_open(r: &rusqlite::Row<'_>) -> rusqlite::Result<Open> {
     })
 }
 
-/// A tap by `member` at the room `reader` is bound to.
+/// A tap by `member` at the room `reader` is bound to. A session already at
+/// its maximum length is first closed at exactly that length, as the sweep
+/// would have (returned beside the outcome), and the tap then finds the room
+/// free.
 pub fn tap(
     conn: &Connection,
     site: &Site,
@@ -89,8 +92,28 @@ pub fn tap(
     resource: &str,
     member: &str,
     now: &Now,
+) -> Result<(Option<Ended>, TapOutcome)> {
+    let (open, overlong) = match open_at(conn, resource)? {
+        Some(o) if reached_max(reader, &o, now) => {
+            (None, Some(end_at_max(conn, site, reader, o, now)?))
+        }
+        open => (open, None),
+    };
+    Ok((
+        overlong,
+        tap_open(conn, site, reader, resource, member, open, now)?,
+    ))
+}
+
+fn tap_open(
+    conn: &Connection,
+    site: &Site,
+    reader: &ReaderConfig,
+    resource: &str,
+    member: &str,
+    open: Option<Open>,
+    now: &Now,
 ) -> Result<TapOutcome> {
-    let open = open_at(conn, resource)?;
     let elapsed = open
         .as_ref()
         .map(|o| now.secs_since(o.started_at, o.started_boot_ms, &o.boot_id));
@@ -117,25 +140,23 @@ pub fn tap(
     }
 }
 
-/// Ends `resource`'s open session if it has reached the reader's maximum
-/// length, charged at exactly that length (the sweep does this every 30 s;
-/// a tap does it first, so a late sweep never changes what is charged).
-pub fn close_if_overlong(
+/// Whether `open` has reached the reader's maximum session length.
+pub fn reached_max(reader: &ReaderConfig, open: &Open, now: &Now) -> bool {
+    now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id)
+        >= reader.max_session.as_secs() as i64
+}
+
+/// Ends `open` charged at exactly the reader's maximum session length.
+pub fn end_at_max(
     conn: &Connection,
     site: &Site,
     reader: &ReaderConfig,
-    resource: &str,
+    open: Open,
     now: &Now,
-) -> Result<Option<Ended>> {
-    let Some(open) = open_at(conn, resource)? else {
-        return Ok(None);
-    };
+) -> Result<Ended> {
     let max = reader.max_session.as_secs() as i64;
-    if now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id) < max {
-        return Ok(None);
-    }
     let increment = (reader.increment.as_secs() / 60) as i64;
-    end(conn, site, open, max, increment, "maximum length", now).map(Some)
+    end(conn, site, open, max, increment, "maximum length", now)
 }
 
 fn start(
