@@ -17,8 +17,7 @@ mod peers;
 use std::time::{Duration, Instant};
 use tallyd::config::{Mode, PrinterConfig};
 use tallyd::printer::client::IppClient;
-use tallyd::printer::jobs::Which;
-use tallyd::printer::poller;
+use tallyd::printer::requests::{JobsQuery, Which};
 
 const QUEUES: usize = 100;
 const ROUNDS: usize = 7;
@@ -98,7 +97,7 @@ async fn sweep(client: &IppClient, printers: &[PrinterConfig]) -> f64 {
         .iter()
         .map(|p| {
             let c = client.clone();
-            let query = poller::JobsQuery::new(p, Which::Completed).expect("query");
+            let query = JobsQuery::new(p, Which::Completed).expect("query");
             tokio::spawn(async move { query.fetch(&c).await })
         })
         .collect();
@@ -112,7 +111,7 @@ async fn sweep(client: &IppClient, printers: &[PrinterConfig]) -> f64 {
 async fn one_by_one(client: &IppClient, printers: &[PrinterConfig]) -> f64 {
     let start = Instant::now();
     for p in printers {
-        let query = poller::JobsQuery::new(p, Which::Completed).expect("query");
+        let query = JobsQuery::new(p, Which::Completed).expect("query");
         let jobs = query.fetch(client).await.expect("Get-Jobs");
         assert_eq!(jobs.len(), 2);
     }

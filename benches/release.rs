@@ -20,8 +20,7 @@ use ipp::prelude::Operation;
 use std::time::{Duration, Instant, SystemTime};
 use tallyd::config::PrinterConfig;
 use tallyd::printer::client::IppClient;
-use tallyd::printer::jobs::{job_request, Which};
-use tallyd::printer::poller::JobsQuery;
+use tallyd::printer::requests::{job_request, JobsQuery, Which};
 
 const ROUNDS: usize = 100;
 const WAIT: Duration = Duration::from_secs(20);

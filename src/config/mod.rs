@@ -7,8 +7,8 @@ mod readers;
 pub use printers::{Mode, PrinterConfig};
 pub use readers::{Binding, OtherMember, ReaderConfig};
 
-use crate::ledger::{OveragePolicy, PolicyKind, Site};
 use crate::pricing::PriceTable;
+use crate::site::{OveragePolicy, PolicyKind, Site};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use std::collections::BTreeMap;

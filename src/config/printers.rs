@@ -84,7 +84,7 @@ pub(super) fn validate(
             ));
         }
         let uri = p.uri.get_ref().trim().to_string();
-        if crate::printer::client::http_url(&uri).is_none() {
+        if crate::ipp_uri::http_url(&uri).is_none() {
             return Err(err(
                 Some(p.uri.span()),
                 &field("uri"),

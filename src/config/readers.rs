@@ -2,6 +2,7 @@
 //! station) or a resource (a room door).
 
 use super::{duration_field, ConfigError, ErrAt, PrinterConfig};
+use crate::ids::Framing;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,8 +53,7 @@ pub struct ReaderConfig {
     /// `/dev/serial/by-id/...` recommended: it survives replugging.
     pub device: PathBuf,
     pub baud: u32,
-    /// `rdm6300`, `id12`, `line-hex` or `line-decimal`.
-    pub framing: String,
+    pub framing: Framing,
     pub binding: Binding,
     /// The same card again within this is the same tap.
     pub debounce: Duration,
@@ -63,8 +63,6 @@ pub struct ReaderConfig {
     pub max_session: Duration,
     pub other_member: OtherMember,
 }
-
-const FRAMINGS: [&str; 4] = ["rdm6300", "id12", "line-hex", "line-decimal"];
 
 pub(super) fn validate(
     raw: Vec<RawReader>,
@@ -83,14 +81,15 @@ pub(super) fn validate(
                 format!("`{id}` is empty or used by another reader"),
             ));
         }
-        let framing = r.framing.get_ref().trim().to_ascii_lowercase();
-        if !FRAMINGS.contains(&framing.as_str()) {
+        let name = r.framing.get_ref().trim().to_ascii_lowercase();
+        let Some(framing) = Framing::parse(&name) else {
+            let names: Vec<&str> = Framing::ALL.iter().map(|f| f.as_str()).collect();
             return Err(err(
                 Some(r.framing.span()),
                 &field("framing"),
-                format!("`{framing}` is not one of {}", FRAMINGS.join(", ")),
+                format!("`{name}` is not one of {}", names.join(", ")),
             ));
-        }
+        };
         let binding = match (&r.printer, &r.resource) {
             (Some(p), None) => {
                 let name = p.get_ref().trim();

@@ -5,6 +5,7 @@
 //! connection. The main loop answers signals and pings the systemd watchdog.
 
 mod signals;
+pub mod taps;
 mod tasks;
 
 use crate::clock;
@@ -12,17 +13,18 @@ use crate::config::{Config, PrinterConfig};
 use crate::ledger::writer::{Writer, WriterHandle};
 use crate::ledger::Ledger;
 use crate::printer::client::IppClient;
-use crate::printer::poller::{Poller, SharedSite, StatusBoard};
+use crate::printer::poller::{Poller, StatusBoard};
 use crate::reader::port;
-use crate::reader::taps::{self, TapContext};
+use crate::site::LiveSite;
 use anyhow::{Context, Result};
 use sd_notify::NotifyState;
 use signals::Request;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use taps::TapContext;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -69,7 +71,7 @@ struct Daemon {
     opts: Options,
     config: Config,
     writer: WriterHandle,
-    site: SharedSite,
+    site: LiveSite,
     board: StatusBoard,
     client: IppClient,
     printers: BTreeMap<String, (PrinterConfig, Task)>,
@@ -107,7 +109,7 @@ async fn serve(
     let writer = Writer::spawn(ledger).context("cannot start the ledger writer")?;
     tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
         printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
-    let site: SharedSite = Arc::new(RwLock::new(config.site()));
+    let site = LiveSite::new(config.site());
     if let Some(g) = &config.grants {
         tasks::sync_grants(&writer.handle(), &site, g).await;
     }
@@ -323,9 +325,7 @@ impl Daemon {
         if ledger != running {
             tracing::warn!(ledger = %ledger.display(), "a new ledger path takes effect at the next restart");
         }
-        if let Ok(mut site) = self.site.write() {
-            *site = config.site();
-        }
+        self.site.set(config.site());
         let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
         let old: Vec<String> = self.printers.keys().cloned().collect();
         for id in old {

@@ -6,7 +6,7 @@ use crate::config::GrantsConfig;
 use crate::grants::{self, source::Source};
 use crate::ledger::lots;
 use crate::ledger::writer::WriterHandle;
-use crate::printer::poller::SharedSite;
+use crate::site::LiveSite;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 pub const EXPIRY_SWEEP: Duration = Duration::from_secs(600);
 
 /// One sync of the grants file through the writer. Logs one line either way.
-pub async fn sync_grants(writer: &WriterHandle, site: &SharedSite, grants: &GrantsConfig) -> bool {
+pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &GrantsConfig) -> bool {
     let src = Source::parse(&grants.source);
     let name = src.name();
     let last = match writer
@@ -34,7 +34,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &SharedSite, grants: &Gran
             return false;
         }
     };
-    let tz = site.read().map(|s| s.tz).unwrap_or(chrono_tz::UTC);
+    let tz = site.get().tz;
     let now = clock::now();
     let members = fetched.catalog.members.len();
     let result = writer
@@ -70,7 +70,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &SharedSite, grants: &Gran
 /// asked (SIGHUP). The config may change under it (reload).
 pub async fn syncer(
     writer: WriterHandle,
-    site: SharedSite,
+    site: LiveSite,
     mut config: watch::Receiver<Option<GrantsConfig>>,
     mut now: mpsc::UnboundedReceiver<()>,
     mut stop: watch::Receiver<bool>,

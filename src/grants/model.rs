@@ -4,6 +4,7 @@
 
 use super::periods::{Frequency, Span};
 use crate::config::{line_of, ConfigError};
+use crate::ids::normalize_print_user;
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -267,14 +268,6 @@ pub struct Catalog {
     pub plans: BTreeMap<String, Plan>,
     pub products: BTreeMap<String, Product>,
     pub members: BTreeMap<String, Member>,
-}
-
-/// A print user name as jobs are matched: lowercase, no `DOMAIN\`, no `@domain`.
-pub fn normalize_print_user(name: &str) -> String {
-    let name = name.trim();
-    let name = name.rsplit('\\').next().unwrap_or(name);
-    let name = name.split('@').next().unwrap_or(name);
-    name.to_lowercase()
 }
 
 /// A location in the file, for errors: `member[2].plan[0].start`.
@@ -663,8 +656,7 @@ impl Validator<'_> {
         for (j, c) in m.cards.iter().enumerate() {
             // Stored as readers report cards: uppercase hex, at least 10
             // digits (leading zeros kept), an even number of them.
-            let Some(card) =
-                crate::reader::decode::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
+            let Some(card) = crate::ids::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
             else {
                 return Err(self.err(
                     &p.at("cards", j),

@@ -15,12 +15,11 @@ pub mod schema;
 pub mod usage;
 pub mod writer;
 
-use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::site::{OveragePolicy, PolicyKind, Site};
 pub use allocate::SourceKind;
 pub use usage::{Charge, HoldOutcome, Origin, Payable, UsageRequest};
 
@@ -29,74 +28,6 @@ pub type Ts = i64;
 
 /// The identity of the printing credit; time credits have their own ids.
 pub const PRINTING: &str = "printing";
-
-/// What happens when credit does not cover a usage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicyKind {
-    /// Held jobs and sessions need credit up front; what already happened and
-    /// credit cannot cover is still recorded as overage.
-    CreditsOnly,
-    /// The uncovered part goes to the member's overage account, up to a cap.
-    CreditsThenInvoice,
-}
-
-impl PolicyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::CreditsOnly => "credits-only",
-            PolicyKind::CreditsThenInvoice => "credits-then-invoice",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "credits-only" => Some(PolicyKind::CreditsOnly),
-            "credits-then-invoice" => Some(PolicyKind::CreditsThenInvoice),
-            _ => None,
-        }
-    }
-}
-
-/// A member's overage policy: the kind and optional monthly caps on overage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OveragePolicy {
-    pub kind: PolicyKind,
-    /// Most overage in cents a member may run up in one calendar month.
-    pub cap_cents: Option<i64>,
-    /// Most overage in minutes a member may run up in one calendar month.
-    pub cap_minutes: Option<i64>,
-}
-
-impl OveragePolicy {
-    pub const CREDITS_ONLY: OveragePolicy = OveragePolicy {
-        kind: PolicyKind::CreditsOnly,
-        cap_cents: None,
-        cap_minutes: None,
-    };
-    pub const INVOICE_UNCAPPED: OveragePolicy = OveragePolicy {
-        kind: PolicyKind::CreditsThenInvoice,
-        cap_cents: None,
-        cap_minutes: None,
-    };
-}
-
-/// Site settings the ledger needs: the default overage policy and the time
-/// zone that calendar months (overage caps, reports) are counted in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Site {
-    pub default_policy: OveragePolicy,
-    pub tz: Tz,
-}
-
-impl Default for Site {
-    fn default() -> Self {
-        Site {
-            default_policy: OveragePolicy::INVOICE_UNCAPPED,
-            tz: chrono_tz::UTC,
-        }
-    }
-}
 
 /// Everything that can go wrong in the ledger. Each keeps its cause.
 #[derive(Debug, thiserror::Error)]

@@ -2,100 +2,15 @@
 //! from IPP attributes to a ledger usage, driven by tests with plain values.
 
 use crate::config::PrinterConfig;
-use crate::grants::model::normalize_print_user;
+use crate::ids::normalize_print_user;
 use crate::pricing::{self, JobFacts, Sides};
 use ipp::prelude::*;
-
-/// The job attributes tallyd asks for in every `Get-Jobs`.
-pub const REQUESTED: &[&str] = &[
-    "job-id",
-    "job-uuid",
-    "job-state",
-    "job-name",
-    "job-originating-user-name",
-    "time-at-creation",
-    "date-time-at-creation",
-    "date-time-at-completed",
-    "job-impressions",
-    "job-impressions-completed",
-    "job-impressions-completed-col",
-    "job-media-sheets-completed",
-    "sides",
-    "print-color-mode",
-    "media",
-    "media-col",
-    "copies",
-];
 
 /// `job-state` values (RFC 8011 §5.3.7).
 pub const PENDING_HELD: i32 = 4;
 pub const CANCELED: i32 = 7;
 pub const ABORTED: i32 = 8;
 pub const COMPLETED: i32 = 9;
-
-/// Which jobs a `Get-Jobs` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    Completed,
-    NotCompleted,
-}
-
-/// A `Get-Jobs` request for the printer at `uri`.
-pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, String> {
-    let mut req = new_request(Operation::GetJobs, uri)?;
-    let which = match which {
-        Which::Completed => "completed",
-        Which::NotCompleted => "not-completed",
-    };
-    let mut wanted = Vec::with_capacity(REQUESTED.len());
-    for name in REQUESTED {
-        wanted.push(IppValue::new_keyword(*name).map_err(|e| e.to_string())?);
-    }
-    add(
-        &mut req,
-        "requesting-user-name",
-        IppValue::new_name_without_language("tallyd"),
-    )?;
-    add(&mut req, "which-jobs", IppValue::new_keyword(which))?;
-    add(
-        &mut req,
-        "requested-attributes",
-        Ok(IppValue::Array(wanted)),
-    )?;
-    Ok(req)
-}
-
-/// A request about one job (`Release-Job`, `Cancel-Job`), by printer URI and
-/// job id.
-pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestResponse, String> {
-    let mut req = new_request(op, uri)?;
-    add(&mut req, "job-id", Ok(IppValue::Integer(job_id)))?;
-    add(
-        &mut req,
-        "requesting-user-name",
-        IppValue::new_name_without_language("tallyd"),
-    )?;
-    Ok(req)
-}
-
-/// Adds an operation attribute.
-fn add(
-    req: &mut IppRequestResponse,
-    name: &str,
-    value: Result<IppValue, ipp::parser::IppParseError>,
-) -> Result<(), String> {
-    let attr = value
-        .and_then(|v| IppAttribute::with_name(name, v))
-        .map_err(|e| format!("{name}: {e}"))?;
-    req.attributes_mut()
-        .add(DelimiterTag::OperationAttributes, attr);
-    Ok(())
-}
-
-fn new_request(op: Operation, uri: &str) -> Result<IppRequestResponse, String> {
-    let parsed: Uri = uri.parse().map_err(|e| format!("bad URI `{uri}`: {e}"))?;
-    IppRequestResponse::new(IppVersion::v1_1(), op, Some(parsed)).map_err(|e| e.to_string())
-}
 
 /// One job, reduced to what tallyd uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,3 +6,4 @@ pub mod client;
 pub mod jobs;
 pub mod poller;
 pub mod release;
+pub mod requests;

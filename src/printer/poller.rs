@@ -2,14 +2,16 @@
 //! once when the printer goes down and once when it is back.
 
 use super::charge::{self, Recorded};
-use super::client::{self, IppCallError, IppClient};
-use super::jobs::{self, Job, Which};
+use super::client::{IppCallError, IppClient};
+use super::jobs::{self, Job};
+use super::requests::{JobsQuery, Which};
 use crate::clock;
 use crate::config::{Mode, PrinterConfig};
 use crate::ledger::writer::WriterHandle;
-use crate::ledger::{LedgerError, Site};
+use crate::ledger::LedgerError;
+use crate::site::LiveSite;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -30,15 +32,12 @@ pub struct PrinterStatus {
 /// Every printer's status, shared by the pollers and the status line.
 pub type StatusBoard = Arc<Mutex<BTreeMap<String, PrinterStatus>>>;
 
-/// The site settings as last (re)loaded, shared by every task.
-pub type SharedSite = Arc<RwLock<Site>>;
-
 /// Polls one printer.
 pub struct Poller {
     cfg: PrinterConfig,
     client: IppClient,
     writer: WriterHandle,
-    site: SharedSite,
+    site: LiveSite,
     board: StatusBoard,
     /// Keys of listed jobs already dealt with (charged, or costing nothing).
     done: HashSet<String>,
@@ -56,7 +55,7 @@ impl Poller {
         cfg: PrinterConfig,
         client: IppClient,
         writer: WriterHandle,
-        site: SharedSite,
+        site: LiveSite,
         board: StatusBoard,
     ) -> Poller {
         if let Ok(mut b) = board.lock() {
@@ -132,16 +131,14 @@ impl Poller {
         let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
         self.done.retain(|k| listed.contains(k));
         self.failed.retain(|k, _| listed.contains(k));
-        let site = self.site.read().map(|s| s.clone()).ok();
+        let site = self.site.get();
         let mut pending = Vec::new();
         for job in jobs.into_iter().filter(Job::is_terminal) {
             let key = job.key(&id);
             if self.done.contains(&key) {
                 continue;
             }
-            let Some(site) = site.clone() else {
-                continue;
-            };
+            let site = site.clone();
             let now = clock::now();
             let printer = id.clone();
             let priced = jobs::price_job(&self.cfg, &job);
@@ -231,36 +228,6 @@ impl Poller {
             tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %e, "printer is down; retrying with backoff");
             self.down = Some(e.to_string());
         }
-    }
-}
-
-/// A `Get-Jobs` for one printer, encoded once and sent at every poll.
-#[derive(Clone)]
-pub struct JobsQuery {
-    url: String,
-    body: bytes::Bytes,
-    timeout: Duration,
-}
-
-impl JobsQuery {
-    /// Finished jobs, or those still to print, at `cfg`'s printer.
-    pub fn new(cfg: &PrinterConfig, which: Which) -> Result<JobsQuery, IppCallError> {
-        let bad = || IppCallError::Connect(format!("bad URI `{}`", cfg.uri));
-        let url = client::http_url(&cfg.uri).ok_or_else(bad)?;
-        let request = jobs::get_jobs(&cfg.uri, which).map_err(IppCallError::Connect)?;
-        Ok(JobsQuery {
-            url,
-            body: request.to_bytes(),
-            timeout: cfg.timeout,
-        })
-    }
-
-    /// The jobs the printer lists now.
-    pub async fn fetch(&self, client: &IppClient) -> Result<Vec<Job>, IppCallError> {
-        let response = client
-            .send_encoded(&self.url, self.body.clone(), self.timeout)
-            .await?;
-        Ok(jobs::parse_jobs(&response))
     }
 }
 

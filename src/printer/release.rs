@@ -3,12 +3,14 @@
 //! settles; and held jobs past the hold timeout are cancelled, free.
 
 use super::client::{IppCallError, IppClient};
-use super::jobs::{self, Job, Which, PENDING_HELD};
-use super::poller::{JobsQuery, SharedSite};
+use super::jobs::{self, Job, PENDING_HELD};
+use super::requests::{job_request, JobsQuery, Which};
+
 use crate::clock;
 use crate::config::PrinterConfig;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{HoldOutcome, Origin, Payable, UsageRequest};
+use crate::site::LiveSite;
 use ipp::prelude::Operation;
 
 /// What one tap released.
@@ -40,7 +42,7 @@ pub async fn release(
     cfg: &PrinterConfig,
     client: &IppClient,
     writer: &WriterHandle,
-    site: &SharedSite,
+    site: &LiveSite,
     member: &str,
     users: &[String],
 ) -> Result<Released, IppCallError> {
@@ -74,9 +76,7 @@ pub async fn release(
             .to_string(),
             at: clock::now(),
         };
-        let Ok(site) = site.read().map(|s| s.clone()) else {
-            continue;
-        };
+        let site = site.get();
         let placed = writer
             .call_async(move |conn, _| crate::ledger::usage::hold(conn, &site, &req))
             .await;
@@ -102,7 +102,7 @@ pub async fn release(
             }
         }
         // Whatever goes wrong from here on voids the hold: the job stays held.
-        let sent = match jobs::job_request(Operation::ReleaseJob, &cfg.uri, job.id) {
+        let sent = match job_request(Operation::ReleaseJob, &cfg.uri, job.id) {
             Ok(request) => client.send(&cfg.uri, request, cfg.timeout).await,
             Err(e) => Err(IppCallError::Connect(e)),
         };
@@ -147,7 +147,7 @@ pub async fn cancel_expired(
         if now - created < limit {
             continue;
         }
-        let request = match jobs::job_request(Operation::CancelJob, &cfg.uri, job.id) {
+        let request = match job_request(Operation::CancelJob, &cfg.uri, job.id) {
             Ok(r) => r,
             Err(_) => continue,
         };

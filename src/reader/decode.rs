@@ -16,6 +16,7 @@
 //! reads at any byte, drops a partial frame that went quiet, and folds the
 //! repeats of a card held on the reader into one tap.
 
+use crate::ids::{mask, CardId, Framing, MAX_ID_CHARS};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -30,130 +31,15 @@ const LF: u8 = b'\n';
 const FRAME_HEX: usize = 12;
 /// Hex digits of card data in a hex frame.
 const DATA_HEX: usize = 10;
-/// The shortest card id: five bytes, what RDM6300 and ID-12 readers send.
-const MIN_ID_CHARS: usize = 10;
-/// The longest card id, and so the longest line a line reader may send: a
-/// 10-byte ISO 14443 UID is 20 hex digits and a `u64` at most 20 decimal
-/// digits, so this leaves room for leading zeros.
-const MAX_ID_CHARS: usize = 32;
 
-/// How a reader frames card ids on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// STX, 10 hex data, 2 hex checksum, ETX.
-    Rdm6300,
-    /// STX, 10 hex data, 2 hex checksum, CR LF, ETX (ID-12LA / ID-20LA).
-    Id12,
-    /// A line of hex digits.
-    LineHex,
-    /// A line of decimal digits.
-    LineDecimal,
-}
-
-impl Framing {
-    /// Every framing, in the order the docs list them.
-    pub const ALL: [Framing; 4] = [
-        Framing::Rdm6300,
-        Framing::Id12,
-        Framing::LineHex,
-        Framing::LineDecimal,
-    ];
-
-    /// The framing named `s` in the config: `"rdm6300"`, `"id12"`,
-    /// `"line-hex"` or `"line-decimal"`, exactly as written here.
-    pub fn parse(s: &str) -> Option<Framing> {
-        Framing::ALL.into_iter().find(|f| f.as_str() == s)
+/// What follows the twelve hex digits of a hex frame, or `None` for the
+/// line framings.
+fn tail(framing: Framing) -> Option<&'static [u8]> {
+    match framing {
+        Framing::Rdm6300 => Some(&[ETX]),
+        Framing::Id12 => Some(&[CR, LF, ETX]),
+        Framing::LineHex | Framing::LineDecimal => None,
     }
-
-    /// The config name, the inverse of [`Framing::parse`].
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Framing::Rdm6300 => "rdm6300",
-            Framing::Id12 => "id12",
-            Framing::LineHex => "line-hex",
-            Framing::LineDecimal => "line-decimal",
-        }
-    }
-
-    /// What follows the twelve hex digits of a hex frame, or `None` for the
-    /// line framings.
-    fn tail(self) -> Option<&'static [u8]> {
-        match self {
-            Framing::Rdm6300 => Some(&[ETX]),
-            Framing::Id12 => Some(&[CR, LF, ETX]),
-            Framing::LineHex | Framing::LineDecimal => None,
-        }
-    }
-}
-
-impl fmt::Display for Framing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A card id: fixed-width uppercase hex, never an integer (leading zeros
-/// matter). At least 10 characters and always an even number of them.
-///
-/// `Display` shows only the masked form (see [`CardId::masked`]); use
-/// [`CardId::as_str`] where the whole id is meant, such as the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CardId(String);
-
-impl CardId {
-    /// Normalises hex text as a line-hex reader would: uppercase, left-padded
-    /// with `0` to at least 10 characters and to an even length. `None` for
-    /// empty text, any character that is not a hex digit (no trimming, no
-    /// `0x`), or more than 32 digits.
-    pub fn parse(text: &str) -> Option<CardId> {
-        if text.is_empty()
-            || text.len() > MAX_ID_CHARS
-            || !text.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return None;
-        }
-        Some(CardId::padded(text.to_ascii_uppercase()))
-    }
-
-    /// The id of a decimal card number as a line-decimal reader sends it:
-    /// the value's hex, padded as [`CardId::parse`] pads. `None` unless
-    /// `text` is all decimal digits and fits a `u64`.
-    fn from_decimal(text: &str) -> Option<CardId> {
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let value: u64 = text.parse().ok()?;
-        Some(CardId::padded(format!("{value:X}")))
-    }
-
-    /// Pads uppercase hex digits to the canonical width.
-    fn padded(hex: String) -> CardId {
-        let width = hex.len().max(MIN_ID_CHARS).next_multiple_of(2);
-        CardId(format!("{hex:0>width$}"))
-    }
-
-    /// The whole id, e.g. `"14008EC793"`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Only the last 4 characters, e.g. `"…C793"`: the form for logs.
-    pub fn masked(&self) -> String {
-        mask(&self.0)
-    }
-}
-
-impl fmt::Display for CardId {
-    /// The masked form, so a careless log line never leaks a whole id.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-/// `"…"` followed by the last 4 characters of `text`.
-fn mask(text: &str) -> String {
-    let start = text.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
-    format!("…{}", &text[start..])
 }
 
 /// What the decoder saw.
@@ -242,7 +128,7 @@ impl Decoder {
             return out;
         }
         self.last_byte = Some(now);
-        match self.framing.tail() {
+        match tail(self.framing) {
             Some(tail) => bytes
                 .iter()
                 .for_each(|&b| self.hex_byte(b, tail, now, &mut out)),
@@ -334,10 +220,12 @@ impl Decoder {
             *byte = hex_value(pair[0]) << 4 | hex_value(pair[1]);
         }
         let (data, sum) = bytes.split_at(DATA_HEX / 2);
-        if data.iter().fold(0, |acc, b| acc ^ b) == sum[0] {
-            self.sighted(CardId(text[..DATA_HEX].to_string()), now, out);
-        } else {
-            out.push(Event::BadChecksum { frame: mask(&text) });
+        // Ten hex digits always parse as a card id.
+        match CardId::parse(&text[..DATA_HEX]) {
+            Some(card) if data.iter().fold(0, |acc, b| acc ^ b) == sum[0] => {
+                self.sighted(card, now, out)
+            }
+            _ => out.push(Event::BadChecksum { frame: mask(&text) }),
         }
     }
 

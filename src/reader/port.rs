@@ -2,8 +2,9 @@
 //! decoder, send taps to the daemon, and reopen with backoff when the device
 //! goes away (logged once when it goes, once when it is back).
 
-use super::decode::{CardId, Decoder, Event, Framing};
+use super::decode::{Decoder, Event};
 use crate::config::ReaderConfig;
+use crate::ids::CardId;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,10 +37,7 @@ pub fn spawn(
 }
 
 fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: Arc<AtomicBool>) {
-    let Some(framing) = Framing::parse(&cfg.framing) else {
-        tracing::error!(reader = %cfg.id, framing = %cfg.framing, "unknown framing; reader not started");
-        return;
-    };
+    let framing = cfg.framing;
     let origin = Instant::now();
     let mut decoder = Decoder::new(framing, cfg.debounce, STALE_AFTER);
     let mut gone: Option<String> = None;

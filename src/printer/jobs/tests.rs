@@ -261,19 +261,3 @@ fn parses_two_jobs_with_every_attribute_we_use() {
     assert_eq!(priced.cents, 4 * 16 + 2 * 70);
     assert_eq!(jobs[1].key("lobby"), "print:lobby:job-4:tick-99");
 }
-
-#[test]
-fn requests_carry_which_jobs_and_requested_attributes() {
-    let r = get_jobs("ipp://127.0.0.1:631/printers/q", Which::Completed).expect("request");
-    let ops = r
-        .attributes()
-        .first_of(DelimiterTag::OperationAttributes)
-        .expect("operation group");
-    assert!(ops.get("which-jobs").is_some());
-    let wanted = ops
-        .get("requested-attributes")
-        .expect("requested-attributes");
-    assert!(matches!(wanted.value(), IppValue::Array(a) if a.len() == REQUESTED.len()));
-    let r = job_request(Operation::ReleaseJob, "ipp://127.0.0.1:631/printers/q", 5).expect("req");
-    assert_eq!(r.header().operation_or_status, Operation::ReleaseJob as i16);
-}

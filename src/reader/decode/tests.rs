@@ -29,7 +29,7 @@ fn frame_with_sum(framing: Framing, data: &str, sum: &str) -> Vec<u8> {
     let mut f = vec![STX];
     f.extend_from_slice(data.as_bytes());
     f.extend_from_slice(sum.as_bytes());
-    f.extend_from_slice(framing.tail().unwrap());
+    f.extend_from_slice(tail(framing).unwrap());
     f
 }
 
@@ -346,7 +346,7 @@ fn random_garbage_then_a_valid_frame_still_decodes() {
                 Some(&card("0A0B0C0D0E")),
                 "{framing} {junk:?}"
             );
-            if framing.tail().is_some() {
+            if tail(framing).is_some() {
                 // Every junk byte is accounted for, as garbage or as part of
                 // a (bad-checksum) frame.
                 let frames = events.len() - 1 - garbage_total_events(&events);
@@ -804,7 +804,7 @@ fn fuzz_random_chunks_with_embedded_frames() {
                 if rng.below(2) == 0 {
                     f.make_ascii_lowercase();
                 }
-                if framing.tail().is_none() && rng.below(2) == 0 {
+                if tail(framing).is_none() && rng.below(2) == 0 {
                     // CR instead of LF as the terminator.
                     f = f.iter().map(|&b| if b == LF { CR } else { b }).collect();
                 }
@@ -837,7 +837,7 @@ fn fuzz_random_chunks_with_embedded_frames() {
         let garbage = garbage_total(&events);
         // The noise did exercise resynchronisation and expiry.
         assert!(garbage > 0 && stale > 0, "{framing}: {garbage} {stale}");
-        if let Some(tail) = framing.tail() {
+        if let Some(tail) = tail(framing) {
             let frames = events
                 .iter()
                 .filter(|e| matches!(e, Event::Card(_) | Event::BadChecksum { .. }))

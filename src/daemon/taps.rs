@@ -1,16 +1,16 @@
 //! What a tap does: find the card's member, then release their held jobs at
 //! the reader's printer or start/end their session in the reader's room.
 
-use super::decode::CardId;
-use super::port::Tap;
 use crate::config::{Binding, PrinterConfig, ReaderConfig};
+use crate::ids::CardId;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::Result;
 use crate::printer::client::IppClient;
-use crate::printer::poller::SharedSite;
 use crate::printer::release;
+use crate::reader::port::Tap;
 use crate::room::clock::Now;
 use crate::room::store::{self, TapOutcome};
+use crate::site::LiveSite;
 use rusqlite::{Connection, OptionalExtension};
 
 /// Whose card it is.
@@ -65,7 +65,7 @@ pub struct TapContext {
     pub printers: Vec<PrinterConfig>,
     pub client: IppClient,
     pub writer: WriterHandle,
-    pub site: SharedSite,
+    pub site: LiveSite,
 }
 
 /// Handles one tap; logs one line for what it did.
@@ -139,9 +139,7 @@ async fn session_at(
     now: Now,
 ) {
     let (r, res, m) = (reader.clone(), resource.to_string(), member.to_string());
-    let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
-        return;
-    };
+    let site = ctx.site.get();
     let tapped = ctx
         .writer
         .call_async(move |conn, _| store::tap(conn, &site, &r, &res, &m, &now))
@@ -184,9 +182,7 @@ pub fn log_ended(e: &store::Ended) {
 /// Ends sessions that reached their room's maximum length.
 pub async fn close_overlong(ctx: &TapContext) {
     let readers = ctx.readers.clone();
-    let Ok(site) = ctx.site.read().map(|s| s.clone()) else {
-        return;
-    };
+    let site = ctx.site.get();
     let now = Now::read();
     let ended = ctx
         .writer
