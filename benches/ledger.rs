@@ -174,6 +174,7 @@ fn main() {
     }
     times.sort();
 
+    let site = ledger.site().clone();
     let writer = Writer::spawn(ledger).expect("writer");
     let handle = writer.handle();
     // The daemon's path: one caller at a time through the writer, so each
@@ -181,8 +182,9 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let req = debit(i, format!("single:{i}"));
+        let site = site.clone();
         handle
-            .call(move |conn, site| usage::debit(conn, site, &req))
+            .call(move |conn| usage::debit(conn, &site, &req))
             .expect("debit");
     }
     let single_rate = n as f64 / t.elapsed().as_secs_f64();
@@ -191,7 +193,10 @@ fn main() {
     let t = Instant::now();
     let pending: Vec<_> = requests
         .into_iter()
-        .map(|req| handle.submit(move |conn, site| usage::debit(conn, site, &req)))
+        .map(|req| {
+            let site = site.clone();
+            handle.submit(move |conn| usage::debit(conn, &site, &req))
+        })
         .collect();
     for rx in pending {
         rx.blocking_recv()

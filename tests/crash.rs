@@ -53,7 +53,8 @@ fn child(path: &Path, round: usize) {
             for (r, i) in replays.chain(fresh) {
                 let req = request(r, t, i);
                 let key = req.key.clone();
-                match handle.call(move |conn, site| tallyd::ledger::usage::debit(conn, site, &req))
+                match handle
+                    .call(move |conn| tallyd::ledger::usage::debit(conn, &Site::default(), &req))
                 {
                     Ok(_) => {
                         let mut out = std::io::stdout().lock();

@@ -261,7 +261,7 @@ impl Daemon {
 
     /// Whether the writer answers within a few seconds (for the watchdog).
     async fn writer_alive(&self) -> bool {
-        let ping = self.writer.call_async(|_, _| Ok(()));
+        let ping = self.writer.call_async(|_| Ok(()));
         matches!(
             tokio::time::timeout(Duration::from_secs(5), ping).await,
             Ok(Ok(()))

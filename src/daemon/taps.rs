@@ -77,7 +77,7 @@ pub async fn handle(ctx: &TapContext, tap: Tap) {
     let (card, reader_id, at) = (tap.card.clone(), reader.id.clone(), now.wall);
     let owner = ctx
         .writer
-        .call_async(move |conn, _| card_owner(conn, &card, &reader_id, at))
+        .call_async(move |conn| card_owner(conn, &card, &reader_id, at))
         .await;
     let card = tap.card.masked();
     let (member, users) = match owner {
@@ -142,7 +142,7 @@ async fn session_at(
     let site = ctx.site.get();
     let tapped = ctx
         .writer
-        .call_async(move |conn, _| store::tap(conn, &site, &r, &res, &m, &now))
+        .call_async(move |conn| store::tap(conn, &site, &r, &res, &m, &now))
         .await;
     let outcome = match tapped {
         Ok((overlong, outcome)) => {
@@ -186,7 +186,7 @@ pub async fn close_overlong(ctx: &TapContext) {
     let now = Now::read();
     let ended = ctx
         .writer
-        .call_async(move |conn, _| {
+        .call_async(move |conn| {
             let mut ended = Vec::new();
             for open in store::all_open(conn)? {
                 let binding = Binding::Resource(open.resource.clone());

@@ -18,7 +18,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &Grants
     let src = Source::parse(&grants.source);
     let name = src.name();
     let last = match writer
-        .call_async(move |conn, _| grants::last_good(conn, &name))
+        .call_async(move |conn| grants::last_good(conn, &name))
         .await
     {
         Ok(last) => last,
@@ -38,7 +38,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &Grants
     let now = clock::now();
     let members = fetched.catalog.members.len();
     let result = writer
-        .call_async(move |conn, _| {
+        .call_async(move |conn| {
             let f = fetched;
             grants::apply(
                 conn,
@@ -98,7 +98,7 @@ pub async fn expiry_sweeper(writer: WriterHandle, mut stop: watch::Receiver<bool
     loop {
         let now = clock::now();
         match writer
-            .call_async(move |conn, _| lots::expire_due(conn, now))
+            .call_async(move |conn| lots::expire_due(conn, now))
             .await
         {
             Ok(e) if e.lots > 0 => {

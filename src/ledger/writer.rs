@@ -6,7 +6,7 @@
 //! and only then answers each caller. A job is acknowledged only after its
 //! commit returned: under `kill -9` an acknowledged job is always on disk.
 
-use super::{Ledger, LedgerError, Result, Site};
+use super::{Ledger, LedgerError, Result};
 use rusqlite::Connection;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -18,7 +18,7 @@ pub const MAX_BATCH: usize = 4096;
 type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// A queued job. Called with `None` it does not run and only yields its reply
 /// (for a batch that could not start).
-type Job = Box<dyn FnOnce(Option<(&Connection, &Site)>) -> (bool, Reply) + Send>;
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 
 /// A cloneable handle for sending work to the writer.
 #[derive(Clone)]
@@ -35,11 +35,13 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on an opened ledger.
     pub fn spawn(ledger: Ledger) -> std::io::Result<Writer> {
-        let (conn, site) = ledger.into_parts();
+        // The writer decides nothing by site settings: callers read the live
+        // site when they build a job and move what they need into it.
+        let (conn, _) = ledger.into_parts();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, site, queue))?;
+            .spawn(move || run(conn, queue))?;
         Ok(Writer {
             handle: WriterHandle { jobs },
             thread,
@@ -66,12 +68,12 @@ impl WriterHandle {
     pub fn submit<R, F>(&self, f: F) -> oneshot::Receiver<Result<R>>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ledger| {
             let out = match ledger {
-                Some((conn, site)) => f(conn, site),
+                Some(conn) => f(conn),
                 None => Err(LedgerError::WriterGone),
             };
             let ok = out.is_ok();
@@ -95,7 +97,7 @@ impl WriterHandle {
     pub fn call<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         self.submit(f)
             .blocking_recv()
@@ -106,13 +108,13 @@ impl WriterHandle {
     pub async fn call_async<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, &Site) -> Result<R> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         self.submit(f).await.map_err(|_| LedgerError::WriterGone)?
     }
 }
 
-fn run(conn: Connection, site: Site, queue: mpsc::Receiver<Job>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -121,7 +123,7 @@ fn run(conn: Connection, site: Site, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &site, batch);
+        commit_batch(&conn, batch);
     }
 }
 
@@ -129,7 +131,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn commit_batch(conn: &Connection, site: &Site, batch: Vec<Job>) {
+fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
         for job in batch {
@@ -152,7 +154,7 @@ fn commit_batch(conn: &Connection, site: &Site, batch: Vec<Job>) {
             replies.push(job(None).1);
             continue;
         }
-        let (ok, reply) = job(Some((conn, site)));
+        let (ok, reply) = job(Some(conn));
         let closed = if ok {
             exec(conn, "RELEASE job")
         } else {

@@ -143,7 +143,7 @@ impl Poller {
             let printer = id.clone();
             let priced = jobs::price_job(&self.cfg, &job);
             let (j, p) = (job.clone(), priced.clone());
-            let reply = self.writer.submit(move |conn, _| match &p {
+            let reply = self.writer.submit(move |conn| match &p {
                 Some(p) => charge::record_job(conn, &site, &printer, &j, p, now),
                 // Costs nothing; if it was released from hold, the hold goes.
                 None => charge::record_nothing_printed(conn, &printer, &j, now),

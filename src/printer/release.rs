@@ -78,7 +78,7 @@ pub async fn release(
         };
         let site = site.get();
         let placed = writer
-            .call_async(move |conn, _| crate::ledger::usage::hold(conn, &site, &req))
+            .call_async(move |conn| crate::ledger::usage::hold(conn, &site, &req))
             .await;
         match placed {
             Ok(HoldOutcome::Placed(_)) => {}
@@ -115,9 +115,7 @@ pub async fn release(
                 let reason = format!("Release-Job failed: {e}");
                 let (k, r) = (key.clone(), reason.clone());
                 let voided = writer
-                    .call_async(move |conn, _| {
-                        crate::ledger::usage::void(conn, &k, &r, clock::now())
-                    })
+                    .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, clock::now()))
                     .await;
                 if let Err(v) = voided {
                     tracing::error!(printer = %cfg.id, job_id = job.id, error = %v, "could not void the hold of a job that was not released");
