@@ -1,14 +1,36 @@
 //! tallyd: print- and time-accounting for coworking spaces.
 //!
-//! - [`ledger`]: the SQLite ledger — lots, usages, holds, overage, the
-//!   append-only history, the group-committing writer, and the read side
-//!   (balances, statements, monthly reports).
-//! - [`pricing`]: what a print job costs, a pure function.
-//! - [`config`]: the site config file, parsed and validated with file, line
-//!   and field in every error.
-//! - [`cli`]: the manager's subcommands; `main.rs` only calls [`cli::main`].
-//! - [`money`], [`clock`]: display of amounts and calendar arithmetic in the
-//!   site's time zone.
+//! The modules stand on floors; each imports only from the floors below it.
+//!
+//! 1. Leaves, which import nothing from tallyd:
+//!    - [`ids`]: card ids, how readers frame them, print user names;
+//!    - [`ipp_uri`]: where an `ipp://` URI is posted;
+//!    - [`site`]: the site settings money depends on, and the live handle
+//!      every task reads them through;
+//!    - [`clock`], [`money`]: calendar arithmetic in the site's time zone,
+//!      and amounts as managers read and type them;
+//!    - [`pricing`]: what a print job costs, a pure function.
+//! 2. [`config`]: the site config file, parsed and validated with file, line
+//!    and field in every error.
+//! 3. [`room`]: the pure rules of room sessions (what a tap does, how minutes
+//!    are counted) and the clocks they are measured on.
+//! 4. [`ledger`]: the SQLite ledger, the only module that holds SQL. Lots,
+//!    usages, holds, overage and the append-only history; finished jobs,
+//!    card and print-user owners, room sessions, the grants catalog and the
+//!    sync state; the group-committing writer; the read side (balances,
+//!    statements, monthly reports). Pure rules (`allocate`, `usage::rules`)
+//!    decide the money and the SQL applies them.
+//! 5. The boundaries, each with a pure core and its IO:
+//!    - [`grants`]: the central grants file: parse and validate, plan a sync
+//!      (`reconcile`), fetch it, apply the plan through the ledger;
+//!    - [`printer`]: IPP printers: the client, the requests, what a job
+//!      costs (`jobs`), the per-printer poller, held release;
+//!    - [`reader`]: serial card readers: pure frame decoders and the port
+//!      threads that feed them.
+//! 6. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
+//!    rooms (what a tap does lives here), the grants syncer and the sweeps.
+//! 7. [`cli`] and [`logging`]: the manager's subcommands and the log format;
+//!    `main.rs` only calls [`cli::main`].
 
 pub mod cli;
 pub mod clock;

@@ -44,6 +44,16 @@ pub enum Sides {
     TwoSided,
 }
 
+impl Sides {
+    /// `one-sided` or `two-sided`, as IPP and the ledger name them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sides::OneSided => "one-sided",
+            Sides::TwoSided => "two-sided",
+        }
+    }
+}
+
 /// What the printer reported about a job, reduced to what costs money.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFacts {

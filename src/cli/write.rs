@@ -4,6 +4,7 @@
 use super::output::{write_json, Format};
 use super::Ctx;
 use crate::clock;
+use crate::ledger::detail::UsageDetail;
 use crate::ledger::lots::{self, GrantRequest};
 use crate::ledger::{Ledger, Origin, Payable, SourceKind, UsageRequest, PRINTING};
 use crate::money::{format_amount, parse_cents, parse_minutes, Unit};
@@ -169,7 +170,7 @@ pub fn charge(ctx: &Ctx, out: &mut dyn Write, a: &ChargeArgs) -> Result<()> {
         origin: Origin::Manual,
         payable: payable.clone(),
         amount,
-        detail: serde_json::json!({ "reason": a.reason }).to_string(),
+        detail: UsageDetail::manual(&a.reason).to_json(),
         at: ctx.now,
     };
     let charge = ledger.debit(&req)?;

@@ -2,61 +2,15 @@
 //! the reader's printer or start/end their session in the reader's room.
 
 use crate::config::{Binding, PrinterConfig, ReaderConfig};
-use crate::ids::CardId;
+use crate::ledger::owners::{card_owner, CardOwner};
+use crate::ledger::sessions::{self, TapOutcome};
 use crate::ledger::writer::WriterHandle;
-use crate::ledger::Result;
 use crate::printer::client::IppClient;
 use crate::printer::release;
 use crate::reader::port::Tap;
 use crate::room::clock::Now;
-use crate::room::store::{self, TapOutcome};
+use crate::room::Room;
 use crate::site::LiveSite;
-use rusqlite::{Connection, OptionalExtension};
-
-/// Whose card it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CardOwner {
-    Member {
-        id: String,
-        print_users: Vec<String>,
-    },
-    Closed {
-        id: String,
-    },
-    Unknown,
-}
-
-/// Looks a card up; an unknown card is remembered for `tallyd cards`.
-pub fn card_owner(conn: &Connection, card: &CardId, reader: &str, at: i64) -> Result<CardOwner> {
-    let found: Option<(String, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT c.member_id, m.closed_at FROM member_cards c
-             JOIN members m ON m.id = c.member_id WHERE c.card = ?1",
-        )?
-        .query_row([card.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match found {
-        Some((id, Some(_))) => Ok(CardOwner::Closed { id }),
-        Some((id, None)) => {
-            let mut stmt =
-                conn.prepare_cached("SELECT user FROM member_print_users WHERE member_id = ?1")?;
-            let users = stmt
-                .query_map([&id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(CardOwner::Member {
-                id,
-                print_users: users,
-            })
-        }
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO unknown_cards (card, reader, seen_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(rusqlite::params![card.as_str(), reader, at])?;
-            Ok(CardOwner::Unknown)
-        }
-    }
-}
 
 /// Everything a tap needs.
 #[derive(Clone)]
@@ -138,11 +92,11 @@ async fn session_at(
     member: &str,
     now: Now,
 ) {
-    let (r, res, m) = (reader.clone(), resource.to_string(), member.to_string());
+    let (room, res, m) = (Room::of(reader), resource.to_string(), member.to_string());
     let site = ctx.site.get();
     let tapped = ctx
         .writer
-        .call_async(move |conn| store::tap(conn, &site, &r, &res, &m, &now))
+        .call_async(move |conn| sessions::tap(conn, &site, &room, &res, &m, &now))
         .await;
     let outcome = match tapped {
         Ok((overlong, outcome)) => {
@@ -173,7 +127,7 @@ async fn session_at(
 }
 
 /// One line per ended session.
-pub fn log_ended(e: &store::Ended) {
+pub fn log_ended(e: &sessions::Ended) {
     tracing::info!(member = %e.session.member, resource = %e.session.resource, session = e.session.id,
         seconds = e.secs, minutes = e.minutes, reason = %e.reason, covered = e.charge.covered,
         overage = e.charge.overage, balance_after = e.charge.balance_after, "session ended");
@@ -188,13 +142,14 @@ pub async fn close_overlong(ctx: &TapContext) {
         .writer
         .call_async(move |conn| {
             let mut ended = Vec::new();
-            for open in store::all_open(conn)? {
+            for open in sessions::all_open(conn)? {
                 let binding = Binding::Resource(open.resource.clone());
                 let Some(r) = readers.iter().find(|r| r.binding == binding) else {
                     continue;
                 };
-                if store::reached_max(r, &open, &now) {
-                    ended.push(store::end_at_max(conn, &site, r, open, &now)?);
+                let room = Room::of(r);
+                if sessions::reached_max(&room, &open, &now) {
+                    ended.push(sessions::end_at_max(conn, &site, &room, open, &now)?);
                 }
             }
             Ok(ended)

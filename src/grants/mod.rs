@@ -17,11 +17,12 @@ pub mod source;
 pub mod sync;
 
 use crate::config::ConfigError;
+use crate::ledger::sync_state::{self, LastGood};
 use crate::ledger::{Result, Ts};
 use chrono_tz::Tz;
 use model::Catalog;
 use reconcile::{Counts, SyncPlan};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use source::Validators;
 
@@ -68,22 +69,15 @@ pub fn apply(
         plan.counts()
     } else {
         let counts = sync::apply(conn, catalog, &plan, now)?;
-        let state = [
-            ("source", Some(source.to_string())),
-            ("digest", Some(digest.clone())),
-            ("text", Some(text.to_string())),
-            ("etag", validators.etag.clone()),
-            ("last_modified", validators.last_modified.clone()),
-            ("synced_at", Some(now.to_string())),
-        ];
-        for (key, value) in state {
-            match value {
-                Some(v) => conn
-                    .prepare_cached("INSERT INTO sync_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
-                    .execute(params![key, v])?,
-                None => conn.prepare_cached("DELETE FROM sync_state WHERE key = ?1")?.execute([key])?,
-            };
-        }
+        let last = LastGood {
+            source: source.to_string(),
+            digest: digest.clone(),
+            text: text.to_string(),
+            etag: validators.etag.clone(),
+            last_modified: validators.last_modified.clone(),
+            synced_at: now,
+        };
+        sync_state::save(conn, &last)?;
         counts
     };
     Ok(SyncReport {
@@ -95,29 +89,16 @@ pub fn apply(
     })
 }
 
-fn state(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
-}
-
 /// The last good grants file applied from `source`: its text and the
 /// validators for a conditional GET.
 pub fn last_good(conn: &Connection, source: &str) -> Result<Option<(String, Validators)>> {
-    if state(conn, "source")?.as_deref() != Some(source) {
-        return Ok(None);
-    }
-    let Some(text) = state(conn, "text")? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        text,
-        Validators {
-            etag: state(conn, "etag")?,
-            last_modified: state(conn, "last_modified")?,
-        },
-    )))
+    Ok(sync_state::load(conn, source)?.map(|last| {
+        let validators = Validators {
+            etag: last.etag,
+            last_modified: last.last_modified,
+        };
+        (last.text, validators)
+    }))
 }
 
 /// A grants file fetched and validated, ready for [`apply`].

@@ -24,12 +24,7 @@ pub mod kind {
     pub const ACCOUNT_GRANT: &str = "account_grant";
 }
 
-/// One catalog row as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogRow {
-    pub body: String,
-    pub first_seen: Ts,
-}
+pub use crate::ledger::catalog::CatalogRow;
 
 /// What the ledger holds that a sync needs to know.
 #[derive(Debug, Clone, Default)]

@@ -3,37 +3,19 @@
 //! never gets here, so a bad file changes nothing.
 
 use super::model::Catalog;
-use super::reconcile::{kind, reconcile, AppliedGrant, CatalogRow, Counts, Snapshot, SyncPlan};
-use crate::ledger::{lots, Result, Ts};
+use super::reconcile::{kind, reconcile, AppliedGrant, Counts, Snapshot, SyncPlan};
+use crate::ledger::catalog::{self, ChangeRow, TimeCreditDef};
+use crate::ledger::{lots, owners, Result, Ts};
 use chrono_tz::Tz;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 /// Reads what a sync needs from the ledger.
 pub fn load_snapshot(conn: &Connection) -> Result<Snapshot> {
-    let mut snap = Snapshot::default();
-    let mut stmt = conn.prepare("SELECT kind, id, body, first_seen FROM catalog")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        snap.catalog.insert(
-            (r.get(0)?, r.get(1)?),
-            CatalogRow {
-                body: r.get(2)?,
-                first_seen: r.get(3)?,
-            },
-        );
-    }
-    let mut stmt =
-        conn.prepare("SELECT source_key FROM lots WHERE source IN ('plan', 'product')")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        snap.lot_keys.insert(r.get(0)?);
-    }
-    let mut stmt = conn.prepare("SELECT id, closed_at IS NOT NULL FROM members")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        snap.members.insert(r.get(0)?, r.get(1)?);
-    }
-    Ok(snap)
+    Ok(Snapshot {
+        catalog: catalog::rows(conn)?,
+        lot_keys: catalog::issued_lot_keys(conn)?,
+        members: catalog::members(conn)?,
+    })
 }
 
 /// Computes the plan for `catalog` against the ledger, without writing.
@@ -49,41 +31,27 @@ pub fn apply(conn: &Connection, catalog: &Catalog, plan: &SyncPlan, now: Ts) -> 
     }
     for (member, policy) in &plan.members {
         lots::upsert_member(conn, &member.id, &member.name, *policy, now)?;
-        conn.prepare_cached("DELETE FROM member_cards WHERE member_id = ?1")?
-            .execute([&member.id])?;
-        conn.prepare_cached("DELETE FROM member_print_users WHERE member_id = ?1")?
-            .execute([&member.id])?;
-        for card in &member.cards {
-            conn.prepare_cached("INSERT INTO member_cards (card, member_id) VALUES (?1, ?2) ON CONFLICT(card) DO UPDATE SET member_id = excluded.member_id")?
-                .execute(params![card, member.id])?;
-        }
-        for user in &member.print_users {
-            conn.prepare_cached("INSERT INTO member_print_users (user, member_id) VALUES (?1, ?2) ON CONFLICT(user) DO UPDATE SET member_id = excluded.member_id")?
-                .execute(params![user, member.id])?;
-        }
+        owners::set_identities(conn, &member.id, &member.cards, &member.print_users)?;
     }
     for id in &plan.closes {
         lots::close_member(conn, id, now)?;
-        // Cards stay: a tap by a closed member's card is refused as closed.
-        conn.prepare_cached("DELETE FROM member_print_users WHERE member_id = ?1")?
-            .execute([id])?;
+        owners::drop_print_users(conn, id)?;
     }
     for (k, id) in &plan.catalog_drop {
-        conn.prepare_cached("DELETE FROM catalog WHERE kind = ?1 AND id = ?2")?
-            .execute(params![k, id])?;
+        catalog::remove(conn, k, id)?;
     }
     for (k, id, body, first_seen) in &plan.catalog_put {
-        conn.prepare_cached(
-            "INSERT INTO catalog (kind, id, body, first_seen) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body, first_seen = excluded.first_seen",
-        )?
-        .execute(params![k, id, body, first_seen])?;
+        catalog::put(conn, k, id, body, *first_seen)?;
     }
     for c in &plan.changes {
-        conn.prepare_cached(
-            "INSERT INTO catalog_changes (at, kind, subject, change, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![now, c.kind, c.subject, c.change, c.before, c.after])?;
+        let row = ChangeRow {
+            kind: c.kind,
+            subject: &c.subject,
+            change: c.change,
+            before: c.before.as_deref(),
+            after: c.after.as_deref(),
+        };
+        catalog::record_change(conn, &row, now)?;
     }
     for v in &plan.voids {
         let reason = format!(
@@ -122,42 +90,18 @@ fn record_account(
         lot,
     })
     .unwrap_or_default();
-    conn.prepare_cached(
-        "INSERT INTO catalog (kind, id, body, first_seen) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body",
-    )?
-    .execute(params![kind::ACCOUNT_GRANT, id, body, now])?;
-    Ok(())
+    catalog::put_body(conn, kind::ACCOUNT_GRANT, &id, &body, now)
 }
 
-fn write_definitions(conn: &Connection, catalog: &Catalog) -> Result<()> {
-    conn.execute("DELETE FROM resource_types", [])?;
-    conn.execute("DELETE FROM resources", [])?;
-    for (id, name) in &catalog.resource_types {
-        conn.execute(
-            "INSERT INTO resource_types (id, name) VALUES (?1, ?2)",
-            params![id, name],
-        )?;
-    }
-    for (id, rt) in &catalog.resources {
-        conn.execute(
-            "INSERT INTO resources (id, resource_type) VALUES (?1, ?2)",
-            params![id, rt],
-        )?;
-    }
-    // A time credit dropped from the file keeps its lots but pays for nothing
-    // new; one listed is redefined (rule 7: the list is a live definition).
-    let known: Vec<String> = conn
-        .prepare("SELECT id FROM time_credits")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for id in known {
-        if !catalog.time_credits.contains_key(&id) {
-            lots::define_time_credit(conn, &id, &id, &[])?;
-        }
-    }
-    for (id, tc) in &catalog.time_credits {
-        lots::define_time_credit(conn, id, &tc.name, &tc.resource_types)?;
-    }
-    Ok(())
+fn write_definitions(conn: &Connection, cat: &Catalog) -> Result<()> {
+    let credits: Vec<TimeCreditDef<'_>> = cat
+        .time_credits
+        .iter()
+        .map(|(id, tc)| TimeCreditDef {
+            id,
+            name: &tc.name,
+            resource_types: &tc.resource_types,
+        })
+        .collect();
+    catalog::define(conn, &cat.resource_types, &cat.resources, &credits)
 }

@@ -3,6 +3,7 @@
 //! for edits, what was there before.
 
 use super::allocate::SourceKind;
+use super::history::{self, Entry, HistoryKind};
 use super::{LedgerError, OveragePolicy, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -167,24 +168,39 @@ pub fn insert_lot(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
         g.at
     ])?;
     let lot = conn.last_insert_rowid();
-    history(conn, lot, "grant", g.amount, g.amount, &g.note, g.at)?;
+    history(
+        conn,
+        lot,
+        HistoryKind::Grant,
+        g.amount,
+        g.amount,
+        &g.note,
+        g.at,
+    )?;
     Ok(Granted { lot, created: true })
 }
 
 fn history(
     conn: &Connection,
     lot: i64,
-    kind: &str,
+    kind: HistoryKind,
     delta: i64,
     granted_delta: i64,
     note: &str,
     at: Ts,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO history (lot_id, kind, delta, granted_delta, note, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![lot, kind, delta, granted_delta, note, at])?;
-    Ok(())
+    history::append(
+        conn,
+        &Entry {
+            lot,
+            kind,
+            delta,
+            granted_delta,
+            usage: None,
+            note,
+            at,
+        },
+    )
 }
 
 /// A lot's amounts as they stand.
@@ -251,7 +267,7 @@ pub fn adjust_amount(
         "UPDATE lots SET granted = granted + ?2, remaining = remaining + ?2 WHERE id = ?1",
     )?
     .execute(params![lot, delta])?;
-    history(conn, lot, "adjust", delta, delta, &note, at)?;
+    history(conn, lot, HistoryKind::Adjust, delta, delta, &note, at)?;
     Ok(delta)
 }
 
@@ -283,7 +299,7 @@ pub fn adjust_validity(
         show(Some(before.0)),
         show(before.1)
     );
-    history(conn, lot, "adjust", 0, 0, &note, at)
+    history(conn, lot, HistoryKind::Adjust, 0, 0, &note, at)
 }
 
 /// Changes when a lot expires, recording the old value.
@@ -307,7 +323,7 @@ pub fn adjust_expiry(
     history(
         conn,
         lot,
-        "adjust",
+        HistoryKind::Adjust,
         0,
         0,
         &format!("{reason}; expiry was {was}"),
@@ -328,7 +344,15 @@ pub fn void_lot(conn: &Connection, lot: i64, reason: &str, at: Ts) -> Result<i64
         "{reason}; was granted {} with {} remaining",
         before.granted, before.remaining
     );
-    history(conn, lot, "void", -before.remaining, 0, &note, at)?;
+    history(
+        conn,
+        lot,
+        HistoryKind::Void,
+        -before.remaining,
+        0,
+        &note,
+        at,
+    )?;
     Ok(before.remaining)
 }
 
@@ -351,7 +375,7 @@ pub fn expire_due(conn: &Connection, at: Ts) -> Result<Expired> {
     for (lot, remaining) in due {
         conn.prepare_cached("UPDATE lots SET remaining = 0 WHERE id = ?1")?
             .execute([lot])?;
-        history(conn, lot, "expire", -remaining, 0, "", at)?;
+        history(conn, lot, HistoryKind::Expire, -remaining, 0, "", at)?;
         out.lots += 1;
         out.amount += remaining;
     }

@@ -1,17 +1,35 @@
 //! The ledger: one SQLite file holding members, lots of credit, usages and the
-//! append-only history that explains every change to a lot.
+//! append-only history that explains every change to a lot. It owns its
+//! tables: no SQL is written anywhere else in tallyd.
 //!
 //! The rules of `design.md` live here: consumption order ([`allocate`]),
-//! idempotent debits, two-phase holds, overage, expiry and refunds
-//! ([`usage`], [`lots`]). Every operation is a function over a
-//! [`rusqlite::Connection`] inside a transaction, so the same code runs for a
-//! single CLI command ([`Ledger`]) and in the daemon's group-committing writer
-//! ([`writer`]).
+//! idempotent debits, two-phase holds, overage and refunds ([`usage`], whose
+//! money decisions are the pure [`usage::rules`]), expiry ([`lots`]). Every
+//! operation is a function over a [`rusqlite::Connection`] inside a
+//! transaction, so the same code runs for a single CLI command ([`Ledger`])
+//! and in the daemon's group-committing writer ([`writer`]).
+//!
+//! - [`lots`], [`history`]: credit issued, adjusted, voided, expired;
+//! - [`usage`]: debits, holds, settles, voids, refunds; [`detail`] is what a
+//!   usage was, typed;
+//! - [`jobs`]: a finished print job, recorded once (debit or settle);
+//! - [`owners`]: who a card or print user name belongs to, unknown cards;
+//! - [`sessions`]: room sessions, charged in time credits;
+//! - [`catalog`], [`sync_state`]: the grants file as last applied;
+//! - [`query`]: balances, statements, reports;
+//! - [`schema`]: migrations and the check that lots equal their history.
 
 pub mod allocate;
+pub mod catalog;
+pub mod detail;
+pub mod history;
+pub mod jobs;
 pub mod lots;
+pub mod owners;
 pub mod query;
 pub mod schema;
+pub mod sessions;
+pub mod sync_state;
 pub mod usage;
 pub mod writer;
 
@@ -170,7 +188,7 @@ impl Ledger {
     }
 
     pub fn settle(&mut self, key: &str, actual: i64, detail: &str, at: Ts) -> Result<Charge> {
-        self.write(|c, s| usage::settle(c, s, key, actual, detail, at))
+        self.write(|c, _| usage::settle(c, key, actual, detail, at))
     }
 
     pub fn void(&mut self, key: &str, reason: &str, at: Ts) -> Result<()> {

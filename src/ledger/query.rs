@@ -2,6 +2,7 @@
 //! alone), statements and monthly reports. Read-only SQL; safe to run while
 //! the daemon writes.
 
+use super::detail::UsageDetail;
 use super::{Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -129,43 +130,34 @@ fn describe_usage(
     resource: Option<&str>,
     detail: &str,
 ) -> String {
-    let facts: serde_json::Value = serde_json::from_str(detail).unwrap_or(serde_json::Value::Null);
-    let field = |name: &str| {
-        facts
-            .get(name)
-            .map(|v| v.to_string().trim_matches('"').to_string())
-    };
+    let d = UsageDetail::parse(detail);
     match origin {
         "print" => {
-            let mut d = format!("print at {}", printer.unwrap_or("?"));
-            if let Some(job) = field("job") {
-                d.push_str(&format!(" job {job}"));
+            let mut text = format!("print at {}", printer.unwrap_or("?"));
+            if let Some(job) = d.job {
+                text.push_str(&format!(" job {job}"));
             }
-            if let Some(n) = field("impressions") {
+            if let Some(n) = d.impressions {
                 // A hold is placed for an estimate; its settle line has the
                 // impressions really printed.
-                let estimated = if field("estimate").as_deref() == Some("true") {
+                let estimated = if d.estimate == Some(true) {
                     "estimated "
                 } else {
                     ""
                 };
-                let noun = if n == "1" {
-                    "impression"
-                } else {
-                    "impressions"
-                };
-                d.push_str(&format!(", {estimated}{n} {noun}"));
+                let noun = if n == 1 { "impression" } else { "impressions" };
+                text.push_str(&format!(", {estimated}{n} {noun}"));
             }
-            if let Some(c) = field("colour") {
-                d.push_str(&format!(" {c}"));
+            if let Some(c) = d.colour {
+                text.push_str(&format!(" {}", c.as_str()));
             }
-            if let Some(s) = field("sides") {
-                d.push_str(&format!(" {s}"));
+            if let Some(s) = d.sides {
+                text.push_str(&format!(" {}", s.as_str()));
             }
-            d
+            text
         }
         "session" => format!("session in {}", resource.unwrap_or("?")),
-        _ => field("reason").unwrap_or_else(|| "manual charge".into()),
+        _ => d.reason.unwrap_or_else(|| "manual charge".into()),
     }
 }
 

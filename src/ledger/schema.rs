@@ -199,6 +199,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX sessions_one_open_per_resource ON sessions(resource)
         WHERE ended_at IS NULL;
     "#,
+    // 5: printer progress was written with every charge and read by nothing;
+    // what a printer charged is in its usages.
+    r#"
+    DROP TABLE printer_progress;
+    "#,
 ];
 
 /// The schema version this build writes.

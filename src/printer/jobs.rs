@@ -3,6 +3,8 @@
 
 use crate::config::PrinterConfig;
 use crate::ids::normalize_print_user;
+use crate::ledger::detail::{ColourMode, UsageDetail};
+use crate::ledger::jobs::FinishedJob;
 use crate::pricing::{self, JobFacts, Sides};
 use ipp::prelude::*;
 
@@ -218,22 +220,48 @@ fn is_colour(mode: Option<&str>, default: bool) -> bool {
     }
 }
 
-/// The facts stored with a job's usage, as JSON text (deterministic, so a
-/// replay of the same job has the same fingerprint).
-pub fn detail(job: &Job, priced: &PricedJob) -> String {
+/// What the ledger keeps about a finished job's charge.
+pub fn detail(job: &Job, priced: &PricedJob) -> UsageDetail {
     let f = &priced.facts;
-    serde_json::json!({
-        "job": job.id,
-        "user": job.user,
-        "state": state_name(job.state),
-        "impressions": f.mono_impressions + f.colour_impressions,
-        "colour": if priced.colour { "colour" } else { "mono" },
-        "mono_impressions": f.mono_impressions,
-        "colour_impressions": f.colour_impressions,
-        "sides": f.sides,
-        "media": f.media,
-    })
-    .to_string()
+    UsageDetail {
+        job: Some(job.id),
+        user: job.user.clone(),
+        state: Some(state_name(job.state).to_string()),
+        impressions: Some(f.mono_impressions + f.colour_impressions),
+        colour: Some(ColourMode::of(priced.colour)),
+        mono_impressions: Some(f.mono_impressions),
+        colour_impressions: Some(f.colour_impressions),
+        sides: Some(f.sides),
+        media: f.media.clone(),
+        ..UsageDetail::default()
+    }
+}
+
+/// What the ledger keeps about a released job's hold: its estimate.
+pub fn estimate_detail(job: &Job, estimate: &PricedJob) -> UsageDetail {
+    let f = &estimate.facts;
+    UsageDetail {
+        job: Some(job.id),
+        user: job.user.clone(),
+        state: Some("released".into()),
+        impressions: Some(f.mono_impressions + f.colour_impressions),
+        colour: Some(ColourMode::of(estimate.colour)),
+        sides: Some(f.sides),
+        estimate: Some(true),
+        ..UsageDetail::default()
+    }
+}
+
+/// A finished, priced job as the ledger records it.
+pub fn finished(printer: &str, job: &Job, priced: &PricedJob, now: i64) -> FinishedJob {
+    FinishedJob {
+        key: job.key(printer),
+        printer: printer.to_string(),
+        print_user: job.owner(),
+        cents: priced.cents,
+        detail: detail(job, priced),
+        at: job.completed_at.unwrap_or(now),
+    }
 }
 
 /// `completed`, `canceled`, `aborted`, ... for logs.

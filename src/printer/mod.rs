@@ -1,7 +1,6 @@
 //! Printers: IPP transport, what a job costs, recording it in the ledger,
 //! and the per-printer polling task.
 
-pub mod charge;
 pub mod client;
 pub mod jobs;
 pub mod poller;

@@ -1,19 +1,22 @@
 //! One task per printer: poll its finished jobs, charge each once, and say
 //! once when the printer goes down and once when it is back.
 
-use super::charge::{self, Recorded};
 use super::client::{IppCallError, IppClient};
-use super::jobs::{self, Job};
+use super::jobs::{self, Job, PricedJob};
 use super::requests::{JobsQuery, Which};
 use crate::clock;
 use crate::config::{Mode, PrinterConfig};
+use crate::ledger::jobs::{self as ledger_jobs, Recorded};
 use crate::ledger::writer::WriterHandle;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, Site};
 use crate::site::LiveSite;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// The writer's answer to a job sent to it.
+type Reply<T> = tokio::sync::oneshot::Receiver<crate::ledger::Result<T>>;
 
 /// The longest wait between tries at a printer that is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -126,6 +129,31 @@ impl Poller {
         }
     }
 
+    /// Hands a finished job to the ledger: priced, it is charged (or its
+    /// hold settled); costing nothing, a hold it had is voided.
+    fn record(&self, site: &Site, job: &Job, priced: Option<&PricedJob>) -> Reply<Recorded> {
+        let now = clock::now();
+        match priced {
+            Some(p) => {
+                let finished = jobs::finished(&self.cfg.id, job, p, now);
+                let site = site.clone();
+                self.writer
+                    .submit(move |conn| ledger_jobs::record_finished(conn, &site, &finished))
+            }
+            None => {
+                let key = job.key(&self.cfg.id);
+                let reason = format!(
+                    "job {} {} with nothing printed",
+                    job.id,
+                    jobs::state_name(job.state)
+                );
+                self.writer.submit(move |conn| {
+                    ledger_jobs::record_nothing_printed(conn, &key, &reason, now)
+                })
+            }
+        }
+    }
+
     async fn charge(&mut self, jobs: Vec<Job>) {
         let id = self.cfg.id.clone();
         let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
@@ -138,16 +166,8 @@ impl Poller {
             if self.done.contains(&key) {
                 continue;
             }
-            let site = site.clone();
-            let now = clock::now();
-            let printer = id.clone();
             let priced = jobs::price_job(&self.cfg, &job);
-            let (j, p) = (job.clone(), priced.clone());
-            let reply = self.writer.submit(move |conn| match &p {
-                Some(p) => charge::record_job(conn, &site, &printer, &j, p, now),
-                // Costs nothing; if it was released from hold, the hold goes.
-                None => charge::record_nothing_printed(conn, &printer, &j, now),
-            });
+            let reply = self.record(&site, &job, priced.as_ref());
             pending.push((key, job, priced, reply));
         }
         let mut charged = 0;
@@ -250,10 +270,7 @@ fn log_charge(
     charge: &crate::ledger::Charge,
 ) {
     let impressions = priced.facts.mono_impressions + priced.facts.colour_impressions;
-    let sides = match priced.facts.sides {
-        crate::pricing::Sides::OneSided => "one-sided",
-        crate::pricing::Sides::TwoSided => "two-sided",
-    };
+    let sides = priced.facts.sides.as_str();
     let colour = if priced.colour { "colour" } else { "mono" };
     let user = job.user.as_deref().unwrap_or("");
     match member {

@@ -64,16 +64,7 @@ pub async fn release(
             },
             payable: Payable::Printing,
             amount: estimate.cents,
-            detail: serde_json::json!({
-                "job": job.id,
-                "user": job.user,
-                "state": "released",
-                "impressions": estimate.facts.mono_impressions + estimate.facts.colour_impressions,
-                "colour": if estimate.colour { "colour" } else { "mono" },
-                "sides": estimate.facts.sides,
-                "estimate": true,
-            })
-            .to_string(),
+            detail: jobs::estimate_detail(&job, &estimate).to_json(),
             at: clock::now(),
         };
         let site = site.get();

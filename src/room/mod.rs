@@ -4,12 +4,36 @@
 //! room's resource type.
 //!
 //! - this file: the pure rules (what a tap does, how minutes are counted);
-//! - [`store`]: the same applied to the ledger, inside the writer.
+//! - [`clock`]: the clocks a session is measured on.
+//!
+//! The ledger applies them (`ledger::sessions`), inside the writer.
 
 pub mod clock;
-pub mod store;
 
-use crate::config::OtherMember;
+use crate::config::{OtherMember, ReaderConfig};
+
+/// A room as a reader at its door sees it: the rules a session there runs by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// The reader's id, recorded with each session.
+    pub reader: String,
+    /// Sessions are charged in whole increments of this many minutes.
+    pub increment_minutes: i64,
+    /// Sessions are closed (and charged) at this length, in seconds.
+    pub max_secs: i64,
+    pub other_member: OtherMember,
+}
+
+impl Room {
+    pub fn of(reader: &ReaderConfig) -> Room {
+        Room {
+            reader: reader.id.clone(),
+            increment_minutes: i64::try_from(reader.increment.as_secs() / 60).unwrap_or(i64::MAX),
+            max_secs: i64::try_from(reader.max_session.as_secs()).unwrap_or(i64::MAX),
+            other_member: reader.other_member,
+        }
+    }
+}
 
 /// A tap within this long of a session's start never ends it (a bounce).
 pub const BOUNCE_SECS: i64 = 10;

@@ -1,11 +1,13 @@
-//! Sessions in the ledger: every function runs inside the writer, so a tap's
-//! check, the session row and its charge commit together.
+//! Room sessions in the ledger: every function runs inside the writer, so a
+//! tap's check, the session row and its charge commit together. The rules
+//! (what a tap does, how minutes are counted) are [`crate::room`]'s.
 
-use super::clock::Now;
-use super::{charged_minutes, decide, TapDecision};
-use crate::config::ReaderConfig;
-use crate::ledger::usage::{self, Charge};
-use crate::ledger::{Origin, Payable, PolicyKind, Result, Site, UsageRequest};
+use super::catalog::resource_type;
+use super::detail::UsageDetail;
+use super::usage::{self, Charge};
+use super::{Origin, Payable, PolicyKind, Result, Site, UsageRequest};
+use crate::room::clock::Now;
+use crate::room::{charged_minutes, decide, Room, TapDecision};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// An open session.
@@ -88,27 +90,27 @@ fn row_to_open(r: &rusqlite::Row<'_>) -> rusqlite::Result<Open> {
 pub fn tap(
     conn: &Connection,
     site: &Site,
-    reader: &ReaderConfig,
+    room: &Room,
     resource: &str,
     member: &str,
     now: &Now,
 ) -> Result<(Option<Ended>, TapOutcome)> {
     let (open, overlong) = match open_at(conn, resource)? {
-        Some(o) if reached_max(reader, &o, now) => {
-            (None, Some(end_at_max(conn, site, reader, o, now)?))
+        Some(o) if reached_max(room, &o, now) => {
+            (None, Some(end_at_max(conn, site, room, o, now)?))
         }
         open => (open, None),
     };
     Ok((
         overlong,
-        tap_open(conn, site, reader, resource, member, open, now)?,
+        tap_open(conn, site, room, resource, member, open, now)?,
     ))
 }
 
 fn tap_open(
     conn: &Connection,
     site: &Site,
-    reader: &ReaderConfig,
+    room: &Room,
     resource: &str,
     member: &str,
     open: Option<Open>,
@@ -120,11 +122,11 @@ fn tap_open(
     let decision = decide(
         open.as_ref().map(|o| o.member.as_str()).zip(elapsed),
         member,
-        reader.other_member,
+        room.other_member,
     );
-    let increment = (reader.increment.as_secs() / 60) as i64;
+    let increment = room.increment_minutes;
     match (decision, open) {
-        (TapDecision::Start, _) => start(conn, site, reader, resource, member, now),
+        (TapDecision::Start, _) => start(conn, site, room, resource, member, now),
         (TapDecision::Bounce, _) => Ok(TapOutcome::Bounce),
         (TapDecision::RefuseOther { open_by }, _) => Ok(TapOutcome::Busy { open_by }),
         (TapDecision::End, Some(o)) => {
@@ -140,29 +142,34 @@ fn tap_open(
     }
 }
 
-/// Whether `open` has reached the reader's maximum session length.
-pub fn reached_max(reader: &ReaderConfig, open: &Open, now: &Now) -> bool {
-    now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id)
-        >= reader.max_session.as_secs() as i64
+/// Whether `open` has reached the room's maximum session length.
+pub fn reached_max(room: &Room, open: &Open, now: &Now) -> bool {
+    now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id) >= room.max_secs
 }
 
 /// Ends `open` charged at exactly the reader's maximum session length.
 pub fn end_at_max(
     conn: &Connection,
     site: &Site,
-    reader: &ReaderConfig,
+    room: &Room,
     open: Open,
     now: &Now,
 ) -> Result<Ended> {
-    let max = reader.max_session.as_secs() as i64;
-    let increment = (reader.increment.as_secs() / 60) as i64;
-    end(conn, site, open, max, increment, "maximum length", now)
+    end(
+        conn,
+        site,
+        open,
+        room.max_secs,
+        room.increment_minutes,
+        "maximum length",
+        now,
+    )
 }
 
 fn start(
     conn: &Connection,
     site: &Site,
-    reader: &ReaderConfig,
+    room: &Room,
     resource: &str,
     member: &str,
     now: &Now,
@@ -189,7 +196,7 @@ fn start(
     .execute(params![
         resource,
         member,
-        reader.id,
+        room.reader,
         now.wall,
         now.boot_ms,
         now.boot_id
@@ -220,15 +227,16 @@ pub fn end(
         },
         payable: Payable::Time { resource_type },
         amount: minutes,
-        detail: serde_json::json!({
-            "session": session.id,
-            "minutes": minutes,
-            "seconds": secs,
-            "increment": increment_minutes,
-            "started_at": session.started_at,
-            "reason": reason,
-        })
-        .to_string(),
+        detail: UsageDetail {
+            session: Some(session.id),
+            minutes: Some(minutes),
+            seconds: Some(secs),
+            increment: Some(increment_minutes),
+            started_at: Some(session.started_at),
+            reason: Some(reason.to_string()),
+            ..UsageDetail::default()
+        }
+        .to_json(),
         at: now.wall,
     };
     let charge = usage::debit(conn, site, &req)?;
@@ -244,11 +252,4 @@ pub fn end(
         reason: reason.to_string(),
         charge,
     })
-}
-
-fn resource_type(conn: &Connection, resource: &str) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT resource_type FROM resources WHERE id = ?1")?
-        .query_row([resource], |r| r.get(0))
-        .optional()?)
 }

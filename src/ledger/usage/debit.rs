@@ -1,0 +1,183 @@
+//! Debits (usage that happened) and holds (an estimate reserved before a
+//! usage), both recorded once per idempotency key.
+
+use super::credit::{candidates, member_exists, overage_since, policy_of};
+use super::entries::{add_overage, take_from_lot};
+use super::rules::{hold_verdict, over_cap, HoldVerdict};
+use super::{Charge, HoldOutcome, UsageRequest};
+use crate::clock;
+use crate::ledger::allocate::allocate;
+use crate::ledger::history::HistoryKind;
+use crate::ledger::{LedgerError, Result, Site};
+use crate::money::Unit;
+use rusqlite::{params, Connection, OptionalExtension};
+
+fn fingerprint(req: &UsageRequest, is_hold: bool) -> String {
+    serde_json::json!([
+        req.member,
+        req.origin,
+        req.payable,
+        req.amount,
+        is_hold,
+        req.detail
+    ])
+    .to_string()
+}
+
+/// Charges a usage that already happened. What credit cannot cover is
+/// recorded as overage whatever the policy: usage is never lost.
+pub fn debit(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Charge> {
+    match record(conn, site, req, false)? {
+        HoldOutcome::Placed(charge) => Ok(charge),
+        // Invariant: `record` applies the overage policy to holds only.
+        HoldOutcome::Refused { .. } => unreachable!("a debit is never refused"),
+    }
+}
+
+/// Reserves the estimate of a usage about to happen, if the member's overage
+/// policy allows it.
+pub fn hold(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<HoldOutcome> {
+    if req.member.is_none() {
+        return Err(LedgerError::UnknownMember("(no member)".into()));
+    }
+    record(conn, site, req, true)
+}
+
+fn record(
+    conn: &Connection,
+    site: &Site,
+    req: &UsageRequest,
+    is_hold: bool,
+) -> Result<HoldOutcome> {
+    if req.amount < 0 {
+        return Err(LedgerError::InvalidAmount {
+            what: "zero or more",
+            amount: req.amount,
+        });
+    }
+    let fp = fingerprint(req, is_hold);
+    let seen: Option<(String, Charge)> = conn
+        .prepare_cached(
+            "SELECT fingerprint, id, covered, overage, balance_after FROM usages WHERE key = ?1",
+        )?
+        .query_row([&req.key], |r| {
+            Ok((
+                r.get(0)?,
+                Charge {
+                    usage_id: r.get(1)?,
+                    covered: r.get(2)?,
+                    overage: r.get(3)?,
+                    balance_after: r.get(4)?,
+                    replayed: true,
+                },
+            ))
+        })
+        .optional()?;
+    if let Some((first_fp, first)) = seen {
+        if first_fp != fp {
+            return Err(LedgerError::KeyConflict(req.key.clone()));
+        }
+        return Ok(HoldOutcome::Placed(first));
+    }
+    let unit = req.payable.unit();
+    // What the member could spend before this usage, and how it is paid.
+    let (available, allocation) = match &req.member {
+        Some(member) => {
+            let lots = candidates(conn, member, &req.payable, req.at)?;
+            if lots.is_empty() {
+                // Only then can an unknown member hide behind "no credit".
+                member_exists(conn, member)?;
+            }
+            let available: i64 = lots.iter().map(|c| c.remaining).sum();
+            (available, allocate(lots, req.amount))
+        }
+        None => (0, Default::default()),
+    };
+    if let (true, Some(member), true) = (is_hold, &req.member, allocation.uncovered > 0) {
+        if let Some(refusal) = refuse(conn, site, member, unit, req, allocation.uncovered)? {
+            return Ok(refusal);
+        }
+    }
+    let (origin, printer, resource) = req.origin.parts();
+    // Unattributed usage is recorded, but owed by nobody.
+    let overage = if req.member.is_some() {
+        allocation.uncovered
+    } else {
+        0
+    };
+    conn.prepare_cached(
+        "INSERT INTO usages (key, fingerprint, member_id, origin, printer, resource, credit_kind,
+                             resource_type, amount, is_hold, detail, at, covered, overage, balance_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        req.key,
+        fp,
+        req.member,
+        origin,
+        printer,
+        resource,
+        req.payable.credit_kind().as_str(),
+        req.payable.resource_type(),
+        req.amount,
+        is_hold,
+        req.detail,
+        req.at,
+        allocation.covered(),
+        overage,
+        available - allocation.covered()
+    ])?;
+    let usage = conn.last_insert_rowid();
+    let kind = if is_hold {
+        HistoryKind::Hold
+    } else {
+        HistoryKind::Debit
+    };
+    for &(lot, take) in &allocation.takes {
+        take_from_lot(conn, lot, take, kind, Some(usage), "", req.at)?;
+    }
+    if let Some(member) = &req.member {
+        add_overage(
+            conn,
+            member,
+            usage,
+            unit,
+            kind,
+            allocation.uncovered,
+            req.at,
+        )?;
+    }
+    let charge = Charge {
+        usage_id: usage,
+        covered: allocation.covered(),
+        overage,
+        balance_after: available - allocation.covered(),
+        replayed: false,
+    };
+    Ok(HoldOutcome::Placed(charge))
+}
+
+/// Applies the overage policy to a hold whose estimate leaves `uncovered`.
+fn refuse(
+    conn: &Connection,
+    site: &Site,
+    member: &str,
+    unit: Unit,
+    req: &UsageRequest,
+    uncovered: i64,
+) -> Result<Option<HoldOutcome>> {
+    let policy = policy_of(conn, site, member)?;
+    let refused = match hold_verdict(policy, unit, uncovered) {
+        HoldVerdict::Allow => false,
+        HoldVerdict::Refuse => true,
+        HoldVerdict::WithinCap(cap) => {
+            let so_far = overage_since(conn, member, unit, clock::month_start(site.tz, req.at))?;
+            over_cap(cap, so_far, uncovered)
+        }
+    };
+    Ok(refused.then_some(HoldOutcome::Refused {
+        available: req.amount - uncovered,
+        needed: req.amount,
+        policy: policy.kind,
+    }))
+}

@@ -1,0 +1,138 @@
+//! The rows a usage moves: credit taken from (or given back to) a lot with
+//! its history row, overage recorded, and a usage's totals read back.
+
+use super::credit::available;
+use super::{Charge, Payable};
+use crate::ledger::history::{self, Entry, HistoryKind};
+use crate::ledger::{LedgerError, Result, Ts};
+use crate::money::Unit;
+use rusqlite::{params, Connection};
+
+pub(super) fn take_from_lot(
+    conn: &Connection,
+    lot: i64,
+    amount: i64,
+    kind: HistoryKind,
+    usage: Option<i64>,
+    note: &str,
+    at: Ts,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE lots SET remaining = remaining - ?2 WHERE id = ?1")?
+        .execute(params![lot, amount])?;
+    history::append(
+        conn,
+        &Entry {
+            lot,
+            kind,
+            delta: amount.checked_neg().ok_or(LedgerError::InvalidAmount {
+                what: "within range",
+                amount,
+            })?,
+            granted_delta: 0,
+            usage,
+            note,
+            at,
+        },
+    )
+}
+
+/// Returns reserved credit to a lot. If the lot can no longer be spent (expired
+/// or voided since), the returned amount is expired or voided at once so no
+/// credit is left stranded on a dead lot. That second row belongs to the lot,
+/// not the usage (no `usage_id`): the usage did not spend it.
+pub(super) fn give_back(
+    conn: &Connection,
+    lot: i64,
+    amount: i64,
+    kind: HistoryKind,
+    usage: i64,
+    at: Ts,
+) -> Result<()> {
+    take_from_lot(conn, lot, -amount, kind, Some(usage), "", at)?;
+    let (expires_at, voided_at): (Option<Ts>, Option<Ts>) = conn
+        .prepare_cached("SELECT expires_at, voided_at FROM lots WHERE id = ?1")?
+        .query_row([lot], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if voided_at.is_some() {
+        take_from_lot(
+            conn,
+            lot,
+            amount,
+            HistoryKind::Void,
+            None,
+            "returned to a voided lot",
+            at,
+        )?;
+    } else if expires_at.is_some_and(|e| e <= at) {
+        take_from_lot(
+            conn,
+            lot,
+            amount,
+            HistoryKind::Expire,
+            None,
+            "returned to an expired lot",
+            at,
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn add_overage(
+    conn: &Connection,
+    member: &str,
+    usage: i64,
+    unit: Unit,
+    kind: HistoryKind,
+    amount: i64,
+    at: Ts,
+) -> Result<()> {
+    if amount != 0 {
+        conn.prepare_cached(
+            "INSERT INTO overage (member_id, usage_id, unit, kind, amount, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![member, usage, unit.as_str(), kind.as_str(), amount, at])?;
+    }
+    Ok(())
+}
+
+/// The usage's totals so far: taken from lots, and on the overage account.
+/// History rows of a usage are found through its member's lots (there is no
+/// index on `history.usage_id`: every index costs each debit's commit a page).
+pub(super) fn totals(conn: &Connection, usage: i64, member: Option<&str>) -> Result<(i64, i64)> {
+    let covered: i64 = match member {
+        Some(m) => conn
+            .prepare_cached(
+                "SELECT COALESCE(-SUM(delta), 0) FROM history
+                 WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')",
+            )?
+            .query_row(params![usage, m], |r| r.get(0))?,
+        None => 0,
+    };
+    let overage: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount), 0) FROM overage WHERE usage_id = ?1 AND kind <> 'refund'",
+        )?
+        .query_row([usage], |r| r.get(0))?;
+    Ok((covered, overage))
+}
+
+pub(super) fn charge_of(
+    conn: &Connection,
+    usage: i64,
+    member: Option<&str>,
+    payable: &Payable,
+    at: Ts,
+    replayed: bool,
+) -> Result<Charge> {
+    let (covered, overage) = totals(conn, usage, member)?;
+    let balance_after = match member {
+        Some(m) => available(conn, m, payable, at)?,
+        None => 0,
+    };
+    Ok(Charge {
+        usage_id: usage,
+        covered,
+        overage,
+        balance_after,
+        replayed,
+    })
+}
