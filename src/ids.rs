@@ -127,3 +127,78 @@ pub fn normalize_print_user(name: &str) -> String {
     let name = name.split('@').next().unwrap_or(name);
     name.to_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_names_round_trip() {
+        for f in Framing::ALL {
+            assert_eq!(Framing::parse(f.as_str()), Some(f));
+            assert_eq!(f.to_string(), f.as_str());
+        }
+        let names: Vec<_> = Framing::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["rdm6300", "id12", "line-hex", "line-decimal"]);
+        for bad in ["", "RDM6300", "id-12", "line_hex", "hex", " rdm6300"] {
+            assert_eq!(Framing::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn card_id_parse_normalises() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("14008EC793", Some("14008EC793")),
+            ("14008ec793", Some("14008EC793")),
+            ("8EC793", Some("00008EC793")),
+            ("ABC", Some("0000000ABC")),
+            ("0", Some("0000000000")),
+            ("0000000000", Some("0000000000")),
+            ("1234567890A", Some("01234567890A")),
+            ("04A1B2C3D4E5F6", Some("04A1B2C3D4E5F6")),
+            (&"F".repeat(32), Some(&"F".repeat(32))),
+            (&"F".repeat(31), Some(&format!("0{}", "F".repeat(31)))),
+            (&"F".repeat(33), None),
+            ("", None),
+            ("12G4", None),
+            (" 1234", None),
+            ("1234\n", None),
+            ("0x1234", None),
+            ("-1234", None),
+            ("１２", None),
+        ];
+        for (text, want) in cases {
+            let got = CardId::parse(text);
+            assert_eq!(got.as_ref().map(CardId::as_str), *want, "{text:?}");
+            if let Some(id) = got {
+                assert!(id.as_str().len() >= 10 && id.as_str().len() % 2 == 0);
+            }
+        }
+    }
+
+    #[test]
+    fn masked_and_display_show_only_last_four() {
+        for text in [
+            "14008EC793",
+            "00008EC793",
+            "04A1B2C3D4E5F6",
+            &"AB".repeat(16),
+        ] {
+            let id = CardId::parse(text).unwrap();
+            let last4 = &text[text.len() - 4..];
+            assert_eq!(id.masked(), format!("…{last4}"));
+            assert_eq!(id.to_string(), id.masked());
+            assert_eq!(format!("card {id} tapped"), format!("card …{last4} tapped"));
+            assert!(!id.to_string().contains(&text[..text.len() - 4]));
+            assert_eq!(
+                id.to_string()
+                    .chars()
+                    .filter(char::is_ascii_hexdigit)
+                    .count(),
+                4
+            );
+        }
+        assert_eq!(mask("AB"), "…AB");
+        assert_eq!(mask(""), "…");
+    }
+}

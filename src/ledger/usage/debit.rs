@@ -6,7 +6,7 @@ use super::entries::{add_overage, take_from_lot};
 use super::rules::{hold_verdict, over_cap, HoldVerdict};
 use super::{Charge, HoldOutcome, UsageRequest};
 use crate::clock;
-use crate::ledger::allocate::allocate;
+use crate::ledger::allocate::{allocate, Allocation};
 use crate::ledger::history::HistoryKind;
 use crate::ledger::{LedgerError, Result, Site};
 use crate::money::Unit;
@@ -43,19 +43,9 @@ pub fn hold(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<HoldOu
     record(conn, site, req, true)
 }
 
-fn record(
-    conn: &Connection,
-    site: &Site,
-    req: &UsageRequest,
-    is_hold: bool,
-) -> Result<HoldOutcome> {
-    if req.amount < 0 {
-        return Err(LedgerError::InvalidAmount {
-            what: "zero or more",
-            amount: req.amount,
-        });
-    }
-    let fp = fingerprint(req, is_hold);
+/// The first charge under `req`'s key, if there was one: the same content
+/// replays it, other content is a conflict.
+fn replay(conn: &Connection, req: &UsageRequest, fp: &str) -> Result<Option<Charge>> {
     let seen: Option<(String, Charge)> = conn
         .prepare_cached(
             "SELECT fingerprint, id, covered, overage, balance_after FROM usages WHERE key = ?1",
@@ -73,31 +63,36 @@ fn record(
             ))
         })
         .optional()?;
-    if let Some((first_fp, first)) = seen {
-        if first_fp != fp {
-            return Err(LedgerError::KeyConflict(req.key.clone()));
-        }
-        return Ok(HoldOutcome::Placed(first));
+    match seen {
+        Some((first_fp, _)) if first_fp != fp => Err(LedgerError::KeyConflict(req.key.clone())),
+        Some((_, first)) => Ok(Some(first)),
+        None => Ok(None),
     }
-    let unit = req.payable.unit();
-    // What the member could spend before this usage, and how it is paid.
-    let (available, allocation) = match &req.member {
-        Some(member) => {
-            let lots = candidates(conn, member, &req.payable, req.at)?;
-            if lots.is_empty() {
-                // Only then can an unknown member hide behind "no credit".
-                member_exists(conn, member)?;
-            }
-            let available: i64 = lots.iter().map(|c| c.remaining).sum();
-            (available, allocate(lots, req.amount))
-        }
-        None => (0, Default::default()),
+}
+
+/// What the member could spend before this usage, and how it is paid.
+fn pay(conn: &Connection, req: &UsageRequest) -> Result<(i64, Allocation)> {
+    let Some(member) = &req.member else {
+        return Ok((0, Allocation::default()));
     };
-    if let (true, Some(member), true) = (is_hold, &req.member, allocation.uncovered > 0) {
-        if let Some(refusal) = refuse(conn, site, member, unit, req, allocation.uncovered)? {
-            return Ok(refusal);
-        }
+    let lots = candidates(conn, member, &req.payable, req.at)?;
+    if lots.is_empty() {
+        // Only then can an unknown member hide behind "no credit".
+        member_exists(conn, member)?;
     }
+    let available: i64 = lots.iter().map(|c| c.remaining).sum();
+    Ok((available, allocate(lots, req.amount)))
+}
+
+/// Writes the usage row, its takes from lots and its overage.
+fn insert(
+    conn: &Connection,
+    req: &UsageRequest,
+    fp: &str,
+    is_hold: bool,
+    available: i64,
+    allocation: &Allocation,
+) -> Result<Charge> {
     let (origin, printer, resource) = req.origin.parts();
     // Unattributed usage is recorded, but owed by nobody.
     let overage = if req.member.is_some() {
@@ -105,6 +100,7 @@ fn record(
     } else {
         0
     };
+    let balance_after = available - allocation.covered();
     conn.prepare_cached(
         "INSERT INTO usages (key, fingerprint, member_id, origin, printer, resource, credit_kind,
                              resource_type, amount, is_hold, detail, at, covered, overage, balance_after)
@@ -125,7 +121,7 @@ fn record(
         req.at,
         allocation.covered(),
         overage,
-        available - allocation.covered()
+        balance_after
     ])?;
     let usage = conn.last_insert_rowid();
     let kind = if is_hold {
@@ -137,6 +133,7 @@ fn record(
         take_from_lot(conn, lot, take, kind, Some(usage), "", req.at)?;
     }
     if let Some(member) = &req.member {
+        let unit = req.payable.unit();
         add_overage(
             conn,
             member,
@@ -147,13 +144,39 @@ fn record(
             req.at,
         )?;
     }
-    let charge = Charge {
+    Ok(Charge {
         usage_id: usage,
         covered: allocation.covered(),
         overage,
-        balance_after: available - allocation.covered(),
+        balance_after,
         replayed: false,
-    };
+    })
+}
+
+fn record(
+    conn: &Connection,
+    site: &Site,
+    req: &UsageRequest,
+    is_hold: bool,
+) -> Result<HoldOutcome> {
+    if req.amount < 0 {
+        return Err(LedgerError::InvalidAmount {
+            what: "zero or more",
+            amount: req.amount,
+        });
+    }
+    let fp = fingerprint(req, is_hold);
+    if let Some(first) = replay(conn, req, &fp)? {
+        return Ok(HoldOutcome::Placed(first));
+    }
+    let (available, allocation) = pay(conn, req)?;
+    if let (true, Some(member), true) = (is_hold, &req.member, allocation.uncovered > 0) {
+        let unit = req.payable.unit();
+        if let Some(refusal) = refuse(conn, site, member, unit, req, allocation.uncovered)? {
+            return Ok(refusal);
+        }
+    }
+    let charge = insert(conn, req, &fp, is_hold, available, &allocation)?;
     Ok(HoldOutcome::Placed(charge))
 }
 
