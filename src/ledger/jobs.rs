@@ -1,7 +1,10 @@
 //! Finished print jobs. The printer side hands over plain values (the job's
 //! key, its owner's print user name, what it cost and why, and when) and the
 //! ledger decides, inside the writer's transaction: recorded already, settle
-//! the job's open hold, or debit it.
+//! the job's open hold, or debit it. A job whose counts make no sense is set
+//! aside in [`review`] instead.
+
+pub mod review;
 
 use super::detail::UsageDetail;
 use super::owners;
@@ -52,10 +55,18 @@ pub fn is_recorded(conn: &Connection, key: &str) -> Result<bool> {
         .is_some())
 }
 
-/// Charges a finished job once: a job already in the ledger is left alone,
-/// a released job settles its hold, any other is debited to the member whose
-/// print user name it carries (or recorded unattributed).
+/// Charges a finished job once: a job already in the ledger (charged, or in
+/// review) is left alone, a released job settles its hold, any other is
+/// debited to the member whose print user name it carries (or recorded
+/// unattributed).
 pub fn record_finished(conn: &Connection, site: &Site, job: &FinishedJob) -> Result<Recorded> {
+    if review::exists(conn, &job.key)? {
+        return Ok(Recorded::Already);
+    }
+    charge_finished(conn, site, job)
+}
+
+fn charge_finished(conn: &Connection, site: &Site, job: &FinishedJob) -> Result<Recorded> {
     if let Some(hold) = usage::open_hold(conn, &job.key)? {
         let detail = job.detail.to_json();
         let charge = usage::settle(conn, &job.key, job.cents, &detail, job.at)?;
@@ -87,13 +98,21 @@ pub fn record_finished(conn: &Connection, site: &Site, job: &FinishedJob) -> Res
     Ok(Recorded::Charged { member, charge })
 }
 
-/// A finished job that printed nothing: voids its hold, if it had one.
+/// A finished job that printed nothing: voids its hold, if it had one (a
+/// job in review keeps its hold until the review is resolved).
 pub fn record_nothing_printed(
     conn: &Connection,
     key: &str,
     reason: &str,
     at: Ts,
 ) -> Result<Recorded> {
+    if review::exists(conn, key)? {
+        return Ok(Recorded::Already);
+    }
+    void_hold(conn, key, reason, at)
+}
+
+fn void_hold(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Recorded> {
     match usage::open_hold(conn, key)? {
         Some(hold) => {
             usage::void(conn, key, reason, at)?;

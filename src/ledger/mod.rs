@@ -65,6 +65,10 @@ pub enum LedgerError {
         granted: i64,
         granted_sum: i64,
     },
+    #[error("no job in review with key `{0}` (see `tallyd review`)")]
+    UnknownReview(String),
+    #[error("the review of `{key}` is already resolved: {outcome}")]
+    ReviewResolved { key: String, outcome: String },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]

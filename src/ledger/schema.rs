@@ -204,6 +204,36 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP TABLE printer_progress;
     "#,
+    // 6: the review queue: finished jobs whose counts make no sense, set
+    // aside under their key until a manager charges or waives each once.
+    r#"
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        printer TEXT NOT NULL,
+        job_id INTEGER NOT NULL,
+        print_user TEXT,
+        reason TEXT NOT NULL,
+        reported TEXT NOT NULL,
+        proposed INTEGER CHECK (proposed IS NULL OR proposed >= 0),
+        detail TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE review_resolutions (
+        review_id INTEGER PRIMARY KEY REFERENCES reviews(id),
+        outcome TEXT NOT NULL CHECK (outcome IN ('charged', 'waived')),
+        note TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    CREATE TRIGGER review_resolutions_no_update BEFORE UPDATE ON review_resolutions
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    CREATE TRIGGER review_resolutions_no_delete BEFORE DELETE ON review_resolutions
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.
