@@ -94,7 +94,8 @@ pub fn set_aside(conn: &Connection, s: &Suspect) -> Result<bool> {
     Ok(true)
 }
 
-const LIST: &str = "SELECT r.key, r.printer, r.job_id, r.print_user, p.member_id, r.reason, r.reported,
+const LIST: &str =
+    "SELECT r.key, r.printer, r.job_id, r.print_user, p.member_id, r.reason, r.reported,
         r.proposed, u.amount, r.at, x.outcome, x.at, x.note, r.detail
     FROM reviews r
     LEFT JOIN member_print_users p ON p.user = r.print_user
