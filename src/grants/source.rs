@@ -3,6 +3,7 @@
 //! is down, slow or answers an error keeps the last good grants in force; the
 //! caller retries with backoff.
 
+use crate::error_chain;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,21 +92,6 @@ pub async fn fetch(
     }
 }
 
-/// An error with every cause in its chain: "error sending request: connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fetched, FetchError> {
     let http = |reason: String| FetchError::Http {
         url: url.to_string(),
@@ -115,7 +101,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
-        .map_err(|e| http(chain(&e)))?;
+        .map_err(|e| http(error_chain(&e)))?;
     let mut req = client.get(url);
     if let Some(etag) = &last.etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -123,7 +109,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
     if let Some(lm) = &last.last_modified {
         req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
     }
-    let mut resp = req.send().await.map_err(|e| http(chain(&e)))?;
+    let mut resp = req.send().await.map_err(|e| http(error_chain(&e)))?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
@@ -145,7 +131,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
         last_modified: header(reqwest::header::LAST_MODIFIED),
     };
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| http(chain(&e)))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http(error_chain(&e)))? {
         if body.len() + chunk.len() > MAX_BYTES {
             return Err(FetchError::TooLarge {
                 url: url.to_string(),
