@@ -1,9 +1,15 @@
 //! Errors as one line. A leaf: it knows no other module.
 //!
-//! Each boundary has its own `thiserror` enum that keeps its cause as a
-//! value ([`std::error::Error::source`]). A variant's text says what failed
-//! at its own layer; [`error_chain`] adds every cause below it, and is what
-//! log lines and the command line print.
+//! Each boundary has its own error that keeps its cause as a value
+//! ([`std::error::Error::source`]): the printers'
+//! [`IppError`](crate::printer::client::IppError), the ledger's
+//! [`LedgerError`](crate::ledger::LedgerError), the grants file's
+//! [`GrantsError`](crate::grants::GrantsError) and
+//! [`FetchError`](crate::grants::source::FetchError), the config's
+//! [`ConfigError`](crate::config::ConfigError). A variant's text says what
+//! failed at its own layer; [`error_chain`] adds every cause below it, and
+//! is what log lines and the command line print. `anyhow` is only for the
+//! binary's outermost layer, [`crate::cli`].
 
 use std::error::Error;
 
