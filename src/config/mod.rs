@@ -25,10 +25,10 @@ pub struct ConfigError {
     pub field: String,
     pub message: String,
     /// The error underneath, when another one said what is wrong (the file
-    /// could not be read, JSON did not parse); `message` repeats its text, so
-    /// the one-line error reads the same with or without it. A TOML error is
-    /// not kept: its text is a multi-line snippet, and `message`, `line` and
-    /// `field` already say what it says.
+    /// could not be read, JSON did not parse, a price table is not usable);
+    /// `message` repeats its text, so the one-line error reads the same with
+    /// or without it. A TOML error is not kept: its text is a multi-line
+    /// snippet, and `message`, `line` and `field` already say what it says.
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -334,9 +334,13 @@ impl Config {
         for (name, table) in raw.prices {
             let span = table.span();
             let table = table.into_inner();
-            table
-                .validate()
-                .map_err(|e| err(Some(span), &format!("prices.{name}"), e.to_string()))?;
+            table.validate().map_err(|e| {
+                let at = err(Some(span), &format!("prices.{name}"), e.to_string());
+                ConfigError {
+                    source: Some(Arc::new(e)),
+                    ..at
+                }
+            })?;
             prices.insert(name, table);
         }
         let grants = match raw.grants {
