@@ -9,7 +9,9 @@
 //!      every task reads them through;
 //!    - [`clock`], [`money`]: calendar arithmetic in the site's time zone,
 //!      and amounts as managers read and type them;
-//!    - [`pricing`]: what a print job costs, a pure function.
+//!    - [`pricing`]: what a print job costs, a pure function;
+//!    - [`error`]: any error as one line with all its causes
+//!      ([`error_chain`]), for log lines and the command line.
 //! 2. [`config`]: the site config file, parsed and validated with file, line
 //!    and field in every error.
 //! 3. [`room`]: the pure rules of room sessions (what a tap does, how minutes
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod error;
 pub mod grants;
 pub mod ids;
 pub mod ipp_uri;
@@ -47,3 +50,5 @@ pub mod printer;
 pub mod reader;
 pub mod room;
 pub mod site;
+
+pub use error::error_chain;

@@ -1,6 +1,11 @@
 //! The manager's command line: argument parsing and dispatch. Read commands
 //! open the ledger read-only (they work while the daemon writes); write
 //! commands open it for writing, one transaction each.
+//!
+//! This is the binary's outermost layer and the place for `anyhow`: the
+//! library's boundaries return their own error enums, which keep their
+//! causes; here they get context, and [`main`] prints whatever reaches it as
+//! one line with every cause ([`error_chain`](crate::error_chain)).
 
 mod output;
 mod read;
@@ -166,7 +171,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The binary's entry point: parse, run, and turn an error into one line on
-/// stderr and exit status 1.
+/// stderr, with its causes, and exit status 1 (a refused operation or bad
+/// input). A usage error exits 2 from clap, before anything runs.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(match cli.command {
@@ -176,7 +182,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tallyd: {e:#}");
+            eprintln!("tallyd: {}", crate::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

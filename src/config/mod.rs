@@ -14,15 +14,22 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
 /// Where a config problem is, and what it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConfigError {
     pub file: String,
     pub line: Option<usize>,
     pub field: String,
     pub message: String,
+    /// The error underneath, when another one said what is wrong (the file
+    /// could not be read, JSON did not parse, a price table is not usable);
+    /// `message` repeats its text, so the one-line error reads the same with
+    /// or without it. A TOML error is not kept: its text is a multi-line
+    /// snippet, and `message`, `line` and `field` already say what it says.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl fmt::Display for ConfigError {
@@ -38,7 +45,13 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The 1-based line holding byte offset `at` of `text`.
 pub fn line_of(text: &str, at: usize) -> usize {
@@ -245,6 +258,7 @@ impl Config {
             line: None,
             field: "(file)".into(),
             message: e.to_string(),
+            source: Some(Arc::new(e)),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, &path.display().to_string(), base)
@@ -258,6 +272,7 @@ impl Config {
                 line: span.map(|s| line_of(text, s.start)),
                 field: field.to_string(),
                 message,
+                source: None,
             };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let field = e
@@ -319,9 +334,13 @@ impl Config {
         for (name, table) in raw.prices {
             let span = table.span();
             let table = table.into_inner();
-            table
-                .validate()
-                .map_err(|e| err(Some(span), &format!("prices.{name}"), e.to_string()))?;
+            table.validate().map_err(|e| {
+                let at = err(Some(span), &format!("prices.{name}"), e.to_string());
+                ConfigError {
+                    source: Some(Arc::new(e)),
+                    ..at
+                }
+            })?;
             prices.insert(name, table);
         }
         let grants = match raw.grants {
@@ -414,6 +433,19 @@ mod tests {
 
         let e = parse("[site\n").expect_err("syntax");
         assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_keeps_its_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tallyd.toml");
+        let e = Config::load(&path).expect_err("no such file");
+        let io = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!((e.line, e.field.as_str()), (None, "(file)"));
+        assert_eq!(crate::error_chain(&e), e.to_string(), "said once");
     }
 
     #[test]

@@ -80,7 +80,7 @@ async fn release_at(
                 estimate_cents = r.estimate, kept = %kept.join("; "), "release");
         }
         Err(e) => {
-            tracing::warn!(member = %member, printer = %printer, reader = %reader.id, error = %e, "release failed: cannot list held jobs; nothing released")
+            tracing::warn!(member = %member, printer = %printer, reader = %reader.id, error = %crate::error_chain(&e), "release failed: cannot list held jobs; nothing released")
         }
     }
 }

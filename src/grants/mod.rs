@@ -17,6 +17,7 @@ pub mod source;
 pub mod sync;
 
 use crate::config::ConfigError;
+use crate::error_chain;
 use crate::ledger::sync_state::{self, LastGood};
 use crate::ledger::{Result, Ts};
 use chrono_tz::Tz;
@@ -24,7 +25,7 @@ use model::Catalog;
 use reconcile::{Counts, SyncPlan};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
-use source::Validators;
+use source::{FetchError, Validators};
 
 /// The hex SHA-256 of a grants file, logged with every sync.
 pub fn digest(text: &str) -> String {
@@ -109,15 +110,32 @@ pub struct Fetched {
     pub catalog: Catalog,
 }
 
+/// Why a grants file was not applied. None of them changes anything, and
+/// each one's text ends by saying that the last good grants stay in force.
+///
+/// Each keeps its cause as its source, and its text holds that cause's whole
+/// chain before the ending, so the line reads in order whether it is printed
+/// alone or through [`error_chain`] (which does not repeat it).
+#[derive(Debug, thiserror::Error)]
+pub enum GrantsError {
+    /// Reading or downloading failed, every try.
+    #[error("{}; the last good grants stay in force", error_chain(.0))]
+    Fetch(#[source] FetchError),
+    /// The file has a problem (its file, line and field are in the error).
+    #[error("{0}; nothing changed, the last good grants stay in force")]
+    Invalid(#[source] ConfigError),
+    /// A 304 answer, but no earlier file from this source is stored.
+    #[error("the server said not modified, but no earlier grants file is stored")]
+    NotModifiedWithoutCopy,
+}
+
 /// Fetches `src` (a conditional GET against `last`, the last good file from
-/// this source) with 3 tries, and validates it. Errors say that the last good
-/// grants stay in force, because a failed fetch changes nothing.
+/// this source) with 3 tries, and validates it.
 pub async fn fetch(
     src: &source::Source,
     last: Option<(String, Validators)>,
     timeout: std::time::Duration,
-) -> anyhow::Result<Fetched> {
-    use anyhow::{anyhow, Context};
+) -> std::result::Result<Fetched, GrantsError> {
     let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
     let fetched = source::fetch_with_retry(
         src,
@@ -127,20 +145,50 @@ pub async fn fetch(
         std::time::Duration::from_secs(1),
     )
     .await
-    .map_err(|e| anyhow!("{e}; the last good grants stay in force"))?;
+    .map_err(GrantsError::Fetch)?;
     let (text, validators) = match fetched {
         source::Fetched::Body { text, validators } => (text, validators),
-        source::Fetched::NotModified => {
-            last.context("the server said not modified, but no earlier grants file is stored")?
-        }
+        source::Fetched::NotModified => last.ok_or(GrantsError::NotModifiedWithoutCopy)?,
     };
     let name = src.name();
-    let catalog = parse(&name, &text)
-        .map_err(|e| anyhow!("{e}; nothing changed, the last good grants stay in force"))?;
+    let catalog = parse(&name, &text).map_err(GrantsError::Invalid)?;
     Ok(Fetched {
         name,
         text,
         validators,
         catalog,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use source::Source;
+    use std::error::Error as _;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_missing_file_keeps_its_io_error_and_says_the_last_grants_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("grants.toml");
+        let e = fetch(&Source::Path(path.clone()), None, Duration::from_secs(1))
+            .await
+            .err()
+            .expect("no such file");
+        let GrantsError::Fetch(FetchError::Read { source, .. }) = &e else {
+            panic!("not a read error: {e:?}");
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.source().is_some());
+        let line = error_chain(&e);
+        assert_eq!(line, e.to_string(), "each cause said once");
+        assert!(
+            line.starts_with(&format!("cannot read {}: ", path.display())),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; the last good grants stay in force"),
+            "{line}"
+        );
+    }
 }

@@ -360,12 +360,14 @@ pub fn parse(text: &str, file: &str) -> Result<Catalog, ConfigError> {
                 .map(|s| crate::config::field_at(text, s.start, e.message()))
                 .unwrap_or_else(|| "(syntax)".into()),
             message: e.message().trim().to_string(),
+            source: None,
         })?,
         Syntax::Json => serde_json::from_str(text).map_err(|e| ConfigError {
             file: file.into(),
             line: Some(e.line()),
             field: "(json)".into(),
             message: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
         })?,
     };
     let v = Validator { text, file, syntax };
@@ -388,6 +390,7 @@ impl Validator<'_> {
             },
             field: path.dotted(),
             message: message.into(),
+            source: None,
         }
     }
 

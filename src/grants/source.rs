@@ -3,6 +3,7 @@
 //! is down, slow or answers an error keeps the last good grants in force; the
 //! caller retries with backoff.
 
+use crate::error_chain;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,19 +51,34 @@ pub enum Fetched {
     NotModified,
 }
 
+/// Why a grants file could not be read or downloaded. Each keeps its cause;
+/// [`crate::error_chain`] prints it.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot fetch {url}: {reason}")]
-    Http { url: String, reason: String },
+    /// No answer: the server is down or slow, or the HTTP client could not
+    /// be set up.
+    #[error("cannot fetch {url}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url} sent more than {limit} bytes")]
     TooLarge { url: String, limit: usize },
+    #[error("cannot fetch {url}: the file is not UTF-8")]
+    NotUtf8 {
+        url: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
 }
 
 /// Largest grants file accepted over HTTP.
@@ -91,31 +107,16 @@ pub async fn fetch(
     }
 }
 
-/// An error with every cause in its chain: "error sending request: connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fetched, FetchError> {
-    let http = |reason: String| FetchError::Http {
+    let http = |source: reqwest::Error| FetchError::Http {
         url: url.to_string(),
-        reason,
+        source,
     };
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
-        .map_err(|e| http(chain(&e)))?;
+        .map_err(http)?;
     let mut req = client.get(url);
     if let Some(etag) = &last.etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -123,7 +124,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
     if let Some(lm) = &last.last_modified {
         req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
     }
-    let mut resp = req.send().await.map_err(|e| http(chain(&e)))?;
+    let mut resp = req.send().await.map_err(http)?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
@@ -145,7 +146,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
         last_modified: header(reqwest::header::LAST_MODIFIED),
     };
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| http(chain(&e)))? {
+    while let Some(chunk) = resp.chunk().await.map_err(http)? {
         if body.len() + chunk.len() > MAX_BYTES {
             return Err(FetchError::TooLarge {
                 url: url.to_string(),
@@ -154,7 +155,10 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
         }
         body.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(body).map_err(|_| http("the file is not UTF-8".into()))?;
+    let text = String::from_utf8(body).map_err(|source| FetchError::NotUtf8 {
+        url: url.to_string(),
+        source,
+    })?;
     Ok(Fetched::Body { text, validators })
 }
 
@@ -177,7 +181,7 @@ pub async fn fetch_with_retry(
             Err(e @ FetchError::Read { .. }) => return Err(e),
             Err(e) if tries >= attempts => return Err(e),
             Err(e) => {
-                tracing::warn!(source = %source.name(), error = %e, retry_in_ms = wait.as_millis() as u64, "grants fetch failed");
+                tracing::warn!(source = %source.name(), error = %error_chain(&e), retry_in_ms = wait.as_millis() as u64, "grants fetch failed");
                 tokio::time::sleep(wait).await;
                 wait = wait.saturating_mul(2);
             }

@@ -35,6 +35,7 @@ pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::site::{OveragePolicy, PolicyKind, Site};
@@ -47,7 +48,9 @@ pub type Ts = i64;
 /// The identity of the printing credit; time credits have their own ids.
 pub const PRINTING: &str = "printing";
 
-/// Everything that can go wrong in the ledger. Each keeps its cause.
+/// Everything that can go wrong in the ledger. Each keeps its cause. The
+/// SQLite variants also repeat their cause's text, because log lines print
+/// them with `{}`; [`crate::error_chain`] says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("SQLite: {0}")]
@@ -93,8 +96,11 @@ pub enum LedgerError {
     UnknownLot(i64),
     #[error("the ledger writer has stopped")]
     WriterGone,
+    /// The writer's transaction did not commit (or could not begin, or a
+    /// savepoint in it could not close). One SQLite error answers every job
+    /// of the batch, so they share it.
     #[error("commit failed, nothing in this batch was written: {0}")]
-    CommitFailed(String),
+    CommitFailed(#[source] Arc<rusqlite::Error>),
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;

@@ -8,14 +8,16 @@
 
 use super::{Ledger, LedgerError, Result};
 use rusqlite::Connection;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Most jobs committed in one transaction.
 pub const MAX_BATCH: usize = 4096;
 
-type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// How a batch ended: committed, or the SQLite error that stopped it.
+type Outcome = std::result::Result<(), Arc<rusqlite::Error>>;
+type Reply = Box<dyn FnOnce(Outcome) + Send>;
 /// A queued job. Called with `None` it does not run and only yields its reply
 /// (for a batch that could not start).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
@@ -133,24 +135,24 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        let msg = e.to_string();
+        let e = Arc::new(e);
         for job in batch {
             let (_, reply) = job(None);
-            reply(Err(msg.clone()));
+            reply(Err(e.clone()));
         }
         return;
     }
     let mut replies = Vec::with_capacity(batch.len());
     // Set when a savepoint could not be closed: the transaction may then hold
     // a failed job's writes, so nothing in it may commit.
-    let mut poisoned: Option<String> = None;
+    let mut poisoned: Option<rusqlite::Error> = None;
     for job in batch {
         if poisoned.is_some() {
             replies.push(job(None).1);
             continue;
         }
         if let Err(e) = exec(conn, "SAVEPOINT job") {
-            poisoned = Some(e.to_string());
+            poisoned = Some(e);
             replies.push(job(None).1);
             continue;
         }
@@ -161,18 +163,71 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
             exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"))
         };
         if let Err(e) = closed {
-            poisoned = Some(e.to_string());
+            poisoned = Some(e);
         }
         replies.push(reply);
     }
-    let commit = match poisoned {
-        Some(reason) => Err(reason),
-        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
+    let commit: Outcome = match poisoned {
+        Some(e) => Err(Arc::new(e)),
+        None => exec(conn, "COMMIT").map_err(Arc::new),
     };
     if commit.is_err() {
         let _ = exec(conn, "ROLLBACK");
     }
     for reply in replies {
         reply(commit.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::Site;
+    use std::path::Path;
+
+    #[test]
+    fn a_commit_that_fails_keeps_the_sqlite_error_and_writes_nothing() {
+        let ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        let writer = Writer::spawn(ledger).expect("writer");
+        // A deferred foreign key is checked only at COMMIT: the job and its
+        // savepoint succeed, then the commit fails.
+        let result = writer.handle().call(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (parent INTEGER
+                     REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+                 INSERT INTO child VALUES (42);",
+            )?;
+            Ok(())
+        });
+        let e = result.expect_err("the commit fails");
+        let LedgerError::CommitFailed(sqlite) = &e else {
+            panic!("not a commit failure: {e:?}");
+        };
+        assert_eq!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        // Then SQLite's own code: "...: Error code 787: constraint failed".
+        let line = crate::error_chain(&e);
+        assert!(
+            line.starts_with(
+                "commit failed, nothing in this batch was written: FOREIGN KEY constraint failed: "
+            ),
+            "{line}"
+        );
+        let tables: i64 = writer
+            .handle()
+            .call(|conn| {
+                Ok(conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('parent', 'child')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("the writer still works");
+        assert_eq!(tables, 0, "the failed batch wrote nothing");
+        writer.join();
     }
 }

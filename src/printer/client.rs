@@ -11,19 +11,53 @@ use std::time::Duration;
 /// busy CUPS queue is a few hundred KiB).
 pub const MAX_RESPONSE: usize = 8 << 20;
 
-/// Why a request to a printer failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IppCallError {
-    #[error("cannot connect: {0}")]
-    Connect(String),
+/// How the `http` crate (under `ipp`) says a URI does not parse.
+type InvalidUri = <Uri as std::str::FromStr>::Err;
+
+/// Why a request to a printer failed. Each variant keeps what caused it;
+/// its text says only what failed here, and [`crate::error_chain`] prints it
+/// with its causes ("cannot connect: error sending request …: Connection
+/// refused").
+#[derive(Debug, thiserror::Error)]
+pub enum IppError {
+    /// Not an `ipp://`, `ipps://`, `http://` or `https://` URI with a host
+    /// (the `http` crate's reason, when it was the one to refuse it).
+    #[error("bad URI `{uri}`")]
+    BadUri {
+        uri: String,
+        #[source]
+        source: Option<InvalidUri>,
+    },
+    /// An attribute of the request the `ipp` crate would not encode.
+    #[error("cannot encode IPP attribute `{name}`")]
+    Attribute {
+        name: &'static str,
+        #[source]
+        source: ipp::parser::IppParseError,
+    },
+    /// The shared HTTP client could not be set up (its TLS backend, say).
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot connect")]
+    Connect(#[source] reqwest::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("HTTP status {0}")]
     Http(u16),
     #[error("response larger than {} MiB", MAX_RESPONSE >> 20)]
     TooLarge,
-    #[error("not an IPP response: {0}")]
-    Garbage(String),
+    /// Connected, but what came back was not an HTTP answer, or it stopped
+    /// halfway.
+    #[error("not an IPP response")]
+    Transport(#[source] reqwest::Error),
+    #[error("not an IPP response: {0} bytes, shorter than an IPP header")]
+    TooShort(usize),
+    #[error("not an IPP response: IPP version {0}")]
+    UnknownVersion(u8),
+    /// An HTTP answer whose body the `ipp` crate could not parse.
+    #[error("not an IPP response")]
+    Parse(#[source] ipp::parser::IppParseError),
+    /// A well-formed answer whose IPP status is not a success.
     #[error("IPP status {name} (0x{code:04x})")]
     Status { code: u16, name: String },
 }
@@ -35,7 +69,7 @@ pub struct IppClient {
 }
 
 impl IppClient {
-    pub fn new() -> Result<IppClient, IppCallError> {
+    pub fn new() -> Result<IppClient, IppError> {
         let http = reqwest::Client::builder()
             .no_proxy()
             // Queues of one CUPS server share a host: keep up to 32 of their
@@ -44,7 +78,7 @@ impl IppClient {
             .pool_max_idle_per_host(32)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| IppCallError::Connect(e.to_string()))?;
+            .map_err(IppError::Client)?;
         Ok(IppClient { http })
     }
 
@@ -55,8 +89,11 @@ impl IppClient {
         uri: &str,
         request: IppRequestResponse,
         timeout: Duration,
-    ) -> Result<IppRequestResponse, IppCallError> {
-        let url = http_url(uri).ok_or_else(|| IppCallError::Connect(format!("bad URI `{uri}`")))?;
+    ) -> Result<IppRequestResponse, IppError> {
+        let url = http_url(uri).ok_or_else(|| IppError::BadUri {
+            uri: uri.to_string(),
+            source: None,
+        })?;
         // Encoded up front: the request's payload reader is not `Sync`, so it
         // must not be held across an await.
         let encoded = request.to_bytes();
@@ -70,7 +107,7 @@ impl IppClient {
         url: &str,
         encoded: bytes::Bytes,
         timeout: Duration,
-    ) -> Result<IppRequestResponse, IppCallError> {
+    ) -> Result<IppRequestResponse, IppError> {
         let exchange = async {
             let mut response = self
                 .http
@@ -82,18 +119,18 @@ impl IppClient {
                 .map_err(|e| classify(e, timeout))?;
             let status = response.status().as_u16();
             if status != 200 {
-                return Err(IppCallError::Http(status));
+                return Err(IppError::Http(status));
             }
             if response
                 .content_length()
                 .is_some_and(|n| n > MAX_RESPONSE as u64)
             {
-                return Err(IppCallError::TooLarge);
+                return Err(IppError::TooLarge);
             }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, timeout))? {
                 if body.len() + chunk.len() > MAX_RESPONSE {
-                    return Err(IppCallError::TooLarge);
+                    return Err(IppError::TooLarge);
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -101,55 +138,64 @@ impl IppClient {
         };
         let body = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| IppCallError::Timeout(timeout))??;
-        let parsed = parse_response(body)?;
-        let status = parsed.header().status_code();
-        if !status.is_success() {
-            return Err(IppCallError::Status {
-                code: parsed.header().operation_or_status as u16,
-                name: format!("{status:?}"),
-            });
-        }
-        Ok(parsed)
+            .map_err(|_| IppError::Timeout(timeout))??;
+        successful(parse_response(body)?)
     }
+}
+
+/// `response` if its IPP status is a success.
+fn successful(response: IppRequestResponse) -> Result<IppRequestResponse, IppError> {
+    let status = response.header().status_code();
+    if !status.is_success() {
+        return Err(IppError::Status {
+            code: response.header().operation_or_status as u16,
+            name: format!("{status:?}"),
+        });
+    }
+    Ok(response)
 }
 
 /// Parses a whole IPP response held in memory.
-pub fn parse_response(body: Vec<u8>) -> Result<IppRequestResponse, IppCallError> {
+pub fn parse_response(body: Vec<u8>) -> Result<IppRequestResponse, IppError> {
     if body.len() < 8 {
-        return Err(IppCallError::Garbage(format!(
-            "{} bytes, shorter than an IPP header",
-            body.len()
-        )));
+        return Err(IppError::TooShort(body.len()));
     }
     if body[0] != 1 && body[0] != 2 {
-        return Err(IppCallError::Garbage(format!("IPP version {}", body[0])));
+        return Err(IppError::UnknownVersion(body[0]));
     }
     ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
         .parse()
-        .map_err(|e| IppCallError::Garbage(e.to_string()))
+        .map_err(IppError::Parse)
 }
 
-fn classify(e: reqwest::Error, timeout: Duration) -> IppCallError {
+/// Sorts a transport error by what a printer's status should say.
+fn classify(e: reqwest::Error, timeout: Duration) -> IppError {
     if e.is_timeout() {
-        return IppCallError::Timeout(timeout);
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    if e.is_connect() {
-        IppCallError::Connect(text)
+        IppError::Timeout(timeout)
+    } else if e.is_connect() {
+        IppError::Connect(e)
     } else {
-        IppCallError::Garbage(text)
+        IppError::Transport(e)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_chain;
+    use std::error::Error as _;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Any request: these printers fail before they would read it.
+    fn body() -> bytes::Bytes {
+        bytes::Bytes::from_static(&[1, 1, 0, 0x0a, 0, 0, 0, 1, 3])
+    }
+
+    fn url(listener: &TcpListener) -> String {
+        let port = listener.local_addr().expect("local address").port();
+        format!("http://127.0.0.1:{port}/ipp/print")
+    }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
@@ -161,5 +207,99 @@ mod tests {
         ] {
             assert!(parse_response(body).is_err());
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so_through_its_transport_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = url(&listener);
+        drop(listener); // nothing listens there now
+        let client = IppClient::new().expect("client");
+        let e = client
+            .send_encoded(&url, body(), Duration::from_secs(5))
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(e, IppError::Connect(_)), "{e:?}");
+        let line = error_chain(&e);
+        assert!(line.starts_with("cannot connect: "), "{line}");
+        assert!(line.to_lowercase().contains("refused"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn a_printer_that_never_answers_times_out_with_its_limit() {
+        // Bound but never accepted: the kernel takes the connection and the
+        // request, and nothing answers.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = IppClient::new().expect("client");
+        let limit = Duration::from_millis(200);
+        let e = client
+            .send_encoded(&url(&listener), body(), limit)
+            .await
+            .err()
+            .expect("no answer");
+        assert!(matches!(e, IppError::Timeout(d) if d == limit), "{e:?}");
+        assert_eq!(error_chain(&e), "no answer within 200ms");
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_http_keep_the_transport_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = url(&listener);
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("read timeout");
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(&[0xff; 64]);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            // Until the client leaves, so it reads the bytes, not a reset.
+            let _ = stream.read(&mut request);
+        });
+        let client = IppClient::new().expect("client");
+        let e = client
+            .send_encoded(&url, body(), Duration::from_secs(5))
+            .await
+            .err()
+            .expect("garbage");
+        server.join().expect("server thread");
+        assert!(matches!(e, IppError::Transport(_)), "{e:?}");
+        let cause = e.source().expect("keeps the reqwest error").to_string();
+        let line = error_chain(&e);
+        assert!(line.starts_with("not an IPP response: "), "{line}");
+        assert!(line.contains(&cause), "{line}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_ipp_keep_the_parse_error() {
+        // Version 1.1, then an attribute whose name runs past the end.
+        let e = parse_response(vec![1, 1, 0, 0, 0, 0, 0, 1, 1, 0x47, 0xff, 0xff])
+            .err()
+            .expect("garbage");
+        assert!(matches!(e, IppError::Parse(_)), "{e:?}");
+        let cause = e.source().expect("keeps the parse error").to_string();
+        assert_eq!(error_chain(&e), format!("not an IPP response: {cause}"));
+        let e = parse_response(vec![9; 16]).err().expect("version 9");
+        assert_eq!(error_chain(&e), "not an IPP response: IPP version 9");
+    }
+
+    #[test]
+    fn an_ipp_status_that_is_not_a_success_keeps_its_code_and_name() {
+        let status = ipp::model::StatusCode::ClientErrorNotAuthorized;
+        let response = IppRequestResponse::new_response(IppVersion::v1_1(), status, 7)
+            .expect("response")
+            .to_bytes();
+        let parsed = parse_response(response.to_vec()).expect("well-formed");
+        let e = successful(parsed).err().expect("not a success");
+        assert!(
+            matches!(&e, IppError::Status { code: 0x0403, name } if name == "ClientErrorNotAuthorized"),
+            "{e:?}"
+        );
+        assert_eq!(
+            error_chain(&e),
+            "IPP status ClientErrorNotAuthorized (0x0403)"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! One task per printer: poll its finished jobs, charge each once, and say
 //! once when the printer goes down and once when it is back.
 
-use super::client::{IppCallError, IppClient};
+use super::client::IppClient;
 use super::jobs::{self, Job, PricedJob};
 use super::requests::{JobsQuery, Which};
 use crate::clock;
 use crate::config::{Mode, PrinterConfig};
+use crate::error_chain;
 use crate::ledger::jobs::{self as ledger_jobs, Recorded};
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{LedgerError, Site};
@@ -48,7 +49,9 @@ pub struct Poller {
     failed: HashMap<String, String>,
     /// Why the printer is down, while it is.
     down: Option<String>,
-    completed: Result<JobsQuery, IppCallError>,
+    /// The Get-Jobs for finished jobs, or why it could not be built (the
+    /// error with its causes; every poll then fails with it).
+    completed: Result<JobsQuery, String>,
     /// Held queues: the jobs still waiting, for the hold timeout.
     not_completed: Option<JobsQuery>,
 }
@@ -65,7 +68,7 @@ impl Poller {
             b.insert(cfg.id.clone(), PrinterStatus::default());
         }
         Poller {
-            completed: JobsQuery::new(&cfg, Which::Completed),
+            completed: JobsQuery::new(&cfg, Which::Completed).map_err(|e| error_chain(&e)),
             not_completed: (cfg.mode == Mode::Held)
                 .then(|| JobsQuery::new(&cfg, Which::NotCompleted).ok())
                 .flatten(),
@@ -99,8 +102,8 @@ impl Poller {
                     self.cancel_expired_holds().await;
                     self.cfg.poll_interval
                 }
-                Err(e) => {
-                    self.mark_down(&e);
+                Err(reason) => {
+                    self.mark_down(reason);
                     failures = failures.saturating_add(1);
                     backoff(self.cfg.poll_interval, failures, fastrand::u32(0..=1000))
                 }
@@ -122,10 +125,12 @@ impl Poller {
         }
     }
 
-    async fn fetch_completed(&self) -> Result<Vec<Job>, IppCallError> {
+    /// The printer's finished jobs, or why not: the error with its causes,
+    /// as the status line shows it and the log says it once.
+    async fn fetch_completed(&self) -> Result<Vec<Job>, String> {
         match &self.completed {
-            Ok(query) => query.fetch(&self.client).await,
-            Err(e) => Err(e.clone()),
+            Ok(query) => query.fetch(&self.client).await.map_err(|e| error_chain(&e)),
+            Err(reason) => Err(reason.clone()),
         }
     }
 
@@ -200,7 +205,7 @@ impl Poller {
                 }
                 (Ok(_), _) => {}
                 (Err(e), _) => {
-                    let text = e.to_string();
+                    let text = error_chain(&e);
                     if self.failed.get(&key) != Some(&text) {
                         tracing::error!(printer = %id, job_id = job.id, key = %key, error = %text, "could not charge job; will retry");
                         self.failed.insert(key, text);
@@ -236,17 +241,18 @@ impl Poller {
         }
     }
 
-    fn mark_down(&mut self, e: &IppCallError) {
+    /// `reason`: the failed poll's error with its causes.
+    fn mark_down(&mut self, reason: String) {
         let id = &self.cfg.id;
         if let Ok(mut b) = self.board.lock() {
             if let Some(s) = b.get_mut(id) {
                 s.up = Some(false);
-                s.last_error = Some(e.to_string());
+                s.last_error = Some(reason.clone());
             }
         }
         if self.down.is_none() {
-            tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %e, "printer is down; retrying with backoff");
-            self.down = Some(e.to_string());
+            tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %reason, "printer is down; retrying with backoff");
+            self.down = Some(reason);
         }
     }
 }

@@ -2,12 +2,13 @@
 //! held jobs there, each behind a ledger hold that the job's completion
 //! settles; and held jobs past the hold timeout are cancelled, free.
 
-use super::client::{IppCallError, IppClient};
+use super::client::{IppClient, IppError};
 use super::jobs::{self, Job, PENDING_HELD};
 use super::requests::{job_request, JobsQuery, Which};
 
 use crate::clock;
 use crate::config::PrinterConfig;
+use crate::error_chain;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{HoldOutcome, Origin, Payable, UsageRequest};
 use crate::site::LiveSite;
@@ -45,7 +46,7 @@ pub async fn release(
     site: &LiveSite,
     member: &str,
     users: &[String],
-) -> Result<Released, IppCallError> {
+) -> Result<Released, IppError> {
     let listed = JobsQuery::new(cfg, Which::NotCompleted)?
         .fetch(client)
         .await?;
@@ -88,28 +89,25 @@ pub async fn release(
                 continue;
             }
             Err(e) => {
-                out.kept.push((job.id, format!("ledger: {e}")));
+                out.kept
+                    .push((job.id, format!("ledger: {}", error_chain(&e))));
                 continue;
             }
         }
         // Whatever goes wrong from here on voids the hold: the job stays held.
-        let sent = match job_request(Operation::ReleaseJob, &cfg.uri, job.id) {
-            Ok(request) => client.send(&cfg.uri, request, cfg.timeout).await,
-            Err(e) => Err(IppCallError::Connect(e)),
-        };
-        match sent {
-            Ok(_) => {
+        match send_job_op(cfg, client, Operation::ReleaseJob, job.id).await {
+            Ok(()) => {
                 out.jobs.push(job.id);
                 out.estimate += estimate.cents;
             }
             Err(e) => {
-                let reason = format!("Release-Job failed: {e}");
+                let reason = format!("Release-Job failed: {}", error_chain(&e));
                 let (k, r) = (key.clone(), reason.clone());
                 let voided = writer
                     .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, clock::now()))
                     .await;
                 if let Err(v) = voided {
-                    tracing::error!(printer = %cfg.id, job_id = job.id, error = %v, "could not void the hold of a job that was not released");
+                    tracing::error!(printer = %cfg.id, job_id = job.id, error = %error_chain(&v), "could not void the hold of a job that was not released");
                 }
                 out.kept.push((job.id, reason));
             }
@@ -136,20 +134,28 @@ pub async fn cancel_expired(
         if now - created < limit {
             continue;
         }
-        let request = match job_request(Operation::CancelJob, &cfg.uri, job.id) {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
-        match client.send(&cfg.uri, request, cfg.timeout).await {
-            Ok(_) => {
+        match send_job_op(cfg, client, Operation::CancelJob, job.id).await {
+            Ok(()) => {
                 tracing::info!(printer = %cfg.id, job_id = job.id, user = job.user.as_deref().unwrap_or(""),
                     held_s = now - created, "held job cancelled after the hold timeout; nothing charged");
                 cancelled.push(job.id);
             }
             Err(e) => {
-                tracing::warn!(printer = %cfg.id, job_id = job.id, error = %e, "could not cancel an expired held job")
+                tracing::warn!(printer = %cfg.id, job_id = job.id, error = %error_chain(&e), "could not cancel an expired held job")
             }
         }
     }
     cancelled
+}
+
+/// Sends `op` (Release-Job, Cancel-Job) for one job at `cfg`'s printer.
+async fn send_job_op(
+    cfg: &PrinterConfig,
+    client: &IppClient,
+    op: Operation,
+    job_id: i32,
+) -> Result<(), IppError> {
+    let request = job_request(op, &cfg.uri, job_id)?;
+    client.send(&cfg.uri, request, cfg.timeout).await?;
+    Ok(())
 }

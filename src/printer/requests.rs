@@ -2,7 +2,7 @@
 //! printer as a [`JobsQuery`] and sent at every poll), and `Release-Job` and
 //! `Cancel-Job` for one held job.
 
-use super::client::{IppCallError, IppClient};
+use super::client::{IppClient, IppError};
 use super::jobs::{parse_jobs, Job};
 use crate::config::PrinterConfig;
 use crate::ipp_uri::http_url;
@@ -38,7 +38,7 @@ pub enum Which {
 }
 
 /// A `Get-Jobs` request for the printer at `uri`.
-pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, String> {
+pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, IppError> {
     let mut req = new_request(Operation::GetJobs, uri)?;
     let which = match which {
         Which::Completed => "completed",
@@ -46,7 +46,11 @@ pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, String> {
     };
     let mut wanted = Vec::with_capacity(REQUESTED.len());
     for name in REQUESTED {
-        wanted.push(IppValue::new_keyword(*name).map_err(|e| e.to_string())?);
+        let keyword = IppValue::new_keyword(*name).map_err(|source| IppError::Attribute {
+            name: "requested-attributes",
+            source,
+        })?;
+        wanted.push(keyword);
     }
     add(
         &mut req,
@@ -64,7 +68,7 @@ pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, String> {
 
 /// A request about one job (`Release-Job`, `Cancel-Job`), by printer URI and
 /// job id.
-pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestResponse, String> {
+pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestResponse, IppError> {
     let mut req = new_request(op, uri)?;
     add(&mut req, "job-id", Ok(IppValue::Integer(job_id)))?;
     add(
@@ -78,20 +82,29 @@ pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestRe
 /// Adds an operation attribute.
 fn add(
     req: &mut IppRequestResponse,
-    name: &str,
+    name: &'static str,
     value: Result<IppValue, ipp::parser::IppParseError>,
-) -> Result<(), String> {
+) -> Result<(), IppError> {
     let attr = value
         .and_then(|v| IppAttribute::with_name(name, v))
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|source| IppError::Attribute { name, source })?;
     req.attributes_mut()
         .add(DelimiterTag::OperationAttributes, attr);
     Ok(())
 }
 
-fn new_request(op: Operation, uri: &str) -> Result<IppRequestResponse, String> {
-    let parsed: Uri = uri.parse().map_err(|e| format!("bad URI `{uri}`: {e}"))?;
-    IppRequestResponse::new(IppVersion::v1_1(), op, Some(parsed)).map_err(|e| e.to_string())
+fn new_request(op: Operation, uri: &str) -> Result<IppRequestResponse, IppError> {
+    let parsed: Uri = uri.parse().map_err(|e| IppError::BadUri {
+        uri: uri.to_string(),
+        source: Some(e),
+    })?;
+    // The crate refuses only a URI too long for an IPP value here.
+    IppRequestResponse::new(IppVersion::v1_1(), op, Some(parsed)).map_err(|source| {
+        IppError::Attribute {
+            name: "printer-uri",
+            source,
+        }
+    })
 }
 
 /// A `Get-Jobs` for one printer, encoded once and sent at every poll.
@@ -104,10 +117,12 @@ pub struct JobsQuery {
 
 impl JobsQuery {
     /// Finished jobs, or those still to print, at `cfg`'s printer.
-    pub fn new(cfg: &PrinterConfig, which: Which) -> Result<JobsQuery, IppCallError> {
-        let bad = || IppCallError::Connect(format!("bad URI `{}`", cfg.uri));
-        let url = http_url(&cfg.uri).ok_or_else(bad)?;
-        let request = get_jobs(&cfg.uri, which).map_err(IppCallError::Connect)?;
+    pub fn new(cfg: &PrinterConfig, which: Which) -> Result<JobsQuery, IppError> {
+        let url = http_url(&cfg.uri).ok_or_else(|| IppError::BadUri {
+            uri: cfg.uri.clone(),
+            source: None,
+        })?;
+        let request = get_jobs(&cfg.uri, which)?;
         Ok(JobsQuery {
             url,
             body: request.to_bytes(),
@@ -116,7 +131,7 @@ impl JobsQuery {
     }
 
     /// The jobs the printer lists now.
-    pub async fn fetch(&self, client: &IppClient) -> Result<Vec<Job>, IppCallError> {
+    pub async fn fetch(&self, client: &IppClient) -> Result<Vec<Job>, IppError> {
         let response = client
             .send_encoded(&self.url, self.body.clone(), self.timeout)
             .await?;
