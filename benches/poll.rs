@@ -87,6 +87,7 @@ fn printer(id: &str, uri: &str) -> PrinterConfig {
         colour_default: false,
         page_estimate: 5,
         hold_timeout: Duration::from_secs(3600),
+        max_job_impressions: 2000,
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod output;
 mod read;
+mod review;
 mod sync;
 mod write;
 
@@ -103,6 +104,14 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
+    /// Jobs set aside because their counts made no sense; charge or waive each.
+    Review {
+        /// Resolved reviews too.
+        #[arg(long)]
+        all: bool,
+        #[command(subcommand)]
+        action: Option<review::Action>,
+    },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
         /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
@@ -166,6 +175,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Expire => write::expire(&ctx, &mut out),
         Command::CheckConfig => write::check_config(&ctx, &mut out),
         Command::Cards { days } => read::cards(&ctx, &mut out, days),
+        Command::Review { all, action } => match action {
+            None => review::list(&ctx, &mut out, all),
+            Some(action) => review::act(&ctx, &mut out, &action),
+        },
         Command::Run { .. } => Ok(()),
     }
 }

@@ -4,7 +4,7 @@
 mod printers;
 mod readers;
 
-pub use printers::{Mode, PrinterConfig};
+pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig};
 
 use crate::pricing::PriceTable;

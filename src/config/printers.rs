@@ -24,6 +24,8 @@ pub(super) struct RawPrinter {
     #[serde(default)]
     page_estimate: Option<Spanned<i64>>,
     #[serde(default)]
+    max_job_impressions: Option<Spanned<i64>>,
+    #[serde(default)]
     hold_timeout: Option<Spanned<String>>,
 }
 
@@ -54,6 +56,30 @@ pub struct PrinterConfig {
     pub page_estimate: i64,
     /// Held jobs older than this are cancelled.
     pub hold_timeout: Duration,
+    /// A finished job reporting more impressions than this goes to review.
+    pub max_job_impressions: i64,
+}
+
+/// The most `max_job_impressions` may be set to.
+pub const MAX_JOB_IMPRESSIONS_LIMIT: i64 = 1_000_000;
+
+/// An optional whole number within `min..=max`, else `default`.
+fn count_field(
+    v: &Option<Spanned<i64>>,
+    field: &str,
+    default: i64,
+    (min, max): (i64, i64),
+    err: &ErrAt<'_>,
+) -> Result<i64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (min..=max).contains(n.get_ref()) => Ok(*n.get_ref()),
+        Some(n) => Err(err(
+            Some(n.span()),
+            field,
+            format!("must be from {min} to {max}"),
+        )),
+    }
 }
 
 pub(super) fn validate(
@@ -123,17 +149,15 @@ pub(super) fn validate(
                 ))
             }
         };
-        let page_estimate = match &p.page_estimate {
-            None => 5,
-            Some(n) if *n.get_ref() >= 1 => *n.get_ref(),
-            Some(n) => {
-                return Err(err(
-                    Some(n.span()),
-                    &field("page_estimate"),
-                    "must be at least 1".into(),
-                ))
-            }
-        };
+        let limit = (1, MAX_JOB_IMPRESSIONS_LIMIT);
+        let page_estimate = count_field(&p.page_estimate, &field("page_estimate"), 5, limit, err)?;
+        let max_job_impressions = count_field(
+            &p.max_job_impressions,
+            &field("max_job_impressions"),
+            2000,
+            limit,
+            err,
+        )?;
         out.push(PrinterConfig {
             id,
             uri,
@@ -143,6 +167,7 @@ pub(super) fn validate(
             timeout: duration(&p.timeout, "timeout", Duration::from_secs(5))?,
             colour_default,
             page_estimate,
+            max_job_impressions,
             hold_timeout: duration(
                 &p.hold_timeout,
                 "hold_timeout",

@@ -44,6 +44,8 @@ pub enum Recorded {
     },
     /// A released job ended with nothing printed: its hold was voided.
     Voided { member: String, estimate: i64 },
+    /// Its counts make no sense: set aside for review, charged nothing.
+    SetAside,
 }
 
 /// Whether a usage with this key exists.

@@ -36,6 +36,11 @@ pub struct Job {
     pub sides: Option<String>,
     pub color_mode: Option<String>,
     pub media: Option<String>,
+    /// `copies`, when the job says.
+    pub copies: Option<i64>,
+    /// Count attributes the printer sent that are not integers (or
+    /// collections of integers): the job's counts cannot be trusted.
+    pub garbled: Vec<&'static str>,
 }
 
 impl Job {
@@ -55,6 +60,14 @@ impl Job {
         }
     }
 
+    /// One- or two-sided, as the job asked.
+    pub fn sides(&self) -> Sides {
+        match self.sides.as_deref() {
+            Some(s) if s.starts_with("two-sided") => Sides::TwoSided,
+            _ => Sides::OneSided,
+        }
+    }
+
     /// The print user name, normalised as print user names in the grants
     /// file are (`DOMAIN\user`, `user@domain` and case do not matter).
     pub fn owner(&self) -> Option<String> {
@@ -62,6 +75,28 @@ impl Job {
             .as_deref()
             .map(normalize_print_user)
             .filter(|u| !u.is_empty())
+    }
+}
+
+/// The attributes that count what a job printed or will print.
+const COUNTS: [&str; 5] = [
+    "job-impressions",
+    "job-impressions-completed",
+    "job-impressions-completed-col",
+    "job-media-sheets-completed",
+    "copies",
+];
+
+/// Whether a count attribute holds what it should: an integer, or a
+/// collection of integers (`job-impressions-completed-col`).
+fn is_count(v: &IppValue) -> bool {
+    match v {
+        IppValue::Integer(_) => true,
+        IppValue::Array(values) => values.iter().all(is_count),
+        IppValue::Collection(members) => {
+            members.values().all(|m| matches!(m, IppValue::Integer(_)))
+        }
+        _ => false,
     }
 }
 
@@ -94,6 +129,12 @@ pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
                         _ => None,
                     })
                 }),
+                copies: int("copies"),
+                garbled: COUNTS
+                    .iter()
+                    .copied()
+                    .filter(|name| get(name).is_some_and(|v| !is_count(v)))
+                    .collect(),
             }
         })
         .collect()
@@ -137,11 +178,11 @@ fn colour_counts(v: &IppValue) -> Option<(i64, i64)> {
     let IppValue::Collection(members) = v else {
         return None;
     };
+    // Negative members stay negative, for the plausibility check to see.
     let sum = |names: &[&str]| -> i64 {
         names
             .iter()
             .filter_map(|n| members.get(*n).and_then(integer))
-            .map(|n| n.max(0))
             .sum()
     };
     let mono = sum(&["monochrome", "monochrome-two-sided"]);
@@ -165,10 +206,7 @@ pub struct PricedJob {
 /// Prices a finished job by the impressions it actually printed. `None` for a
 /// job that printed nothing (it costs nothing) or whose price overflows.
 pub fn price_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
-    let sides = match job.sides.as_deref() {
-        Some(s) if s.starts_with("two-sided") => Sides::TwoSided,
-        _ => Sides::OneSided,
-    };
+    let sides = job.sides();
     let (mono, colour) = match job.impressions_col {
         Some(counts) => counts,
         None => {
@@ -252,6 +290,23 @@ pub fn estimate_detail(job: &Job, estimate: &PricedJob) -> UsageDetail {
     }
 }
 
+/// What the ledger keeps about a job set aside for review: its facts, to
+/// price it when a manager charges it.
+pub fn review_detail(printer: &PrinterConfig, job: &Job) -> UsageDetail {
+    UsageDetail {
+        job: Some(job.id),
+        user: job.user.clone(),
+        state: Some(state_name(job.state).to_string()),
+        colour: Some(ColourMode::of(is_colour(
+            job.color_mode.as_deref(),
+            printer.colour_default,
+        ))),
+        sides: Some(job.sides()),
+        media: job.media.clone(),
+        ..UsageDetail::default()
+    }
+}
+
 /// A finished, priced job as the ledger records it.
 pub fn finished(printer: &str, job: &Job, priced: &PricedJob, now: i64) -> FinishedJob {
     FinishedJob {
@@ -279,4 +334,4 @@ pub fn state_name(state: i32) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

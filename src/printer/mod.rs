@@ -1,8 +1,10 @@
 //! Printers: IPP transport, what a job costs, recording it in the ledger,
 //! and the per-printer polling task.
 
+pub mod charge;
 pub mod client;
 pub mod jobs;
+pub mod plausible;
 pub mod poller;
 pub mod release;
 pub mod requests;

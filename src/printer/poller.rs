@@ -1,23 +1,19 @@
 //! One task per printer: poll its finished jobs, charge each once, and say
 //! once when the printer goes down and once when it is back.
 
+use super::charge;
 use super::client::IppClient;
-use super::jobs::{self, Job, PricedJob};
+use super::jobs::Job;
 use super::requests::{JobsQuery, Which};
 use crate::clock;
 use crate::config::{Mode, PrinterConfig};
 use crate::error_chain;
-use crate::ledger::jobs::{self as ledger_jobs, Recorded};
 use crate::ledger::writer::WriterHandle;
-use crate::ledger::{LedgerError, Site};
 use crate::site::LiveSite;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// The writer's answer to a job sent to it.
-type Reply<T> = tokio::sync::oneshot::Receiver<crate::ledger::Result<T>>;
 
 /// The longest wait between tries at a printer that is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -134,91 +130,39 @@ impl Poller {
         }
     }
 
-    /// Hands a finished job to the ledger: priced, it is charged (or its
-    /// hold settled); costing nothing, a hold it had is voided.
-    fn record(&self, site: &Site, job: &Job, priced: Option<&PricedJob>) -> Reply<Recorded> {
-        let now = clock::now();
-        match priced {
-            Some(p) => {
-                let finished = jobs::finished(&self.cfg.id, job, p, now);
-                let site = site.clone();
-                self.writer
-                    .submit(move |conn| ledger_jobs::record_finished(conn, &site, &finished))
-            }
-            None => {
-                let key = job.key(&self.cfg.id);
-                let reason = format!(
-                    "job {} {} with nothing printed",
-                    job.id,
-                    jobs::state_name(job.state)
-                );
-                self.writer.submit(move |conn| {
-                    ledger_jobs::record_nothing_printed(conn, &key, &reason, now)
-                })
-            }
-        }
-    }
-
     async fn charge(&mut self, jobs: Vec<Job>) {
         let id = self.cfg.id.clone();
         let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
         self.done.retain(|k| listed.contains(k));
         self.failed.retain(|k, _| listed.contains(k));
         let site = self.site.get();
-        let mut pending = Vec::new();
-        for job in jobs.into_iter().filter(Job::is_terminal) {
-            let key = job.key(&id);
-            if self.done.contains(&key) {
-                continue;
-            }
-            let priced = jobs::price_job(&self.cfg, &job);
-            let reply = self.record(&site, &job, priced.as_ref());
-            pending.push((key, job, priced, reply));
-        }
+        let pending: Vec<charge::Pending> = jobs
+            .into_iter()
+            .filter(Job::is_terminal)
+            .filter(|job| !self.done.contains(&job.key(&id)))
+            .map(|job| charge::submit(&self.cfg, &self.writer, &site, job))
+            .collect();
         let mut charged = 0;
-        for (key, job, priced, reply) in pending {
-            let result = reply.await.unwrap_or(Err(LedgerError::WriterGone));
-            match (result, &priced) {
-                (Ok(Recorded::Already), _) => {}
-                (Ok(Recorded::Charged { member, charge }), Some(priced)) => {
-                    charged += 1;
-                    log_charge(&id, &job, priced, member.as_deref(), &charge);
+        for p in pending {
+            let (key, job_id) = (p.key.clone(), p.job.id);
+            match charge::finish(&id, p).await {
+                Ok(now_charged) => {
+                    charged += u64::from(now_charged);
+                    self.failed.remove(&key);
+                    self.done.insert(key);
                 }
-                (
-                    Ok(Recorded::Settled {
-                        member,
-                        estimate,
-                        charge,
-                    }),
-                    Some(priced),
-                ) => {
-                    charged += 1;
-                    tracing::info!(member = %member, printer = %id, job_id = job.id,
-                        impressions = priced.facts.mono_impressions + priced.facts.colour_impressions,
-                        estimate_cents = estimate, cents = priced.cents, overage = charge.overage,
-                        balance_after = charge.balance_after, "released job settled");
-                }
-                (Ok(Recorded::Voided { member, estimate }), _) => {
-                    tracing::info!(member = %member, printer = %id, job_id = job.id,
-                        state = jobs::state_name(job.state), estimate_cents = estimate,
-                        "released job printed nothing; hold voided, nothing charged");
-                }
-                (Ok(_), _) => {}
-                (Err(e), _) => {
+                Err(e) => {
                     let text = error_chain(&e);
                     if self.failed.get(&key) != Some(&text) {
-                        tracing::error!(printer = %id, job_id = job.id, key = %key, error = %text, "could not charge job; will retry");
+                        tracing::error!(printer = %id, job_id, key = %key, error = %text, "could not charge job; will retry");
                         self.failed.insert(key, text);
                     }
-                    continue;
                 }
             }
-            self.failed.remove(&key);
-            self.done.insert(key);
         }
         if let Ok(mut b) = self.board.lock() {
             if let Some(s) = b.get_mut(&id) {
-                s.jobs_charged += charged as u64;
+                s.jobs_charged += charged;
             }
         }
     }
@@ -266,31 +210,6 @@ pub fn backoff(interval: Duration, failures: u32, jitter: u32) -> Duration {
     let grown = interval.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
     let full = grown.min(ceiling);
     full * (1000 + jitter.min(1000)) / 2000
-}
-
-fn log_charge(
-    printer: &str,
-    job: &Job,
-    priced: &jobs::PricedJob,
-    member: Option<&str>,
-    charge: &crate::ledger::Charge,
-) {
-    let impressions = priced.facts.mono_impressions + priced.facts.colour_impressions;
-    let sides = priced.facts.sides.as_str();
-    let colour = if priced.colour { "colour" } else { "mono" };
-    let user = job.user.as_deref().unwrap_or("");
-    match member {
-        Some(member) => tracing::info!(
-            member = %member, printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
-            impressions, colour = %colour, sides = %sides, cents = priced.cents, covered = charge.covered,
-            overage = charge.overage, balance_after = charge.balance_after, "charge"
-        ),
-        None => tracing::warn!(
-            printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
-            impressions, colour = %colour, sides = %sides, cents = priced.cents,
-            "unattributed job: no member has this print user name; recorded for reports"
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -66,15 +66,15 @@ pub fn exists(conn: &Connection, key: &str) -> Result<bool> {
         .is_some())
 }
 
-/// Sets a job aside. `false` if it was recorded before (in review already,
-/// or charged), so the caller logs a new review once.
-pub fn set_aside(conn: &Connection, s: &Suspect) -> Result<bool> {
+/// Sets a job aside: [`Recorded::SetAside`] the first time,
+/// [`Recorded::Already`] when it was recorded before (in review already, or
+/// charged before its counts went wrong), so the caller logs it once.
+pub fn set_aside(conn: &Connection, s: &Suspect) -> Result<Recorded> {
     if exists(conn, &s.key)? {
-        return Ok(false);
+        return Ok(Recorded::Already);
     }
-    // A job charged before its counts went wrong stays charged.
     if is_recorded(conn, &s.key)? && usage::open_hold(conn, &s.key)?.is_none() {
-        return Ok(false);
+        return Ok(Recorded::Already);
     }
     conn.prepare_cached(
         "INSERT INTO reviews (key, printer, job_id, print_user, reason, reported, proposed, detail, at)
@@ -91,7 +91,7 @@ pub fn set_aside(conn: &Connection, s: &Suspect) -> Result<bool> {
         s.detail.to_json(),
         s.at
     ])?;
-    Ok(true)
+    Ok(Recorded::SetAside)
 }
 
 const LIST: &str =

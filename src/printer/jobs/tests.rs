@@ -3,7 +3,7 @@ use crate::config::Mode;
 use crate::pricing::PriceTable;
 use std::time::Duration;
 
-fn printer(colour_default: bool) -> PrinterConfig {
+pub(crate) fn printer(colour_default: bool) -> PrinterConfig {
     let prices: PriceTable = toml::from_str(
         r#"
         default_media = "a4"
@@ -26,6 +26,7 @@ fn printer(colour_default: bool) -> PrinterConfig {
         colour_default,
         page_estimate: 4,
         hold_timeout: Duration::from_secs(3600),
+        max_job_impressions: 2000,
     }
 }
 

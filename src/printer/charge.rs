@@ -1,0 +1,135 @@
+//! From a finished job to the ledger and one log line: judge its counts
+//! ([`plausible`](super::plausible)), hand the ledger plain values (a charge,
+//! nothing printed, or a job set aside for review), and say what happened.
+
+use super::jobs::{self, Job, PricedJob};
+use super::plausible::{self, Suspicion, Verdict};
+use crate::clock;
+use crate::config::PrinterConfig;
+use crate::ledger::jobs::review::{self, Suspect};
+use crate::ledger::jobs::{self as ledger_jobs, Recorded};
+use crate::ledger::writer::WriterHandle;
+use crate::ledger::{Charge, LedgerError, Result, Site};
+use tokio::sync::oneshot;
+
+/// A job handed to the writer, waiting for its commit.
+pub struct Pending {
+    pub key: String,
+    pub job: Job,
+    verdict: Verdict,
+    reply: oneshot::Receiver<Result<Recorded>>,
+}
+
+/// Judges a finished job and queues what the ledger should do with it.
+pub fn submit(cfg: &PrinterConfig, writer: &WriterHandle, site: &Site, job: Job) -> Pending {
+    let now = clock::now();
+    let key = job.key(&cfg.id);
+    let verdict = plausible::judge(cfg, &job);
+    let reply = match &verdict {
+        Verdict::Charge(p) => {
+            let finished = jobs::finished(&cfg.id, &job, p, now);
+            let site = site.clone();
+            writer.submit(move |conn| ledger_jobs::record_finished(conn, &site, &finished))
+        }
+        // Costs nothing; if it was released from hold, the hold goes.
+        Verdict::Nothing => {
+            let (k, reason) = (key.clone(), nothing_printed(&job));
+            writer.submit(move |conn| ledger_jobs::record_nothing_printed(conn, &k, &reason, now))
+        }
+        Verdict::Review(s) => {
+            let suspect = suspect(cfg, &job, s, now);
+            writer.submit(move |conn| review::set_aside(conn, &suspect))
+        }
+    };
+    Pending {
+        key,
+        job,
+        verdict,
+        reply,
+    }
+}
+
+fn nothing_printed(job: &Job) -> String {
+    format!(
+        "job {} {} with nothing printed",
+        job.id,
+        jobs::state_name(job.state)
+    )
+}
+
+fn suspect(cfg: &PrinterConfig, job: &Job, s: &Suspicion, now: i64) -> Suspect {
+    Suspect {
+        key: job.key(&cfg.id),
+        printer: cfg.id.clone(),
+        job_id: job.id,
+        print_user: job.owner(),
+        reason: s.reason.clone(),
+        reported: s.reported.clone(),
+        proposed: s.proposed,
+        detail: jobs::review_detail(cfg, job),
+        at: job.completed_at.unwrap_or(now),
+    }
+}
+
+/// Waits for the commit and logs one line for what happened; `Ok(true)`
+/// when the job was charged now. An error is for the caller to log once.
+pub async fn finish(printer: &str, p: Pending) -> Result<bool> {
+    let recorded = p.reply.await.unwrap_or(Err(LedgerError::WriterGone))?;
+    Ok(log(printer, &p.job, &p.verdict, recorded))
+}
+
+fn log(printer: &str, job: &Job, verdict: &Verdict, recorded: Recorded) -> bool {
+    match (recorded, verdict) {
+        (Recorded::Charged { member, charge }, Verdict::Charge(priced)) => {
+            log_charge(printer, job, priced, member.as_deref(), &charge);
+            true
+        }
+        (
+            Recorded::Settled {
+                member,
+                estimate,
+                charge,
+            },
+            Verdict::Charge(priced),
+        ) => {
+            tracing::info!(member = %member, printer = %printer, job_id = job.id,
+                impressions = priced.facts.mono_impressions + priced.facts.colour_impressions,
+                estimate_cents = estimate, cents = priced.cents, overage = charge.overage,
+                balance_after = charge.balance_after, "released job settled");
+            true
+        }
+        (Recorded::Voided { member, estimate }, _) => {
+            tracing::info!(member = %member, printer = %printer, job_id = job.id,
+                state = jobs::state_name(job.state), estimate_cents = estimate,
+                "released job printed nothing; hold voided, nothing charged");
+            false
+        }
+        (Recorded::SetAside, Verdict::Review(s)) => {
+            let user = job.user.as_deref().unwrap_or("");
+            tracing::warn!(printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
+                reason = %s.reason, reported = %s.reported,
+                "job set aside for review: its counts make no sense; nothing charged (see `tallyd review`)");
+            false
+        }
+        _ => false,
+    }
+}
+
+fn log_charge(printer: &str, job: &Job, priced: &PricedJob, member: Option<&str>, charge: &Charge) {
+    let impressions = priced.facts.mono_impressions + priced.facts.colour_impressions;
+    let sides = priced.facts.sides.as_str();
+    let colour = if priced.colour { "colour" } else { "mono" };
+    let user = job.user.as_deref().unwrap_or("");
+    match member {
+        Some(member) => tracing::info!(
+            member = %member, printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
+            impressions, colour = %colour, sides = %sides, cents = priced.cents, covered = charge.covered,
+            overage = charge.overage, balance_after = charge.balance_after, "charge"
+        ),
+        None => tracing::warn!(
+            printer = %printer, job_id = job.id, user, state = jobs::state_name(job.state),
+            impressions, colour = %colour, sides = %sides, cents = priced.cents,
+            "unattributed job: no member has this print user name; recorded for reports"
+        ),
+    }
+}
