@@ -74,14 +74,20 @@ pub fn balance(
     member: Option<&str>,
     at: Option<&str>,
 ) -> Result<()> {
-    let at = match at {
-        Some(text) => clock::parse_datetime(ctx.config.tz, text).ok_or_else(|| {
-            anyhow!("--at `{text}` is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)")
-        })?,
-        None => ctx.now,
-    };
     let ledger = open(ctx)?;
-    let balances = query::balances(ledger.conn(), member, at)?;
+    // Now: what the next charge can use. A past instant: rebuilt from history.
+    let (at, balances) = match at {
+        Some(text) => {
+            let at = clock::parse_datetime(ctx.config.tz, text).ok_or_else(|| {
+                anyhow!("--at `{text}` is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)")
+            })?;
+            (at, query::balances(ledger.conn(), member, at)?)
+        }
+        None => (
+            ctx.now,
+            query::balances_now(ledger.conn(), member, ctx.now)?,
+        ),
+    };
     match ctx.format {
         Format::Json => write_json(out, &balances)?,
         Format::Csv => balance_table(ctx, &balances, true).write_csv(out)?,

@@ -72,6 +72,8 @@ pub enum LedgerError {
     UnknownReview(String),
     #[error("the review of `{key}` is already resolved: {outcome}")]
     ReviewResolved { key: String, outcome: String },
+    #[error("an amount is too large to add up (integer overflow); nothing was written")]
+    Overflow,
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]

@@ -3,7 +3,8 @@
 //! the daemon writes.
 
 use super::detail::UsageDetail;
-use super::{Result, Ts, PRINTING};
+use super::usage;
+use super::{LedgerError, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -43,6 +44,61 @@ fn members(conn: &Connection, member: Option<&str>) -> Result<Vec<(String, Strin
     Ok(rows)
 }
 
+/// Balances now: what each member can spend at `now`, from the same lots
+/// and the same rule ([`usage::SPENDABLE`]) a charge takes them from, and the
+/// overage owed. [`balances`] rebuilds a past instant from history.
+pub fn balances_now(conn: &Connection, member: Option<&str>, now: Ts) -> Result<Vec<Balance>> {
+    let mut lots = conn.prepare_cached(&format!(
+        "SELECT credit, SUM(remaining) FROM lots WHERE {} GROUP BY credit",
+        usage::SPENDABLE
+    ))?;
+    let mut overage = conn.prepare_cached(
+        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 GROUP BY unit",
+    )?;
+    let mut out = Vec::new();
+    for (id, name, closed) in members(conn, member)? {
+        let credit = lots.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let owed = overage.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        out.push(balance_of(id, name, closed, credit, owed)?);
+    }
+    Ok(out)
+}
+
+/// A balance from (credit, amount) and (unit, overage) rows.
+fn balance_of(
+    member: String,
+    name: String,
+    closed: bool,
+    credit: impl Iterator<Item = rusqlite::Result<(String, i64)>>,
+    owed: impl Iterator<Item = rusqlite::Result<(String, i64)>>,
+) -> Result<Balance> {
+    let mut b = Balance {
+        member,
+        name,
+        closed,
+        printing_cents: 0,
+        time_minutes: BTreeMap::new(),
+        overage_cents: 0,
+        overage_minutes: 0,
+    };
+    for row in credit {
+        let (credit, sum) = row?;
+        let slot = if credit == PRINTING {
+            &mut b.printing_cents
+        } else {
+            b.time_minutes.entry(credit).or_default()
+        };
+        *slot = slot.checked_add(sum).ok_or(LedgerError::Overflow)?;
+    }
+    for row in owed {
+        match row? {
+            (unit, sum) if unit == "cents" => b.overage_cents = sum,
+            (_, sum) => b.overage_minutes = sum,
+        }
+    }
+    Ok(b)
+}
+
 /// Balances at `at`, rebuilt from history: for each lot valid at that instant,
 /// the sum of its history rows up to it.
 pub fn balances(conn: &Connection, member: Option<&str>, at: Ts) -> Result<Vec<Balance>> {
@@ -59,36 +115,9 @@ pub fn balances(conn: &Connection, member: Option<&str>, at: Ts) -> Result<Vec<B
         "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at <= ?2 GROUP BY unit",
     )?;
     for (id, name, closed) in members(conn, member)? {
-        let mut b = Balance {
-            member: id.clone(),
-            name,
-            closed,
-            printing_cents: 0,
-            time_minutes: BTreeMap::new(),
-            overage_cents: 0,
-            overage_minutes: 0,
-        };
-        let rows = lots.query_map(params![id, at], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (credit, sum) = row?;
-            if credit == PRINTING {
-                b.printing_cents += sum;
-            } else {
-                *b.time_minutes.entry(credit).or_default() += sum;
-            }
-        }
-        let rows = overage.query_map(params![id, at], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            match row? {
-                (unit, sum) if unit == "cents" => b.overage_cents = sum,
-                (_, sum) => b.overage_minutes = sum,
-            }
-        }
-        out.push(b);
+        let credit = lots.query_map(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let owed = overage.query_map(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        out.push(balance_of(id, name, closed, credit, owed)?);
     }
     Ok(out)
 }

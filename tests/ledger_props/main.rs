@@ -18,6 +18,9 @@
 //!    settle; a credits-only member's under-covered hold is refused and writes
 //!    nothing;
 //!
+//! 7. the balance a manager sees is what a charge can use, at any instant
+//!    (`agree.rs`);
+//!
 //! plus: lots are consumed in the documented order, refunds give back exactly
 //! what was taken (regranting what sits on dead lots) and refund once, and
 //! `query::balances` rebuilt for every past instant equals what was spendable
@@ -30,6 +33,7 @@
 //! `ops.rs` (operation generation and dispatch), `spend.rs` and `resolve.rs`
 //! (operation execution), `checks.rs` (the invariant checks), `cases.rs`.
 
+mod agree;
 mod cases;
 mod checks;
 mod model;
@@ -56,8 +60,9 @@ proptest! {
     #[test]
     fn ledger_keeps_its_books(steps in steps()) {
         let mut h = Harness::new();
-        for step in &steps {
+        for (i, step) in steps.iter().enumerate() {
             h.run(step);
+            h.check_balance_agrees(i);
         }
         // A final sweep far in the future: everything that can expire does,
         // and the books still balance.

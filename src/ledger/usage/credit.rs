@@ -7,6 +7,12 @@ use crate::ledger::{LedgerError, OveragePolicy, PolicyKind, Result, Site, Ts};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// The lots of member `?1` that can be spent at instant `?2`: the one
+/// definition both charging and `tallyd balance` use, so the balance a
+/// manager sees is exactly what the next charge can take.
+pub const SPENDABLE: &str = "member_id = ?1 AND remaining > 0 AND valid_from <= ?2
+    AND (expires_at IS NULL OR expires_at > ?2) AND voided_at IS NULL";
+
 /// Lots of `member` that can pay for `payable` at `at`.
 pub fn candidates(
     conn: &Connection,
@@ -14,9 +20,8 @@ pub fn candidates(
     payable: &Payable,
     at: Ts,
 ) -> Result<Vec<Candidate>> {
-    const COLS: &str = "SELECT id, remaining, expires_at, source, valid_from FROM lots
-        WHERE member_id = ?1 AND remaining > 0 AND valid_from <= ?2
-          AND (expires_at IS NULL OR expires_at > ?2) AND voided_at IS NULL";
+    let cols =
+        format!("SELECT id, remaining, expires_at, source, valid_from FROM lots WHERE {SPENDABLE}");
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Candidate> {
         let source: String = r.get(3)?;
         Ok(Candidate {
@@ -29,13 +34,13 @@ pub fn candidates(
     };
     let rows = match payable {
         Payable::Printing => {
-            let mut stmt = conn.prepare_cached(&format!("{COLS} AND credit = 'printing'"))?;
+            let mut stmt = conn.prepare_cached(&format!("{cols} AND credit = 'printing'"))?;
             let rows = stmt.query_map(params![member, at], map)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         }
         Payable::Time { resource_type } => {
             let mut stmt = conn.prepare_cached(&format!(
-                "{COLS} AND credit IN (SELECT credit_id FROM time_credit_types WHERE resource_type = ?3)"
+                "{cols} AND credit IN (SELECT credit_id FROM time_credit_types WHERE resource_type = ?3)"
             ))?;
             let rows = stmt.query_map(params![member, at, resource_type], map)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?

@@ -20,7 +20,7 @@ mod hold;
 mod refund;
 pub mod rules;
 
-pub use credit::{available, candidates, overage_since, policy_of};
+pub use credit::{available, candidates, overage_since, policy_of, SPENDABLE};
 pub use debit::{debit, hold};
 pub use hold::{open_hold, settle, void, OpenHold};
 pub use refund::refund;
