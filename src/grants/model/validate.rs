@@ -1,0 +1,437 @@
+//! Validation of a parsed grants file into a [`Catalog`]: ids unique and
+//! non-empty, every reference (resource type, credit, plan, product) known,
+//! dates, amounts and policies well-formed. The first problem is reported
+//! with the path of its field, and its line in a TOML file.
+
+use super::{
+    AccountGrant, Benefit, Catalog, Expiry, Member, Path, Plan, Product, Purchase, RawBenefit,
+    RawDate, RawFile, RawMember, Subscription, Syntax, TimeCredit,
+};
+use crate::config::ConfigError;
+use crate::grants::periods::{Frequency, Span};
+use crate::ids::normalize_print_user;
+use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Validates `raw`, read from `text` (named `file` in errors).
+pub(super) fn catalog(
+    raw: RawFile,
+    text: &str,
+    file: &str,
+    syntax: Syntax,
+) -> Result<Catalog, ConfigError> {
+    Validator { text, file, syntax }.catalog(raw)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a str,
+    syntax: Syntax,
+}
+
+impl Validator<'_> {
+    fn err(&self, path: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.into(),
+            line: match self.syntax {
+                Syntax::Toml => path.line(self.text),
+                Syntax::Json => None,
+            },
+            field: path.dotted(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    fn id(
+        &self,
+        path: &Path,
+        id: &str,
+        seen: &mut BTreeSet<String>,
+        what: &str,
+    ) -> Result<String, ConfigError> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(self.err(path, format!("{what} id must not be empty")));
+        }
+        if !seen.insert(id.to_string()) {
+            return Err(self.err(path, format!("duplicate {what} id `{id}`")));
+        }
+        Ok(id.to_string())
+    }
+
+    fn date(&self, path: &Path, d: &RawDate) -> Result<NaiveDate, ConfigError> {
+        d.date()
+            .ok_or_else(|| self.err(path, "not a date (YYYY-MM-DD)"))
+    }
+
+    fn amount(&self, path: &Path, amount: i64) -> Result<i64, ConfigError> {
+        if amount <= 0 {
+            return Err(self.err(path, format!("amount must be more than zero, got {amount}")));
+        }
+        Ok(amount)
+    }
+
+    fn policy(
+        &self,
+        path: &Path,
+        kind: &Option<String>,
+        cents: Option<i64>,
+        minutes: Option<i64>,
+    ) -> Result<Option<OveragePolicy>, ConfigError> {
+        let Some(kind) = kind else {
+            if cents.is_some() || minutes.is_some() {
+                return Err(self.err(
+                    &path.key("overage_policy"),
+                    "an overage cap needs overage_policy = \"credits-then-invoice\"",
+                ));
+            }
+            return Ok(None);
+        };
+        let kind = PolicyKind::parse(kind).ok_or_else(|| {
+            self.err(
+                &path.key("overage_policy"),
+                format!("`{kind}` is not `credits-only` or `credits-then-invoice`"),
+            )
+        })?;
+        for (field, cap) in [
+            ("overage_cap_cents", cents),
+            ("overage_cap_minutes", minutes),
+        ] {
+            if cap.is_some_and(|c| c < 0) {
+                return Err(self.err(&path.key(field), "must not be negative"));
+            }
+        }
+        Ok(Some(OveragePolicy {
+            kind,
+            cap_cents: cents,
+            cap_minutes: minutes,
+        }))
+    }
+
+    fn benefits(
+        &self,
+        path: &Path,
+        raw: &[RawBenefit],
+        credits: &BTreeSet<String>,
+        default: Expiry,
+    ) -> Result<Vec<Benefit>, ConfigError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, b) in raw.iter().enumerate() {
+            let p = path.at("benefit", i);
+            let id = match &b.id {
+                Some(id) => self.id(&p.key("id"), id, &mut seen, "benefit")?,
+                None => {
+                    return Err(self.err(&p, "a benefit needs a stable `id` (lots are keyed by it)"))
+                }
+            };
+            if !credits.contains(&b.credit) {
+                return Err(self.err(&p.key("credit"), format!("unknown credit `{}`", b.credit)));
+            }
+            let expires = match b.expires.as_deref().map(str::trim) {
+                None => default,
+                Some("period") if default == Expiry::Period => Expiry::Period,
+                Some("period") => {
+                    return Err(self.err(&p.key("expires"), "`period` applies to plan benefits only; use `never` or a duration like `6 months`"))
+                }
+                Some("never") => Expiry::Never,
+                Some(text) => Expiry::After(Span::parse(text).ok_or_else(|| {
+                    self.err(
+                        &p.key("expires"),
+                        format!("`{text}` is not `period`, `never` or a duration like `3 months`"),
+                    )
+                })?),
+            };
+            out.push(Benefit {
+                id,
+                credit: b.credit.clone(),
+                amount: self.amount(&p.key("amount"), b.amount)?,
+                expires,
+            });
+        }
+        Ok(out)
+    }
+
+    fn catalog(&self, raw: RawFile) -> Result<Catalog, ConfigError> {
+        let root = Path::default();
+        let tz = match &raw.timezone {
+            Some(t) => Some(t.parse::<Tz>().map_err(|_| {
+                self.err(
+                    &root.key("timezone"),
+                    format!("unknown time zone `{t}` (use an IANA name like Europe/Lisbon)"),
+                )
+            })?),
+            None => None,
+        };
+        let printing_name = raw
+            .printing
+            .and_then(|p| p.name)
+            .unwrap_or_else(|| "Printing credit".into());
+        let mut seen = BTreeSet::new();
+        let mut resource_types = BTreeMap::new();
+        for (i, rt) in raw.resource_types.iter().enumerate() {
+            let p = root.at("resource_type", i);
+            let id = self.id(&p.key("id"), &rt.id, &mut seen, "resource type")?;
+            resource_types.insert(id.clone(), rt.name.clone().unwrap_or(id));
+        }
+        let mut seen = BTreeSet::new();
+        let mut resources = BTreeMap::new();
+        for (i, r) in raw.resources.iter().enumerate() {
+            let p = root.at("resource", i);
+            let id = self.id(&p.key("id"), &r.id, &mut seen, "resource")?;
+            if !resource_types.contains_key(&r.resource_type) {
+                return Err(self.err(
+                    &p.key("type"),
+                    format!("unknown resource type `{}`", r.resource_type),
+                ));
+            }
+            resources.insert(id, r.resource_type.clone());
+        }
+        let mut seen = BTreeSet::from([PRINTING.to_string()]);
+        let mut time_credits = BTreeMap::new();
+        for (i, tc) in raw.time_credits.iter().enumerate() {
+            let p = root.at("time_credit", i);
+            if tc.id == PRINTING {
+                return Err(self.err(
+                    &p.key("id"),
+                    "`printing` is the printing credit; choose another id",
+                ));
+            }
+            let id = self.id(&p.key("id"), &tc.id, &mut seen, "time credit")?;
+            if tc.unit != "minutes" {
+                return Err(self.err(
+                    &p.key("unit"),
+                    format!("time credits count minutes, not `{}`", tc.unit),
+                ));
+            }
+            for (j, rt) in tc.resource_types.iter().enumerate() {
+                if !resource_types.contains_key(rt) {
+                    return Err(self.err(
+                        &p.at("resource_types", j),
+                        format!("unknown resource type `{rt}`"),
+                    ));
+                }
+            }
+            time_credits.insert(
+                id.clone(),
+                TimeCredit {
+                    name: tc.name.clone().unwrap_or(id),
+                    resource_types: tc.resource_types.clone(),
+                },
+            );
+        }
+        let credits: BTreeSet<String> = seen;
+        let mut seen = BTreeSet::new();
+        let mut plans = BTreeMap::new();
+        for (i, pl) in raw.plans.iter().enumerate() {
+            let p = root.at("plan", i);
+            let id = self.id(&p.key("id"), &pl.id, &mut seen, "plan")?;
+            let renews: Frequency = serde_json::from_value(serde_json::Value::String(
+                pl.renews.clone(),
+            ))
+            .map_err(|_| {
+                self.err(
+                    &p.key("renews"),
+                    format!(
+                        "`{}` is not weekly, monthly, quarterly or yearly",
+                        pl.renews
+                    ),
+                )
+            })?;
+            let policy = self.policy(
+                &p,
+                &pl.overage_policy,
+                pl.overage_cap_cents,
+                pl.overage_cap_minutes,
+            )?;
+            let benefits = self.benefits(&p, &pl.benefits, &credits, Expiry::Period)?;
+            plans.insert(
+                id.clone(),
+                Plan {
+                    name: pl.name.clone().unwrap_or(id),
+                    renews,
+                    policy,
+                    benefits,
+                },
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut products = BTreeMap::new();
+        for (i, pr) in raw.products.iter().enumerate() {
+            let p = root.at("product", i);
+            let id = self.id(&p.key("id"), &pr.id, &mut seen, "product")?;
+            let benefits = self.benefits(&p, &pr.benefits, &credits, Expiry::Never)?;
+            products.insert(
+                id.clone(),
+                Product {
+                    name: pr.name.clone().unwrap_or(id),
+                    benefits,
+                },
+            );
+        }
+        let mut members = BTreeMap::new();
+        let (mut seen, mut cards, mut users) = (BTreeSet::new(), BTreeMap::new(), BTreeMap::new());
+        for (i, m) in raw.members.iter().enumerate() {
+            let p = root.at("member", i);
+            let id = self.id(&p.key("id"), &m.id, &mut seen, "member")?;
+            let member = self.member(
+                &p, &id, m, &credits, &plans, &products, &mut cards, &mut users,
+            )?;
+            members.insert(id, member);
+        }
+        Ok(Catalog {
+            tz,
+            printing_name,
+            resource_types,
+            resources,
+            time_credits,
+            plans,
+            products,
+            members,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn member(
+        &self,
+        p: &Path,
+        id: &str,
+        m: &RawMember,
+        credits: &BTreeSet<String>,
+        plans: &BTreeMap<String, Plan>,
+        products: &BTreeMap<String, Product>,
+        cards: &mut BTreeMap<String, String>,
+        users: &mut BTreeMap<String, String>,
+    ) -> Result<Member, ConfigError> {
+        let mut member_cards = Vec::new();
+        for (j, c) in m.cards.iter().enumerate() {
+            // Stored as readers report cards: uppercase hex, at least 10
+            // digits (leading zeros kept), an even number of them.
+            let Some(card) = crate::ids::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
+            else {
+                return Err(self.err(
+                    &p.at("cards", j),
+                    format!("card id `{c}` is not hex digits"),
+                ));
+            };
+            if let Some(other) = cards.insert(card.clone(), id.to_string()) {
+                return Err(self.err(
+                    &p.at("cards", j),
+                    format!("card `{card}` is also member `{other}`'s"),
+                ));
+            }
+            member_cards.push(card);
+        }
+        let mut print_users = Vec::new();
+        for (j, u) in m.print_users.iter().enumerate() {
+            let user = normalize_print_user(u);
+            if user.is_empty() {
+                return Err(self.err(&p.at("print_users", j), "empty print user name"));
+            }
+            if let Some(other) = users.insert(user.clone(), id.to_string()) {
+                if other != id {
+                    return Err(self.err(
+                        &p.at("print_users", j),
+                        format!("print user `{user}` is also member `{other}`'s"),
+                    ));
+                }
+            }
+            print_users.push(user);
+        }
+        let policy = self.policy(
+            p,
+            &m.overage_policy,
+            m.overage_cap_cents,
+            m.overage_cap_minutes,
+        )?;
+        let mut subscriptions = Vec::new();
+        for (j, s) in m.subscriptions.iter().enumerate() {
+            let sp = p.at("plan", j);
+            if !plans.contains_key(&s.plan) {
+                return Err(self.err(&sp.key("plan"), format!("unknown plan `{}`", s.plan)));
+            }
+            let start = self.date(&sp.key("start"), &s.start)?;
+            let end = match &s.end {
+                Some(e) => Some(self.date(&sp.key("end"), e)?),
+                None => None,
+            };
+            if end.is_some_and(|e| e < start) {
+                return Err(self.err(&sp.key("end"), "end is before start"));
+            }
+            subscriptions.push(Subscription {
+                plan: s.plan.clone(),
+                start,
+                end,
+            });
+        }
+        let mut purchases = Vec::new();
+        let mut refs = BTreeSet::new();
+        for (j, pu) in m.purchases.iter().enumerate() {
+            let pp = p.at("product", j);
+            if !products.contains_key(&pu.product) {
+                return Err(self.err(
+                    &pp.key("product"),
+                    format!("unknown product `{}`", pu.product),
+                ));
+            }
+            if pu.reference.trim().is_empty() {
+                return Err(self.err(
+                    &pp.key("reference"),
+                    "a purchase needs a reference (lots are keyed by it)",
+                ));
+            }
+            if !refs.insert((pu.product.clone(), pu.reference.clone())) {
+                return Err(self.err(
+                    &pp.key("reference"),
+                    format!("duplicate purchase reference `{}`", pu.reference),
+                ));
+            }
+            let date = self.date(&pp.key("date"), &pu.date)?;
+            purchases.push(Purchase {
+                product: pu.product.clone(),
+                date,
+                reference: pu.reference.clone(),
+            });
+        }
+        let mut grants = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (j, g) in m.grants.iter().enumerate() {
+            let gp = p.at("grant", j);
+            let gid = match &g.id {
+                Some(gid) => self.id(&gp.key("id"), gid, &mut seen, "account grant")?,
+                None => return Err(self.err(&gp, "an account grant needs a stable `id`")),
+            };
+            if !credits.contains(&g.credit) {
+                return Err(self.err(&gp.key("credit"), format!("unknown credit `{}`", g.credit)));
+            }
+            let from = self.date(&gp.key("from"), &g.from)?;
+            let until = match &g.until {
+                Some(u) => Some(self.date(&gp.key("until"), u)?),
+                None => None,
+            };
+            if until.is_some_and(|u| u < from) {
+                return Err(self.err(&gp.key("until"), "until is before from"));
+            }
+            grants.push(AccountGrant {
+                id: gid,
+                credit: g.credit.clone(),
+                amount: self.amount(&gp.key("amount"), g.amount)?,
+                from,
+                until,
+            });
+        }
+        Ok(Member {
+            id: id.to_string(),
+            name: m.name.clone(),
+            cards: member_cards,
+            print_users,
+            policy,
+            subscriptions,
+            purchases,
+            grants,
+        })
+    }
+}
