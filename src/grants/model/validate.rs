@@ -5,7 +5,8 @@
 
 use super::{
     AccountGrant, Benefit, Catalog, Expiry, Member, Path, Plan, Product, Purchase, RawBenefit,
-    RawDate, RawFile, RawMember, Subscription, Syntax, TimeCredit,
+    RawDate, RawFile, RawMember, RawNamed, RawPlan, RawProduct, RawResource, RawTimeCredit,
+    Subscription, Syntax, TimeCredit,
 };
 use crate::config::ConfigError;
 use crate::grants::periods::{Frequency, Span};
@@ -157,29 +158,73 @@ impl Validator<'_> {
 
     fn catalog(&self, raw: RawFile) -> Result<Catalog, ConfigError> {
         let root = Path::default();
-        let tz = match &raw.timezone {
-            Some(t) => Some(t.parse::<Tz>().map_err(|_| {
-                self.err(
-                    &root.key("timezone"),
-                    format!("unknown time zone `{t}` (use an IANA name like Europe/Lisbon)"),
-                )
-            })?),
-            None => None,
-        };
+        let tz = self.timezone(&root, raw.timezone.as_deref())?;
         let printing_name = raw
             .printing
             .and_then(|p| p.name)
             .unwrap_or_else(|| "Printing credit".into());
+        let resource_types = self.resource_types(&root, &raw.resource_types)?;
+        let resources = self.resources(&root, &raw.resources, &resource_types)?;
+        let time_credits = self.time_credits(&root, &raw.time_credits, &resource_types)?;
+        // What a benefit or an account grant may be paid in.
+        let credits: BTreeSet<String> = std::iter::once(PRINTING.to_string())
+            .chain(time_credits.keys().cloned())
+            .collect();
+        let plans = self.plans(&root, &raw.plans, &credits)?;
+        let products = self.products(&root, &raw.products, &credits)?;
+        let members = self.members(&root, &raw.members, &credits, &plans, &products)?;
+        Ok(Catalog {
+            tz,
+            printing_name,
+            resource_types,
+            resources,
+            time_credits,
+            plans,
+            products,
+            members,
+        })
+    }
+
+    /// The zone plan periods are anchored in, if the file names one.
+    fn timezone(&self, root: &Path, name: Option<&str>) -> Result<Option<Tz>, ConfigError> {
+        let Some(t) = name else {
+            return Ok(None);
+        };
+        let tz = t.parse::<Tz>().map_err(|_| {
+            self.err(
+                &root.key("timezone"),
+                format!("unknown time zone `{t}` (use an IANA name like Europe/Lisbon)"),
+            )
+        })?;
+        Ok(Some(tz))
+    }
+
+    /// Resource types by id, with their names (the id when unnamed).
+    fn resource_types(
+        &self,
+        root: &Path,
+        raw: &[RawNamed],
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut resource_types = BTreeMap::new();
-        for (i, rt) in raw.resource_types.iter().enumerate() {
+        for (i, rt) in raw.iter().enumerate() {
             let p = root.at("resource_type", i);
             let id = self.id(&p.key("id"), &rt.id, &mut seen, "resource type")?;
             resource_types.insert(id.clone(), rt.name.clone().unwrap_or(id));
         }
+        Ok(resource_types)
+    }
+
+    /// Resources by id, with their (known) resource type.
+    fn resources(
+        &self,
+        root: &Path,
+        raw: &[RawResource],
+        resource_types: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut resources = BTreeMap::new();
-        for (i, r) in raw.resources.iter().enumerate() {
+        for (i, r) in raw.iter().enumerate() {
             let p = root.at("resource", i);
             let id = self.id(&p.key("id"), &r.id, &mut seen, "resource")?;
             if !resource_types.contains_key(&r.resource_type) {
@@ -190,9 +235,20 @@ impl Validator<'_> {
             }
             resources.insert(id, r.resource_type.clone());
         }
+        Ok(resources)
+    }
+
+    /// Time credits by id: counted in minutes, paying for known resource
+    /// types, never named `printing`.
+    fn time_credits(
+        &self,
+        root: &Path,
+        raw: &[RawTimeCredit],
+        resource_types: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, TimeCredit>, ConfigError> {
         let mut seen = BTreeSet::from([PRINTING.to_string()]);
         let mut time_credits = BTreeMap::new();
-        for (i, tc) in raw.time_credits.iter().enumerate() {
+        for (i, tc) in raw.iter().enumerate() {
             let p = root.at("time_credit", i);
             if tc.id == PRINTING {
                 return Err(self.err(
@@ -223,31 +279,30 @@ impl Validator<'_> {
                 },
             );
         }
-        let credits: BTreeSet<String> = seen;
+        Ok(time_credits)
+    }
+
+    /// Plans by id: how often they renew, their overage policy and the
+    /// benefits issued each period (expiring with it unless told).
+    fn plans(
+        &self,
+        root: &Path,
+        raw: &[RawPlan],
+        credits: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Plan>, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut plans = BTreeMap::new();
-        for (i, pl) in raw.plans.iter().enumerate() {
+        for (i, pl) in raw.iter().enumerate() {
             let p = root.at("plan", i);
             let id = self.id(&p.key("id"), &pl.id, &mut seen, "plan")?;
-            let renews: Frequency = serde_json::from_value(serde_json::Value::String(
-                pl.renews.clone(),
-            ))
-            .map_err(|_| {
-                self.err(
-                    &p.key("renews"),
-                    format!(
-                        "`{}` is not weekly, monthly, quarterly or yearly",
-                        pl.renews
-                    ),
-                )
-            })?;
+            let renews = self.renews(&p.key("renews"), &pl.renews)?;
             let policy = self.policy(
                 &p,
                 &pl.overage_policy,
                 pl.overage_cap_cents,
                 pl.overage_cap_minutes,
             )?;
-            let benefits = self.benefits(&p, &pl.benefits, &credits, Expiry::Period)?;
+            let benefits = self.benefits(&p, &pl.benefits, credits, Expiry::Period)?;
             plans.insert(
                 id.clone(),
                 Plan {
@@ -258,12 +313,33 @@ impl Validator<'_> {
                 },
             );
         }
+        Ok(plans)
+    }
+
+    /// A plan's renewal frequency: weekly, monthly, quarterly or yearly.
+    fn renews(&self, path: &Path, text: &str) -> Result<Frequency, ConfigError> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
+            self.err(
+                path,
+                format!("`{text}` is not weekly, monthly, quarterly or yearly"),
+            )
+        })
+    }
+
+    /// Products by id: one-off purchases whose benefits never expire unless
+    /// told.
+    fn products(
+        &self,
+        root: &Path,
+        raw: &[RawProduct],
+        credits: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Product>, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut products = BTreeMap::new();
-        for (i, pr) in raw.products.iter().enumerate() {
+        for (i, pr) in raw.iter().enumerate() {
             let p = root.at("product", i);
             let id = self.id(&p.key("id"), &pr.id, &mut seen, "product")?;
-            let benefits = self.benefits(&p, &pr.benefits, &credits, Expiry::Never)?;
+            let benefits = self.benefits(&p, &pr.benefits, credits, Expiry::Never)?;
             products.insert(
                 id.clone(),
                 Product {
@@ -272,26 +348,28 @@ impl Validator<'_> {
                 },
             );
         }
+        Ok(products)
+    }
+
+    /// Members by id. No card and no print user belongs to two members.
+    fn members(
+        &self,
+        root: &Path,
+        raw: &[RawMember],
+        credits: &BTreeSet<String>,
+        plans: &BTreeMap<String, Plan>,
+        products: &BTreeMap<String, Product>,
+    ) -> Result<BTreeMap<String, Member>, ConfigError> {
         let mut members = BTreeMap::new();
         let (mut seen, mut cards, mut users) = (BTreeSet::new(), BTreeMap::new(), BTreeMap::new());
-        for (i, m) in raw.members.iter().enumerate() {
+        for (i, m) in raw.iter().enumerate() {
             let p = root.at("member", i);
             let id = self.id(&p.key("id"), &m.id, &mut seen, "member")?;
-            let member = self.member(
-                &p, &id, m, &credits, &plans, &products, &mut cards, &mut users,
-            )?;
+            let member =
+                self.member(&p, &id, m, credits, plans, products, &mut cards, &mut users)?;
             members.insert(id, member);
         }
-        Ok(Catalog {
-            tz,
-            printing_name,
-            resource_types,
-            resources,
-            time_credits,
-            plans,
-            products,
-            members,
-        })
+        Ok(members)
     }
 
     #[allow(clippy::too_many_arguments)]
