@@ -2,18 +2,23 @@
 //! non-empty, every reference (resource type, credit, plan, product) known,
 //! dates, amounts and policies well-formed. The first problem is reported
 //! with the path of its field, and its line in a TOML file.
+//!
+//! One validator per section, in the file's order: the definitions (time
+//! zone, resource types, resources, time credits), plans and products here,
+//! members in `members`.
+
+mod members;
 
 use super::{
-    AccountGrant, Benefit, Catalog, Expiry, Member, Path, Plan, Product, Purchase, RawBenefit,
-    RawDate, RawFile, RawMember, RawNamed, RawPlan, RawProduct, RawResource, RawTimeCredit,
-    Subscription, Syntax, TimeCredit,
+    Benefit, Catalog, Expiry, Path, Plan, Product, RawBenefit, RawDate, RawFile, RawNamed, RawPlan,
+    RawProduct, RawResource, RawTimeCredit, Syntax, TimeCredit,
 };
 use crate::config::ConfigError;
 use crate::grants::periods::{Frequency, Span};
-use crate::ids::normalize_print_user;
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use members::Definitions;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Validates `raw`, read from `text` (named `file` in errors).
@@ -172,7 +177,12 @@ impl Validator<'_> {
             .collect();
         let plans = self.plans(&root, &raw.plans, &credits)?;
         let products = self.products(&root, &raw.products, &credits)?;
-        let members = self.members(&root, &raw.members, &credits, &plans, &products)?;
+        let defined = Definitions {
+            credits: &credits,
+            plans: &plans,
+            products: &products,
+        };
+        let members = self.members(&root, &raw.members, &defined)?;
         Ok(Catalog {
             tz,
             printing_name,
@@ -349,167 +359,5 @@ impl Validator<'_> {
             );
         }
         Ok(products)
-    }
-
-    /// Members by id. No card and no print user belongs to two members.
-    fn members(
-        &self,
-        root: &Path,
-        raw: &[RawMember],
-        credits: &BTreeSet<String>,
-        plans: &BTreeMap<String, Plan>,
-        products: &BTreeMap<String, Product>,
-    ) -> Result<BTreeMap<String, Member>, ConfigError> {
-        let mut members = BTreeMap::new();
-        let (mut seen, mut cards, mut users) = (BTreeSet::new(), BTreeMap::new(), BTreeMap::new());
-        for (i, m) in raw.iter().enumerate() {
-            let p = root.at("member", i);
-            let id = self.id(&p.key("id"), &m.id, &mut seen, "member")?;
-            let member =
-                self.member(&p, &id, m, credits, plans, products, &mut cards, &mut users)?;
-            members.insert(id, member);
-        }
-        Ok(members)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn member(
-        &self,
-        p: &Path,
-        id: &str,
-        m: &RawMember,
-        credits: &BTreeSet<String>,
-        plans: &BTreeMap<String, Plan>,
-        products: &BTreeMap<String, Product>,
-        cards: &mut BTreeMap<String, String>,
-        users: &mut BTreeMap<String, String>,
-    ) -> Result<Member, ConfigError> {
-        let mut member_cards = Vec::new();
-        for (j, c) in m.cards.iter().enumerate() {
-            // Stored as readers report cards: uppercase hex, at least 10
-            // digits (leading zeros kept), an even number of them.
-            let Some(card) = crate::ids::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
-            else {
-                return Err(self.err(
-                    &p.at("cards", j),
-                    format!("card id `{c}` is not hex digits"),
-                ));
-            };
-            if let Some(other) = cards.insert(card.clone(), id.to_string()) {
-                return Err(self.err(
-                    &p.at("cards", j),
-                    format!("card `{card}` is also member `{other}`'s"),
-                ));
-            }
-            member_cards.push(card);
-        }
-        let mut print_users = Vec::new();
-        for (j, u) in m.print_users.iter().enumerate() {
-            let user = normalize_print_user(u);
-            if user.is_empty() {
-                return Err(self.err(&p.at("print_users", j), "empty print user name"));
-            }
-            if let Some(other) = users.insert(user.clone(), id.to_string()) {
-                if other != id {
-                    return Err(self.err(
-                        &p.at("print_users", j),
-                        format!("print user `{user}` is also member `{other}`'s"),
-                    ));
-                }
-            }
-            print_users.push(user);
-        }
-        let policy = self.policy(
-            p,
-            &m.overage_policy,
-            m.overage_cap_cents,
-            m.overage_cap_minutes,
-        )?;
-        let mut subscriptions = Vec::new();
-        for (j, s) in m.subscriptions.iter().enumerate() {
-            let sp = p.at("plan", j);
-            if !plans.contains_key(&s.plan) {
-                return Err(self.err(&sp.key("plan"), format!("unknown plan `{}`", s.plan)));
-            }
-            let start = self.date(&sp.key("start"), &s.start)?;
-            let end = match &s.end {
-                Some(e) => Some(self.date(&sp.key("end"), e)?),
-                None => None,
-            };
-            if end.is_some_and(|e| e < start) {
-                return Err(self.err(&sp.key("end"), "end is before start"));
-            }
-            subscriptions.push(Subscription {
-                plan: s.plan.clone(),
-                start,
-                end,
-            });
-        }
-        let mut purchases = Vec::new();
-        let mut refs = BTreeSet::new();
-        for (j, pu) in m.purchases.iter().enumerate() {
-            let pp = p.at("product", j);
-            if !products.contains_key(&pu.product) {
-                return Err(self.err(
-                    &pp.key("product"),
-                    format!("unknown product `{}`", pu.product),
-                ));
-            }
-            if pu.reference.trim().is_empty() {
-                return Err(self.err(
-                    &pp.key("reference"),
-                    "a purchase needs a reference (lots are keyed by it)",
-                ));
-            }
-            if !refs.insert((pu.product.clone(), pu.reference.clone())) {
-                return Err(self.err(
-                    &pp.key("reference"),
-                    format!("duplicate purchase reference `{}`", pu.reference),
-                ));
-            }
-            let date = self.date(&pp.key("date"), &pu.date)?;
-            purchases.push(Purchase {
-                product: pu.product.clone(),
-                date,
-                reference: pu.reference.clone(),
-            });
-        }
-        let mut grants = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (j, g) in m.grants.iter().enumerate() {
-            let gp = p.at("grant", j);
-            let gid = match &g.id {
-                Some(gid) => self.id(&gp.key("id"), gid, &mut seen, "account grant")?,
-                None => return Err(self.err(&gp, "an account grant needs a stable `id`")),
-            };
-            if !credits.contains(&g.credit) {
-                return Err(self.err(&gp.key("credit"), format!("unknown credit `{}`", g.credit)));
-            }
-            let from = self.date(&gp.key("from"), &g.from)?;
-            let until = match &g.until {
-                Some(u) => Some(self.date(&gp.key("until"), u)?),
-                None => None,
-            };
-            if until.is_some_and(|u| u < from) {
-                return Err(self.err(&gp.key("until"), "until is before from"));
-            }
-            grants.push(AccountGrant {
-                id: gid,
-                credit: g.credit.clone(),
-                amount: self.amount(&gp.key("amount"), g.amount)?,
-                from,
-                until,
-            });
-        }
-        Ok(Member {
-            id: id.to_string(),
-            name: m.name.clone(),
-            cards: member_cards,
-            print_users,
-            policy,
-            subscriptions,
-            purchases,
-            grants,
-        })
     }
 }
