@@ -345,33 +345,11 @@ pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Resu
     Ok(())
 }
 
-/// One unknown card seen at a reader.
-#[derive(Debug, serde::Serialize)]
-struct UnknownCard {
-    card: String,
-    reader: String,
-    last_seen: i64,
-    taps: i64,
-}
-
 /// `tallyd cards`: recent unknown cards (whole ids, for enrolment).
 pub fn cards(ctx: &Ctx, out: &mut dyn Write, days: i64) -> Result<()> {
     let ledger = open(ctx)?;
     let since = ctx.now - days * 86_400;
-    let mut stmt = ledger.conn().prepare(
-        "SELECT card, reader, MAX(seen_at), COUNT(*) FROM unknown_cards
-         WHERE seen_at >= ?1 GROUP BY card, reader ORDER BY MAX(seen_at) DESC LIMIT 100",
-    )?;
-    let rows = stmt
-        .query_map([since], |r| {
-            Ok(UnknownCard {
-                card: r.get(0)?,
-                reader: r.get(1)?,
-                last_seen: r.get(2)?,
-                taps: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = query::unknown_cards(ledger.conn(), since)?;
     match ctx.format {
         Format::Json => write_json(out, &rows)?,
         _ => {

@@ -1,6 +1,6 @@
 //! The read side: balances (now or rebuilt for any past instant from history
-//! alone), statements and monthly reports. Read-only SQL; safe to run while
-//! the daemon writes.
+//! alone), statements, monthly reports and recent unknown cards. Read-only
+//! SQL; safe to run while the daemon writes.
 
 use super::detail::UsageDetail;
 use super::{Result, Ts, PRINTING};
@@ -429,6 +429,37 @@ fn add_member_overage(conn: &Connection, start: Ts, end: Ts, rows: &mut [ReportR
     Ok(())
 }
 
+/// An unknown card seen at a reader: when it was last tapped there, and how
+/// many times since the cut-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownCard {
+    /// The whole id, as the reader reported it (to enrol it in the grants file).
+    pub card: String,
+    pub reader: String,
+    pub last_seen: Ts,
+    pub taps: i64,
+}
+
+/// Unknown cards tapped at or after `since`, one per card and reader, most
+/// recently seen first; at most 100.
+pub fn unknown_cards(conn: &Connection, since: Ts) -> Result<Vec<UnknownCard>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT card, reader, MAX(seen_at), COUNT(*) FROM unknown_cards
+         WHERE seen_at >= ?1 GROUP BY card, reader ORDER BY MAX(seen_at) DESC LIMIT 100",
+    )?;
+    let cards = stmt
+        .query_map([since], |r| {
+            Ok(UnknownCard {
+                card: r.get(0)?,
+                reader: r.get(1)?,
+                last_seen: r.get(2)?,
+                taps: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cards)
+}
+
 /// Whether a member exists (for clear CLI errors before other work).
 pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
     Ok(conn
@@ -438,3 +469,6 @@ pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
         .optional()?
         .is_some())
 }
+
+#[cfg(test)]
+mod tests;
