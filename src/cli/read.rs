@@ -3,7 +3,7 @@
 use super::output::{write_json, Format, Table};
 use super::Ctx;
 use crate::clock;
-use crate::ledger::query::{self, Balance, ReportBy};
+use crate::ledger::query::{self, Balance, ReportBy, ReportRow, StatementLine};
 use crate::ledger::Ledger;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{anyhow, Result};
@@ -116,7 +116,44 @@ pub fn statement(
     to: Option<&str>,
 ) -> Result<()> {
     let tz = ctx.config.tz;
-    let today = clock::local_date(tz, ctx.now);
+    let (from_day, to_day) = statement_days(ctx, from, to)?;
+    let start = clock::local_midnight(tz, from_day);
+    let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day));
+    let ledger = open(ctx)?;
+    let st = query::statement(ledger.conn(), member, start, end)?;
+    match ctx.format {
+        Format::Json => write_json(out, &st)?,
+        Format::Csv => statement_csv(ctx, &st.lines).write_csv(out)?,
+        Format::Table => {
+            writeln!(
+                out,
+                "Statement for {} ({}), {} to {}",
+                st.member, st.name, from_day, to_day
+            )?;
+            writeln!(out, "Opening balance:")?;
+            balance_table(ctx, std::slice::from_ref(&st.opening), false).write(out)?;
+            writeln!(out)?;
+            if st.lines.is_empty() {
+                writeln!(out, "(no changes in this period)")?;
+            } else {
+                statement_table(ctx, &st.lines).write(out)?;
+            }
+            writeln!(out)?;
+            writeln!(out, "Closing balance:")?;
+            balance_table(ctx, std::slice::from_ref(&st.closing), false).write(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A statement's first and last day: `--from` (default: the first of this
+/// month) and `--to` (default: today), in order.
+fn statement_days(
+    ctx: &Ctx,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let today = clock::local_date(ctx.config.tz, ctx.now);
     let from_day = match from {
         Some(t) => parse_day(ctx, "--from", t)?,
         None => chrono::Datelike::with_day(&today, 1).unwrap_or(today),
@@ -128,10 +165,39 @@ pub fn statement(
     if to_day < from_day {
         return Err(anyhow!("--to {to_day} is before --from {from_day}"));
     }
-    let start = clock::local_midnight(tz, from_day);
-    let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day));
-    let ledger = open(ctx)?;
-    let st = query::statement(ledger.conn(), member, start, end)?;
+    Ok((from_day, to_day))
+}
+
+/// Statement lines for CSV: RFC 3339 times, integer amounts and their unit.
+fn statement_csv(ctx: &Ctx, lines: &[StatementLine]) -> Table {
+    let mut t = Table::new([
+        "at",
+        "kind",
+        "credit",
+        "amount",
+        "overage",
+        "unit",
+        "description",
+        "key",
+    ]);
+    for l in lines {
+        t.push(vec![
+            clock::format_rfc3339(ctx.config.tz, l.at),
+            l.kind.clone(),
+            l.credit.clone(),
+            l.amount.to_string(),
+            l.overage.to_string(),
+            l.unit.clone(),
+            l.description.clone(),
+            l.usage_key.clone().unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+/// Statement lines for people: local times, money and hours, no overage
+/// shown where there was none.
+fn statement_table(ctx: &Ctx, lines: &[StatementLine]) -> Table {
     let sym = &ctx.config.currency_symbol;
     let amount = |unit: &str, n: i64| {
         if unit == "cents" {
@@ -140,77 +206,31 @@ pub fn statement(
             format_minutes(n)
         }
     };
-    match ctx.format {
-        Format::Json => write_json(out, &st)?,
-        Format::Csv => {
-            let mut t = Table::new([
-                "at",
-                "kind",
-                "credit",
-                "amount",
-                "overage",
-                "unit",
-                "description",
-                "key",
-            ]);
-            for l in &st.lines {
-                t.push(vec![
-                    clock::format_rfc3339(tz, l.at),
-                    l.kind.clone(),
-                    l.credit.clone(),
-                    l.amount.to_string(),
-                    l.overage.to_string(),
-                    l.unit.clone(),
-                    l.description.clone(),
-                    l.usage_key.clone().unwrap_or_default(),
-                ]);
-            }
-            t.write_csv(out)?;
-        }
-        Format::Table => {
-            writeln!(
-                out,
-                "Statement for {} ({}), {} to {}",
-                st.member, st.name, from_day, to_day
-            )?;
-            writeln!(out, "Opening balance:")?;
-            balance_table(ctx, std::slice::from_ref(&st.opening), false).write(out)?;
-            writeln!(out)?;
-            let mut t = Table::new([
-                "date",
-                "kind",
-                "credit",
-                "amount",
-                "overage",
-                "description",
-                "key",
-            ]);
-            for l in &st.lines {
-                t.push(vec![
-                    clock::format_local(tz, l.at),
-                    l.kind.clone(),
-                    l.credit.clone(),
-                    amount(&l.unit, l.amount),
-                    if l.overage == 0 {
-                        String::new()
-                    } else {
-                        amount(&l.unit, l.overage)
-                    },
-                    l.description.clone(),
-                    l.usage_key.clone().unwrap_or_default(),
-                ]);
-            }
-            if st.lines.is_empty() {
-                writeln!(out, "(no changes in this period)")?;
+    let mut t = Table::new([
+        "date",
+        "kind",
+        "credit",
+        "amount",
+        "overage",
+        "description",
+        "key",
+    ]);
+    for l in lines {
+        t.push(vec![
+            clock::format_local(ctx.config.tz, l.at),
+            l.kind.clone(),
+            l.credit.clone(),
+            amount(&l.unit, l.amount),
+            if l.overage == 0 {
+                String::new()
             } else {
-                t.write(out)?;
-            }
-            writeln!(out)?;
-            writeln!(out, "Closing balance:")?;
-            balance_table(ctx, std::slice::from_ref(&st.closing), false).write(out)?;
-        }
+                amount(&l.unit, l.overage)
+            },
+            l.description.clone(),
+            l.usage_key.clone().unwrap_or_default(),
+        ]);
     }
-    Ok(())
+    t
 }
 
 pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Result<()> {
@@ -220,117 +240,16 @@ pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Resu
         .ok_or_else(|| anyhow!("--month `{month}` is out of range"))?;
     let ledger = open(ctx)?;
     let rows = query::report(ledger.conn(), start, end, by)?;
-    let sym = &ctx.config.currency_symbol;
-    let raw = ctx.format != Format::Table;
-    let money = |n: i64| {
-        if raw {
-            n.to_string()
-        } else {
-            format_cents(sym, n)
-        }
-    };
-    let time = |n: i64| {
-        if raw {
-            n.to_string()
-        } else {
-            format_minutes(n)
-        }
-    };
-    type Cells<'a> = Box<dyn Fn(&query::ReportRow) -> Vec<String> + 'a>;
-    let (header, cells): (Vec<&str>, Cells) = match by {
-        ReportBy::Member => (
-            if raw {
-                vec![
-                    "member",
-                    "jobs",
-                    "impressions",
-                    "printing_cents",
-                    "sessions",
-                    "minutes",
-                    "overage_cents",
-                    "overage_minutes",
-                    "refunds",
-                ]
-            } else {
-                vec![
-                    "member",
-                    "jobs",
-                    "impressions",
-                    "printing",
-                    "sessions",
-                    "time",
-                    "overage",
-                    "overage time",
-                    "refunds",
-                ]
-            },
-            Box::new(|r| {
-                vec![
-                    r.key.clone(),
-                    r.jobs.to_string(),
-                    r.impressions.to_string(),
-                    money(r.printing_cents + r.unattributed_cents),
-                    r.sessions.to_string(),
-                    time(r.minutes),
-                    money(r.overage_cents),
-                    time(r.overage_minutes),
-                    r.refunds.to_string(),
-                ]
-            }),
-        ),
-        ReportBy::Printer => (
-            if raw {
-                vec![
-                    "printer",
-                    "jobs",
-                    "impressions",
-                    "charged_cents",
-                    "unattributed_cents",
-                    "refunds",
-                ]
-            } else {
-                vec![
-                    "printer",
-                    "jobs",
-                    "impressions",
-                    "charged",
-                    "unattributed",
-                    "refunds",
-                ]
-            },
-            Box::new(|r| {
-                vec![
-                    r.key.clone(),
-                    r.jobs.to_string(),
-                    r.impressions.to_string(),
-                    money(r.printing_cents),
-                    money(r.unattributed_cents),
-                    r.refunds.to_string(),
-                ]
-            }),
-        ),
-        ReportBy::Resource => (
-            if raw {
-                vec!["resource", "sessions", "minutes", "refunds"]
-            } else {
-                vec!["resource", "sessions", "time", "refunds"]
-            },
-            Box::new(|r| {
-                vec![
-                    r.key.clone(),
-                    r.sessions.to_string(),
-                    time(r.minutes),
-                    r.refunds.to_string(),
-                ]
-            }),
-        ),
+    let units = ReportUnits {
+        raw: ctx.format != Format::Table,
+        sym: &ctx.config.currency_symbol,
     };
     match ctx.format {
         Format::Json => write_json(out, &rows)?,
         Format::Csv | Format::Table => {
-            let mut t = Table::new(header);
+            let mut t = Table::new(report_header(by, units.raw));
             for r in &rows {
-                t.push(cells(r));
+                t.push(report_cells(by, r, &units));
             }
             if ctx.format == Format::Csv {
                 t.write_csv(out)?;
@@ -351,33 +270,113 @@ pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Resu
     Ok(())
 }
 
-/// One unknown card seen at a reader.
-#[derive(Debug, serde::Serialize)]
-struct UnknownCard {
-    card: String,
-    reader: String,
-    last_seen: i64,
-    taps: i64,
+/// How a report writes amounts: integer cents and minutes (raw, for CSV) or
+/// money and hours (for people).
+struct ReportUnits<'a> {
+    raw: bool,
+    sym: &'a str,
+}
+
+impl ReportUnits<'_> {
+    fn money(&self, cents: i64) -> String {
+        if self.raw {
+            cents.to_string()
+        } else {
+            format_cents(self.sym, cents)
+        }
+    }
+
+    fn time(&self, minutes: i64) -> String {
+        if self.raw {
+            minutes.to_string()
+        } else {
+            format_minutes(minutes)
+        }
+    }
+}
+
+/// A report's columns for its grouping; raw ones name their unit.
+fn report_header(by: ReportBy, raw: bool) -> Vec<&'static str> {
+    match (by, raw) {
+        (ReportBy::Member, true) => vec![
+            "member",
+            "jobs",
+            "impressions",
+            "printing_cents",
+            "sessions",
+            "minutes",
+            "overage_cents",
+            "overage_minutes",
+            "refunds",
+        ],
+        (ReportBy::Member, false) => vec![
+            "member",
+            "jobs",
+            "impressions",
+            "printing",
+            "sessions",
+            "time",
+            "overage",
+            "overage time",
+            "refunds",
+        ],
+        (ReportBy::Printer, true) => vec![
+            "printer",
+            "jobs",
+            "impressions",
+            "charged_cents",
+            "unattributed_cents",
+            "refunds",
+        ],
+        (ReportBy::Printer, false) => vec![
+            "printer",
+            "jobs",
+            "impressions",
+            "charged",
+            "unattributed",
+            "refunds",
+        ],
+        (ReportBy::Resource, true) => vec!["resource", "sessions", "minutes", "refunds"],
+        (ReportBy::Resource, false) => vec!["resource", "sessions", "time", "refunds"],
+    }
+}
+
+/// One report row's cells, in [`report_header`]'s columns.
+fn report_cells(by: ReportBy, r: &ReportRow, units: &ReportUnits<'_>) -> Vec<String> {
+    match by {
+        ReportBy::Member => vec![
+            r.key.clone(),
+            r.jobs.to_string(),
+            r.impressions.to_string(),
+            units.money(r.printing_cents + r.unattributed_cents),
+            r.sessions.to_string(),
+            units.time(r.minutes),
+            units.money(r.overage_cents),
+            units.time(r.overage_minutes),
+            r.refunds.to_string(),
+        ],
+        ReportBy::Printer => vec![
+            r.key.clone(),
+            r.jobs.to_string(),
+            r.impressions.to_string(),
+            units.money(r.printing_cents),
+            units.money(r.unattributed_cents),
+            r.refunds.to_string(),
+        ],
+        ReportBy::Resource => vec![
+            r.key.clone(),
+            r.sessions.to_string(),
+            units.time(r.minutes),
+            r.refunds.to_string(),
+        ],
+    }
 }
 
 /// `tallyd cards`: recent unknown cards (whole ids, for enrolment).
 pub fn cards(ctx: &Ctx, out: &mut dyn Write, days: i64) -> Result<()> {
     let ledger = open(ctx)?;
     let since = ctx.now - days * 86_400;
-    let mut stmt = ledger.conn().prepare(
-        "SELECT card, reader, MAX(seen_at), COUNT(*) FROM unknown_cards
-         WHERE seen_at >= ?1 GROUP BY card, reader ORDER BY MAX(seen_at) DESC LIMIT 100",
-    )?;
-    let rows = stmt
-        .query_map([since], |r| {
-            Ok(UnknownCard {
-                card: r.get(0)?,
-                reader: r.get(1)?,
-                last_seen: r.get(2)?,
-                taps: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = query::unknown_cards(ledger.conn(), since)?;
     match ctx.format {
         Format::Json => write_json(out, &rows)?,
         _ => {

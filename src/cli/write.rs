@@ -271,44 +271,54 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     for p in &c.printers {
-        let mode = match p.mode {
-            crate::config::Mode::Direct => "direct".to_string(),
-            crate::config::Mode::Held => format!(
-                "held (page estimate {}, hold timeout {}s)",
-                p.page_estimate,
-                p.hold_timeout.as_secs()
-            ),
-        };
-        writeln!(
-            out,
-            "printer `{}`: {} {mode}, polled every {}s, timeout {}s",
-            p.id,
-            p.uri,
-            p.poll_interval.as_secs(),
-            p.timeout.as_secs()
-        )?;
+        writeln!(out, "{}", describe_printer(p))?;
     }
     for r in &c.readers {
-        let bound = match &r.binding {
-            crate::config::Binding::Printer(p) => format!("releases held jobs at printer `{p}`"),
-            crate::config::Binding::Resource(res) => format!(
-                "sessions in `{res}` ({} min increments, at most {}s)",
-                r.increment.as_secs() / 60,
-                r.max_session.as_secs()
-            ),
-        };
-        writeln!(
-            out,
-            "reader `{}`: {} {} at {} baud, {bound}",
-            r.id,
-            r.device.display(),
-            r.framing,
-            r.baud
-        )?;
+        writeln!(out, "{}", describe_reader(r))?;
     }
     match &c.grants {
         Some(g) => writeln!(out, "grants: {} every {}s", g.source, g.interval.as_secs())?,
         None => writeln!(out, "grants: none configured")?,
     }
     Ok(())
+}
+
+/// `check-config`'s line for a printer: where it is, how jobs reach it, and
+/// how often it is asked about them.
+fn describe_printer(p: &crate::config::PrinterConfig) -> String {
+    let mode = match p.mode {
+        crate::config::Mode::Direct => "direct".to_string(),
+        crate::config::Mode::Held => format!(
+            "held (page estimate {}, hold timeout {}s)",
+            p.page_estimate,
+            p.hold_timeout.as_secs()
+        ),
+    };
+    format!(
+        "printer `{}`: {} {mode}, polled every {}s, timeout {}s",
+        p.id,
+        p.uri,
+        p.poll_interval.as_secs(),
+        p.timeout.as_secs()
+    )
+}
+
+/// `check-config`'s line for a card reader: its device and framing, and what
+/// its taps do.
+fn describe_reader(r: &crate::config::ReaderConfig) -> String {
+    let bound = match &r.binding {
+        crate::config::Binding::Printer(p) => format!("releases held jobs at printer `{p}`"),
+        crate::config::Binding::Resource(res) => format!(
+            "sessions in `{res}` ({} min increments, at most {}s)",
+            r.increment.as_secs() / 60,
+            r.max_session.as_secs()
+        ),
+    };
+    format!(
+        "reader `{}`: {} {} at {} baud, {bound}",
+        r.id,
+        r.device.display(),
+        r.framing,
+        r.baud
+    )
 }

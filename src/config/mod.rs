@@ -282,92 +282,13 @@ impl Config {
             err(e.span(), &field, e.message().trim().to_string())
         })?;
         let s = raw.site;
-        let tz: Tz = s.timezone.get_ref().parse().map_err(|_| {
-            err(
-                Some(s.timezone.span()),
-                "site.timezone",
-                format!(
-                    "unknown time zone `{}` (use an IANA name like Europe/Lisbon)",
-                    s.timezone.get_ref()
-                ),
-            )
-        })?;
-        let kind = match &s.overage_policy {
-            None => PolicyKind::CreditsThenInvoice,
-            Some(p) => PolicyKind::parse(p.get_ref()).ok_or_else(|| {
-                err(
-                    Some(p.span()),
-                    "site.overage_policy",
-                    format!(
-                        "`{}` is not `credits-only` or `credits-then-invoice`",
-                        p.get_ref()
-                    ),
-                )
-            })?,
-        };
-        let cap = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<i64>, ConfigError> {
-            match v {
-                Some(c) if *c.get_ref() < 0 => {
-                    Err(err(Some(c.span()), field, "must not be negative".into()))
-                }
-                Some(c) => Ok(Some(*c.get_ref())),
-                None => Ok(None),
-            }
-        };
-        let default_policy = OveragePolicy {
-            kind,
-            cap_cents: cap(&s.overage_cap_cents, "site.overage_cap_cents")?,
-            cap_minutes: cap(&s.overage_cap_minutes, "site.overage_cap_minutes")?,
-        };
-        let ledger = match &s.ledger {
-            Some(p) if p.get_ref().trim().is_empty() => {
-                return Err(err(
-                    Some(p.span()),
-                    "site.ledger",
-                    "must not be empty".into(),
-                ))
-            }
-            Some(p) => base.join(p.get_ref()),
-            None => PathBuf::from(DEFAULT_LEDGER),
-        };
-        let mut prices = BTreeMap::new();
-        for (name, table) in raw.prices {
-            let span = table.span();
-            let table = table.into_inner();
-            table.validate().map_err(|e| {
-                let at = err(Some(span), &format!("prices.{name}"), e.to_string());
-                ConfigError {
-                    source: Some(Arc::new(e)),
-                    ..at
-                }
-            })?;
-            prices.insert(name, table);
-        }
+        let tz = site_time_zone(&s.timezone, &err)?;
+        let default_policy = site_policy(&s, &err)?;
+        let ledger = site_ledger(s.ledger.as_ref(), base, &err)?;
+        let prices = price_tables(raw.prices, &err)?;
         let grants = match raw.grants {
             None => None,
-            Some(g) => {
-                let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| {
-                    duration_field(v, field, std::time::Duration::from_secs(default), &err)
-                };
-                let source = g.source.get_ref().trim();
-                if source.is_empty() {
-                    return Err(err(
-                        Some(g.source.span()),
-                        "grants.source",
-                        "must not be empty".into(),
-                    ));
-                }
-                let source = if source.starts_with("http://") || source.starts_with("https://") {
-                    source.to_string()
-                } else {
-                    base.join(source).display().to_string()
-                };
-                Some(GrantsConfig {
-                    source,
-                    interval: duration(&g.interval, "grants.interval", 900)?,
-                    timeout: duration(&g.timeout, "grants.timeout", 10)?,
-                })
-            }
+            Some(g) => Some(grants_section(&g, base, &err)?),
         };
         let printers = printers::validate(raw.printers, &prices, &err)?;
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
@@ -383,6 +304,122 @@ impl Config {
             prices,
         })
     }
+}
+
+/// `site.timezone`: an IANA zone name.
+fn site_time_zone(name: &Spanned<String>, err: &ErrAt<'_>) -> Result<Tz, ConfigError> {
+    name.get_ref().parse().map_err(|_| {
+        err(
+            Some(name.span()),
+            "site.timezone",
+            format!(
+                "unknown time zone `{}` (use an IANA name like Europe/Lisbon)",
+                name.get_ref()
+            ),
+        )
+    })
+}
+
+/// The site's default overage policy: the kind (credits-then-invoice when
+/// unset) and optional monthly caps, never negative.
+fn site_policy(s: &RawSite, err: &ErrAt<'_>) -> Result<OveragePolicy, ConfigError> {
+    let kind = match &s.overage_policy {
+        None => PolicyKind::CreditsThenInvoice,
+        Some(p) => PolicyKind::parse(p.get_ref()).ok_or_else(|| {
+            err(
+                Some(p.span()),
+                "site.overage_policy",
+                format!(
+                    "`{}` is not `credits-only` or `credits-then-invoice`",
+                    p.get_ref()
+                ),
+            )
+        })?,
+    };
+    let cap = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<i64>, ConfigError> {
+        match v {
+            Some(c) if *c.get_ref() < 0 => {
+                Err(err(Some(c.span()), field, "must not be negative".into()))
+            }
+            Some(c) => Ok(Some(*c.get_ref())),
+            None => Ok(None),
+        }
+    };
+    Ok(OveragePolicy {
+        kind,
+        cap_cents: cap(&s.overage_cap_cents, "site.overage_cap_cents")?,
+        cap_minutes: cap(&s.overage_cap_minutes, "site.overage_cap_minutes")?,
+    })
+}
+
+/// `site.ledger`, relative to the config's folder; [`DEFAULT_LEDGER`] when
+/// unset.
+fn site_ledger(
+    path: Option<&Spanned<String>>,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<PathBuf, ConfigError> {
+    match path {
+        Some(p) if p.get_ref().trim().is_empty() => Err(err(
+            Some(p.span()),
+            "site.ledger",
+            "must not be empty".into(),
+        )),
+        Some(p) => Ok(base.join(p.get_ref())),
+        None => Ok(PathBuf::from(DEFAULT_LEDGER)),
+    }
+}
+
+/// `[prices.*]`: each table validated, by name.
+fn price_tables(
+    raw: BTreeMap<String, Spanned<PriceTable>>,
+    err: &ErrAt<'_>,
+) -> Result<BTreeMap<String, PriceTable>, ConfigError> {
+    let mut prices = BTreeMap::new();
+    for (name, table) in raw {
+        let span = table.span();
+        let table = table.into_inner();
+        table.validate().map_err(|e| {
+            let at = err(Some(span), &format!("prices.{name}"), e.to_string());
+            ConfigError {
+                source: Some(Arc::new(e)),
+                ..at
+            }
+        })?;
+        prices.insert(name, table);
+    }
+    Ok(prices)
+}
+
+/// `[grants]`: a source (a URL, or a path relative to the config's folder),
+/// how often to sync it (15 minutes by default) and how long a fetch may
+/// take (10 seconds).
+fn grants_section(
+    g: &RawGrants,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<GrantsConfig, ConfigError> {
+    let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| {
+        duration_field(v, field, std::time::Duration::from_secs(default), err)
+    };
+    let source = g.source.get_ref().trim();
+    if source.is_empty() {
+        return Err(err(
+            Some(g.source.span()),
+            "grants.source",
+            "must not be empty".into(),
+        ));
+    }
+    let source = if source.starts_with("http://") || source.starts_with("https://") {
+        source.to_string()
+    } else {
+        base.join(source).display().to_string()
+    };
+    Ok(GrantsConfig {
+        source,
+        interval: duration(&g.interval, "grants.interval", 900)?,
+        timeout: duration(&g.timeout, "grants.timeout", 10)?,
+    })
 }
 
 #[cfg(test)]

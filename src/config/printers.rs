@@ -89,91 +89,126 @@ pub(super) fn validate(
 ) -> Result<Vec<PrinterConfig>, ConfigError> {
     let mut out: Vec<PrinterConfig> = Vec::new();
     for (i, p) in raw.into_iter().enumerate() {
-        let field = |name: &str| format!("printers[{i}].{name}");
-        let id = p.id.get_ref().trim().to_string();
-        let id_ok = !id.is_empty()
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if !id_ok {
-            return Err(err(
-                Some(p.id.span()),
-                &field("id"),
-                format!("`{id}` must be letters, digits, `-`, `_` or `.`"),
-            ));
-        }
-        if out.iter().any(|o| o.id == id) {
-            return Err(err(
-                Some(p.id.span()),
-                &field("id"),
-                format!("printer `{id}` is configured twice"),
-            ));
-        }
-        let uri = p.uri.get_ref().trim().to_string();
-        if crate::ipp_uri::http_url(&uri).is_none() {
-            return Err(err(
-                Some(p.uri.span()),
-                &field("uri"),
-                format!("`{uri}` is not an ipp://, ipps://, http:// or https:// URI with a host"),
-            ));
-        }
-        let mode = match p.mode.as_ref().map(|m| m.get_ref().as_str()) {
-            None | Some("direct") => Mode::Direct,
-            Some("held") => Mode::Held,
-            Some(other) => {
-                return Err(err(
-                    p.mode.as_ref().map(Spanned::span),
-                    &field("mode"),
-                    format!("`{other}` is not `direct` or `held`"),
-                ))
-            }
-        };
-        let table = prices.get(p.prices.get_ref()).ok_or_else(|| {
-            err(
-                Some(p.prices.span()),
-                &field("prices"),
-                format!("no price table `[prices.{}]`", p.prices.get_ref()),
-            )
-        })?;
-        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
-            duration_field(v, &field(name), default, err)
-        };
-        let colour_default = match p.colour_default.as_ref().map(|c| c.get_ref().as_str()) {
-            None | Some("mono") => false,
-            Some("colour") | Some("color") => true,
-            Some(other) => {
-                return Err(err(
-                    p.colour_default.as_ref().map(Spanned::span),
-                    &field("colour_default"),
-                    format!("`{other}` is not `mono` or `colour`"),
-                ))
-            }
-        };
-        let limit = (1, MAX_JOB_IMPRESSIONS_LIMIT);
-        let page_estimate = count_field(&p.page_estimate, &field("page_estimate"), 5, limit, err)?;
-        let max_job_impressions = count_field(
-            &p.max_job_impressions,
-            &field("max_job_impressions"),
-            2000,
-            limit,
-            err,
-        )?;
-        out.push(PrinterConfig {
-            id,
-            uri,
-            mode,
-            prices: table.clone(),
-            poll_interval: duration(&p.poll_interval, "poll_interval", Duration::from_secs(10))?,
-            timeout: duration(&p.timeout, "timeout", Duration::from_secs(5))?,
-            colour_default,
-            page_estimate,
-            max_job_impressions,
-            hold_timeout: duration(
-                &p.hold_timeout,
-                "hold_timeout",
-                Duration::from_secs(4 * 3600),
-            )?,
-        });
+        let printer = printer(i, p, &out, prices, err)?;
+        out.push(printer);
     }
     Ok(out)
+}
+
+/// The `i`th `[[printers]]` entry; `earlier` are the ones before it.
+fn printer(
+    i: usize,
+    p: RawPrinter,
+    earlier: &[PrinterConfig],
+    prices: &BTreeMap<String, PriceTable>,
+    err: &ErrAt<'_>,
+) -> Result<PrinterConfig, ConfigError> {
+    let field = |name: &str| format!("printers[{i}].{name}");
+    let id = printer_id(&p.id, &field("id"), earlier, err)?;
+    let uri = p.uri.get_ref().trim().to_string();
+    if crate::ipp_uri::http_url(&uri).is_none() {
+        return Err(err(
+            Some(p.uri.span()),
+            &field("uri"),
+            format!("`{uri}` is not an ipp://, ipps://, http:// or https:// URI with a host"),
+        ));
+    }
+    let mode = mode(p.mode.as_ref(), &field("mode"), err)?;
+    let table = prices.get(p.prices.get_ref()).ok_or_else(|| {
+        err(
+            Some(p.prices.span()),
+            &field("prices"),
+            format!("no price table `[prices.{}]`", p.prices.get_ref()),
+        )
+    })?;
+    let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+        duration_field(v, &field(name), default, err)
+    };
+    let colour_default = colour_default(p.colour_default.as_ref(), &field("colour_default"), err)?;
+    let limit = (1, MAX_JOB_IMPRESSIONS_LIMIT);
+    let page_estimate = count_field(&p.page_estimate, &field("page_estimate"), 5, limit, err)?;
+    let max_job_impressions = count_field(
+        &p.max_job_impressions,
+        &field("max_job_impressions"),
+        2000,
+        limit,
+        err,
+    )?;
+    Ok(PrinterConfig {
+        id,
+        uri,
+        mode,
+        prices: table.clone(),
+        poll_interval: duration(&p.poll_interval, "poll_interval", Duration::from_secs(10))?,
+        timeout: duration(&p.timeout, "timeout", Duration::from_secs(5))?,
+        colour_default,
+        page_estimate,
+        max_job_impressions,
+        hold_timeout: duration(
+            &p.hold_timeout,
+            "hold_timeout",
+            Duration::from_secs(4 * 3600),
+        )?,
+    })
+}
+
+/// A printer's id: letters, digits, `-`, `_` or `.`, and no earlier
+/// printer's.
+fn printer_id(
+    raw: &Spanned<String>,
+    field: &str,
+    earlier: &[PrinterConfig],
+    err: &ErrAt<'_>,
+) -> Result<String, ConfigError> {
+    let id = raw.get_ref().trim().to_string();
+    let id_ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !id_ok {
+        return Err(err(
+            Some(raw.span()),
+            field,
+            format!("`{id}` must be letters, digits, `-`, `_` or `.`"),
+        ));
+    }
+    if earlier.iter().any(|o| o.id == id) {
+        return Err(err(
+            Some(raw.span()),
+            field,
+            format!("printer `{id}` is configured twice"),
+        ));
+    }
+    Ok(id)
+}
+
+/// `direct` (the default) or `held`.
+fn mode(raw: Option<&Spanned<String>>, field: &str, err: &ErrAt<'_>) -> Result<Mode, ConfigError> {
+    match raw.map(|m| m.get_ref().as_str()) {
+        None | Some("direct") => Ok(Mode::Direct),
+        Some("held") => Ok(Mode::Held),
+        Some(other) => Err(err(
+            raw.map(Spanned::span),
+            field,
+            format!("`{other}` is not `direct` or `held`"),
+        )),
+    }
+}
+
+/// Whether a job that reports no colour mode printed in colour: `mono` (the
+/// default) or `colour` (`color` too).
+fn colour_default(
+    raw: Option<&Spanned<String>>,
+    field: &str,
+    err: &ErrAt<'_>,
+) -> Result<bool, ConfigError> {
+    match raw.map(|c| c.get_ref().as_str()) {
+        None | Some("mono") => Ok(false),
+        Some("colour") | Some("color") => Ok(true),
+        Some(other) => Err(err(
+            raw.map(Spanned::span),
+            field,
+            format!("`{other}` is not `mono` or `colour`"),
+        )),
+    }
 }

@@ -72,80 +72,117 @@ pub(super) fn validate(
 ) -> Result<Vec<ReaderConfig>, ConfigError> {
     let mut out: Vec<ReaderConfig> = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
-        let field = |name: &str| format!("readers[{i}].{name}");
-        let id = r.id.get_ref().trim().to_string();
-        if id.is_empty() || out.iter().any(|o| o.id == id) {
-            return Err(err(
-                Some(r.id.span()),
-                &field("id"),
-                format!("`{id}` is empty or used by another reader"),
-            ));
-        }
-        let name = r.framing.get_ref().trim().to_ascii_lowercase();
-        let Some(framing) = Framing::parse(&name) else {
-            let names: Vec<&str> = Framing::ALL.iter().map(|f| f.as_str()).collect();
-            return Err(err(
-                Some(r.framing.span()),
-                &field("framing"),
-                format!("`{name}` is not one of {}", names.join(", ")),
-            ));
-        };
-        let binding = match (&r.printer, &r.resource) {
-            (Some(p), None) => {
-                let name = p.get_ref().trim();
-                if !printers.iter().any(|c| c.id == name) {
-                    return Err(err(
-                        Some(p.span()),
-                        &field("printer"),
-                        format!("no printer `{name}` in [[printers]]"),
-                    ));
-                }
-                Binding::Printer(name.to_string())
-            }
-            (None, Some(res)) if !res.get_ref().trim().is_empty() => {
-                Binding::Resource(res.get_ref().trim().to_string())
-            }
-            _ => {
-                return Err(err(
-                    Some(r.id.span()),
-                    &field("printer"),
-                    "a reader is bound to exactly one `printer` or `resource`".into(),
-                ))
-            }
-        };
-        let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
-            duration_field(v, &field(name), default, err)
-        };
-        let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
-        if increment.as_secs() % 60 != 0 {
-            return Err(err(
-                r.increment.as_ref().map(Spanned::span),
-                &field("increment"),
-                "must be whole minutes".into(),
-            ));
-        }
-        let other_member = match r.other_member.as_ref().map(|o| o.get_ref().as_str()) {
-            None | Some("refuse") => OtherMember::Refuse,
-            Some("end") => OtherMember::End,
-            Some(other) => {
-                return Err(err(
-                    r.other_member.as_ref().map(Spanned::span),
-                    &field("other_member"),
-                    format!("`{other}` is not `refuse` or `end`"),
-                ))
-            }
-        };
-        out.push(ReaderConfig {
-            id,
-            device: base.join(r.device.get_ref().trim()),
-            baud: r.baud.as_ref().map_or(9600, |b| *b.get_ref()),
-            framing,
-            binding,
-            debounce: duration(&r.debounce, "debounce", Duration::from_secs(3))?,
-            increment,
-            max_session: duration(&r.max_session, "max_session", Duration::from_secs(8 * 3600))?,
-            other_member,
-        });
+        let reader = reader(i, r, &out, printers, base, err)?;
+        out.push(reader);
     }
     Ok(out)
+}
+
+/// The `i`th `[[readers]]` entry; `earlier` are the ones before it. The
+/// device is relative to `base`, the config's folder.
+fn reader(
+    i: usize,
+    r: RawReader,
+    earlier: &[ReaderConfig],
+    printers: &[PrinterConfig],
+    base: &std::path::Path,
+    err: &ErrAt<'_>,
+) -> Result<ReaderConfig, ConfigError> {
+    let field = |name: &str| format!("readers[{i}].{name}");
+    let id = r.id.get_ref().trim().to_string();
+    if id.is_empty() || earlier.iter().any(|o| o.id == id) {
+        return Err(err(
+            Some(r.id.span()),
+            &field("id"),
+            format!("`{id}` is empty or used by another reader"),
+        ));
+    }
+    let framing = framing(&r.framing, &field("framing"), err)?;
+    let binding = binding(&r, &field("printer"), printers, err)?;
+    let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+        duration_field(v, &field(name), default, err)
+    };
+    let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
+    if increment.as_secs() % 60 != 0 {
+        return Err(err(
+            r.increment.as_ref().map(Spanned::span),
+            &field("increment"),
+            "must be whole minutes".into(),
+        ));
+    }
+    let other_member = other_member(r.other_member.as_ref(), &field("other_member"), err)?;
+    Ok(ReaderConfig {
+        id,
+        device: base.join(r.device.get_ref().trim()),
+        baud: r.baud.as_ref().map_or(9600, |b| *b.get_ref()),
+        framing,
+        binding,
+        debounce: duration(&r.debounce, "debounce", Duration::from_secs(3))?,
+        increment,
+        max_session: duration(&r.max_session, "max_session", Duration::from_secs(8 * 3600))?,
+        other_member,
+    })
+}
+
+/// How the reader frames a card id, by name (any case).
+fn framing(raw: &Spanned<String>, field: &str, err: &ErrAt<'_>) -> Result<Framing, ConfigError> {
+    let name = raw.get_ref().trim().to_ascii_lowercase();
+    Framing::parse(&name).ok_or_else(|| {
+        let names: Vec<&str> = Framing::ALL.iter().map(|f| f.as_str()).collect();
+        err(
+            Some(raw.span()),
+            field,
+            format!("`{name}` is not one of {}", names.join(", ")),
+        )
+    })
+}
+
+/// What the reader's taps do: release jobs at a configured printer, or open
+/// and close sessions in a resource; exactly one of the two. Errors name the
+/// `printer` field.
+fn binding(
+    r: &RawReader,
+    field: &str,
+    printers: &[PrinterConfig],
+    err: &ErrAt<'_>,
+) -> Result<Binding, ConfigError> {
+    match (&r.printer, &r.resource) {
+        (Some(p), None) => {
+            let name = p.get_ref().trim();
+            if !printers.iter().any(|c| c.id == name) {
+                return Err(err(
+                    Some(p.span()),
+                    field,
+                    format!("no printer `{name}` in [[printers]]"),
+                ));
+            }
+            Ok(Binding::Printer(name.to_string()))
+        }
+        (None, Some(res)) if !res.get_ref().trim().is_empty() => {
+            Ok(Binding::Resource(res.get_ref().trim().to_string()))
+        }
+        _ => Err(err(
+            Some(r.id.span()),
+            field,
+            "a reader is bound to exactly one `printer` or `resource`".into(),
+        )),
+    }
+}
+
+/// A tap by another member during a room's session: `refuse` (the default)
+/// or `end`.
+fn other_member(
+    raw: Option<&Spanned<String>>,
+    field: &str,
+    err: &ErrAt<'_>,
+) -> Result<OtherMember, ConfigError> {
+    match raw.map(|o| o.get_ref().as_str()) {
+        None | Some("refuse") => Ok(OtherMember::Refuse),
+        Some("end") => Ok(OtherMember::End),
+        Some(other) => Err(err(
+            raw.map(Spanned::span),
+            field,
+            format!("`{other}` is not `refuse` or `end`"),
+        )),
+    }
 }

@@ -1,6 +1,6 @@
 //! The read side: balances (now or rebuilt for any past instant from history
-//! alone), statements and monthly reports. Read-only SQL; safe to run while
-//! the daemon writes.
+//! alone), statements, monthly reports and recent unknown cards. Read-only
+//! SQL; safe to run while the daemon writes.
 
 use super::detail::UsageDetail;
 use super::usage;
@@ -194,115 +194,8 @@ fn describe_usage(
 pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Statement> {
     let mut who = members(conn, Some(member))?;
     let (id, name, _) = who.remove(0);
-    let mut lines: Vec<(Option<i64>, StatementLine)> = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
-                u.resource, CASE WHEN h.kind = 'settle' THEN COALESCE(hr.detail, u.detail)
-                ELSE u.detail END, u.key
-         FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
-         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-         WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
-    )?;
-    let mut rows = stmt.query(params![id, from, to])?;
-    while let Some(r) = rows.next()? {
-        let at: Ts = r.get(0)?;
-        let kind: String = r.get(1)?;
-        let credit: String = r.get(2)?;
-        let delta: i64 = r.get(3)?;
-        let usage: Option<i64> = r.get(4)?;
-        let note: String = r.get(5)?;
-        let source: String = r.get(6)?;
-        let description = match r.get::<_, Option<String>>(7)? {
-            Some(origin) => {
-                let detail: String = r.get(10)?;
-                let d = describe_usage(
-                    &origin,
-                    r.get::<_, Option<String>>(8)?.as_deref(),
-                    r.get::<_, Option<String>>(9)?.as_deref(),
-                    &detail,
-                );
-                if note.is_empty() {
-                    d
-                } else {
-                    format!("{d} ({note})")
-                }
-            }
-            None if note.is_empty() => format!("{kind} ({source})"),
-            None => note,
-        };
-        let unit = if credit == PRINTING {
-            "cents"
-        } else {
-            "minutes"
-        };
-        // Rows of one usage, kind and credit (a debit spread over lots) are one line.
-        if let Some((last_usage, last)) = lines.last_mut() {
-            if usage.is_some() && *last_usage == usage && last.kind == kind && last.credit == credit
-            {
-                last.amount += delta;
-                continue;
-            }
-        }
-        lines.push((
-            usage,
-            StatementLine {
-                at,
-                kind,
-                credit,
-                amount: delta,
-                overage: 0,
-                unit: unit.into(),
-                description,
-                usage_key: r.get(11)?,
-            },
-        ));
-    }
-    let mut ov = conn.prepare_cached(
-        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource,
-                CASE WHEN o.kind = 'settle' THEN COALESCE(hr.detail, u.detail) ELSE u.detail END,
-                u.key, COALESCE(u.resource_type, 'printing')
-         FROM overage o JOIN usages u ON u.id = o.usage_id
-         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-         WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
-    )?;
-    let mut rows = ov.query(params![id, from, to])?;
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(1)?;
-        let amount: i64 = r.get(3)?;
-        let usage: Option<i64> = r.get(4)?;
-        if let Some((_, line)) = lines
-            .iter_mut()
-            .find(|(u, l)| *u == usage && l.kind == kind)
-        {
-            line.overage += amount;
-            continue;
-        }
-        let origin: String = r.get(5)?;
-        let detail: String = r.get(8)?;
-        let unit: String = r.get(2)?;
-        lines.push((
-            usage,
-            StatementLine {
-                at: r.get(0)?,
-                kind,
-                credit: if unit == "cents" {
-                    PRINTING.into()
-                } else {
-                    r.get(10)?
-                },
-                amount: 0,
-                overage: amount,
-                unit,
-                description: describe_usage(
-                    &origin,
-                    r.get::<_, Option<String>>(6)?.as_deref(),
-                    r.get::<_, Option<String>>(7)?.as_deref(),
-                    &detail,
-                ),
-                usage_key: r.get(9)?,
-            },
-        ));
-    }
+    let mut lines = credit_lines(conn, &id, from, to)?;
+    add_overage_lines(conn, &id, from, to, &mut lines)?;
     let mut lines: Vec<StatementLine> = lines.into_iter().map(|(_, l)| l).collect();
     lines.sort_by_key(|l| l.at);
     let opening = balances(conn, Some(&id), from - 1)?.remove(0);
@@ -315,6 +208,145 @@ pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<St
         opening,
         lines,
         closing,
+    })
+}
+
+/// A statement line and the usage it belongs to (`None` for a lot's own
+/// events: a grant, an expiry, a void, an adjustment).
+type UsageLine = (Option<i64>, StatementLine);
+
+/// The changes to `member`'s lots in `[from, to)`, in history order. The rows
+/// of one usage, kind and credit (a debit spread over lots) are one line.
+fn credit_lines(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Vec<UsageLine>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
+                u.resource, CASE WHEN h.kind = 'settle' THEN COALESCE(hr.detail, u.detail)
+                ELSE u.detail END, u.key
+         FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
+         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+         WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
+    )?;
+    let mut rows = stmt.query(params![member, from, to])?;
+    let mut lines: Vec<UsageLine> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let usage: Option<i64> = r.get(4)?;
+        let line = history_line(r)?;
+        if let Some((last_usage, last)) = lines.last_mut() {
+            if usage.is_some()
+                && *last_usage == usage
+                && last.kind == line.kind
+                && last.credit == line.credit
+            {
+                last.amount += line.amount;
+                continue;
+            }
+        }
+        lines.push((usage, line));
+    }
+    Ok(lines)
+}
+
+/// One history row (as [`credit_lines`] selects it) as a statement line: its
+/// usage described, with the row's note; or the note; or the kind and the
+/// lot's source.
+fn history_line(r: &rusqlite::Row<'_>) -> Result<StatementLine> {
+    let kind: String = r.get(1)?;
+    let credit: String = r.get(2)?;
+    let note: String = r.get(5)?;
+    let source: String = r.get(6)?;
+    let description = match r.get::<_, Option<String>>(7)? {
+        Some(origin) => {
+            let detail: String = r.get(10)?;
+            let d = describe_usage(
+                &origin,
+                r.get::<_, Option<String>>(8)?.as_deref(),
+                r.get::<_, Option<String>>(9)?.as_deref(),
+                &detail,
+            );
+            if note.is_empty() {
+                d
+            } else {
+                format!("{d} ({note})")
+            }
+        }
+        None if note.is_empty() => format!("{kind} ({source})"),
+        None => note,
+    };
+    let unit = if credit == PRINTING {
+        "cents"
+    } else {
+        "minutes"
+    };
+    Ok(StatementLine {
+        at: r.get(0)?,
+        kind,
+        credit,
+        amount: r.get(3)?,
+        overage: 0,
+        unit: unit.into(),
+        description,
+        usage_key: r.get(11)?,
+    })
+}
+
+/// Adds `member`'s overage in `[from, to)` to `lines`: to the line of the same
+/// usage and kind when there is one, else as a line of its own.
+fn add_overage_lines(
+    conn: &Connection,
+    member: &str,
+    from: Ts,
+    to: Ts,
+    lines: &mut Vec<UsageLine>,
+) -> Result<()> {
+    let mut ov = conn.prepare_cached(
+        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource,
+                CASE WHEN o.kind = 'settle' THEN COALESCE(hr.detail, u.detail) ELSE u.detail END,
+                u.key, COALESCE(u.resource_type, 'printing')
+         FROM overage o JOIN usages u ON u.id = o.usage_id
+         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+         WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
+    )?;
+    let mut rows = ov.query(params![member, from, to])?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(1)?;
+        let amount: i64 = r.get(3)?;
+        let usage: Option<i64> = r.get(4)?;
+        if let Some((_, line)) = lines
+            .iter_mut()
+            .find(|(u, l)| *u == usage && l.kind == kind)
+        {
+            line.overage += amount;
+            continue;
+        }
+        lines.push((usage, overage_line(r, kind, amount)?));
+    }
+    Ok(())
+}
+
+/// An overage row (as [`add_overage_lines`] selects it) with no credit line of
+/// its own usage and kind: a line that changes only the overage account.
+fn overage_line(r: &rusqlite::Row<'_>, kind: String, amount: i64) -> Result<StatementLine> {
+    let origin: String = r.get(5)?;
+    let detail: String = r.get(8)?;
+    let unit: String = r.get(2)?;
+    Ok(StatementLine {
+        at: r.get(0)?,
+        kind,
+        credit: if unit == "cents" {
+            PRINTING.into()
+        } else {
+            r.get(10)?
+        },
+        amount: 0,
+        overage: amount,
+        unit,
+        description: describe_usage(
+            &origin,
+            r.get::<_, Option<String>>(6)?.as_deref(),
+            r.get::<_, Option<String>>(7)?.as_deref(),
+            &detail,
+        ),
+        usage_key: r.get(9)?,
     })
 }
 
@@ -401,22 +433,60 @@ pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     if by == ReportBy::Member {
-        let mut ov = conn.prepare_cached(
-            "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY unit",
-        )?;
-        for row in &mut rows {
-            let sums = ov.query_map(params![row.key, start, end], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for sum in sums {
-                match sum? {
-                    (unit, n) if unit == "cents" => row.overage_cents = n,
-                    (_, n) => row.overage_minutes = n,
-                }
+        add_member_overage(conn, start, end, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// Fills in the overage each member of a by-member report ran up in
+/// `[start, end)`, in cents and in minutes.
+fn add_member_overage(conn: &Connection, start: Ts, end: Ts, rows: &mut [ReportRow]) -> Result<()> {
+    let mut ov = conn.prepare_cached(
+        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY unit",
+    )?;
+    for row in rows {
+        let sums = ov.query_map(params![row.key, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for sum in sums {
+            match sum? {
+                (unit, n) if unit == "cents" => row.overage_cents = n,
+                (_, n) => row.overage_minutes = n,
             }
         }
     }
-    Ok(rows)
+    Ok(())
+}
+
+/// An unknown card seen at a reader: when it was last tapped there, and how
+/// many times since the cut-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownCard {
+    /// The whole id, as the reader reported it (to enrol it in the grants file).
+    pub card: String,
+    pub reader: String,
+    pub last_seen: Ts,
+    pub taps: i64,
+}
+
+/// Unknown cards tapped at or after `since`, one per card and reader, most
+/// recently seen first; at most 100.
+pub fn unknown_cards(conn: &Connection, since: Ts) -> Result<Vec<UnknownCard>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT card, reader, MAX(seen_at), COUNT(*) FROM unknown_cards
+         WHERE seen_at >= ?1 GROUP BY card, reader ORDER BY MAX(seen_at) DESC LIMIT 100",
+    )?;
+    let cards = stmt
+        .query_map([since], |r| {
+            Ok(UnknownCard {
+                card: r.get(0)?,
+                reader: r.get(1)?,
+                last_seen: r.get(2)?,
+                taps: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cards)
 }
 
 /// Whether a member exists (for clear CLI errors before other work).
@@ -428,3 +498,6 @@ pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
         .optional()?
         .is_some())
 }
+
+#[cfg(test)]
+mod tests;
