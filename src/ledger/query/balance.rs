@@ -1,0 +1,124 @@
+//! Balances: now, from the same spendable lots a charge takes from; or at
+//! any past instant, rebuilt from history alone.
+
+use crate::ledger::usage;
+use crate::ledger::{LedgerError, Result, Ts, PRINTING};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One member's balance at an instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub member: String,
+    pub name: String,
+    pub closed: bool,
+    /// Printing credit available, in cents.
+    pub printing_cents: i64,
+    /// Time credit available per time credit id, in minutes.
+    pub time_minutes: BTreeMap<String, i64>,
+    /// Overage owed (run up so far), in cents and minutes.
+    pub overage_cents: i64,
+    pub overage_minutes: i64,
+}
+
+/// Member ids and names, optionally one member (error if unknown).
+pub(super) fn members(
+    conn: &Connection,
+    member: Option<&str>,
+) -> Result<Vec<(String, String, bool)>> {
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+    let rows = match member {
+        // Two statements, so looking up one member uses the primary key.
+        Some(m) => conn
+            .prepare_cached("SELECT id, name, closed_at IS NOT NULL FROM members WHERE id = ?1")?
+            .query_map([m], map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        None => conn
+            .prepare_cached("SELECT id, name, closed_at IS NOT NULL FROM members ORDER BY id")?
+            .query_map([], map)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    if let (Some(m), true) = (member, rows.is_empty()) {
+        return Err(super::LedgerError::UnknownMember(m.to_string()));
+    }
+    Ok(rows)
+}
+
+/// Balances now: what each member can spend at `now`, from the same lots
+/// and the same rule ([`usage::SPENDABLE`]) a charge takes them from, and the
+/// overage owed. [`balances`] rebuilds a past instant from history.
+pub fn balances_now(conn: &Connection, member: Option<&str>, now: Ts) -> Result<Vec<Balance>> {
+    let mut lots = conn.prepare_cached(&format!(
+        "SELECT credit, SUM(remaining) FROM lots WHERE {} GROUP BY credit",
+        usage::SPENDABLE
+    ))?;
+    let mut overage = conn.prepare_cached(
+        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 GROUP BY unit",
+    )?;
+    let mut out = Vec::new();
+    for (id, name, closed) in members(conn, member)? {
+        let credit = lots.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let owed = overage.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        out.push(balance_of(id, name, closed, credit, owed)?);
+    }
+    Ok(out)
+}
+
+/// A balance from (credit, amount) and (unit, overage) rows.
+fn balance_of(
+    member: String,
+    name: String,
+    closed: bool,
+    credit: impl Iterator<Item = rusqlite::Result<(String, i64)>>,
+    owed: impl Iterator<Item = rusqlite::Result<(String, i64)>>,
+) -> Result<Balance> {
+    let mut b = Balance {
+        member,
+        name,
+        closed,
+        printing_cents: 0,
+        time_minutes: BTreeMap::new(),
+        overage_cents: 0,
+        overage_minutes: 0,
+    };
+    for row in credit {
+        let (credit, sum) = row?;
+        let slot = if credit == PRINTING {
+            &mut b.printing_cents
+        } else {
+            b.time_minutes.entry(credit).or_default()
+        };
+        *slot = slot.checked_add(sum).ok_or(LedgerError::Overflow)?;
+    }
+    for row in owed {
+        match row? {
+            (unit, sum) if unit == "cents" => b.overage_cents = sum,
+            (_, sum) => b.overage_minutes = sum,
+        }
+    }
+    Ok(b)
+}
+
+/// Balances at `at`, rebuilt from history: for each lot valid at that instant,
+/// the sum of its history rows up to it.
+pub fn balances(conn: &Connection, member: Option<&str>, at: Ts) -> Result<Vec<Balance>> {
+    let mut out = Vec::new();
+    let mut lots = conn.prepare_cached(
+        "SELECT l.credit, COALESCE(SUM(h.delta), 0)
+         FROM lots l JOIN history h ON h.lot_id = l.id AND h.at <= ?2
+         WHERE l.member_id = ?1 AND l.valid_from <= ?2
+           AND (l.expires_at IS NULL OR l.expires_at > ?2)
+           AND (l.voided_at IS NULL OR l.voided_at > ?2)
+         GROUP BY l.credit",
+    )?;
+    let mut overage = conn.prepare_cached(
+        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at <= ?2 GROUP BY unit",
+    )?;
+    for (id, name, closed) in members(conn, member)? {
+        let credit = lots.query_map(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let owed = overage.query_map(params![id, at], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        out.push(balance_of(id, name, closed, credit, owed)?);
+    }
+    Ok(out)
+}
