@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::clock;
 use crate::ledger::detail::UsageDetail;
 use crate::ledger::lots::{self, GrantRequest};
+use crate::ledger::{catalog, usage};
 use crate::ledger::{Ledger, Origin, Payable, SourceKind, UsageRequest, PRINTING};
 use crate::money::{format_amount, parse_cents, parse_minutes, Unit};
 use anyhow::{anyhow, bail, Result};
@@ -173,7 +174,12 @@ pub fn charge(ctx: &Ctx, out: &mut dyn Write, a: &ChargeArgs) -> Result<()> {
         detail: UsageDetail::manual(&a.reason).to_json(),
         at: ctx.now,
     };
-    let charge = ledger.debit(&req)?;
+    let charge = ledger.write(|conn, site| {
+        if let Payable::Time { resource_type } = &req.payable {
+            catalog::check_resource_type(conn, resource_type)?;
+        }
+        usage::debit(conn, site, &req)
+    })?;
     let sym = &ctx.config.currency_symbol;
     let unit = payable.unit();
     if !charge.replayed {

@@ -329,12 +329,11 @@ fn subscriptions(
             }
             let end = period_date(sub.start, p.renews, n + 1).map(|d| local_midnight(tz, d));
             for b in &p.benefits {
-                if start
-                    < first_seen
-                        .get(&(sub.plan.clone(), b.id.clone()))
-                        .copied()
-                        .unwrap_or(Ts::MIN)
-                {
+                let added = first_seen
+                    .get(&(sub.plan.clone(), b.id.clone()))
+                    .copied()
+                    .unwrap_or(Ts::MIN);
+                if !reaches(tz, added, start, sub.start) {
                     continue;
                 }
                 let expires_at = expiry(tz, b, from, end);
@@ -362,6 +361,14 @@ fn subscriptions(
             }
         }
     }
+}
+
+/// Rule 4: a benefit added to a plan at `added` reaches a period starting at
+/// `start` when that period began after it was added, or when the member
+/// subscribed on or after the day it was added (their first period, even
+/// though it began at that day's midnight, before the sync that added it).
+fn reaches(tz: Tz, added: Ts, start: Ts, subscribed: NaiveDate) -> bool {
+    start >= added || subscribed >= local_date(tz, added)
 }
 
 fn purchases(
@@ -508,3 +515,6 @@ impl SyncPlan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

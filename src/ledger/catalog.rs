@@ -141,3 +141,20 @@ pub fn resource_type(conn: &Connection, resource: &str) -> Result<Option<String>
         .query_row([resource], |r| r.get(0))
         .optional()?)
 }
+
+/// Refuses a resource type that neither the grants file nor any time credit
+/// (including one a manager defined with `grant --resource-types`) names: a
+/// typo in a manual charge would otherwise be billed as overage.
+pub fn check_resource_type(conn: &Connection, id: &str) -> Result<()> {
+    use rusqlite::OptionalExtension;
+    let found: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM resource_types WHERE id = ?1)
+                OR EXISTS (SELECT 1 FROM time_credit_types WHERE resource_type = ?1)",
+        )?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| super::LedgerError::UnknownResourceType(id.to_string()))
+}

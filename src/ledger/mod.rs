@@ -74,6 +74,8 @@ pub enum LedgerError {
     ReviewResolved { key: String, outcome: String },
     #[error("an amount is too large to add up (integer overflow); nothing was written")]
     Overflow,
+    #[error("unknown resource type `{0}` (no time credit pays for it; resource types come from the grants file)")]
+    UnknownResourceType(String),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]

@@ -4,8 +4,11 @@
 
 use super::catalog::resource_type;
 use super::detail::UsageDetail;
+use super::usage::rules::session_refusal;
 use super::usage::{self, Charge};
-use super::{Origin, Payable, PolicyKind, Result, Site, UsageRequest};
+use super::{Origin, Payable, Result, Site, UsageRequest};
+use crate::clock;
+use crate::money::Unit;
 use crate::room::clock::Now;
 use crate::room::{charged_minutes, decide, Room, TapDecision};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -180,14 +183,12 @@ fn start(
         });
     };
     let policy = usage::policy_of(conn, site, member)?;
-    if policy.kind == PolicyKind::CreditsOnly {
-        let payable = Payable::Time { resource_type };
-        let available = usage::available(conn, member, &payable, now.wall)?;
-        if available <= 0 {
-            return Ok(TapOutcome::Refused {
-                reason: "credits-only and no time credit valid for this room".into(),
-            });
-        }
+    let payable = Payable::Time { resource_type };
+    let available = usage::available(conn, member, &payable, now.wall)?;
+    let month = clock::month_start(site.tz, now.wall);
+    let overage = usage::overage_since(conn, member, Unit::Minutes, month)?;
+    if let Some(reason) = session_refusal(policy, available, overage) {
+        return Ok(TapOutcome::Refused { reason });
     }
     conn.prepare_cached(
         "INSERT INTO sessions (resource, member_id, reader, started_at, started_boot_ms, boot_id)

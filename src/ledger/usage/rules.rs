@@ -41,6 +41,28 @@ pub fn over_cap(cap: i64, so_far: i64, uncovered: i64) -> bool {
         .is_none_or(|total| total > cap)
 }
 
+/// Why a room session may not start, if it may not: with no time credit
+/// left, a credits-only member cannot start one, and neither can a member
+/// already at their monthly overage cap in minutes (under either policy).
+pub fn session_refusal(
+    policy: OveragePolicy,
+    available: i64,
+    overage_this_month: i64,
+) -> Option<String> {
+    if available > 0 {
+        return None;
+    }
+    if policy.kind == PolicyKind::CreditsOnly {
+        return Some("credits-only and no time credit valid for this room".into());
+    }
+    match policy.cap_minutes {
+        Some(cap) if overage_this_month >= cap => Some(format!(
+            "no time credit left and this month's overage is at the cap of {cap} minutes"
+        )),
+        _ => None,
+    }
+}
+
 /// How a hold settles to the real cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettlePlan {
@@ -147,6 +169,23 @@ mod tests {
         assert!(!over_cap(300, 250, 50));
         assert!(over_cap(300, 251, 50));
         assert!(over_cap(300, i64::MAX, 1));
+    }
+
+    #[test]
+    fn a_session_needs_credit_or_room_under_the_cap() {
+        let capped = OveragePolicy {
+            cap_minutes: Some(60),
+            ..INVOICE
+        };
+        assert_eq!(session_refusal(ONLY, 15, 0), None);
+        assert!(session_refusal(ONLY, 0, 0).is_some());
+        assert_eq!(session_refusal(INVOICE, 0, 10_000), None);
+        assert_eq!(session_refusal(capped, 0, 59), None);
+        assert_eq!(
+            session_refusal(capped, 0, 60).as_deref(),
+            Some("no time credit left and this month's overage is at the cap of 60 minutes")
+        );
+        assert_eq!(session_refusal(capped, 30, 600), None);
     }
 
     #[test]

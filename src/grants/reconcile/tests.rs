@@ -1,0 +1,22 @@
+use super::*;
+
+#[test]
+fn rule_4_a_benefit_added_today_reaches_todays_new_member_and_the_next_renewal() {
+    let tz: Tz = "Europe/Berlin".parse().expect("zone");
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+    // The benefit was added by a sync at 10:00 on 30 November.
+    let added = local_midnight(tz, day(30)) + 10 * 3600;
+    let today = local_midnight(tz, day(30));
+    // A member who subscribes on 30 November: their first period began at
+    // midnight, before the sync, and still gets it.
+    assert!(reaches(tz, added, today, day(30)));
+    // A member subscribed since the 3rd, in a period that began on the 3rd:
+    // not until their next renewal.
+    assert!(!reaches(tz, added, local_midnight(tz, day(3)), day(3)));
+    assert!(reaches(
+        tz,
+        added,
+        local_midnight(tz, day(3)) + 31 * 86_400,
+        day(3)
+    ));
+}
