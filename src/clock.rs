@@ -1,8 +1,12 @@
 //! Calendar arithmetic in the site's time zone: month bounds for reports and
 //! overage caps, and the dates and times managers type on the command line.
+//! Also [`Clock`], where the daemon reads the time: passed in by whoever
+//! starts it, so tests can move time without production code reading a
+//! test clock from anywhere.
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use std::sync::Arc;
 
 /// Unix seconds of a local midnight, taking the earlier instant when the
 /// clocks go back and the first instant after the gap when they go forward.
@@ -121,6 +125,101 @@ pub fn now() -> i64 {
     Utc::now().timestamp()
 }
 
+/// The two clocks the daemon reads: the wall clock, which dates ledger rows,
+/// and the boot clock, monotonic and unaffected by wall-clock jumps, which
+/// room sessions are measured on.
+pub trait TimeSource: Send + Sync {
+    /// Unix seconds.
+    fn wall(&self) -> i64;
+    /// Milliseconds since boot.
+    fn boot_ms(&self) -> i64;
+}
+
+/// The time source a daemon runs on: cheap to clone, shared by every task.
+/// Production uses [`Clock::system`]; tests pass their own [`TimeSource`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn TimeSource>);
+
+impl Clock {
+    /// The system's wall clock and `/proc/uptime`.
+    pub fn system() -> Clock {
+        Clock(Arc::new(SystemClocks))
+    }
+
+    pub fn new(source: impl TimeSource + 'static) -> Clock {
+        Clock(Arc::new(source))
+    }
+
+    /// Unix seconds.
+    pub fn wall(&self) -> i64 {
+        self.0.wall()
+    }
+
+    /// Milliseconds since boot.
+    pub fn boot_ms(&self) -> i64 {
+        self.0.boot_ms()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clock")
+            .field("wall", &self.wall())
+            .field("boot_ms", &self.boot_ms())
+            .finish()
+    }
+}
+
+struct SystemClocks;
+
+impl TimeSource for SystemClocks {
+    fn wall(&self) -> i64 {
+        now()
+    }
+
+    fn boot_ms(&self) -> i64 {
+        boot_ms()
+    }
+}
+
+/// `/proc/uptime` ("12345.67 ...") as whole milliseconds, without floats.
+fn boot_ms() -> i64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(uptime_ms))
+        .unwrap_or(0)
+}
+
+fn uptime_ms(text: &str) -> Option<i64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let frac: String = frac.chars().chain("000".chars()).take(3).collect();
+    let ms: i64 = frac.parse().ok()?;
+    secs.checked_mul(1000)?.checked_add(ms)
+}
+
+/// Test hooks only (the `test-hooks` feature, never in a release build): the
+/// system clocks with the boot clock moved ahead by the whole seconds
+/// written in a file, read at every reading, so a test can move a running
+/// daemon's session clock. The wall clock stays real.
+#[cfg(feature = "test-hooks")]
+pub struct BootOffsetFile(pub std::path::PathBuf);
+
+#[cfg(feature = "test-hooks")]
+impl TimeSource for BootOffsetFile {
+    fn wall(&self) -> i64 {
+        now()
+    }
+
+    fn boot_ms(&self) -> i64 {
+        let offset: i64 = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        boot_ms() + offset * 1000
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +251,14 @@ mod tests {
         assert_eq!(parse_month("2026-02"), Some((2026, 2)));
         assert_eq!(parse_month("2026-2"), None);
         assert_eq!(parse_month("2026-13"), None);
+    }
+
+    #[test]
+    fn uptime_is_read_as_integer_milliseconds() {
+        assert_eq!(uptime_ms("12345.67"), Some(12_345_670));
+        assert_eq!(uptime_ms("0.05"), Some(50));
+        assert_eq!(uptime_ms("7"), Some(7_000));
+        assert_eq!(uptime_ms("x.1"), None);
     }
 
     #[test]

@@ -140,12 +140,25 @@ fn now(config: &Config) -> Result<i64> {
     }
 }
 
+/// The daemon's clock: the system's. Built with the test hooks (tests
+/// only, never a release build), its boot clock is moved ahead by the
+/// seconds written in the file `TALLYD_TEST_CLOCK_FILE` names.
+fn daemon_clock() -> clock::Clock {
+    #[cfg(feature = "test-hooks")]
+    if let Some(path) = std::env::var_os("TALLYD_TEST_CLOCK_FILE") {
+        return clock::Clock::new(clock::BootOffsetFile(path.into()));
+    }
+    clock::Clock::system()
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Command::Run { .. } = cli.command {
-        return crate::daemon::run(crate::daemon::Options {
+        crate::daemon::run(crate::daemon::Options {
             config: cli.config,
             ledger: cli.ledger,
-        });
+            clock: daemon_clock(),
+        })?;
+        return Ok(());
     }
     let config = Config::load(&cli.config)?;
     let format = match (cli.json, cli.csv) {

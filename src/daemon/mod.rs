@@ -8,7 +8,7 @@ mod signals;
 pub mod taps;
 mod tasks;
 
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::config::{Config, PrinterConfig};
 use crate::ledger::writer::{Writer, WriterHandle};
 use crate::ledger::Ledger;
@@ -31,11 +31,13 @@ use tokio::task::JoinHandle;
 /// How long a graceful stop waits for tasks to finish what they are doing.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Where the daemon's config comes from.
+/// Where the daemon's config comes from, and the clock it runs on.
 pub struct Options {
     pub config: PathBuf,
     /// `--ledger`: overrides the config's ledger path.
     pub ledger: Option<PathBuf>,
+    /// [`Clock::system`], except in tests.
+    pub clock: Clock,
 }
 
 /// A running task with the switch that stops it.
@@ -111,7 +113,7 @@ async fn serve(
         printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
     let site = LiveSite::new(config.site());
     if let Some(g) = &config.grants {
-        tasks::sync_grants(&writer.handle(), &site, g).await;
+        tasks::sync_grants(&writer.handle(), &site, &opts.clock, g).await;
     }
     let (grants, grants_rx) = watch::channel(config.grants.clone());
     let (sync_now, sync_rx) = mpsc::unbounded_channel();
@@ -130,14 +132,18 @@ async fn serve(
         grants,
         sync_now,
     };
-    let (w, s) = (daemon.writer.clone(), daemon.site.clone());
+    let (w, s, c) = (
+        daemon.writer.clone(),
+        daemon.site.clone(),
+        daemon.opts.clock.clone(),
+    );
     daemon.others.push(Task::spawn(|stop| {
-        tasks::syncer(w, s, grants_rx, sync_rx, stop)
+        tasks::syncer(w, s, c, grants_rx, sync_rx, stop)
     }));
-    let w = daemon.writer.clone();
+    let (w, c) = (daemon.writer.clone(), daemon.opts.clock.clone());
     daemon
         .others
-        .push(Task::spawn(|stop| tasks::expiry_sweeper(w, stop)));
+        .push(Task::spawn(|stop| tasks::expiry_sweeper(w, c, stop)));
     for p in daemon.config.printers.clone() {
         daemon.start_printer(p);
     }
@@ -161,6 +167,7 @@ impl Daemon {
             client: self.client.clone(),
             writer: self.writer.clone(),
             site: self.site.clone(),
+            clock: self.opts.clock.clone(),
         }
     }
 
@@ -217,6 +224,7 @@ impl Daemon {
             self.writer.clone(),
             self.site.clone(),
             self.board.clone(),
+            self.opts.clock.clone(),
         );
         let task = Task::spawn(|stop| poller.run(stop));
         self.printers.insert(p.id.clone(), (p, task));

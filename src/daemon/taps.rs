@@ -1,6 +1,7 @@
 //! What a tap does: find the card's member, then release their held jobs at
 //! the reader's printer or start/end their session in the reader's room.
 
+use crate::clock::Clock;
 use crate::config::{Binding, PrinterConfig, ReaderConfig};
 use crate::ledger::owners::{card_owner, CardOwner};
 use crate::ledger::sessions::{self, TapOutcome};
@@ -20,6 +21,8 @@ pub struct TapContext {
     pub client: IppClient,
     pub writer: WriterHandle,
     pub site: LiveSite,
+    /// Where taps and the session sweep read the time.
+    pub clock: Clock,
 }
 
 /// Handles one tap; logs one line for what it did.
@@ -27,7 +30,7 @@ pub async fn handle(ctx: &TapContext, tap: Tap) {
     let Some(reader) = ctx.readers.iter().find(|r| r.id == tap.reader).cloned() else {
         return;
     };
-    let now = Now::read();
+    let now = Now::read(&ctx.clock);
     let (card, reader_id, at) = (tap.card.clone(), reader.id.clone(), now.wall);
     let owner = ctx
         .writer
@@ -137,7 +140,7 @@ pub fn log_ended(e: &sessions::Ended) {
 pub async fn close_overlong(ctx: &TapContext) {
     let readers = ctx.readers.clone();
     let site = ctx.site.get();
-    let now = Now::read();
+    let now = Now::read(&ctx.clock);
     let ended = ctx
         .writer
         .call_async(move |conn| {

@@ -1,7 +1,7 @@
 //! The daemon's background tasks besides the printers: the grants syncer and
 //! the expiry sweep.
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::GrantsConfig;
 use crate::grants::{self, source::Source};
 use crate::ledger::lots;
@@ -14,7 +14,12 @@ use tokio::sync::{mpsc, watch};
 pub const EXPIRY_SWEEP: Duration = Duration::from_secs(600);
 
 /// One sync of the grants file through the writer. Logs one line either way.
-pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &GrantsConfig) -> bool {
+pub async fn sync_grants(
+    writer: &WriterHandle,
+    site: &LiveSite,
+    clock: &Clock,
+    grants: &GrantsConfig,
+) -> bool {
     let src = Source::parse(&grants.source);
     let name = src.name();
     let last = match writer
@@ -35,7 +40,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &Grants
         }
     };
     let tz = site.get().tz;
-    let now = clock::now();
+    let now = clock.wall();
     let members = fetched.catalog.members.len();
     let result = writer
         .call_async(move |conn| {
@@ -71,6 +76,7 @@ pub async fn sync_grants(writer: &WriterHandle, site: &LiveSite, grants: &Grants
 pub async fn syncer(
     writer: WriterHandle,
     site: LiveSite,
+    clock: Clock,
     mut config: watch::Receiver<Option<GrantsConfig>>,
     mut now: mpsc::UnboundedReceiver<()>,
     mut stop: watch::Receiver<bool>,
@@ -88,15 +94,15 @@ pub async fn syncer(
         }
         let current = config.borrow().clone();
         if let Some(g) = current {
-            sync_grants(&writer, &site, &g).await;
+            sync_grants(&writer, &site, &clock, &g).await;
         }
     }
 }
 
 /// Records expiry of lots past their date, now and every [`EXPIRY_SWEEP`].
-pub async fn expiry_sweeper(writer: WriterHandle, mut stop: watch::Receiver<bool>) {
+pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, mut stop: watch::Receiver<bool>) {
     loop {
-        let now = clock::now();
+        let now = clock.wall();
         match writer
             .call_async(move |conn| lots::expire_due(conn, now))
             .await

@@ -4,7 +4,6 @@
 
 use super::jobs::{self, Job, PricedJob};
 use super::plausible::{self, Suspicion, Verdict};
-use crate::clock;
 use crate::config::PrinterConfig;
 use crate::ledger::jobs::review::{self, Suspect};
 use crate::ledger::jobs::{self as ledger_jobs, Recorded};
@@ -20,9 +19,15 @@ pub struct Pending {
     reply: oneshot::Receiver<Result<Recorded>>,
 }
 
-/// Judges a finished job and queues what the ledger should do with it.
-pub fn submit(cfg: &PrinterConfig, writer: &WriterHandle, site: &Site, job: Job) -> Pending {
-    let now = clock::now();
+/// Judges a finished job and queues what the ledger should do with it, as
+/// of `now` (unix seconds, from the daemon's clock).
+pub fn submit(
+    cfg: &PrinterConfig,
+    writer: &WriterHandle,
+    site: &Site,
+    job: Job,
+    now: i64,
+) -> Pending {
     let key = job.key(&cfg.id);
     let verdict = plausible::judge(cfg, &job);
     let reply = match &verdict {

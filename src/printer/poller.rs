@@ -5,7 +5,7 @@ use super::charge;
 use super::client::IppClient;
 use super::jobs::Job;
 use super::requests::{JobsQuery, Which};
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::{Mode, PrinterConfig};
 use crate::error_chain;
 use crate::ledger::writer::WriterHandle;
@@ -39,6 +39,7 @@ pub struct Poller {
     writer: WriterHandle,
     site: LiveSite,
     board: StatusBoard,
+    clock: Clock,
     /// Keys of listed jobs already dealt with (charged, or costing nothing).
     done: HashSet<String>,
     /// Keys whose charge failed, with the error last logged for them.
@@ -59,6 +60,7 @@ impl Poller {
         writer: WriterHandle,
         site: LiveSite,
         board: StatusBoard,
+        clock: Clock,
     ) -> Poller {
         if let Ok(mut b) = board.lock() {
             b.insert(cfg.id.clone(), PrinterStatus::default());
@@ -73,6 +75,7 @@ impl Poller {
             writer,
             site,
             board,
+            clock,
             done: HashSet::new(),
             failed: HashMap::new(),
             down: None,
@@ -117,7 +120,8 @@ impl Poller {
             return;
         };
         if let Ok(listed) = query.fetch(&self.client).await {
-            super::release::cancel_expired(&self.cfg, &self.client, &listed, clock::now()).await;
+            let now = self.clock.wall();
+            super::release::cancel_expired(&self.cfg, &self.client, &listed, now).await;
         }
     }
 
@@ -135,12 +139,12 @@ impl Poller {
         let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
         self.done.retain(|k| listed.contains(k));
         self.failed.retain(|k, _| listed.contains(k));
-        let site = self.site.get();
+        let (site, now) = (self.site.get(), self.clock.wall());
         let pending: Vec<charge::Pending> = jobs
             .into_iter()
             .filter(Job::is_terminal)
             .filter(|job| !self.done.contains(&job.key(&id)))
-            .map(|job| charge::submit(&self.cfg, &self.writer, &site, job))
+            .map(|job| charge::submit(&self.cfg, &self.writer, &site, job, now))
             .collect();
         let mut charged = 0;
         for p in pending {
@@ -174,7 +178,7 @@ impl Poller {
             if let Some(s) = b.get_mut(id) {
                 first = s.up.is_none();
                 s.up = Some(true);
-                s.last_poll = Some(clock::now());
+                s.last_poll = Some(self.clock.wall());
                 s.last_error = None;
             }
         }

@@ -3,11 +3,10 @@
 //! wall-clock jumps, and the same for a restarted daemon. After a reboot
 //! (a new boot id) the wall clock is all there is.
 //!
-//! Tests move the boot clock forward through `TALLYD_TEST_CLOCK_FILE`: a
-//! file holding a number of seconds added to every reading of it (the wall
-//! clock, which dates ledger rows, stays real).
+//! Both are read through the daemon's [`Clock`], which tests replace to move
+//! time (see `crate::clock::TimeSource`).
 
-use crate::clock;
+use crate::clock::Clock;
 
 /// One reading of both clocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +21,10 @@ pub struct Now {
 
 impl Now {
     /// Reads the clocks.
-    pub fn read() -> Now {
-        let offset = test_offset_secs();
+    pub fn read(clock: &Clock) -> Now {
         Now {
-            wall: clock::now(),
-            boot_ms: boot_ms() + offset * 1000,
+            wall: clock.wall(),
+            boot_ms: clock.boot_ms(),
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
@@ -45,40 +43,9 @@ impl Now {
     }
 }
 
-/// `/proc/uptime` ("12345.67 ...") as whole milliseconds, without floats.
-fn boot_ms() -> i64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(uptime_ms))
-        .unwrap_or(0)
-}
-
-fn uptime_ms(text: &str) -> Option<i64> {
-    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
-    let secs: i64 = secs.parse().ok()?;
-    let frac: String = frac.chars().chain("000".chars()).take(3).collect();
-    let ms: i64 = frac.parse().ok()?;
-    secs.checked_mul(1000)?.checked_add(ms)
-}
-
-fn test_offset_secs() -> i64 {
-    std::env::var_os("TALLYD_TEST_CLOCK_FILE")
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uptime_is_read_as_integer_milliseconds() {
-        assert_eq!(uptime_ms("12345.67"), Some(12_345_670));
-        assert_eq!(uptime_ms("0.05"), Some(50));
-        assert_eq!(uptime_ms("7"), Some(7_000));
-        assert_eq!(uptime_ms("x.1"), None);
-    }
 
     #[test]
     fn the_boot_clock_wins_within_a_boot_and_the_wall_clock_after_a_reboot() {
