@@ -1,35 +1,44 @@
 //! `tallyd run`: the long-running daemon.
 //!
-//! On a tokio runtime: one task per printer, the grants syncer, the expiry
-//! sweep, and the ledger writer thread as the one owner of the SQLite writer
-//! connection. The main loop answers signals and pings the systemd watchdog.
+//! [`serve`] is the daemon itself. It takes its config, its ledger, a
+//! shutdown future, a stream of [`Control`]s (reload, status) and a
+//! [`Clock`] as values, and returns once the shutdown future has resolved
+//! and every task has ended, so a test can drive it in-process. [`run`] is
+//! the process around it: it loads the config, opens the ledger, and turns
+//! signals (`signals`, through signal-hook) into that shutdown future and
+//! those controls.
+//!
+//! Inside, on a tokio runtime: supervised tasks (`supervisor`) under one
+//! cancellation token — one per printer (`printer:<id>`), one per card
+//! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
+//! `expiry-sweep` and `session-sweep` — and the ledger writer thread, the
+//! one owner of the SQLite writer connection. The main loop answers
+//! controls and pings the systemd watchdog.
 
+mod running;
 mod signals;
+mod supervisor;
 pub mod taps;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
-use crate::clock::{self, Clock};
-use crate::config::{Config, PrinterConfig};
-use crate::ledger::writer::{Writer, WriterHandle};
-use crate::ledger::Ledger;
-use crate::printer::client::IppClient;
-use crate::printer::poller::{Poller, StatusBoard};
-use crate::reader::port;
-use crate::site::LiveSite;
-use anyhow::{Context, Result};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::ledger::writer::Writer;
+use crate::ledger::{Ledger, LedgerError};
+use crate::printer::client::{IppClient, IppError};
+use running::Daemon;
 use sd_notify::NotifyState;
-use signals::Request;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use taps::TapContext;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// How long a graceful stop waits for tasks to finish what they are doing.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a graceful stop waits, for all tasks together, before it aborts
+/// the ones still running; also the most a reload waits for one task.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Where the daemon's config comes from, and the clock it runs on.
 pub struct Options {
@@ -40,387 +49,120 @@ pub struct Options {
     pub clock: Clock,
 }
 
-/// A running task with the switch that stops it.
-struct Task {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
+/// What a running daemon is asked to do, besides stopping (which is the
+/// shutdown future given to [`serve`]).
+#[derive(Debug)]
+pub enum Control {
+    /// Apply this config, already loaded and validated (SIGHUP): restart only
+    /// the printers whose settings changed, the readers if theirs did, then
+    /// sync the grants file.
+    Reload(Box<Config>),
+    /// Log one status line (SIGUSR1).
+    Status,
 }
 
-impl Task {
-    fn spawn<F>(make: impl FnOnce(watch::Receiver<bool>) -> F) -> Task
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (stop, rx) = watch::channel(false);
-        Task {
-            stop,
-            handle: tokio::spawn(make(rx)),
-        }
-    }
-}
-
-/// A reader's thread and the task handling its taps.
-struct ReaderTask {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    taps: Task,
-}
-
-struct Daemon {
-    readers: Vec<ReaderTask>,
-    /// Closes overlong sessions; restarted with the readers on reload.
-    sweeper: Option<Task>,
-    opts: Options,
-    config: Config,
-    writer: WriterHandle,
-    site: LiveSite,
-    board: StatusBoard,
-    client: IppClient,
-    printers: BTreeMap<String, (PrinterConfig, Task)>,
-    others: Vec<Task>,
-    grants: watch::Sender<Option<crate::config::GrantsConfig>>,
-    sync_now: mpsc::UnboundedSender<()>,
-    started: Instant,
+/// Why the daemon could not start. Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen for signals")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create the ledger's folder {}", .path.display())]
+    LedgerFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the ledger {}", .path.display())]
+    Ledger {
+        path: PathBuf,
+        #[source]
+        source: LedgerError,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot start the ledger writer")]
+    Writer(#[source] std::io::Error),
+    #[error("cannot set up the HTTP client")]
+    HttpClient(#[source] IppError),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(opts: Options) -> Result<()> {
+pub fn run(opts: Options) -> Result<(), DaemonError> {
     // First, so that a signal arriving during start-up is queued, not fatal.
-    let signals = signals::listen().context("cannot listen for signals")?;
+    let signals = signals::listen().map_err(DaemonError::Signals)?;
     let config = Config::load(&opts.config)?;
+    let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
+    let ledger = open_ledger(&ledger_path, &config)?;
+    tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
+        printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(opts, config, signals))
+        .map_err(DaemonError::Runtime)?;
+    let reloads = signals::Reloads {
+        config: opts.config,
+        ledger_flag: opts.ledger,
+        ledger: ledger_path,
+    };
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let (controls, control_rx) = mpsc::unbounded_channel();
+        tokio::spawn(signals::forward(signals, stop.clone(), controls, reloads));
+        serve(
+            config,
+            ledger,
+            stop.cancelled_owned(),
+            control_rx,
+            opts.clock,
+        )
+        .await
+    });
+    // Every task has ended; do not wait on the signal forwarder.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
-async fn serve(
-    opts: Options,
+/// Opens (creating it and its folder if needed) the ledger at `path`.
+fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::LedgerFolder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ledger::open(path, config.site()).map_err(|source| DaemonError::Ledger {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The daemon: starts every task, answers `controls` until `shutdown`
+/// resolves, then stops every task (one grace period for all of them, see
+/// [`STOP_GRACE`]) and returns once the ledger writer has committed what was
+/// queued.
+pub async fn serve(
     config: Config,
-    signals: mpsc::UnboundedReceiver<Request>,
-) -> Result<()> {
-    let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
-    if let Some(dir) = ledger_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the ledger's folder {}", dir.display()))?;
-    }
-    let ledger = Ledger::open(&ledger_path, config.site())
-        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
-    let writer = Writer::spawn(ledger).context("cannot start the ledger writer")?;
-    tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
-        printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
-    let site = LiveSite::new(config.site());
-    if let Some(g) = &config.grants {
-        tasks::sync_grants(&writer.handle(), &site, &opts.clock, g).await;
-    }
-    let (grants, grants_rx) = watch::channel(config.grants.clone());
-    let (sync_now, sync_rx) = mpsc::unbounded_channel();
-    let mut daemon = Daemon {
-        readers: Vec::new(),
-        sweeper: None,
-        writer: writer.handle(),
-        client: IppClient::new().context("cannot set up the HTTP client")?,
-        board: Arc::new(Mutex::new(BTreeMap::new())),
-        printers: BTreeMap::new(),
-        others: Vec::new(),
-        started: Instant::now(),
-        opts,
-        config,
-        site,
-        grants,
-        sync_now,
-    };
-    let (w, s, c) = (
-        daemon.writer.clone(),
-        daemon.site.clone(),
-        daemon.opts.clock.clone(),
-    );
-    daemon.others.push(Task::spawn(|stop| {
-        tasks::syncer(w, s, c, grants_rx, sync_rx, stop)
-    }));
-    let (w, c) = (daemon.writer.clone(), daemon.opts.clock.clone());
-    daemon
-        .others
-        .push(Task::spawn(|stop| tasks::expiry_sweeper(w, c, stop)));
-    for p in daemon.config.printers.clone() {
-        daemon.start_printer(p);
-    }
-    daemon.start_readers();
+    ledger: Ledger,
+    shutdown: impl Future<Output = ()>,
+    mut controls: mpsc::UnboundedReceiver<Control>,
+    clock: Clock,
+) -> Result<(), DaemonError> {
+    let client = IppClient::new().map_err(DaemonError::HttpClient)?;
+    let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
+    let mut daemon = Daemon::start(config, writer.handle(), client, clock).await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
-    tracing::info!(printers = daemon.printers.len(), "tallyd ready");
-    let stop_signal = daemon.main_loop(signals).await;
-    daemon.stop(stop_signal).await;
-    // The writer stops once every handle is gone; it commits what is queued.
-    drop(daemon);
-    writer.join();
+    tracing::info!(printers = daemon.printers(), "tallyd ready");
+    daemon.answer(shutdown, &mut controls).await;
+    notify(&[NotifyState::Stopping]);
+    daemon.stop(STOP_GRACE).await;
+    // The writer stops once every handle is gone (the tasks held the
+    // others); it commits what is queued. Joined off the async threads.
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     tracing::info!("tallyd stopped");
     Ok(())
-}
-
-impl Daemon {
-    fn tap_context(&self) -> TapContext {
-        TapContext {
-            readers: self.config.readers.clone(),
-            printers: self.config.printers.clone(),
-            client: self.client.clone(),
-            writer: self.writer.clone(),
-            site: self.site.clone(),
-            clock: self.opts.clock.clone(),
-        }
-    }
-
-    /// One thread per reader, one task handling its taps in order, and the
-    /// sweep that closes sessions at their maximum length.
-    fn start_readers(&mut self) {
-        let ctx = self.tap_context();
-        for cfg in self.config.readers.clone() {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let stop = Arc::new(AtomicBool::new(false));
-            let thread = match port::spawn(cfg.clone(), tx, stop.clone()) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::error!(reader = %cfg.id, error = %e, "cannot start the reader's thread");
-                    None
-                }
-            };
-            let ctx = ctx.clone();
-            let taps = Task::spawn(|mut stop_rx| async move {
-                loop {
-                    tokio::select! {
-                        tap = rx.recv() => match tap {
-                            Some(tap) => taps::handle(&ctx, tap).await,
-                            None => return,
-                        },
-                        _ = stop_rx.changed() => return,
-                    }
-                }
-            });
-            self.readers.push(ReaderTask { stop, thread, taps });
-        }
-        self.sweeper = Some(Task::spawn(|stop| session_sweeper(ctx, stop)));
-    }
-
-    async fn stop_readers(&mut self) {
-        if let Some(sweeper) = self.sweeper.take() {
-            let _ = sweeper.stop.send(true);
-            let _ = sweeper.handle.await;
-        }
-        for r in std::mem::take(&mut self.readers) {
-            r.stop.store(true, Ordering::Relaxed);
-            let _ = r.taps.stop.send(true);
-            let _ = r.taps.handle.await;
-            if let Some(t) = r.thread {
-                let _ = tokio::task::spawn_blocking(move || t.join()).await;
-            }
-        }
-    }
-
-    fn start_printer(&mut self, p: PrinterConfig) {
-        let poller = Poller::new(
-            p.clone(),
-            self.client.clone(),
-            self.writer.clone(),
-            self.site.clone(),
-            self.board.clone(),
-            self.opts.clock.clone(),
-        );
-        let task = Task::spawn(|stop| poller.run(stop));
-        self.printers.insert(p.id.clone(), (p, task));
-    }
-
-    async fn stop_printer(&mut self, id: &str) {
-        if let Some((_, task)) = self.printers.remove(id) {
-            let _ = task.stop.send(true);
-            let _ = task.handle.await;
-        }
-        if let Ok(mut b) = self.board.lock() {
-            b.remove(id);
-        }
-    }
-
-    /// Answers signals until asked to stop; returns the stopping signal.
-    async fn main_loop(
-        &mut self,
-        mut signals: mpsc::UnboundedReceiver<Request>,
-    ) -> mpsc::UnboundedReceiver<Request> {
-        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-        let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-        loop {
-            tokio::select! {
-                request = signals.recv() => match request {
-                    Some(Request::Reload) => self.reload().await,
-                    Some(Request::Status) => self.log_status(),
-                    Some(Request::Stop(signal)) => {
-                        tracing::info!(signal, "stopping: finishing charges in flight");
-                        return signals;
-                    }
-                    None => return signals,
-                },
-                _ = tick.tick() => {
-                    if watchdog.is_some() && self.writer_alive().await {
-                        notify(&[NotifyState::Watchdog]);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether the writer answers within a few seconds (for the watchdog).
-    async fn writer_alive(&self) -> bool {
-        let ping = self.writer.call_async(|_| Ok(()));
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), ping).await,
-            Ok(Ok(()))
-        )
-    }
-
-    /// Stops every task, letting charges in flight commit. A second SIGTERM
-    /// or SIGINT exits at once: every write is one SQLite transaction, so
-    /// nothing is half-written, and an uncommitted charge is made again
-    /// from the printer's job list at the next start.
-    async fn stop(&mut self, mut signals: mpsc::UnboundedReceiver<Request>) {
-        notify(&[NotifyState::Stopping]);
-        tokio::spawn(async move {
-            while let Some(r) = signals.recv().await {
-                if let Request::Stop(signal) = r {
-                    tracing::warn!(signal, "second stop signal: exiting at once");
-                    std::process::exit(1);
-                }
-            }
-        });
-        self.stop_readers().await;
-        let mut tasks: Vec<Task> = std::mem::take(&mut self.printers)
-            .into_values()
-            .map(|(_, t)| t)
-            .collect();
-        tasks.append(&mut self.others);
-        for t in &tasks {
-            let _ = t.stop.send(true);
-        }
-        let deadline = tokio::time::Instant::now() + STOP_GRACE;
-        for t in tasks {
-            let abort = t.handle.abort_handle();
-            if tokio::time::timeout_at(deadline, t.handle).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
-
-    /// SIGHUP: read the config again; restart only the printers whose
-    /// settings changed; then sync the grants file.
-    async fn reload(&mut self) {
-        notify(&[NotifyState::Reloading]);
-        let config = match Config::load(&self.opts.config) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused: the config has an error; the running config stays");
-                notify(&[NotifyState::Ready]);
-                return;
-            }
-        };
-        let ledger = self
-            .opts
-            .ledger
-            .clone()
-            .unwrap_or_else(|| config.ledger.clone());
-        let running = self
-            .opts
-            .ledger
-            .clone()
-            .unwrap_or_else(|| self.config.ledger.clone());
-        if ledger != running {
-            tracing::warn!(ledger = %ledger.display(), "a new ledger path takes effect at the next restart");
-        }
-        self.site.set(config.site());
-        let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
-        let old: Vec<String> = self.printers.keys().cloned().collect();
-        for id in old {
-            match config.printers.iter().find(|p| p.id == id) {
-                None => {
-                    self.stop_printer(&id).await;
-                    removed.push(id);
-                }
-                Some(p) if Some(p) != self.printers.get(&id).map(|(c, _)| c) => {
-                    self.stop_printer(&id).await;
-                    self.start_printer(p.clone());
-                    changed.push(id);
-                }
-                Some(_) => {}
-            }
-        }
-        for p in &config.printers {
-            if !self.printers.contains_key(&p.id) {
-                added.push(p.id.clone());
-                self.start_printer(p.clone());
-            }
-        }
-        let readers_changed =
-            config.readers != self.config.readers || config.printers != self.config.printers;
-        let _ = self.grants.send(config.grants.clone());
-        let _ = self.sync_now.send(());
-        tracing::info!(printers = self.printers.len(), added = %added.join(","),
-            changed = %changed.join(","), removed = %removed.join(","), "config reloaded");
-        self.config = config;
-        if readers_changed {
-            self.stop_readers().await;
-            self.start_readers();
-        }
-        notify(&[NotifyState::Ready]);
-    }
-
-    /// SIGUSR1: one line with every printer's state.
-    fn log_status(&self) {
-        let tz = self.config.tz;
-        let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
-        let mut up = 0;
-        let mut down = Vec::new();
-        let mut charged = 0;
-        let mut detail = Vec::new();
-        for (id, s) in &board {
-            charged += s.jobs_charged;
-            let state = match s.up {
-                Some(true) => {
-                    up += 1;
-                    "up"
-                }
-                Some(false) => {
-                    down.push(id.clone());
-                    "down"
-                }
-                None => "starting",
-            };
-            let last = s
-                .last_poll
-                .map(|t| clock::format_local(tz, t))
-                .unwrap_or_else(|| "never".into());
-            detail.push(format!(
-                "{id}={state} last_poll={last} jobs={}",
-                s.jobs_charged
-            ));
-        }
-        tracing::info!(
-            printers_up = up,
-            printers_down = down.len(),
-            down = %down.join(","),
-            jobs_charged = charged,
-            uptime_s = self.started.elapsed().as_secs(),
-            printers = %detail.join("; "),
-            "status"
-        );
-    }
-}
-
-/// Ends sessions that reached their room's maximum length, every 30 s.
-async fn session_sweeper(ctx: TapContext, mut stop: watch::Receiver<bool>) {
-    loop {
-        taps::close_overlong(&ctx).await;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }
 
 /// Tells systemd (when it started us with `Type=notify`); otherwise nothing.

@@ -1,17 +1,26 @@
-//! The daemon's background tasks besides the printers: the grants syncer and
-//! the expiry sweep.
+//! The daemon's tasks besides the printers' pollers: a card reader (its
+//! serial thread and its taps), the grants syncer, the expiry sweep and the
+//! session sweep. Each runs until its token is cancelled; the supervisor
+//! restarts one that fails.
 
+use super::taps::{self, TapContext};
 use crate::clock::Clock;
-use crate::config::GrantsConfig;
+use crate::config::{GrantsConfig, ReaderConfig};
 use crate::grants::{self, source::Source};
 use crate::ledger::lots;
 use crate::ledger::writer::WriterHandle;
+use crate::reader::port;
 use crate::site::LiveSite;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// How often lots past their expiry are recorded as expired.
 pub const EXPIRY_SWEEP: Duration = Duration::from_secs(600);
+
+/// How often the session sweep looks for sessions past their maximum.
+pub const SESSION_SWEEP: Duration = Duration::from_secs(30);
 
 /// One sync of the grants file through the writer. Logs one line either way.
 pub async fn sync_grants(
@@ -72,14 +81,15 @@ pub async fn sync_grants(
 }
 
 /// Syncs every `interval` of the current grants config, and at once when
-/// asked (SIGHUP). The config may change under it (reload).
+/// `now` is notified (SIGHUP). The config may change under it (reload). A
+/// sync in progress finishes before it stops.
 pub async fn syncer(
     writer: WriterHandle,
     site: LiveSite,
     clock: Clock,
     mut config: watch::Receiver<Option<GrantsConfig>>,
-    mut now: mpsc::UnboundedReceiver<()>,
-    mut stop: watch::Receiver<bool>,
+    now: Arc<Notify>,
+    stop: CancellationToken,
 ) {
     loop {
         let interval = config
@@ -88,8 +98,8 @@ pub async fn syncer(
             .map_or(Duration::from_secs(3600), |g| g.interval);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            Some(()) = now.recv() => {}
-            _ = stop.changed() => return,
+            _ = now.notified() => {}
+            _ = stop.cancelled() => return,
             _ = config.changed() => continue,
         }
         let current = config.borrow().clone();
@@ -100,7 +110,7 @@ pub async fn syncer(
 }
 
 /// Records expiry of lots past their date, now and every [`EXPIRY_SWEEP`].
-pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, mut stop: watch::Receiver<bool>) {
+pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, stop: CancellationToken) {
     loop {
         let now = clock.wall();
         match writer
@@ -119,7 +129,54 @@ pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, mut stop: watch:
         }
         tokio::select! {
             _ = tokio::time::sleep(EXPIRY_SWEEP) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// Ends sessions that reached their room's maximum length, now and every
+/// [`SESSION_SWEEP`].
+pub async fn session_sweeper(ctx: TapContext, stop: CancellationToken) {
+    loop {
+        taps::close_overlong(&ctx).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SESSION_SWEEP) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One card reader: its serial thread, and its taps handled in order. Ends
+/// once `stop` is cancelled and the thread has ended too (within the port's
+/// read timeout). The thread stops whenever this run ends, a panic included;
+/// if the thread panics, this run panics with its message, so the
+/// supervisor restarts both.
+pub async fn reader(cfg: ReaderConfig, ctx: TapContext, stop: CancellationToken) {
+    let thread_stop = stop.child_token();
+    let stop_thread = thread_stop.clone().drop_guard();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let thread = match port::spawn(cfg.clone(), tx, thread_stop) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(reader = %cfg.id, error = %e, "cannot start the reader's thread");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            tap = rx.recv() => match tap {
+                Some(tap) => taps::handle(&ctx, tap).await,
+                // The thread ended: it panicked, or was stopped.
+                None => break,
+            },
+            _ = stop.cancelled() => break,
+        }
+    }
+    drop(stop_thread);
+    while !thread.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
     }
 }

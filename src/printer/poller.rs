@@ -13,7 +13,7 @@ use crate::site::LiveSite;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// The longest wait between tries at a printer that is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -54,6 +54,8 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// A poller for `cfg`. A poller restarted after a failure keeps the
+    /// printer's status (and its count of jobs charged).
     pub fn new(
         cfg: PrinterConfig,
         client: IppClient,
@@ -63,7 +65,7 @@ impl Poller {
         clock: Clock,
     ) -> Poller {
         if let Ok(mut b) = board.lock() {
-            b.insert(cfg.id.clone(), PrinterStatus::default());
+            b.entry(cfg.id.clone()).or_default();
         }
         Poller {
             completed: JobsQuery::new(&cfg, Which::Completed).map_err(|e| error_chain(&e)),
@@ -82,16 +84,16 @@ impl Poller {
         }
     }
 
-    /// Polls until `stop` turns true. A poll that is charging finishes first.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Polls until `stop` is cancelled. A poll that is charging finishes first.
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut failures = 0u32;
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             let fetched = tokio::select! {
                 r = self.fetch_completed() => r,
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             };
             let delay = match fetched {
                 Ok(jobs) => {
@@ -109,7 +111,7 @@ impl Poller {
             };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

@@ -6,12 +6,12 @@ use super::decode::{Decoder, Event};
 use crate::config::ReaderConfig;
 use crate::ids::CardId;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// How long a read waits before checking whether to stop.
+/// How long a read waits before checking whether to stop: a cancelled
+/// reader's thread ends within about this long.
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
 /// A partial frame older than this is dropped.
 const STALE_AFTER: Duration = Duration::from_millis(500);
@@ -25,25 +25,25 @@ pub struct Tap {
     pub card: CardId,
 }
 
-/// Starts the reader's thread; it runs until `stop` is set.
+/// Starts the reader's thread; it runs until `stop` is cancelled.
 pub fn spawn(
     cfg: ReaderConfig,
     taps: mpsc::UnboundedSender<Tap>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("reader-{}", cfg.id))
         .spawn(move || run(cfg, taps, stop))
 }
 
-fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: Arc<AtomicBool>) {
+fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: CancellationToken) {
     let framing = cfg.framing;
     let origin = Instant::now();
     let mut decoder = Decoder::new(framing, cfg.debounce, STALE_AFTER);
     let mut gone: Option<String> = None;
     let mut first = true;
     let mut backoff = Duration::from_millis(250);
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let mut port = match serialport::new(cfg.device.to_string_lossy(), cfg.baud)
             .timeout(READ_TIMEOUT)
             .open()
@@ -75,7 +75,7 @@ fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: Arc<AtomicBool
         decoder.reset();
         let mut buf = [0u8; 256];
         let why = loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 return;
             }
             match port.read(&mut buf) {
@@ -119,9 +119,9 @@ fn report(cfg: &ReaderConfig, event: Event, taps: &mpsc::UnboundedSender<Tap>) {
     }
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+fn sleep_unless_stopped(total: Duration, stop: &CancellationToken) {
     let start = Instant::now();
-    while start.elapsed() < total && !stop.load(Ordering::Relaxed) {
+    while start.elapsed() < total && !stop.is_cancelled() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }

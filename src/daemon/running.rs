@@ -1,0 +1,269 @@
+//! The running daemon: its supervised tasks by name, the main loop that
+//! answers controls, reload and the status line.
+
+use super::supervisor::Supervisor;
+use super::taps::TapContext;
+use super::{notify, tasks, Control, STOP_GRACE};
+use crate::clock::{self, Clock};
+use crate::config::{Config, GrantsConfig, PrinterConfig};
+use crate::ledger::writer::WriterHandle;
+use crate::printer::client::IppClient;
+use crate::printer::poller::{Poller, StatusBoard};
+use crate::site::LiveSite;
+use sd_notify::NotifyState;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct Daemon {
+    config: Config,
+    tasks: Supervisor,
+    writer: WriterHandle,
+    site: LiveSite,
+    board: StatusBoard,
+    client: IppClient,
+    clock: Clock,
+    grants: watch::Sender<Option<GrantsConfig>>,
+    sync_now: Arc<Notify>,
+    started: Instant,
+}
+
+impl Daemon {
+    /// Syncs the grants file once, then starts every task.
+    pub(super) async fn start(
+        config: Config,
+        writer: WriterHandle,
+        client: IppClient,
+        clock: Clock,
+    ) -> Daemon {
+        let site = LiveSite::new(config.site());
+        if let Some(g) = &config.grants {
+            tasks::sync_grants(&writer, &site, &clock, g).await;
+        }
+        let (grants, _) = watch::channel(config.grants.clone());
+        let mut daemon = Daemon {
+            tasks: Supervisor::new(CancellationToken::new()),
+            board: Arc::new(Mutex::new(BTreeMap::new())),
+            sync_now: Arc::new(Notify::new()),
+            started: Instant::now(),
+            config,
+            writer,
+            site,
+            client,
+            clock,
+            grants,
+        };
+        daemon.start_background();
+        for p in daemon.config.printers.clone() {
+            daemon.start_printer(p);
+        }
+        daemon.start_readers();
+        daemon
+    }
+
+    pub(super) fn printers(&self) -> usize {
+        self.config.printers.len()
+    }
+
+    /// Answers controls, and pings the watchdog, until `shutdown` resolves.
+    pub(super) async fn answer(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        controls: &mut mpsc::UnboundedReceiver<Control>,
+    ) {
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut open = true;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                control = controls.recv(), if open => match control {
+                    Some(Control::Reload(config)) => self.reload(*config).await,
+                    Some(Control::Status) => self.log_status(),
+                    None => open = false,
+                },
+                _ = tick.tick() => {
+                    if watchdog.is_some() && self.writer_alive().await {
+                        notify(&[NotifyState::Watchdog]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the writer answers within a few seconds (for the watchdog).
+    async fn writer_alive(&self) -> bool {
+        let ping = self.writer.call_async(|_| Ok(()));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), ping).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Stops every task, reader threads included, letting charges in flight
+    /// commit; those still running after `grace` are aborted. Dropping the
+    /// daemon drops its writer handle.
+    pub(super) async fn stop(self, grace: Duration) {
+        self.tasks.shutdown(grace).await;
+    }
+
+    /// The grants syncer and the expiry sweep.
+    fn start_background(&mut self) {
+        let (w, s, c) = (self.writer.clone(), self.site.clone(), self.clock.clone());
+        let (config, now) = (self.grants.subscribe(), self.sync_now.clone());
+        self.tasks.start("grants-sync", move |stop| {
+            let (w, s, c) = (w.clone(), s.clone(), c.clone());
+            tasks::syncer(w, s, c, config.clone(), now.clone(), stop)
+        });
+        let (w, c) = (self.writer.clone(), self.clock.clone());
+        self.tasks.start("expiry-sweep", move |stop| {
+            tasks::expiry_sweeper(w.clone(), c.clone(), stop)
+        });
+    }
+
+    fn tap_context(&self) -> TapContext {
+        TapContext {
+            readers: self.config.readers.clone(),
+            printers: self.config.printers.clone(),
+            client: self.client.clone(),
+            writer: self.writer.clone(),
+            site: self.site.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// One task per reader (its thread and its taps), and the sweep that
+    /// closes sessions at their maximum length.
+    fn start_readers(&mut self) {
+        let ctx = self.tap_context();
+        for cfg in self.config.readers.clone() {
+            let ctx = ctx.clone();
+            self.tasks.start(format!("reader:{}", cfg.id), move |stop| {
+                tasks::reader(cfg.clone(), ctx.clone(), stop)
+            });
+        }
+        self.tasks.start("session-sweep", move |stop| {
+            tasks::session_sweeper(ctx.clone(), stop)
+        });
+    }
+
+    async fn stop_readers(&mut self) {
+        self.tasks.stop("session-sweep", STOP_GRACE).await;
+        self.tasks.stop_prefixed("reader:", STOP_GRACE).await;
+    }
+
+    fn start_printer(&mut self, p: PrinterConfig) {
+        let (client, writer) = (self.client.clone(), self.writer.clone());
+        let (site, board, clock) = (self.site.clone(), self.board.clone(), self.clock.clone());
+        self.tasks.start(format!("printer:{}", p.id), move |stop| {
+            let poller = Poller::new(
+                p.clone(),
+                client.clone(),
+                writer.clone(),
+                site.clone(),
+                board.clone(),
+                clock.clone(),
+            );
+            poller.run(stop)
+        });
+    }
+
+    async fn stop_printer(&mut self, id: &str) {
+        self.tasks.stop(&format!("printer:{id}"), STOP_GRACE).await;
+        if let Ok(mut b) = self.board.lock() {
+            b.remove(id);
+        }
+    }
+
+    /// A new config (SIGHUP, loaded and checked by the caller): restart only
+    /// the printers whose settings changed, the readers if theirs (or the
+    /// printers) did; then sync the grants file.
+    async fn reload(&mut self, config: Config) {
+        self.site.set(config.site());
+        let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        for old in self.config.printers.clone() {
+            match config.printers.iter().find(|p| p.id == old.id) {
+                None => {
+                    self.stop_printer(&old.id).await;
+                    removed.push(old.id);
+                }
+                Some(p) if *p != old => {
+                    self.stop_printer(&old.id).await;
+                    self.start_printer(p.clone());
+                    changed.push(old.id);
+                }
+                Some(_) => {}
+            }
+        }
+        for p in &config.printers {
+            if !self.config.printers.iter().any(|old| old.id == p.id) {
+                added.push(p.id.clone());
+                self.start_printer(p.clone());
+            }
+        }
+        let readers_changed =
+            config.readers != self.config.readers || config.printers != self.config.printers;
+        let _ = self.grants.send(config.grants.clone());
+        self.sync_now.notify_one();
+        tracing::info!(printers = config.printers.len(), added = %added.join(","),
+            changed = %changed.join(","), removed = %removed.join(","), "config reloaded");
+        self.config = config;
+        if readers_changed {
+            self.stop_readers().await;
+            self.start_readers();
+        }
+        notify(&[NotifyState::Ready]);
+    }
+
+    /// SIGUSR1: one line with every printer's state and the tasks' restarts.
+    fn log_status(&self) {
+        let tz = self.config.tz;
+        let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
+        let mut up = 0;
+        let mut down = Vec::new();
+        let mut charged = 0;
+        let mut detail = Vec::new();
+        for (id, s) in &board {
+            charged += s.jobs_charged;
+            let state = match s.up {
+                Some(true) => {
+                    up += 1;
+                    "up"
+                }
+                Some(false) => {
+                    down.push(id.clone());
+                    "down"
+                }
+                None => "starting",
+            };
+            let last = s
+                .last_poll
+                .map(|t| clock::format_local(tz, t))
+                .unwrap_or_else(|| "never".into());
+            detail.push(format!(
+                "{id}={state} last_poll={last} jobs={}",
+                s.jobs_charged
+            ));
+        }
+        let restarts: Vec<String> = self
+            .tasks
+            .restarts()
+            .iter()
+            .map(|(task, n)| format!("{task}={n}"))
+            .collect();
+        tracing::info!(
+            printers_up = up,
+            printers_down = down.len(),
+            down = %down.join(","),
+            jobs_charged = charged,
+            uptime_s = self.started.elapsed().as_secs(),
+            restarts = %restarts.join(","),
+            printers = %detail.join("; "),
+            "status"
+        );
+    }
+}
