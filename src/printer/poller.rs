@@ -91,6 +91,8 @@ impl Poller {
             if stop.is_cancelled() {
                 return;
             }
+            #[cfg(feature = "test-hooks")]
+            test_hooks::panic_if_named(&self.cfg.id);
             let fetched = tokio::select! {
                 r = self.fetch_completed() => r,
                 _ = stop.cancelled() => return,
@@ -216,6 +218,24 @@ pub fn backoff(interval: Duration, failures: u32, jitter: u32) -> Duration {
     let grown = interval.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
     let full = grown.min(ceiling);
     full * (1000 + jitter.min(1000)) / 2000
+}
+
+/// Test hooks only (the `test-hooks` feature, never in a release build).
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+
+    /// The poller of the printer named by `TALLYD_TEST_PANIC_PRINTER` panics
+    /// at its first poll, once per process, so tests can see a task that
+    /// panics restarted.
+    pub fn panic_if_named(printer: &str) {
+        let named = std::env::var("TALLYD_TEST_PANIC_PRINTER").is_ok_and(|p| p == printer);
+        if named && !PANICKED.swap(true, Ordering::SeqCst) {
+            panic!("test hook: the poller of printer {printer} panics at its first poll");
+        }
+    }
 }
 
 #[cfg(test)]
