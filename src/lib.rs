@@ -8,7 +8,8 @@
 //!    - [`site`]: the site settings money depends on, and the live handle
 //!      every task reads them through;
 //!    - [`clock`], [`money`]: calendar arithmetic in the site's time zone,
-//!      and amounts as managers read and type them;
+//!      the `Clock` the daemon reads time through, and amounts as managers
+//!      read and type them;
 //!    - [`pricing`]: what a print job costs, a pure function;
 //!    - [`error`]: any error as one line with all its causes
 //!      ([`error_chain`]), for log lines and the command line.
@@ -30,7 +31,10 @@
 //!    - [`reader`]: serial card readers: pure frame decoders and the port
 //!      threads that feed them.
 //! 6. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
-//!    rooms (what a tap does lives here), the grants syncer and the sweeps.
+//!    rooms (what a tap does lives here), the grants syncer and the sweeps,
+//!    as supervised tasks under one cancellation token. Its entry,
+//!    `daemon::serve`, takes the config, the ledger, a shutdown future,
+//!    reloads and the clock as values.
 //! 7. [`cli`] and [`logging`]: the manager's subcommands and the log format;
 //!    `main.rs` only calls [`cli::main`].
 
