@@ -3,8 +3,7 @@
 //! the real `tallyd sync` with one line on stderr naming the file, the line
 //! and the field, and no row of the ledger changes.
 
-mod common;
-use common::dump;
+use crate::support::ledger::dump;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

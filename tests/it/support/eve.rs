@@ -33,8 +33,8 @@ use super::ipptool::{
     attr_line, get_job_attributes, get_jobs, ipptool, job_state_value, operation_header, quote,
     IppReply, JOB_LIST_ATTRS,
 };
+use super::peers::Shared;
 use super::process::{require, tail, Proc, START_TIMEOUT};
-use super::Shared;
 
 /// Formats every Eve accepts (ippeveprinter's default accepts no PDF).
 pub const EVE_FORMATS: &str = "application/pdf,text/plain,application/octet-stream";
@@ -44,7 +44,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `-c` command of every Eve. Documented in [`Eve`].
 const EVE_SCRIPT: &str = r#"#!/bin/sh
-# ippeveprinter -c command written by tallyd's tests/peers/eve.rs.
+# ippeveprinter -c command written by tallyd's tests/it/support/eve.rs.
 # $1 is the spooled document; the job's attributes arrive as IPP_* variables.
 # Whitespace-separated words in the job name (IPP_JOB_NAME) script the job:
 #   impressions=N  report job-impressions-completed=N
@@ -154,7 +154,7 @@ impl Eve {
             }
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: {what} did not answer within {START_TIMEOUT:?}\n{}",
+                "tests/it/support: {what} did not answer within {START_TIMEOUT:?}\n{}",
                 tail(&proc.log, 4000)
             );
             thread::sleep(Duration::from_millis(10));
@@ -189,20 +189,6 @@ impl Eve {
     /// `ipp://localhost:PORT/ipp/print` (what ippeveprinter advertises).
     pub fn uri(&self) -> String {
         format!("ipp://localhost:{}/ipp/print", self.port)
-    }
-
-    /// `ipp://127.0.0.1:PORT/ipp/print` (same printer, no name lookup).
-    pub fn uri_v4(&self) -> String {
-        format!("ipp://127.0.0.1:{}/ipp/print", self.port)
-    }
-
-    /// The Eve's own directory (spool, job script, `eve.log`, `jobs.log`).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.proc.is_some()
     }
 
     /// Kills ippeveprinter (if running) and starts it again on the same port
@@ -280,7 +266,7 @@ impl Eve {
             if reply.ok() {
                 let id = reply.int("job-id").unwrap_or_else(|| {
                     panic!(
-                        "tests/peers: Print-Job answered without job-id:\n{}",
+                        "tests/it/support: Print-Job answered without job-id:\n{}",
                         reply.output
                     )
                 });
@@ -288,7 +274,7 @@ impl Eve {
             }
             assert!(
                 reply.status == "server-error-busy" && Instant::now() < deadline,
-                "tests/peers: Print-Job to {} failed ({}):\n{}",
+                "tests/it/support: Print-Job to {} failed ({}):\n{}",
                 self.uri(),
                 reply.status,
                 reply.output
@@ -300,15 +286,6 @@ impl Eve {
     /// All attributes of a job (Get-Job-Attributes).
     pub fn job_attrs(&self, job_id: u32) -> IppReply {
         get_job_attributes(&self.dir, &self.uri(), job_id)
-    }
-
-    /// The job's `job-state` (3..9), or None if the Eve does not know it.
-    pub fn job_state(&self, job_id: u32) -> Option<i32> {
-        let reply = self.job_attrs(job_id);
-        reply
-            .attrs
-            .get("job-state")
-            .and_then(|s| job_state_value(s))
     }
 
     /// Polls until the job reaches `state`; panics on timeout.
@@ -325,7 +302,7 @@ impl Eve {
             }
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: job {job_id} on Eve {:?} is {now:?}, not {state}, after {timeout:?}:\n{}",
+                "tests/it/support: job {job_id} on Eve {:?} is {now:?}, not {state}, after {timeout:?}:\n{}",
                 self.name,
                 reply.output
             );
@@ -346,14 +323,14 @@ impl Eve {
             match now {
                 Some(9) => return,
                 Some(7) | Some(8) => panic!(
-                    "tests/peers: job {job_id} on Eve {:?} ended in state {now:?}, not completed:\n{}",
+                    "tests/it/support: job {job_id} on Eve {:?} ended in state {now:?}, not completed:\n{}",
                     self.name, reply.output
                 ),
                 _ => {}
             }
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: job {job_id} on Eve {:?} not completed after {timeout:?} (state {now:?}):\n{}",
+                "tests/it/support: job {job_id} on Eve {:?} not completed after {timeout:?} (state {now:?}):\n{}",
                 self.name,
                 reply.output
             );
@@ -388,11 +365,6 @@ impl Eve {
             }
         }
         current.or(latest)
-    }
-
-    /// ippeveprinter's stdout+stderr.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("eve.log")).unwrap_or_default()
     }
 }
 

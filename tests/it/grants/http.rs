@@ -3,9 +3,8 @@
 //! never answers, and one that serves a broken file. A failed fetch or a bad
 //! file keeps the last good grants in force and changes no row of the ledger.
 
+use crate::support::ledger::{dump, dump_except};
 use rusqlite::{Connection, OpenFlags};
-mod common;
-use common::{dump, dump_except};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

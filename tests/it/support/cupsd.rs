@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use super::ipptool::{
     get_job_attributes, get_jobs, job_state_value, release_job, IppReply, JOB_LIST_ATTRS,
 };
+use super::peers::Shared;
 use super::process::{require, run, tail, text_of, Proc, COMMAND_TIMEOUT, START_TIMEOUT};
-use super::Shared;
 
 /// The PPD given to non-IPP queues so that CUPS counts their pages.
 pub const GENERIC_PDF_PPD: &str = "lsb/usr/cupsfilters/Generic-PDF_Printer-PDF.ppd";
@@ -47,8 +47,10 @@ pub const GENERIC_PDF_PPD: &str = "lsb/usr/cupsfilters/Generic-PDF_Printer-PDF.p
 pub struct Cupsd {
     pub port: u16,
     dir: PathBuf,
-    shared: Arc<Shared>,
-    proc: Proc,
+    // Held for their drops; field order is drop order: cupsd stops before
+    // the bus and the directory may go.
+    _proc: Proc,
+    _shared: Arc<Shared>,
 }
 
 impl Cupsd {
@@ -101,11 +103,11 @@ impl Cupsd {
                 .lines()
                 .find(|l| l.contains("Unable to open listen socket"))
             {
-                panic!("tests/peers: {what} cannot listen: {line}");
+                panic!("tests/it/support: {what} cannot listen: {line}");
             }
             if let Some(status) = exited {
                 panic!(
-                    "tests/peers: {what} exited early ({status})\n{}\n{}",
+                    "tests/it/support: {what} exited early ({status})\n{}\n{}",
                     tail(&error_log, 4000),
                     tail(&proc.log, 2000)
                 );
@@ -117,7 +119,7 @@ impl Cupsd {
             }
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: {what} did not answer within {START_TIMEOUT:?}\n{}\n{}",
+                "tests/it/support: {what} did not answer within {START_TIMEOUT:?}\n{}\n{}",
                 tail(&error_log, 4000),
                 tail(&proc.log, 2000)
             );
@@ -126,8 +128,8 @@ impl Cupsd {
         Cupsd {
             port,
             dir,
-            shared,
-            proc,
+            _proc: proc,
+            _shared: shared,
         }
     }
 
@@ -139,11 +141,6 @@ impl Cupsd {
     /// `ipp://127.0.0.1:PORT/printers/NAME`.
     pub fn queue_uri(&self, name: &str) -> String {
         format!("ipp://127.0.0.1:{}/printers/{name}", self.port)
-    }
-
-    /// cupsd's directory (etc, spool, log, ...).
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Adds an enabled, accepting queue. `ipp://`/`ipps://` devices get
@@ -173,7 +170,7 @@ impl Cupsd {
         let out = run(&mut cmd, COMMAND_TIMEOUT);
         assert!(
             out.status.success(),
-            "tests/peers: lpadmin for queue {name} ({device_uri}) failed:\n{}\n{}",
+            "tests/it/support: lpadmin for queue {name} ({device_uri}) failed:\n{}\n{}",
             text_of(&out),
             tail(&self.dir.join("log/error_log"), 3000)
         );
@@ -199,7 +196,7 @@ impl Cupsd {
             .and_then(|(_, n)| n.parse().ok());
         match (out.status.success(), id) {
             (true, Some(id)) => id,
-            _ => panic!("tests/peers: lp to {queue} failed:\n{text}"),
+            _ => panic!("tests/it/support: lp to {queue} failed:\n{text}"),
         }
     }
 
@@ -217,7 +214,7 @@ impl Cupsd {
             .and_then(|s| job_state_value(s))
             .unwrap_or_else(|| {
                 panic!(
-                    "tests/peers: no job-state for {queue}-{job_id} ({}):\n{}",
+                    "tests/it/support: no job-state for {queue}-{job_id} ({}):\n{}",
                     reply.status, reply.output
                 )
             })
@@ -238,7 +235,7 @@ impl Cupsd {
             }
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: job {queue}-{job_id} is {now:?}, not {state}, after {timeout:?}:\n{}\n{}",
+                "tests/it/support: job {queue}-{job_id} is {now:?}, not {state}, after {timeout:?}:\n{}\n{}",
                 reply.output,
                 tail(&self.dir.join("log/error_log"), 3000)
             );

@@ -205,7 +205,7 @@ pub fn get_jobs(
     let _ = fs::remove_file(&file);
     assert!(
         out.status.success(),
-        "tests/peers: Get-Jobs on {printer_uri} failed:\n{}",
+        "tests/it/support: Get-Jobs on {printer_uri} failed:\n{}",
         text_of(&out)
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

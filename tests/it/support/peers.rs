@@ -1,55 +1,6 @@
-#![allow(dead_code)]
-//! Real IPP peers for integration tests (`mod peers;`).
-//!
-//! Everything here starts real programs or real sockets, never mocks, and
-//! listens on loopback only (`127.0.0.1`; ippeveprinter's `-n localhost` also
-//! binds `[::1]`), on ports picked by binding `127.0.0.1:0`. Every child
-//! process is started in its own process group and killed (group-wide, so
-//! ippeveprinter's per-job scripts and cupsd's filters go too) and waited for
-//! on `Drop`. A missing binary panics, naming it and its Debian package:
-//! tests fail loudly, they never skip.
-//!
-//! One file per peer: [`process`] (ports, binaries, child processes),
-//! [`ipptool`] (the IPP client and its output), this file ([`Peers`]: the
-//! tempdir and the private dbus-daemon every peer uses), [`eve`]
-//! (ippeveprinter), [`cupsd`], [`fault`] (misbehaving servers), [`pdf`].
-//!
-//! ```ignore
-//! let peers = Peers::new();                        // tempdir + private dbus-daemon
-//! let eve = peers.eve("front-desk");               // ippeveprinter on a free port
-//! let id = eve.submit("alice", 3);                 // job reports 3 impressions
-//! eve.wait_completed(id, Duration::from_secs(10));
-//! let cupsd = peers.cupsd();                       // private cupsd
-//! cupsd.add_queue("q1", &eve.uri(), false);        // -m everywhere in front of the Eve
-//! cupsd.add_queue("held", "file:///dev/null", true);
-//! let pdf = write_pdf(peers.dir(), "three.pdf", 3);
-//! let job = cupsd.lp("held", "bob", &pdf, &[]);    // job-state 4 (pending-held)
-//! cupsd.release_job("held", job).unwrap();
-//! let dead = FaultServer::start(Fault::Hang);      // accepts, never answers
-//! ```
-//!
-//! Timings seen here (debug build, 2 cores): dbus-daemon ready in ~5 ms;
-//! ippeveprinter answering 15-25 ms after start, restart 20-30 ms; a
-//! scripted job completes 10-40 ms after Print-Job (a second Print-Job meets
-//! `server-error-busy` for ~10-40 ms); cupsd ready in 10-15 ms; lpadmin
-//! 9-25 ms; a job through cupsd to an Eve completes in 0.07-1.1 s (the ipp
-//! backend polls the remote job about once a second); a released job on a
-//! `file:///dev/null` queue completes in ~50 ms.
-
-pub mod cupsd;
-pub mod eve;
-pub mod fault;
-pub mod ipptool;
-pub mod pdf;
-pub mod process;
-
-// The per-file test binaries and the benches name these as `peers::X`.
-#[allow(unused_imports)]
-pub use fault::{Fault, FaultServer};
-#[allow(unused_imports)]
-pub use pdf::{pdf_pages, write_pdf};
-#[allow(unused_imports)]
-pub use process::free_port;
+//! Peers: the temporary directory and the private dbus-daemon that every
+//! ippeveprinter ([`super::eve`]) and cupsd ([`super::cupsd`]) of one test
+//! shares, and the way to start them.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -60,19 +11,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cupsd::Cupsd;
-use eve::Eve;
-use process::{require, tail, Proc, START_TIMEOUT};
+use super::cupsd::Cupsd;
+use super::eve::Eve;
+use super::process::{free_port, require, tail, Proc, START_TIMEOUT};
 
-// ---------------------------------------------------------------------------
-// Peers: tempdir + private dbus-daemon
-// ---------------------------------------------------------------------------
-
-struct Shared {
+pub(super) struct Shared {
     // Field order is drop order: the bus goes before the directory.
-    dbus: Proc,
-    dbus_address: String,
-    dir: tempfile::TempDir,
+    _dbus: Proc,
+    pub(super) dbus_address: String,
+    pub(super) dir: tempfile::TempDir,
 }
 
 /// A temporary directory (mode 0755, so CUPS filters running as `lp` can read
@@ -103,7 +50,7 @@ impl Peers {
             .expect("create the peers tempdir");
         if keep {
             eprintln!(
-                "tests/peers: keeping {} (TALLYD_KEEP_PEERS)",
+                "tests/it/support: keeping {} (TALLYD_KEEP_PEERS)",
                 dir.path().display()
             );
         }
@@ -119,7 +66,7 @@ impl Peers {
             dbus.check_alive();
             assert!(
                 Instant::now() < deadline,
-                "tests/peers: dbus-daemon did not open {} within {START_TIMEOUT:?}\n{}",
+                "tests/it/support: dbus-daemon did not open {} within {START_TIMEOUT:?}\n{}",
                 socket.display(),
                 tail(&dbus.log, 4000)
             );
@@ -127,7 +74,7 @@ impl Peers {
         }
         Peers {
             shared: Arc::new(Shared {
-                dbus,
+                _dbus: dbus,
                 dbus_address,
                 dir,
             }),
@@ -136,11 +83,6 @@ impl Peers {
 
     pub fn dir(&self) -> &Path {
         self.shared.dir.path()
-    }
-
-    /// `unix:path=DIR/dbus.sock`.
-    pub fn dbus_address(&self) -> &str {
-        &self.shared.dbus_address
     }
 
     /// Starts an ippeveprinter named `name` on a free port; see [`Eve`].
@@ -160,6 +102,7 @@ impl Peers {
 
     /// A private cupsd logging only warnings, as a production cupsd does
     /// (`LogLevel debug` costs cupsd more CPU per request than the request).
+    #[allow(dead_code, reason = "only the benches use it")]
     pub fn cupsd_quiet(&self) -> Cupsd {
         Cupsd::start(self.shared.clone(), free_port(), "warn")
     }

@@ -116,7 +116,7 @@ pub fn require(bin: &str) -> PathBuf {
         }
     }
     panic!(
-        "tests/peers: the binary `{bin}` is missing (looked in PATH, /usr/sbin, /usr/bin, /sbin, /bin). \
+        "tests/it/support: the binary `{bin}` is missing (looked in PATH, /usr/sbin, /usr/bin, /sbin, /bin). \
          It comes from the Debian package `{}`. Install the test peers with: {APT_INSTALL}",
         package_of(bin)
     );
@@ -154,7 +154,7 @@ impl Proc {
             .create(true)
             .append(true)
             .open(log)
-            .unwrap_or_else(|e| panic!("tests/peers: open {}: {e}", log.display()));
+            .unwrap_or_else(|e| panic!("tests/it/support: open {}: {e}", log.display()));
         let err = out.try_clone().expect("clone log handle");
         cmd.stdin(Stdio::null())
             .stdout(out)
@@ -162,17 +162,13 @@ impl Proc {
             .process_group(0);
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("tests/peers: cannot start {what} ({cmd:?}): {e}"));
+            .unwrap_or_else(|e| panic!("tests/it/support: cannot start {what} ({cmd:?}): {e}"));
         Proc {
             child,
             what: what.to_string(),
             log: log.to_path_buf(),
             reaped: false,
         }
-    }
-
-    pub(super) fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The exit status if the process has exited (it is then reaped).
@@ -187,7 +183,7 @@ impl Proc {
         if let Ok(Some(status)) = self.child.try_wait() {
             self.reaped = true;
             panic!(
-                "tests/peers: {} exited early ({status})\n{}",
+                "tests/it/support: {} exited early ({status})\n{}",
                 self.what,
                 tail(&self.log, 4000)
             );
@@ -243,7 +239,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
         .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("tests/peers: cannot run {cmd:?}: {e}"));
+        .unwrap_or_else(|e| panic!("tests/it/support: cannot run {cmd:?}: {e}"));
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out_reader = thread::spawn(move || {
@@ -264,7 +260,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("tests/peers: {cmd:?} did not finish within {timeout:?}");
+                panic!("tests/it/support: {cmd:?} did not finish within {timeout:?}");
             }
         }
     };

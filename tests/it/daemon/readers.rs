@@ -1,11 +1,11 @@
 //! Card readers end to end: `socat` pseudo-terminals as readers, a private
 //! cupsd with held queues in front of an ippeveprinter, `tallyd run` between.
 
-mod daemonctl;
-mod peers;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
+use crate::support::pty::{rdm6300, Pty};
 
-use daemonctl::{lines_with, rdm6300, PrinterSpec, Pty, Site};
-use peers::{write_pdf, Peers};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
