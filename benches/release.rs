@@ -38,7 +38,7 @@ fn main() {
     let cupsd = peers.cupsd_quiet();
     cupsd.add_queue("held", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let desk = Pty::start(site.dir.path(), "desk");
+    let desk = Pty::start(site.dir(), "desk");
     let printer = PrinterSpec::held("held", &cupsd.queue_uri("held"), "5s", "4h");
     site.write_config_with(
         &[printer],

@@ -44,8 +44,8 @@ fn taps_release_only_the_members_held_jobs_and_time_room_sessions() {
     cupsd.add_queue("upstairs", &eve.uri(), true);
     cupsd.add_queue("stale", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let mut desk = Pty::start(site.dir.path(), "desk");
-    let door = Pty::start(site.dir.path(), "door");
+    let mut desk = Pty::start(site.dir(), "desk");
+    let door = Pty::start(site.dir(), "door");
     site.write_config_with(
         &[
             PrinterSpec::held("upstairs", &cupsd.queue_uri("upstairs"), "300ms", "4h"),

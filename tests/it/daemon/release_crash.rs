@@ -22,7 +22,7 @@ fn sigkill_between_release_and_completion_charges_each_released_job_once() {
     // A held queue whose jobs take a moment to print after release.
     cupsd.add_queue("held", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let desk = Pty::start(site.dir.path(), "desk");
+    let desk = Pty::start(site.dir(), "desk");
     site.write_config_with(
         &[PrinterSpec::held("held", &cupsd.queue_uri("held"), "200ms", "4h")],
         &format!(

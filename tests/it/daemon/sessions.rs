@@ -76,7 +76,7 @@ fn open_sessions(site: &Site) -> i64 {
 #[test]
 fn sessions_survive_restarts_and_end_at_their_maximum_length() {
     let site = Site::new(&[]);
-    let pty = Pty::start(site.dir.path(), "door");
+    let pty = Pty::start(site.dir(), "door");
     site.write_config_with(&[], &door(&pty));
     site.set_clock_offset(0);
 

@@ -3,9 +3,11 @@
 //! and reads of the ledger it writes.
 
 use rusqlite::{Connection, OpenFlags};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::tallyd::{succeeds, tallyd, SiteDir};
 
 /// Members used by the daemon tests: alice, bob (prints as `bob@corp.example`)
 /// and carol (as `CORP\carol`), each with $10.00 of printing credit.
@@ -110,20 +112,25 @@ impl PrinterSpec {
 
 /// A site folder: `tallyd.toml`, `grants.toml`, `ledger.db`, `daemon.log`.
 pub struct Site {
-    pub dir: tempfile::TempDir,
+    files: SiteDir,
 }
 
 impl Site {
     pub fn new(printers: &[PrinterSpec]) -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("grants.toml"), GRANTS).expect("write grants");
-        let site = Site { dir };
+        let files = SiteDir::new();
+        files.write("grants.toml", GRANTS);
+        let site = Site { files };
         site.write_config(printers);
         site
     }
 
+    /// The folder itself.
+    pub fn dir(&self) -> &Path {
+        self.files.root()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.files.path(name)
     }
 
     pub fn write_config(&self, printers: &[PrinterSpec]) {
@@ -161,7 +168,7 @@ colour = { one_sided = 40, two_sided = 35 }
             ));
         }
         text.push_str(extra);
-        std::fs::write(self.path("tallyd.toml"), text).expect("write config");
+        self.files.write("tallyd.toml", &text);
     }
 
     /// Starts `tallyd run`; its stderr is appended to `daemon.log`.
@@ -177,13 +184,10 @@ colour = { one_sided = 40, two_sided = 35 }
             .open(self.path("daemon.log"))
             .expect("open log");
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+        let child = tallyd()
             .args(["--config"])
-            .arg(self.path("tallyd.toml"))
+            .arg(self.files.config())
             .args(["run", "--log-format", format])
-            .env_remove("TALLYD_LEDGER")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
             .env("RUST_LOG", "info")
             .env("TALLYD_TEST_CLOCK_FILE", self.path("clock-offset"))
             .stdin(Stdio::null())
@@ -205,19 +209,7 @@ colour = { one_sided = 40, two_sided = 35 }
 
     /// Runs a `tallyd` command on this site; expects success, returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_tallyd"))
-            .arg("--config")
-            .arg(self.path("tallyd.toml"))
-            .args(args)
-            .env_remove("TALLYD_LEDGER")
-            .output()
-            .expect("run tallyd");
-        assert!(
-            out.status.success(),
-            "tallyd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
+        succeeds(&mut self.files.command(args))
     }
 
     /// A member's printing balance in cents, from `tallyd balance --json`.
@@ -281,8 +273,8 @@ fn find_printing(v: &serde_json::Value) -> Option<i64> {
     }
 }
 
-/// A member's time credit balance in minutes.
 impl Site {
+    /// A member's time credit balance in minutes.
     pub fn time_balance(&self, member: &str, credit: &str) -> i64 {
         let out = self.cli(&["--json", "balance", member]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("balance json");

@@ -1,5 +1,5 @@
 //! What the integration tests stand on: real peers, one file each, and the
-//! helpers that run tallyd and read its ledger.
+//! helpers that run tallyd in a temporary folder and read its ledger.
 //!
 //! Everything here starts real programs or real sockets, never mocks, and
 //! listens on loopback only (`127.0.0.1`; ippeveprinter's `-n localhost` also
@@ -17,6 +17,7 @@
 //! - [`fault`]: servers that misbehave as a broken printer would.
 //! - [`pdf`]: PDFs with a chosen page count.
 //! - [`pty`]: a `socat` pseudo-terminal pair as a serial card reader.
+//! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
 //! - [`daemon`]: a site folder and `tallyd run` in it, its log and ledger.
 //! - [`ledger`]: a dump of every row of a ledger, to show nothing changed.
 //!
@@ -54,6 +55,7 @@ pub mod pdf;
 pub mod peers;
 pub mod process;
 pub mod pty;
+pub mod tallyd;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
