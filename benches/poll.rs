@@ -9,10 +9,15 @@
 //!
 //! Set `POLL_BENCH_IDLE_SECS` to shorten the idle run.
 
-#[path = "../tests/daemonctl/mod.rs"]
-mod daemonctl;
-#[path = "../tests/peers/mod.rs"]
-mod peers;
+// The integration tests' support folder (real peers, `tallyd run` in a
+// site folder); a bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
+use support::daemon::{PrinterSpec, Site};
+use support::pdf::write_pdf;
+use support::peers::Peers;
 
 use std::time::{Duration, Instant};
 use tallyd::config::{Mode, PrinterConfig};
@@ -23,9 +28,9 @@ const QUEUES: usize = 100;
 const ROUNDS: usize = 7;
 
 fn main() {
-    let peers = peers::Peers::new();
+    let peers = Peers::new();
     let cupsd = peers.cupsd_quiet();
-    let pdf = peers::write_pdf(peers.dir(), "doc", 2);
+    let pdf = write_pdf(peers.dir(), "doc", 2);
     let setup = Instant::now();
     let mut printers = Vec::new();
     for i in 0..QUEUES {
@@ -125,7 +130,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// `tallyd run` with 10 printers at 5 s intervals, idle.
-fn idle(peers: &peers::Peers) {
+fn idle(peers: &Peers) {
     let secs: u64 = std::env::var("POLL_BENCH_IDLE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -135,13 +140,9 @@ fn idle(peers: &peers::Peers) {
     for i in 0..10 {
         let name = format!("idle{i}");
         cupsd.add_queue(&name, "file:///dev/null", false);
-        specs.push(daemonctl::PrinterSpec::direct(
-            &name,
-            &cupsd.queue_uri(&name),
-            "5s",
-        ));
+        specs.push(PrinterSpec::direct(&name, &cupsd.queue_uri(&name), "5s"));
     }
-    let site = daemonctl::Site::new(&specs);
+    let site = Site::new(&specs);
     let mut daemon = site.start();
     daemon.wait_ready();
     std::thread::sleep(Duration::from_secs(secs));

@@ -10,12 +10,17 @@
 //! itself takes to accept a release (it starts the job's filters before it
 //! answers). Each released job is left to complete before the next step.
 
-#[path = "../tests/daemonctl/mod.rs"]
-mod daemonctl;
-#[path = "../tests/peers/mod.rs"]
-mod peers;
+// The integration tests' support folder (real peers, `tallyd run` in a
+// site folder); a bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
+mod support;
 
-use daemonctl::{rdm6300, Daemon, PrinterSpec, Pty, Site};
+use support::daemon::{Daemon, PrinterSpec, Site};
+use support::pdf::write_pdf;
+use support::peers::Peers;
+use support::pty::{rdm6300, Pty};
+
 use ipp::prelude::Operation;
 use std::time::{Duration, Instant, SystemTime};
 use tallyd::config::PrinterConfig;
@@ -28,11 +33,11 @@ const HELD: i32 = 4;
 const COMPLETED: i32 = 9;
 
 fn main() {
-    let peers = peers::Peers::new();
+    let peers = Peers::new();
     let cupsd = peers.cupsd_quiet();
     cupsd.add_queue("held", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let desk = Pty::start(site.dir.path(), "desk");
+    let desk = Pty::start(site.dir(), "desk");
     let printer = PrinterSpec::held("held", &cupsd.queue_uri("held"), "5s", "4h");
     site.write_config_with(
         &[printer],
@@ -46,7 +51,7 @@ fn main() {
     let mut daemon = site.start_as("json");
     daemon.wait_log("tallyd ready", WAIT);
     daemon.wait_log("card reader is up", WAIT);
-    let pdf = peers::write_pdf(peers.dir(), "one", 1);
+    let pdf = write_pdf(peers.dir(), "one", 1);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

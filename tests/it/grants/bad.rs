@@ -3,10 +3,9 @@
 //! the real `tallyd sync` with one line on stderr naming the file, the line
 //! and the field, and no row of the ledger changes.
 
-mod common;
-use common::dump;
+use crate::support::ledger::dump;
+use crate::support::tallyd::SiteDir;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const NOW: &str = "2026-11-20 10:00";
 
@@ -244,17 +243,14 @@ const CASES: &[Case] = &[
 
 const NOTHING_CHANGED: &str = "; nothing changed, the last good grants stay in force";
 
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    /// A site whose `[grants] source` is a copy of `good.toml`.
-    fn new() -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let grants = dir.path().join("grants.toml");
-        std::fs::copy(fixtures().join("good.toml"), &grants).expect("copy good.toml");
-        let config = format!(
+/// A site whose `[grants] source` is a copy of `good.toml`.
+fn site() -> SiteDir {
+    let site = SiteDir::new();
+    let grants = site.path("grants.toml");
+    std::fs::copy(fixtures().join("good.toml"), &grants).expect("copy good.toml");
+    site.write(
+        "tallyd.toml",
+        &format!(
             r#"
 [site]
 name = "Test Space"
@@ -274,37 +270,21 @@ mono = {{ one_sided = 10, two_sided = 8 }}
 colour = {{ one_sided = 40, two_sided = 35 }}
 "#,
             grants.display()
-        );
-        std::fs::write(dir.path().join("tallyd.toml"), config).expect("write config");
-        Site { dir }
-    }
+        ),
+    );
+    site
+}
 
-    /// A site with the good file synced into its ledger.
-    fn synced() -> Site {
-        let site = Site::new();
-        let out = site.run(&["sync"]);
-        assert!(
-            out.status.success(),
-            "syncing good.toml failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        site
-    }
-
-    fn ledger(&self) -> PathBuf {
-        self.dir.path().join("ledger.db")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tallyd"))
-            .args(args)
-            .env("TALLYD_CONFIG", self.dir.path().join("tallyd.toml"))
-            .env("TALLYD_NOW", NOW)
-            .env_remove("TALLYD_LEDGER")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run tallyd")
-    }
+/// A site with the good file synced into its ledger.
+fn synced() -> SiteDir {
+    let site = site();
+    let out = site.run(NOW, &["sync"]);
+    assert!(
+        out.status.success(),
+        "syncing good.toml failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site
 }
 
 fn bad(file: &str) -> PathBuf {
@@ -322,7 +302,7 @@ fn expected_prefix(c: &Case) -> String {
 
 /// Runs `tallyd sync [--dry-run] --source FILE`, expects it to fail, and
 /// checks the one line it prints. Returns that line.
-fn rejects(site: &Site, c: &Case, dry_run: bool) -> String {
+fn rejects(site: &SiteDir, c: &Case, dry_run: bool) -> String {
     let path = bad(c.file);
     let path = path.to_str().unwrap();
     let mut args = vec!["sync"];
@@ -330,7 +310,7 @@ fn rejects(site: &Site, c: &Case, dry_run: bool) -> String {
         args.push("--dry-run");
     }
     args.extend(["--source", path]);
-    let out = site.run(&args);
+    let out = site.run(NOW, &args);
     let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
     assert_eq!(
         out.status.code(),
@@ -390,8 +370,8 @@ fn every_file_in_the_bad_folder_has_a_case_and_there_are_at_least_18() {
 
 #[test]
 fn good_fixture_syncs_and_fills_the_ledger() {
-    let site = Site::new();
-    let out = site.run(&["sync"]);
+    let site = site();
+    let out = site.run(NOW, &["sync"]);
     assert!(
         out.status.success(),
         "{}",
@@ -431,9 +411,12 @@ fn good_fixture_syncs_and_fills_the_ledger() {
 
 #[test]
 fn good_json_fixture_is_the_same_catalog_as_good_toml() {
-    let site = Site::synced();
+    let site = synced();
     let json = fixtures().join("good.json");
-    let out = site.run(&["sync", "--dry-run", "--source", json.to_str().unwrap()]);
+    let out = site.run(
+        NOW,
+        &["sync", "--dry-run", "--source", json.to_str().unwrap()],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -449,12 +432,12 @@ fn good_json_fixture_is_the_same_catalog_as_good_toml() {
 #[test]
 fn the_ledger_dump_sees_a_changed_row() {
     // The comparison below is only worth something if a real change shows.
-    let site = Site::synced();
+    let site = synced();
     let before = dump(&site.ledger());
     let path = write_variant(&site, "more.toml", |good| {
         good.replace("  amount = 120\n", "  amount = 150\n")
     });
-    let out = site.run(&["sync", "--source", path.to_str().unwrap()]);
+    let out = site.run(NOW, &["sync", "--source", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -465,7 +448,7 @@ fn the_ledger_dump_sees_a_changed_row() {
 
 #[test]
 fn bad_fixtures_exit_1_with_one_line_naming_file_line_and_field() {
-    let site = Site::synced();
+    let site = synced();
     for c in CASES {
         rejects(&site, c, false);
     }
@@ -473,7 +456,7 @@ fn bad_fixtures_exit_1_with_one_line_naming_file_line_and_field() {
 
 #[test]
 fn bad_fixtures_change_no_row_of_the_ledger() {
-    let site = Site::synced();
+    let site = synced();
     let before = dump(&site.ledger());
     assert!(before.contains("== lots ("), "{before}");
     for c in CASES {
@@ -486,7 +469,7 @@ fn bad_fixtures_change_no_row_of_the_ledger() {
         );
     }
     // The good file is still the one in force: syncing it again issues nothing.
-    let out = site.run(&["sync"]);
+    let out = site.run(NOW, &["sync"]);
     assert!(out.status.success());
     assert!(String::from_utf8(out.stdout)
         .unwrap()
@@ -495,7 +478,7 @@ fn bad_fixtures_change_no_row_of_the_ledger() {
 
 #[test]
 fn dry_run_rejects_bad_fixtures_the_same_way_and_changes_nothing() {
-    let site = Site::synced();
+    let site = synced();
     let before = dump(&site.ledger());
     for c in CASES {
         let wet = rejects(&site, c, false);
@@ -511,7 +494,7 @@ fn dry_run_rejects_bad_fixtures_the_same_way_and_changes_nothing() {
 
 #[test]
 fn dry_run_of_bad_fixtures_on_a_new_site_creates_no_ledger() {
-    let site = Site::new();
+    let site = site();
     for c in CASES {
         rejects(&site, c, true);
         assert!(!site.ledger().exists(), "{}: a ledger appeared", c.file);
@@ -532,16 +515,16 @@ fn field_of(stderr: &str, file: &Path, line: usize) -> String {
     rest.split(": ").next().unwrap().to_string()
 }
 
-fn write_variant(site: &Site, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+fn write_variant(site: &SiteDir, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
     let good = std::fs::read_to_string(fixtures().join("good.toml")).unwrap();
-    let path = site.dir.path().join(name);
+    let path = site.path(name);
     std::fs::write(&path, edit(&good)).unwrap();
     path
 }
 
 #[test]
 fn missing_field_under_a_header_with_a_comment_names_the_field() {
-    let site = Site::new();
+    let site = site();
     // Bob's `[[member]]` header (line 77) gets a comment; his name is removed.
     let path = write_variant(&site, "header_comment.toml", |good| {
         good.replace(
@@ -549,7 +532,10 @@ fn missing_field_under_a_header_with_a_comment_names_the_field() {
             "[[member]] # bob\nid = \"bob\"\n",
         )
     });
-    let out = site.run(&["sync", "--dry-run", "--source", path.to_str().unwrap()]);
+    let out = site.run(
+        NOW,
+        &["sync", "--dry-run", "--source", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     // Today: `member.grant.[[member]] # bob`.
@@ -558,7 +544,7 @@ fn missing_field_under_a_header_with_a_comment_names_the_field() {
 
 #[test]
 fn wrong_type_inside_a_multiline_array_names_the_array() {
-    let site = Site::new();
+    let site = site();
     // Bob's cards over four lines (80-83), the second one a number (line 82).
     let path = write_variant(&site, "multiline_array.toml", |good| {
         good.replace(
@@ -566,7 +552,10 @@ fn wrong_type_inside_a_multiline_array_names_the_array() {
             "cards = [\n  \"0A1B2C3D4E\",\n  7,\n]",
         )
     });
-    let out = site.run(&["sync", "--dry-run", "--source", path.to_str().unwrap()]);
+    let out = site.run(
+        NOW,
+        &["sync", "--dry-run", "--source", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     // Today: `member.7,`.

@@ -2,9 +2,9 @@
 //! `socat` pseudo-terminal as the door's reader, `tallyd run`, and a boot
 //! clock the test moves forward (`TALLYD_TEST_CLOCK_FILE`).
 
-mod daemonctl;
+use crate::support::daemon::{lines_with, Daemon, Site};
+use crate::support::pty::{rdm6300, Pty};
 
-use daemonctl::{lines_with, rdm6300, Daemon, Pty, Site};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -76,7 +76,7 @@ fn open_sessions(site: &Site) -> i64 {
 #[test]
 fn sessions_survive_restarts_and_end_at_their_maximum_length() {
     let site = Site::new(&[]);
-    let pty = Pty::start(site.dir.path(), "door");
+    let pty = Pty::start(site.dir(), "door");
     site.write_config_with(&[], &door(&pty));
     site.set_clock_offset(0);
 

@@ -2,15 +2,16 @@
 //! beside printers that refuse connections, never answer, answer garbage,
 //! HTTP 401 or 500, an IPP error status, or a 64 MiB response.
 
-mod daemonctl;
-mod peers;
+use crate::support;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::fault::{Fault, FaultServer};
+use crate::support::peers::Peers;
 
-use daemonctl::{lines_with, PrinterSpec, Site};
-use peers::{Fault, FaultServer, Peers};
 use std::time::{Duration, Instant};
 
 #[test]
 fn broken_printers_are_logged_once_and_never_delay_the_healthy_one() {
+    let _serial = support::serial();
     let peers = Peers::new();
     let mut eve = peers.eve("healthy");
     let faults = [

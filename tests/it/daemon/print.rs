@@ -3,11 +3,10 @@
 //! in front of one. Jobs from several users; balances, statements, reports
 //! and log lines checked.
 
-mod daemonctl;
-mod peers;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
 
-use daemonctl::{lines_with, PrinterSpec, Site};
-use peers::{write_pdf, Peers};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);

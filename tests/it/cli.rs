@@ -1,17 +1,10 @@
 //! The real `tallyd` binary on temporary ledgers: what a manager types and
 //! what they see.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::support::tallyd::{tallyd, SiteDir};
+use std::path::Path;
 
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = r#"
+const CONFIG: &str = r#"
 [site]
 name = "Test Space"
 timezone = "Europe/Lisbon"
@@ -25,79 +18,43 @@ default_media = "a4"
 mono = { one_sided = 10, two_sided = 8 }
 colour = { one_sided = 40, two_sided = 35 }
 "#;
-        std::fs::write(dir.path().join("tallyd.toml"), config).expect("write config");
-        Site { dir }
-    }
 
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("tallyd.toml")
-    }
+fn site() -> SiteDir {
+    SiteDir::with_config(CONFIG)
+}
 
-    fn ledger(&self) -> PathBuf {
-        self.dir.path().join("ledger.db")
-    }
-
-    fn run_at(&self, now: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tallyd"))
-            .args(args)
-            .env("TALLYD_CONFIG", self.config())
-            .env("TALLYD_NOW", now)
-            .env_remove("TALLYD_LEDGER")
-            .output()
-            .expect("run tallyd")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, now: &str, args: &[&str]) -> String {
-        let out = self.run_at(now, args);
-        assert!(
-            out.status.success(),
-            "tallyd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// Runs and expects failure; returns stderr.
-    fn fails(&self, now: &str, args: &[&str]) -> String {
-        let out = self.run_at(now, args);
-        assert!(!out.status.success(), "tallyd {args:?} should fail");
-        String::from_utf8(out.stderr).expect("utf-8 stderr")
-    }
-
-    /// Alice with $20 of printing (expiring end of November) and 2h of room time.
-    fn with_alice(&self) {
-        self.ok(
-            "2026-11-02 09:00",
-            &[
-                "grant",
-                "alice",
-                "--name",
-                "Alice Martin",
-                "--amount",
-                "20",
-                "--reason",
-                "welcome",
-                "--expires",
-                "2026-11-30",
-            ],
-        );
-        self.ok(
-            "2026-11-02 09:00",
-            &[
-                "grant",
-                "alice",
-                "--credit",
-                "room-hours",
-                "--resource-types",
-                "meeting-room",
-                "--amount",
-                "2h",
-                "--reason",
-                "plan",
-            ],
-        );
-    }
+/// Alice with $20 of printing (expiring end of November) and 2h of room time.
+fn with_alice(site: &SiteDir) {
+    site.ok(
+        "2026-11-02 09:00",
+        &[
+            "grant",
+            "alice",
+            "--name",
+            "Alice Martin",
+            "--amount",
+            "20",
+            "--reason",
+            "welcome",
+            "--expires",
+            "2026-11-30",
+        ],
+    );
+    site.ok(
+        "2026-11-02 09:00",
+        &[
+            "grant",
+            "alice",
+            "--credit",
+            "room-hours",
+            "--resource-types",
+            "meeting-room",
+            "--amount",
+            "2h",
+            "--reason",
+            "plan",
+        ],
+    );
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -106,8 +63,8 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn grant_then_balance_shows_money_and_time() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     let table = site.ok("2026-11-02 10:00", &["balance"]);
     assert!(table.contains("alice"), "{table}");
     assert!(table.contains("$20.00"), "{table}");
@@ -128,8 +85,8 @@ fn grant_then_balance_shows_money_and_time() {
 
 #[test]
 fn a_charge_beyond_credit_goes_to_overage_and_a_replay_charges_nothing() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     let first = site.ok(
         "2026-11-03 14:00",
         &[
@@ -160,8 +117,8 @@ fn a_charge_beyond_credit_goes_to_overage_and_a_replay_charges_nothing() {
 
 #[test]
 fn a_past_balance_is_rebuilt_from_history() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     site.ok(
         "2026-11-10 12:00",
         &[
@@ -192,8 +149,8 @@ fn a_past_balance_is_rebuilt_from_history() {
 
 #[test]
 fn statement_lists_grants_charges_refunds_and_expiry() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     site.ok(
         "2026-11-10 12:00",
         &[
@@ -263,8 +220,8 @@ fn statement_lists_grants_charges_refunds_and_expiry() {
 
 #[test]
 fn monthly_report_by_member_and_resource() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     site.ok(
         "2026-11-10 12:00",
         &[
@@ -313,10 +270,10 @@ fn monthly_report_by_member_and_resource() {
 
 #[test]
 fn clear_errors_and_nonzero_exit() {
-    let site = Site::new();
+    let site = site();
     let missing = site.fails("2026-11-02 09:00", &["balance"]);
     assert!(missing.contains("no ledger at"), "{missing}");
-    site.with_alice();
+    with_alice(&site);
     let unknown = site.fails("2026-11-02 09:00", &["balance", "carol"]);
     assert_eq!(unknown.trim(), "tallyd: unknown member `carol`");
     let bad_date = site.fails("2026-11-02 09:00", &["balance", "--at", "last tuesday"]);
@@ -332,7 +289,7 @@ fn clear_errors_and_nonzero_exit() {
 
 #[test]
 fn check_config_names_file_line_and_field() {
-    let site = Site::new();
+    let site = site();
     let ok = site.ok("2026-11-02 09:00", &["check-config"]);
     assert!(ok.contains("config OK"), "{ok}");
     std::fs::write(
@@ -346,8 +303,8 @@ fn check_config_names_file_line_and_field() {
 
 #[test]
 fn read_commands_work_while_another_process_writes() {
-    let site = Site::new();
-    site.with_alice();
+    let site = site();
+    with_alice(&site);
     // Hold a write transaction open, as the daemon does mid-commit.
     let conn = rusqlite::Connection::open(site.ledger()).expect("open");
     conn.execute_batch(
@@ -374,7 +331,7 @@ fn read_commands_work_while_another_process_writes() {
 #[test]
 fn the_shipped_example_config_is_valid() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tallyd.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+    let out = tallyd()
         .args([
             "--config",
             shipped.to_str().expect("utf-8 path"),
@@ -402,7 +359,7 @@ fn each_broken_config_fixture_is_rejected_with_file_line_and_field() {
     ];
     for (file, line, field) in cases {
         let path = fixtures.join(file);
-        let out = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+        let out = tallyd()
             .args([
                 "--config",
                 path.to_str().expect("utf-8 path"),

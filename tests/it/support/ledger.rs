@@ -1,4 +1,5 @@
-//! Helpers shared by integration tests (`mod common;`).
+//! A dump of a whole ledger (every row of every table, as text), so a test
+//! can show that nothing changed.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};

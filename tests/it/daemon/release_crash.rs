@@ -2,11 +2,12 @@
 //! the job's completion, at least 10 times; restart; every released job is
 //! charged exactly once and no hold is left unresolved.
 
-mod daemonctl;
-mod peers;
+use crate::support;
+use crate::support::daemon::{PrinterSpec, Site};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
+use crate::support::pty::{rdm6300, Pty};
 
-use daemonctl::{rdm6300, PrinterSpec, Pty, Site};
-use peers::{write_pdf, Peers};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -15,12 +16,13 @@ const ROUNDS: usize = 10;
 
 #[test]
 fn sigkill_between_release_and_completion_charges_each_released_job_once() {
+    let _serial = support::serial();
     let peers = Peers::new();
     let cupsd = peers.cupsd();
     // A held queue whose jobs take a moment to print after release.
     cupsd.add_queue("held", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let desk = Pty::start(site.dir.path(), "desk");
+    let desk = Pty::start(site.dir(), "desk");
     site.write_config_with(
         &[PrinterSpec::held("held", &cupsd.queue_uri("held"), "200ms", "4h")],
         &format!(

@@ -3,11 +3,10 @@
 //! config), SIGTERM stops gracefully with exit 0, and a second SIGTERM
 //! during a slow shutdown exits at once.
 
-mod daemonctl;
-mod peers;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::fault::{Fault, FaultServer};
+use crate::support::peers::Peers;
 
-use daemonctl::{lines_with, PrinterSpec, Site};
-use peers::{Fault, FaultServer, Peers};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(20);

@@ -4,23 +4,18 @@
 //! backoff, and its printer's next job, on a real ippeveprinter, is still
 //! charged exactly once; SIGUSR1's status line counts the restart.
 
-mod daemonctl;
-mod peers;
-
-use daemonctl::{lines_with, PrinterSpec, Site};
-use peers::Peers;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::peers::Peers;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn a_printer_task_that_panics_is_restarted_and_its_next_job_is_charged_once() {
-    // The daemon inherits this; the only test in this binary sets it.
-    std::env::set_var("TALLYD_TEST_PANIC_PRINTER", "lobby");
     let peers = Peers::new();
     let eve = peers.eve("lobby");
     let site = Site::new(&[PrinterSpec::direct("lobby", &eve.uri(), "300ms")]);
-    let mut daemon = site.start();
+    let mut daemon = site.start_with("journald", &[("TALLYD_TEST_PANIC_PRINTER", "lobby")]);
     daemon.wait_ready();
 
     // The first poll panics; the poller is back after the 1 s backoff.

@@ -1,11 +1,11 @@
 //! Card readers end to end: `socat` pseudo-terminals as readers, a private
 //! cupsd with held queues in front of an ippeveprinter, `tallyd run` between.
 
-mod daemonctl;
-mod peers;
+use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
+use crate::support::pty::{rdm6300, Pty};
 
-use daemonctl::{lines_with, rdm6300, PrinterSpec, Pty, Site};
-use peers::{write_pdf, Peers};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -44,8 +44,8 @@ fn taps_release_only_the_members_held_jobs_and_time_room_sessions() {
     cupsd.add_queue("upstairs", &eve.uri(), true);
     cupsd.add_queue("stale", "file:///dev/null", true);
     let site = Site::new(&[]);
-    let mut desk = Pty::start(site.dir.path(), "desk");
-    let door = Pty::start(site.dir.path(), "door");
+    let mut desk = Pty::start(site.dir(), "desk");
+    let door = Pty::start(site.dir(), "door");
     site.write_config_with(
         &[
             PrinterSpec::held("upstairs", &cupsd.queue_uri("upstairs"), "300ms", "4h"),

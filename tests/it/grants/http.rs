@@ -3,13 +3,12 @@
 //! never answers, and one that serves a broken file. A failed fetch or a bad
 //! file keeps the last good grants in force and changes no row of the ledger.
 
+use crate::support::ledger::{dump, dump_except};
+use crate::support::tallyd::SiteDir;
 use rusqlite::{Connection, OpenFlags};
-mod common;
-use common::{dump, dump_except};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -190,16 +189,10 @@ fn answer(mut stream: TcpStream, state: &Mutex<State>) -> Option<TcpStream> {
     None
 }
 
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    /// A site whose `[grants] source` is `url`, with a 1 s fetch timeout.
-    fn new(url: &str) -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = format!(
-            r#"
+/// A site whose `[grants] source` is `url`, with a 1 s fetch timeout.
+fn site(url: &str) -> SiteDir {
+    SiteDir::with_config(&format!(
+        r#"
 [site]
 name = "Test Space"
 timezone = "Europe/Lisbon"
@@ -218,76 +211,36 @@ default_media = "a4"
 mono = {{ one_sided = 10, two_sided = 8 }}
 colour = {{ one_sided = 40, two_sided = 35 }}
 "#
-        );
-        std::fs::write(dir.path().join("tallyd.toml"), config).expect("write config");
-        Site { dir }
-    }
+    ))
+}
 
-    fn ledger(&self) -> PathBuf {
-        self.dir.path().join("ledger.db")
-    }
-
-    fn run_at(&self, now: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tallyd"));
-        cmd.args(args)
-            .env("TALLYD_CONFIG", self.dir.path().join("tallyd.toml"))
-            .env("TALLYD_NOW", now)
-            .env_remove("TALLYD_LEDGER")
-            .env_remove("RUST_LOG")
-            .env("NO_PROXY", "127.0.0.1")
-            .env("no_proxy", "127.0.0.1");
-        for var in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.output().expect("run tallyd")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, now: &str, args: &[&str]) -> String {
-        let out = self.run_at(now, args);
+/// Runs and expects exit status 1; returns the one `tallyd: ` error line
+/// (the other lines of stderr, if any, are the retries' log lines).
+fn fails(site: &SiteDir, now: &str, args: &[&str]) -> String {
+    let out = site.run(now, args);
+    let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+    assert_eq!(out.status.code(), Some(1), "tallyd {args:?}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tallyd: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(errors[0]),
+        "the error comes last: {stderr}"
+    );
+    for other in stderr.lines().filter(|l| !l.starts_with("tallyd: ")) {
         assert!(
-            out.status.success(),
-            "tallyd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            other.contains("WARN") && other.contains("grants fetch failed"),
+            "unexpected stderr line: {other}"
         );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
+    errors[0].to_string()
+}
 
-    /// Runs and expects exit status 1; returns the one `tallyd: ` error line
-    /// (the other lines of stderr, if any, are the retries' log lines).
-    fn fails(&self, now: &str, args: &[&str]) -> String {
-        let out = self.run_at(now, args);
-        let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
-        assert_eq!(out.status.code(), Some(1), "tallyd {args:?}: {stderr}");
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("tallyd: "))
-            .collect();
-        assert_eq!(errors.len(), 1, "one error line: {stderr}");
-        assert_eq!(
-            stderr.lines().last(),
-            Some(errors[0]),
-            "the error comes last: {stderr}"
-        );
-        for other in stderr.lines().filter(|l| !l.starts_with("tallyd: ")) {
-            assert!(
-                other.contains("WARN") && other.contains("grants fetch failed"),
-                "unexpected stderr line: {other}"
-            );
-        }
-        errors[0].to_string()
-    }
-
-    fn balances(&self, now: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(now, &["balance", "--json"])).expect("balance JSON")
-    }
+fn balances_at(site: &SiteDir, now: &str) -> serde_json::Value {
+    serde_json::from_str(&site.ok(now, &["balance", "--json"])).expect("balance JSON")
 }
 
 fn printing_cents(balances: &serde_json::Value, member: &str) -> i64 {
@@ -321,9 +274,9 @@ const V1: &str = "\"grants-v1\"";
 const V2: &str = "\"grants-v2\"";
 
 /// A server with good.toml (ETag v1) and a site synced from it.
-fn synced() -> (Server, Site) {
+fn synced() -> (Server, SiteDir) {
     let server = Server::start(&fixture("good.toml"), V1);
-    let site = Site::new(&server.url());
+    let site = site(&server.url());
     let out = site.ok(NOW, &["sync"]);
     assert!(out.starts_with("synced: issued 9 lots"), "{out}");
     assert_eq!(server.take_requests(), vec![get("/grants.toml", None)]);
@@ -333,7 +286,7 @@ fn synced() -> (Server, Site) {
 #[test]
 fn second_sync_sends_the_etag_gets_304_and_changes_nothing() {
     let server = Server::start(&fixture("good.toml"), V1);
-    let site = Site::new(&server.url());
+    let site = site(&server.url());
     let out = site.ok(NOW, &["sync", "--source", &server.url()]);
     assert!(
         out.starts_with("synced: issued 9 lots, adjusted 0, voided 0, closed 0 members"),
@@ -341,7 +294,7 @@ fn second_sync_sends_the_etag_gets_304_and_changes_nothing() {
     );
     assert_eq!(server.take_requests(), vec![get("/grants.toml", None)]);
     assert_eq!(sync_state(&site.ledger(), "etag").as_deref(), Some(V1));
-    let balances = site.balances(LATER);
+    let balances = balances_at(&site, LATER);
     let before = dump_except(&site.ledger(), &["sync_state"]);
 
     let out = site.ok(LATER, &["sync", "--source", &server.url()]);
@@ -350,7 +303,7 @@ fn second_sync_sends_the_etag_gets_304_and_changes_nothing() {
         "{out}"
     );
     assert_eq!(server.take_requests(), vec![get("/grants.toml", Some(V1))]);
-    assert_eq!(site.balances(LATER), balances);
+    assert_eq!(balances_at(&site, LATER), balances);
     assert_eq!(before, dump_except(&site.ledger(), &["sync_state"]));
     assert_eq!(sync_state(&site.ledger(), "etag").as_deref(), Some(V1));
 }
@@ -358,8 +311,8 @@ fn second_sync_sends_the_etag_gets_304_and_changes_nothing() {
 #[test]
 fn a_changed_file_with_a_new_etag_is_applied_then_304_again() {
     let (server, site) = synced();
-    let bob_before = printing_cents(&site.balances(LATER), "bob");
-    let alice_before = printing_cents(&site.balances(LATER), "alice");
+    let bob_before = printing_cents(&balances_at(&site, LATER), "bob");
+    let alice_before = printing_cents(&balances_at(&site, LATER), "alice");
     // Bob is the last member: a grant appended at the end is his.
     let changed = format!(
         "{}\n  [[member.grant]]\n  id = \"extra-print\"\n  credit = \"printing\"\n  amount = 700\n  from = 2026-11-01\n",
@@ -373,7 +326,7 @@ fn a_changed_file_with_a_new_etag_is_applied_then_304_again() {
         "{out}"
     );
     assert_eq!(server.take_requests(), vec![get("/grants.toml", Some(V1))]);
-    let balances = site.balances(LATER);
+    let balances = balances_at(&site, LATER);
     assert_eq!(printing_cents(&balances, "bob"), bob_before + 700);
     assert_eq!(printing_cents(&balances, "alice"), alice_before);
     assert_eq!(sync_state(&site.ledger(), "etag").as_deref(), Some(V2));
@@ -391,7 +344,7 @@ fn http_500_fails_after_3_tries_and_changes_no_row() {
     let before = dump(&site.ledger());
     server.set_mode(Mode::Status(500));
     let started = Instant::now();
-    let error = site.fails(LATER, &["sync"]);
+    let error = fails(&site, LATER, &["sync"]);
     assert_eq!(
         error,
         format!(
@@ -419,7 +372,7 @@ fn server_down_fails_with_a_clear_error_and_changes_no_row() {
     let before = dump(&site.ledger());
     drop(server); // nothing listens on the port any more
     let started = Instant::now();
-    let error = site.fails(LATER, &["sync"]);
+    let error = fails(&site, LATER, &["sync"]);
     assert!(
         error.starts_with(&format!("tallyd: cannot fetch {url}: ")),
         "{error}"
@@ -431,7 +384,7 @@ fn server_down_fails_with_a_clear_error_and_changes_no_row() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(before == dump(&site.ledger()), "the ledger changed");
     // The same through --source.
-    let error = site.fails(LATER, &["sync", "--dry-run", "--source", &url]);
+    let error = fails(&site, LATER, &["sync", "--dry-run", "--source", &url]);
     assert!(
         error.starts_with(&format!("tallyd: cannot fetch {url}: ")),
         "{error}"
@@ -445,7 +398,7 @@ fn server_that_never_answers_times_out_within_bounds_and_changes_no_row() {
     let before = dump(&site.ledger());
     server.set_mode(Mode::Hang);
     let started = Instant::now();
-    let error = site.fails(LATER, &["sync"]);
+    let error = fails(&site, LATER, &["sync"]);
     let took = started.elapsed();
     // 3 tries of at most 1 s (the config's timeout) plus 1 s and 2 s waits.
     assert!(took < Duration::from_secs(15), "took {took:?}");
@@ -474,7 +427,7 @@ fn malformed_body_is_rejected_with_file_line_and_field_and_changes_no_row() {
     let before = dump(&site.ledger());
     // good.toml with bob on plan `residnet` (line 84).
     server.set_file(&fixture("bad/unknown_plan.toml"), V2);
-    let error = site.fails(LATER, &["sync"]);
+    let error = fails(&site, LATER, &["sync"]);
     assert_eq!(
         error,
         format!(
@@ -489,7 +442,7 @@ fn malformed_body_is_rejected_with_file_line_and_field_and_changes_no_row() {
 
     // JSON from a URL: a syntax error carries its line too.
     server.set_file(&fixture("bad/json_syntax.json"), V2);
-    let error = site.fails(LATER, &["sync", "--dry-run"]);
+    let error = fails(&site, LATER, &["sync", "--dry-run"]);
     assert!(
         error.starts_with(&format!(
             "tallyd: {}:123: (json): expected value at line 123",
@@ -509,7 +462,7 @@ fn malformed_body_is_rejected_with_file_line_and_field_and_changes_no_row() {
 fn server_down_error_says_the_connection_was_refused() {
     let (server, site) = synced();
     drop(server);
-    let error = site.fails(LATER, &["sync"]).to_lowercase();
+    let error = fails(&site, LATER, &["sync"]).to_lowercase();
     assert!(
         error.contains("refused") || error.contains("connect"),
         "{error}"
@@ -520,7 +473,7 @@ fn server_down_error_says_the_connection_was_refused() {
 fn server_that_never_answers_error_says_it_timed_out() {
     let (server, site) = synced();
     server.set_mode(Mode::Hang);
-    let error = site.fails(LATER, &["sync"]).to_lowercase();
+    let error = fails(&site, LATER, &["sync"]).to_lowercase();
     assert!(
         error.contains("timed out") || error.contains("timeout"),
         "{error}"

@@ -1,10 +1,12 @@
-//! Proves each piece of `tests/peers` works against the real programs:
+//! Proves each peer of `support` works against the real programs:
 //! an ippeveprinter with scripted counts (and its restart), a private cupsd in
 //! front of it plus a held queue, and every fault server.
 
-mod peers;
+use crate::support::fault::{Fault, FaultServer};
+use crate::support::pdf::{pdf_pages, write_pdf};
+use crate::support::peers::Peers;
+use crate::support::process::free_port;
 
-use peers::{free_port, pdf_pages, write_pdf, Fault, FaultServer, Peers};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -150,7 +152,7 @@ fn cupsd_in_front_of_an_eve_and_held_queues() {
     );
 
     // Who counts when cupsd fronts an Eve? The larger of CUPS's own page count
-    // and the Eve's scripted one (see the module docs).
+    // and the Eve's scripted one (see `support::cupsd`).
     let t = Instant::now();
     let plain = cupsd.lp("direct", "alice", &pdf, &[]);
     let more = cupsd.lp("direct", "bob", &pdf, &["-t", "impressions=9"]);

@@ -4,7 +4,8 @@
 //! key is in the ledger exactly once, nothing was charged twice, and every
 //! invariant holds.
 //!
-//! The child is this same test binary, re-run with `TALLYD_CRASH_CHILD` set.
+//! The child is this same test binary, re-run with `TALLYD_CRASH_CHILD` set
+//! and only this test selected.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -98,6 +99,13 @@ fn setup(path: &Path) {
         .expect("seed");
 }
 
+/// This test's name as libtest lists it (`ledger_crash::sigkill_…`, the
+/// module path without the crate), so that the child runs only this test.
+fn this_test() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::sigkill_loses_no_acknowledged_debit_and_charges_none_twice")
+}
+
 /// A small deterministic generator for kill delays (no extra crates).
 fn next(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
@@ -116,6 +124,7 @@ fn sigkill_loses_no_acknowledged_debit_and_charges_none_twice() {
         child(Path::new(&path), round);
         return;
     }
+    let _serial = crate::support::serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.db");
     setup(&path);
@@ -129,12 +138,7 @@ fn sigkill_loses_no_acknowledged_debit_and_charges_none_twice() {
     let mut kills = 0;
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "sigkill_loses_no_acknowledged_debit_and_charges_none_twice",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", &this_test(), "--nocapture", "--test-threads=1"])
             .env(CHILD, &path)
             .env(ROUND, round.to_string())
             .stdout(Stdio::piped())

@@ -2,11 +2,10 @@
 //! a real ippeveprinter, restart it, and check every job is charged exactly
 //! once.
 
-mod daemonctl;
-mod peers;
+use crate::support;
+use crate::support::daemon::{PrinterSpec, Site};
+use crate::support::peers::Peers;
 
-use daemonctl::{PrinterSpec, Site};
-use peers::Peers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ const USERS: [(&str, &str); 3] = [
 
 #[test]
 fn sigkill_at_random_moments_charges_every_job_exactly_once() {
+    let _serial = support::serial();
     let peers = Peers::new();
     let eve = peers.eve("crashy");
     let site = Site::new(&[PrinterSpec::direct("crashy", &eve.uri(), "100ms")]);

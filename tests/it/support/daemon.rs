@@ -1,12 +1,13 @@
 //! Running the real `tallyd run` in tests: a site folder with a config and a
 //! grants file, the daemon as a child process with its log in a file, signals,
 //! and reads of the ledger it writes.
-#![allow(dead_code)]
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::tallyd::{succeeds, tallyd, SiteDir};
 
 /// Members used by the daemon tests: alice, bob (prints as `bob@corp.example`)
 /// and carol (as `CORP\carol`), each with $10.00 of printing credit.
@@ -111,20 +112,25 @@ impl PrinterSpec {
 
 /// A site folder: `tallyd.toml`, `grants.toml`, `ledger.db`, `daemon.log`.
 pub struct Site {
-    pub dir: tempfile::TempDir,
+    files: SiteDir,
 }
 
 impl Site {
     pub fn new(printers: &[PrinterSpec]) -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("grants.toml"), GRANTS).expect("write grants");
-        let site = Site { dir };
+        let files = SiteDir::new();
+        files.write("grants.toml", GRANTS);
+        let site = Site { files };
         site.write_config(printers);
         site
     }
 
+    /// The folder itself.
+    pub fn dir(&self) -> &Path {
+        self.files.root()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.files.path(name)
     }
 
     pub fn write_config(&self, printers: &[PrinterSpec]) {
@@ -162,7 +168,7 @@ colour = { one_sided = 40, two_sided = 35 }
             ));
         }
         text.push_str(extra);
-        std::fs::write(self.path("tallyd.toml"), text).expect("write config");
+        self.files.write("tallyd.toml", &text);
     }
 
     /// Starts `tallyd run`; its stderr is appended to `daemon.log`.
@@ -172,21 +178,25 @@ colour = { one_sided = 40, two_sided = 35 }
 
     /// Starts `tallyd run --log-format FORMAT`.
     pub fn start_as(&self, format: &str) -> Daemon {
+        self.start_with(format, &[])
+    }
+
+    /// Starts `tallyd run --log-format FORMAT` with extra environment
+    /// variables (test hooks) for that daemon alone.
+    pub fn start_with(&self, format: &str, vars: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path("daemon.log"))
             .expect("open log");
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(env!("CARGO_BIN_EXE_tallyd"))
+        let child = tallyd()
             .args(["--config"])
-            .arg(self.path("tallyd.toml"))
+            .arg(self.files.config())
             .args(["run", "--log-format", format])
-            .env_remove("TALLYD_LEDGER")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
             .env("RUST_LOG", "info")
             .env("TALLYD_TEST_CLOCK_FILE", self.path("clock-offset"))
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -206,19 +216,7 @@ colour = { one_sided = 40, two_sided = 35 }
 
     /// Runs a `tallyd` command on this site; expects success, returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_tallyd"))
-            .arg("--config")
-            .arg(self.path("tallyd.toml"))
-            .args(args)
-            .env_remove("TALLYD_LEDGER")
-            .output()
-            .expect("run tallyd");
-        assert!(
-            out.status.success(),
-            "tallyd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
+        succeeds(&mut self.files.command(args))
     }
 
     /// A member's printing balance in cents, from `tallyd balance --json`.
@@ -282,8 +280,8 @@ fn find_printing(v: &serde_json::Value) -> Option<i64> {
     }
 }
 
-/// A member's time credit balance in minutes.
 impl Site {
+    /// A member's time credit balance in minutes.
     pub fn time_balance(&self, member: &str, credit: &str) -> i64 {
         let out = self.cli(&["--json", "balance", member]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("balance json");
@@ -296,95 +294,6 @@ impl Site {
     pub fn set_clock_offset(&self, secs: i64) {
         std::fs::write(self.path("clock-offset"), secs.to_string()).expect("clock file");
     }
-}
-
-/// A `socat` pseudo-terminal pair: tallyd opens `reader`, the test writes
-/// frames to `feeder`.
-pub struct Pty {
-    child: Option<Child>,
-    pub reader: PathBuf,
-    pub feeder: PathBuf,
-}
-
-impl Pty {
-    pub fn start(dir: &Path, name: &str) -> Pty {
-        let mut pty = Pty {
-            child: None,
-            reader: dir.join(format!("{name}-reader")),
-            feeder: dir.join(format!("{name}-feeder")),
-        };
-        pty.launch();
-        pty
-    }
-
-    fn launch(&mut self) {
-        let socat = ["/usr/bin/socat", "/bin/socat"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| panic!("socat is missing: apt-get install socat"));
-        let child = Command::new(socat)
-            .arg(format!("pty,raw,echo=0,link={}", self.reader.display()))
-            .arg(format!("pty,raw,echo=0,link={}", self.feeder.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start socat");
-        self.child = Some(child);
-        let start = Instant::now();
-        while !(self.reader.exists() && self.feeder.exists()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "socat made no ptys"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Writes bytes to the reader's side, as a card reader would.
-    pub fn write(&self, bytes: &[u8]) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.feeder)
-            .expect("open feeder");
-        f.write_all(bytes).expect("write to pty");
-        f.flush().expect("flush");
-    }
-
-    /// The device goes away (socat exits and removes the links).
-    pub fn unplug(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_file(&self.reader);
-        let _ = std::fs::remove_file(&self.feeder);
-    }
-
-    pub fn replug(&mut self) {
-        self.unplug();
-        self.launch();
-    }
-}
-
-impl Drop for Pty {
-    fn drop(&mut self) {
-        self.unplug();
-    }
-}
-
-/// An RDM6300 frame for a 10-hex-digit card: STX, id, XOR checksum, ETX.
-pub fn rdm6300(card: &str) -> Vec<u8> {
-    let bytes: Vec<u8> = (0..5)
-        .map(|i| u8::from_str_radix(&card[i * 2..i * 2 + 2], 16).expect("hex"))
-        .collect();
-    let sum = bytes.iter().fold(0u8, |a, b| a ^ b);
-    let mut f = vec![0x02];
-    f.extend_from_slice(card.as_bytes());
-    f.extend_from_slice(format!("{sum:02X}").as_bytes());
-    f.push(0x03);
-    f
 }
 
 /// A running `tallyd run`.

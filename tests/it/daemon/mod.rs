@@ -1,0 +1,15 @@
+//! `tallyd run` as a child process against real peers (ippeveprinter, a
+//! private cupsd, misbehaving servers, `socat` ptys as card readers): what it
+//! charges ([`print`]), broken printers ([`faults`]), signals ([`signals`]),
+//! card readers and held release ([`readers`]), room sessions across restarts
+//! ([`sessions`]), a panicking task restarted ([`supervision`]), and SIGKILL
+//! at random moments ([`crash`], [`release_crash`]).
+
+mod crash;
+mod faults;
+mod print;
+mod readers;
+mod release_crash;
+mod sessions;
+mod signals;
+mod supervision;

@@ -1,0 +1,19 @@
+//! tallyd's integration tests: one binary, one module per area, each test in
+//! its own temporary directory against the real `tallyd` binary or the real
+//! library, and real peers where there is one.
+//!
+//! - [`cli`]: the manager's commands on temporary ledgers.
+//! - [`grants`]: syncing the central grants file (rules, broken files, URL).
+//! - [`ledger_crash`]: SIGKILL at random moments during group commits.
+//! - [`daemon`]: `tallyd run` against real printers, readers and signals.
+//! - [`peers_smoke`]: the peers of [`support`] do what they promise.
+//! - [`support`]: the peers (one file each) and the helpers that run tallyd.
+//!
+//! The ledger property test is its own binary (`tests/ledger_props/`).
+
+mod cli;
+mod daemon;
+mod grants;
+mod ledger_crash;
+mod peers_smoke;
+mod support;
