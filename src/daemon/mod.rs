@@ -80,6 +80,8 @@ pub enum DaemonError {
         #[source]
         source: LedgerError,
     },
+    #[error(transparent)]
+    Locked(#[from] crate::ledger::files::LockError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot start the ledger writer")]
@@ -94,6 +96,14 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let signals = signals::listen().map_err(DaemonError::Signals)?;
     let config = Config::load(&opts.config)?;
     let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
+    crate::ledger::files::prepare_folder(&ledger_path).map_err(|source| {
+        DaemonError::LedgerFolder {
+            path: ledger_path.parent().unwrap_or(&ledger_path).to_path_buf(),
+            source,
+        }
+    })?;
+    // One daemon per ledger, held until this process ends.
+    let _lock = crate::ledger::files::lock_for_daemon(&ledger_path)?;
     let ledger = open_ledger(&ledger_path, &config)?;
     tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
         printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
@@ -127,12 +137,10 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 
 /// Opens (creating it and its folder if needed) the ledger at `path`.
 fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::LedgerFolder {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    crate::ledger::files::prepare_folder(path).map_err(|source| DaemonError::LedgerFolder {
+        path: path.parent().unwrap_or(path).to_path_buf(),
+        source,
+    })?;
     Ledger::open(path, config.site()).map_err(|source| DaemonError::Ledger {
         path: path.to_path_buf(),
         source,

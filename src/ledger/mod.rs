@@ -22,6 +22,7 @@
 pub mod allocate;
 pub mod catalog;
 pub mod detail;
+pub mod files;
 pub mod history;
 pub mod jobs;
 pub mod lots;
@@ -76,6 +77,8 @@ pub enum LedgerError {
     Overflow,
     #[error("unknown resource type `{0}` (no time credit pays for it; resource types come from the grants file)")]
     UnknownResourceType(String),
+    #[error("cannot prepare the ledger's files at {0}")]
+    Files(PathBuf, #[source] std::io::Error),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
@@ -132,6 +135,8 @@ impl Ledger {
     /// `synchronous=FULL`, schema migrated, every lot checked against its
     /// history.
     pub fn open(path: &Path, site: Site) -> Result<Self> {
+        files::prepare_folder(path).map_err(|e| LedgerError::Files(path.to_path_buf(), e))?;
+        files::restrict(path).map_err(|e| LedgerError::Files(path.to_path_buf(), e))?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -2,11 +2,13 @@
 //! private cupsd, misbehaving servers, `socat` ptys as card readers): what it
 //! charges ([`print`]), broken printers ([`faults`]), signals ([`signals`]),
 //! card readers and held release ([`readers`]), room sessions across restarts
-//! ([`sessions`]), a panicking task restarted ([`supervision`]), and SIGKILL
+//! ([`sessions`]), a panicking task restarted ([`supervision`]), one daemon per
+//! ledger and its file modes ([`files`]), and SIGKILL
 //! at random moments ([`crash`], [`release_crash`]).
 
 mod crash;
 mod faults;
+mod files;
 mod print;
 mod readers;
 mod release_crash;
