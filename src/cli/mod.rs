@@ -207,9 +207,20 @@ pub fn main() -> ExitCode {
     });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`tallyd report | head -1`): nothing to say.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tallyd: {}", crate::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is, at its root, a write to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

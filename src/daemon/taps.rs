@@ -79,8 +79,15 @@ async fn release_at(
                 .iter()
                 .map(|(j, why)| format!("{j} ({why})"))
                 .collect();
-            tracing::info!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
-                estimate_cents = r.estimate, kept = %kept.join("; "), "release");
+            // Jobs kept back (credits-only, a cap, a failed Release-Job) are
+            // for staff to act on: WARN.
+            if kept.is_empty() {
+                tracing::info!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
+                    estimate_cents = r.estimate, kept = "", "release");
+            } else {
+                tracing::warn!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
+                    estimate_cents = r.estimate, kept = %kept.join("; "), "release");
+            }
         }
         Err(e) => {
             tracing::warn!(member = %member, printer = %printer, reader = %reader.id, error = %crate::error_chain(&e), "release failed: cannot list held jobs; nothing released")

@@ -374,3 +374,23 @@ fn each_broken_config_fixture_is_rejected_with_file_line_and_field() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
 }
+
+/// `tallyd balance | head -1`: the reader closes the pipe; tallyd stops
+/// quietly with status 0 rather than `tallyd: Broken pipe (os error 32)`.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let site = site();
+    with_alice(&site);
+    let mut child = site
+        .at("2026-11-03 09:00", &["balance"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close the read end before tallyd writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr, "");
+}
