@@ -141,10 +141,17 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
         path: path.parent().unwrap_or(path).to_path_buf(),
         source,
     })?;
-    Ledger::open(path, config.site()).map_err(|source| DaemonError::Ledger {
+    let ledger = Ledger::open(path, config.site()).map_err(|source| DaemonError::Ledger {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    ledger
+        .check_for_daemon()
+        .map_err(|source| DaemonError::Ledger {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(ledger)
 }
 
 /// The daemon: starts every task, answers `controls` until `shutdown`

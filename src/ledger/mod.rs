@@ -79,6 +79,12 @@ pub enum LedgerError {
     UnknownResourceType(String),
     #[error("cannot prepare the ledger's files at {0}")]
     Files(PathBuf, #[source] std::io::Error),
+    #[error("the ledger file is damaged (SQLite quick_check: {0}); restore a backup")]
+    Malformed(String),
+    #[error("the ledger's append-only trigger `{0}` is missing: its history could be edited")]
+    MissingTrigger(&'static str),
+    #[error("the ledger cannot be written")]
+    NotWritable(#[source] rusqlite::Error),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
@@ -172,6 +178,13 @@ impl Ledger {
             });
         }
         Ok(Ledger { conn, site })
+    }
+
+    /// What the daemon proves before it says it is ready: the file is
+    /// whole, its history is append-only, and it can be written.
+    pub fn check_for_daemon(&self) -> Result<()> {
+        schema::check_file(&self.conn)?;
+        schema::check_writable(&self.conn)
     }
 
     pub fn site(&self) -> &Site {

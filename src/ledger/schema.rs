@@ -257,6 +257,60 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// The triggers that keep history append-only; each must be present.
+pub const APPEND_ONLY_TRIGGERS: [&str; 17] = [
+    "history_no_update",
+    "history_no_delete",
+    "overage_no_update",
+    "overage_no_delete",
+    "usages_no_update",
+    "usages_no_delete",
+    "holds_no_update",
+    "holds_no_delete",
+    "refunds_no_update",
+    "refunds_no_delete",
+    "lots_no_delete",
+    "catalog_changes_no_update",
+    "catalog_changes_no_delete",
+    "reviews_no_update",
+    "reviews_no_delete",
+    "review_resolutions_no_update",
+    "review_resolutions_no_delete",
+];
+
+/// SQLite's `quick_check` (every page's structure, without the slower
+/// index cross-checks) and the append-only triggers: a malformed file or a
+/// missing trigger is an error, not silence.
+pub fn check_file(conn: &Connection) -> Result<(), LedgerError> {
+    let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        // SQLite's report spans lines; a log line must not.
+        return Err(LedgerError::Malformed(verdict.replace(['\n', '\r'], " ")));
+    }
+    let mut stmt =
+        conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?1")?;
+    for name in APPEND_ONLY_TRIGGERS {
+        if !stmt.exists([name])? {
+            return Err(LedgerError::MissingTrigger(name));
+        }
+    }
+    Ok(())
+}
+
+/// Proves the ledger can be written (a read-only file, folder or mount is
+/// found here, not at the first charge): rewrites the schema version in a
+/// transaction of its own.
+pub fn check_writable(conn: &Connection) -> Result<(), LedgerError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        LedgerError::NotWritable(e)
+    })
+}
+
 /// Checks that every lot's remaining and granted equal the sums of its history;
 /// names the first lot that does not.
 pub fn verify(conn: &Connection) -> Result<(), LedgerError> {

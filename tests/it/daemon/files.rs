@@ -47,3 +47,74 @@ fn a_second_daemon_on_the_same_ledger_exits_at_once_naming_the_holder() {
     second.wait_ready();
     second.stop();
 }
+
+/// Runs `tallyd run` on `site` and expects it to exit 1 before READY;
+/// returns its stderr.
+fn refused(site: &Site) -> String {
+    let out = tallyd()
+        .arg("--config")
+        .arg(site.path("tallyd.toml"))
+        .args(["run", "--log-format", "text"])
+        .output()
+        .expect("run tallyd");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("tallyd ready"), "{stderr}");
+    stderr
+}
+
+/// A ledger made by a daemon that ran and stopped.
+fn made_ledger() -> Site {
+    let site = Site::new(&[]);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.stop();
+    site
+}
+
+#[test]
+fn a_damaged_ledger_or_a_missing_trigger_is_refused_before_ready() {
+    let site = made_ledger();
+    let ledger = site.path("ledger.db");
+    let conn = rusqlite::Connection::open(&ledger).expect("open");
+    conn.execute_batch("DROP TRIGGER history_no_update")
+        .expect("drop");
+    drop(conn);
+    let stderr = refused(&site);
+    assert!(
+        stderr.contains("append-only trigger `history_no_update` is missing"),
+        "{stderr}"
+    );
+
+    let site = made_ledger();
+    let ledger = site.path("ledger.db");
+    let mut bytes = std::fs::read(&ledger).expect("read");
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    // Page 3's b-tree header claims 65535 cells.
+    bytes[page * 2 + 3] = 0xff;
+    bytes[page * 2 + 4] = 0xff;
+    std::fs::write(&ledger, &bytes).expect("write");
+    let stderr = refused(&site);
+    assert!(stderr.contains("the ledger file is damaged"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_read_only_ledger_folder_is_refused_before_ready() {
+    let site = made_ledger();
+    let dir = site.dir().display().to_string();
+    let config = site.path("tallyd.toml").display().to_string();
+    // A read-only bind mount, in a mount namespace of this command alone.
+    let script = format!(
+        "mount --bind -o ro '{dir}' '{dir}' && exec '{}' --config '{config}' run --log-format text",
+        env!("CARGO_BIN_EXE_tallyd")
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(stderr.contains("ledger.db"), "{stderr}");
+}
