@@ -8,6 +8,11 @@
 //!
 //! `auto` is `text` on a terminal and `journald` otherwise. `RUST_LOG`
 //! filters (default `info`).
+//!
+//! Nothing a user typed can forge a line: in `journald` and `text`, every
+//! control character inside an event (a newline in a member id, a reason, a
+//! job name) is written escaped (`\n`, `\r`, `\u{1b}`), so an event is always
+//! exactly one line; `json` escapes them as JSON does.
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
@@ -40,10 +45,15 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_target(false);
+    let builder = builder.with_ansi(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Journald => builder.with_ansi(false).event_format(Journald).try_init(),
-        _ => builder.with_ansi(tty).try_init(),
+        LogFormat::Journald => builder.event_format(OneLine(Journald)).try_init(),
+        _ => builder
+            .event_format(OneLine(
+                tracing_subscriber::fmt::format::Format::default().with_target(false),
+            ))
+            .try_init(),
     };
 }
 
@@ -70,5 +80,58 @@ where
         write!(writer, "<{priority}>")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// Formats an event with `F`, then escapes every control character in it
+/// but the final newline, so one event is one line whatever its fields hold.
+struct OneLine<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for OneLine<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let body = line.strip_suffix('\n').unwrap_or(&line);
+        writeln!(writer, "{}", escape_controls(body))
+    }
+}
+
+/// `text` with its control characters written as Rust escapes.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_start_a_new_line() {
+        assert_eq!(escape_controls("alice"), "alice");
+        assert_eq!(
+            escape_controls("x\n<0>forged\r\u{1b}[2J\0"),
+            "x\\n<0>forged\\r\\u{1b}[2J\\u{0}"
+        );
     }
 }

@@ -200,6 +200,18 @@ fn run(cli: Cli) -> Result<()> {
 /// stderr, with its causes, and exit status 1 (a refused operation or bad
 /// input). A usage error exits 2 from clap, before anything runs.
 pub fn main() -> ExitCode {
+    // Ids, names, reasons and keys end up in the ledger, in tables and in
+    // log lines: one with a newline or an escape could forge a line.
+    if let Some((n, arg)) = std::env::args_os()
+        .enumerate()
+        .find(|(_, a)| a.to_string_lossy().chars().any(char::is_control))
+    {
+        eprintln!(
+            "tallyd: argument {n} (`{}`) contains a control character (a newline, tab or escape); refused",
+            crate::logging::escape_controls(&arg.to_string_lossy())
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     crate::logging::init(match cli.command {
         Command::Run { log_format } => log_format,

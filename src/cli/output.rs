@@ -48,8 +48,26 @@ impl Table {
                 .all(|r| r.get(col).is_none_or(|c| c.is_empty() || amount(c)))
     }
 
-    /// Writes the table with two spaces between columns.
+    /// Writes the table with two spaces between columns. A control
+    /// character in a cell is written escaped (`\n`), so a row is one line.
     pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let escaped = self.escaped();
+        escaped.write_plain(out)
+    }
+
+    fn escaped(&self) -> Table {
+        let clean = |row: &Vec<String>| -> Vec<String> {
+            row.iter()
+                .map(|c| crate::logging::escape_controls(c).into_owned())
+                .collect()
+        };
+        Table {
+            header: clean(&self.header),
+            rows: self.rows.iter().map(clean).collect(),
+        }
+    }
+
+    fn write_plain(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let cols = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -99,4 +117,20 @@ impl Table {
 pub fn write_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_with_a_newline_stays_on_its_row() {
+        let mut t = Table::new(["member", "reason"]);
+        t.push(vec!["alice".into(), "x\n<0>forged".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("x\\n<0>forged"), "{text}");
+    }
 }

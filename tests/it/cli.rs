@@ -394,3 +394,45 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr, "");
 }
+
+/// A member id, name or reason with a newline would forge a log line or a
+/// table row: the command is refused and the ledger does not change.
+#[test]
+fn control_characters_in_arguments_are_refused() {
+    let site = site();
+    with_alice(&site);
+    let before = crate::support::ledger::dump(&site.ledger());
+    for args in [
+        &[
+            "grant",
+            "alice",
+            "--amount",
+            "1",
+            "--reason",
+            "x\n<0>forged",
+        ][..],
+        &[
+            "grant",
+            "bob\n<0>forged",
+            "--name",
+            "Bob",
+            "--amount",
+            "1",
+            "--reason",
+            "r",
+        ],
+        &[
+            "charge",
+            "alice",
+            "--amount",
+            "1",
+            "--reason",
+            "esc \u{1b}[2J",
+        ],
+    ] {
+        let err = site.fails("2026-11-03 09:00", args);
+        assert!(err.contains("contains a control character"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    assert_eq!(crate::support::ledger::dump(&site.ledger()), before);
+}
