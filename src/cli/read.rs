@@ -348,7 +348,7 @@ fn report_cells(by: ReportBy, r: &ReportRow, units: &ReportUnits<'_>) -> Vec<Str
             r.key.clone(),
             r.jobs.to_string(),
             r.impressions.to_string(),
-            units.money(r.printing_cents + r.unattributed_cents),
+            units.money(r.printing_cents),
             r.sessions.to_string(),
             units.time(r.minutes),
             units.money(r.overage_cents),

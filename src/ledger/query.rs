@@ -256,7 +256,9 @@ pub struct ReportRow {
     pub key: String,
     pub jobs: i64,
     pub impressions: i64,
+    /// Every print job's cents, owned by a member or not.
     pub printing_cents: i64,
+    /// The part of `printing_cents` no member owns.
     pub unattributed_cents: i64,
     pub sessions: i64,
     pub minutes: i64,
@@ -297,7 +299,7 @@ pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec
          SELECT {group} AS k,
                 SUM(c.origin = 'print'),
                 SUM(CASE WHEN c.origin = 'print' THEN c.impressions ELSE 0 END),
-                SUM(CASE WHEN c.credit_kind = 'printing' AND c.member_id IS NOT NULL THEN c.charged ELSE 0 END),
+                SUM(CASE WHEN c.credit_kind = 'printing' THEN c.charged ELSE 0 END),
                 SUM(CASE WHEN c.credit_kind = 'printing' AND c.member_id IS NULL THEN c.charged ELSE 0 END),
                 SUM(c.origin = 'session'),
                 SUM(CASE WHEN c.credit_kind = 'time' THEN c.charged ELSE 0 END),

@@ -72,6 +72,26 @@ fn direct_jobs_are_charged_once_to_their_owners_and_job_ids_after_a_printer_rese
     let lobby = &rows.as_array().expect("rows")[0];
     assert_eq!(lobby["jobs"], 4, "{report}");
     assert_eq!(lobby["unattributed_cents"], 10, "{report}");
+    // By member, JSON and CSV agree on the unattributed row: its printing
+    // is the 10 cents no member owns.
+    let month = this_month();
+    let by_member = ["report", "--month", month.as_str(), "--by", "member"];
+    let json: serde_json::Value =
+        serde_json::from_str(&site.cli(&[&["--json"][..], &by_member[..]].concat()))
+            .expect("report json");
+    let nobody = json
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["key"] == "(unattributed)")
+        .expect("unattributed row");
+    assert_eq!(nobody["printing_cents"], 10, "{json}");
+    let csv = site.cli(&[&["--csv"][..], &by_member[..]].concat());
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("(unattributed),"))
+        .expect("unattributed csv row");
+    assert_eq!(row.split(',').nth(3), Some("10"), "{csv}");
 
     // The printer restarts: job ids begin again at 1, with new uuids.
     eve.restart();
