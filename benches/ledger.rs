@@ -7,7 +7,11 @@
 //! - hold + settle jobs per second (two transactions each);
 //! - balance query p50 and p99;
 //! - a burst of 10,000 debits queued at once through the group-commit writer
-//!   (goal: 20,000/s or more).
+//!   (goal: 20,000/s or more);
+//! - the plausibility check a finished job passes before its charge
+//!   (`printer::plausible::judge`, which prices it too) per job, beside
+//!   pricing alone, as a fraction of one durable debit (goal: nothing
+//!   measurable, under 0.001).
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -18,6 +22,8 @@ use tallyd::ledger::lots::{self, GrantRequest};
 use tallyd::ledger::query;
 use tallyd::ledger::writer::Writer;
 use tallyd::ledger::{usage, HoldOutcome, Ledger, Origin, Payable, Site, SourceKind, UsageRequest};
+use tallyd::printer::jobs::{price_job, Job, COMPLETED};
+use tallyd::printer::plausible::{judge, Verdict};
 
 const MEMBERS: usize = 10_000;
 const LOTS_PER_MEMBER: usize = 5;
@@ -108,6 +114,74 @@ fn debit(i: usize, key: String) -> UsageRequest {
         detail: "{\"impressions\":3}".into(),
         at: NOW,
     }
+}
+
+/// A printer as a site configures one (the default max_job_impressions).
+fn printer() -> tallyd::config::PrinterConfig {
+    let text = r#"
+[site]
+name = "Bench"
+timezone = "UTC"
+ledger = "ledger.db"
+[prices.standard]
+default_media = "a4"
+[prices.standard.media.a4]
+mono = { one_sided = 10, two_sided = 8 }
+colour = { one_sided = 40, two_sided = 35 }
+[[printers]]
+id = "lobby"
+uri = "ipp://127.0.0.1:631/printers/lobby"
+prices = "standard"
+"#;
+    let config =
+        tallyd::config::Config::parse(text, "bench.toml", Path::new(".")).expect("bench config");
+    config.printers[0].clone()
+}
+
+/// Finished jobs as printers report them: 1 to 40 pages, 1 to 3 copies,
+/// one- or two-sided, mono or colour; one in 50 with an absurd count.
+fn finished_jobs(n: usize) -> Vec<Job> {
+    (0..n)
+        .map(|i| {
+            let pages = 1 + (i * 7) as i64 % 40;
+            let copies = 1 + (i % 3) as i64;
+            let mut job = Job {
+                id: i as i32,
+                state: COMPLETED,
+                user: Some(format!("member-{i:05}")),
+                impressions: Some(pages),
+                impressions_completed: Some(pages * copies),
+                copies: Some(copies),
+                sides: Some(
+                    if i % 2 == 0 {
+                        "one-sided"
+                    } else {
+                        "two-sided-long-edge"
+                    }
+                    .into(),
+                ),
+                color_mode: Some(if i % 5 == 0 { "color" } else { "monochrome" }.into()),
+                ..Job::default()
+            };
+            if i % 50 == 0 {
+                job.impressions_completed = Some(i64::from(i32::MAX));
+            }
+            job
+        })
+        .collect()
+}
+
+/// Seconds per call of `f` over every job, repeated `rounds` times.
+fn per_job(jobs: &[Job], rounds: usize, mut f: impl FnMut(&Job) -> usize) -> f64 {
+    let t = Instant::now();
+    let mut kept = 0;
+    for _ in 0..rounds {
+        for job in jobs {
+            kept += f(std::hint::black_box(job));
+        }
+    }
+    std::hint::black_box(kept);
+    t.elapsed().as_secs_f64() / (rounds * jobs.len()) as f64
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -207,6 +281,22 @@ fn main() {
     drop(handle);
     writer.join();
 
+    // The charge path judges each finished job before its debit: pure code
+    // over plain values, measured beside pricing alone (what it was before).
+    let cfg = printer();
+    let jobs = finished_jobs(1000);
+    let reviewed = jobs
+        .iter()
+        .filter(|j| matches!(judge(&cfg, j), Verdict::Review(_)))
+        .count();
+    assert_eq!(reviewed, 20, "one job in 50 is absurd");
+    let (judge_s, price_s) = (
+        per_job(&jobs, 500, |j| {
+            usize::from(matches!(judge(&cfg, j), Verdict::Charge(_)))
+        }),
+        per_job(&jobs, 500, |j| usize::from(price_job(&cfg, j).is_some())),
+    );
+
     println!("raw 4 KiB write + fdatasync:        {sync_rate:>9.0} /s");
     println!("durable single debits (1 tx each):  {direct_rate:>9.0} /s");
     println!("  same, one at a time via the writer:  {single_rate:>8.0} /s");
@@ -221,4 +311,15 @@ fn main() {
         percentile(&times, 0.99).as_micros()
     );
     println!("group commit, burst of {burst} queued: {burst_rate:>9.0} debits/s   (goal >= 20000)");
+    let debit_s = 1.0 / direct_rate;
+    println!(
+        "plausibility judge per job:         {:>9.0} ns   (pricing alone {:.0} ns; one durable debit {:.0} us)",
+        judge_s * 1e9,
+        price_s * 1e9,
+        debit_s * 1e6
+    );
+    println!(
+        "ratio judge / single debit:         {:>9.5}   (goal < 0.001: nothing measurable on the charge path)",
+        judge_s / debit_s
+    );
 }

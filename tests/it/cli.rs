@@ -1,6 +1,7 @@
 //! The real `tallyd` binary on temporary ledgers: what a manager types and
 //! what they see.
 
+use crate::support::ledger::dump;
 use crate::support::tallyd::{tallyd, SiteDir};
 use std::path::Path;
 
@@ -113,6 +114,56 @@ fn a_charge_beyond_credit_goes_to_overage_and_a_replay_charges_nothing() {
     );
     assert!(err.contains("already used for different content"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn a_charge_naming_an_unknown_resource_type_is_refused_and_the_ledger_is_unchanged() {
+    let site = site();
+    with_alice(&site);
+    let before = dump(&site.ledger());
+    // A typo: no time credit pays for `meeting-rooom`, so this would have
+    // gone to Alice's overage, unseen.
+    for typo in ["no-such-type", "meeting-rooom"] {
+        let err = site.fails(
+            "2026-11-03 14:00",
+            &[
+                "charge",
+                "alice",
+                "--resource-type",
+                typo,
+                "--amount",
+                "45m",
+                "--reason",
+                "room booked at the desk",
+            ],
+        );
+        assert!(
+            err.contains(&format!("unknown resource type `{typo}`")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    }
+    assert_eq!(dump(&site.ledger()), before, "nothing written");
+    let j = json(&site.ok("2026-11-03 15:00", &["balance", "alice", "--json"]));
+    assert_eq!(j[0]["time_minutes"]["room-hours"], 120);
+    assert_eq!(j[0]["overage_minutes"], 0);
+    // Spelled right, it is charged from her room time.
+    let ok = site.ok(
+        "2026-11-03 14:00",
+        &[
+            "charge",
+            "alice",
+            "--resource-type",
+            "meeting-room",
+            "--amount",
+            "45m",
+            "--reason",
+            "room booked at the desk",
+        ],
+    );
+    assert!(ok.contains("charged"), "{ok}");
+    let j = json(&site.ok("2026-11-03 15:00", &["balance", "alice", "--json"]));
+    assert_eq!(j[0]["time_minutes"]["room-hours"], 75);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Proves each peer of `support` works against the real programs:
 //! an ippeveprinter with scripted counts (and its restart), a private cupsd in
-//! front of it plus a held queue, and every fault server.
+//! front of it plus a held queue, every fault server, and the recorded-answer
+//! server (held jobs, Release-Job, a changed count) as ipptool sees it.
 
 use crate::support::fault::{Fault, FaultServer};
 use crate::support::pdf::{pdf_pages, write_pdf};
@@ -463,4 +464,42 @@ fn fault_servers_misbehave_as_promised() {
     // Ports are never handed out twice.
     let ports: std::collections::HashSet<u16> = (0..50).map(|_| free_port()).collect();
     assert_eq!(ports.len(), 50);
+}
+
+#[test]
+fn recorded_serves_its_answer_with_the_change_and_moves_a_released_job_to_completed() {
+    use crate::support::ipptool::{get_jobs, release_job};
+    use crate::support::recorded::{decode, fixture, job_ids, record, with_attr, Recorded, Script};
+    use ipp::prelude::IppValue;
+    use tallyd::printer::requests::Which;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let completed = with_attr(
+        fixture("cupsd-completed.ipp"),
+        1,
+        "job-impressions-completed",
+        IppValue::Integer(i32::MAX),
+    );
+    let server = Recorded::start(Script::held(&fixture("cupsd-held.ipp"), &completed));
+    // The daemon's own request, and ipptool (a real IPP client), agree.
+    assert_eq!(
+        job_ids(&decode(record(&server.uri(), Which::NotCompleted))),
+        [1, 2, 3]
+    );
+    assert!(job_ids(&decode(record(&server.uri(), Which::Completed))).is_empty());
+    let attrs = &["job-id", "job-state", "job-impressions-completed"];
+    assert_eq!(
+        get_jobs(dir.path(), &server.uri(), "not-completed", attrs).len(),
+        3
+    );
+    release_job(dir.path(), &server.uri(), 1).expect("Release-Job answered");
+    assert_eq!(server.released(), [1]);
+    let done = get_jobs(dir.path(), &server.uri(), "completed", attrs);
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(get(&done[0], "job-impressions-completed"), "2147483647");
+    assert_eq!(get(&done[0], "job-state"), "completed");
+    assert_eq!(
+        job_ids(&decode(record(&server.uri(), Which::NotCompleted))),
+        [2, 3]
+    );
 }

@@ -3,8 +3,9 @@
 //! charges ([`print`]), broken printers ([`faults`]), signals ([`signals`]),
 //! card readers and held release ([`readers`]), room sessions across restarts
 //! ([`sessions`]), a panicking task restarted ([`supervision`]), one daemon per
-//! ledger and its file modes ([`files`]), and SIGKILL
-//! at random moments ([`crash`], [`release_crash`]).
+//! ledger and its file modes ([`files`]), jobs whose counts make no sense set
+//! aside for review ([`review`]), and SIGKILL at random moments ([`crash`],
+//! [`release_crash`]).
 
 mod crash;
 mod faults;
@@ -12,6 +13,7 @@ mod files;
 mod print;
 mod readers;
 mod release_crash;
+mod review;
 mod sessions;
 mod signals;
 mod supervision;

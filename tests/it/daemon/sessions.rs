@@ -137,3 +137,122 @@ fn sessions_survive_restarts_and_end_at_their_maximum_length() {
     assert_eq!(site.time_balance("alice", "room-hours"), 600 - 30 - 3 * 60);
     assert_eq!(open_sessions(&site), 0);
 }
+
+/// Erin and Frank: 15 minutes of room time each, overage invoiced up to 30
+/// minutes a month (the site's credits-then-invoice policy, their cap).
+const CAPPED: &str = r#"
+timezone = "UTC"
+[printing]
+name = "Printing credit"
+
+[[resource_type]]
+id = "meeting-room"
+name = "Meeting room"
+[[resource]]
+id = "room-a"
+type = "meeting-room"
+[[time_credit]]
+id = "room-hours"
+name = "Room hours"
+unit = "minutes"
+resource_types = ["meeting-room"]
+
+[[member]]
+id = "erin"
+name = "Erin"
+cards = ["00E1E1E1E1"]
+overage_policy = "credits-then-invoice"
+overage_cap_minutes = 30
+  [[member.grant]]
+  id = "rooms"
+  credit = "room-hours"
+  amount = 15
+  from = 2026-01-01
+
+[[member]]
+id = "frank"
+name = "Frank"
+cards = ["00F2F2F2F2"]
+overage_policy = "credits-then-invoice"
+overage_cap_minutes = 30
+  [[member.grant]]
+  id = "rooms"
+  credit = "room-hours"
+  amount = 15
+  from = 2026-01-01
+"#;
+const ERIN: &str = "00E1E1E1E1";
+const FRANK: &str = "00F2F2F2F2";
+
+/// Taps `card` and waits for the `count`-th line holding all of `parts`.
+fn tap_card(daemon: &Daemon, door: &Pty, card: &str, parts: &[&str], count: usize) {
+    std::thread::sleep(Duration::from_millis(200));
+    door.write(&rdm6300(card));
+    let start = std::time::Instant::now();
+    while lines_with(&daemon.log(), parts).len() < count {
+        assert!(
+            start.elapsed() < LIMIT,
+            "waited for {count} x {parts:?}:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (room-hours left, overage minutes owed); a credit used up is not listed.
+fn minutes(site: &Site, member: &str) -> (i64, i64) {
+    let out = site.cli(&["--json", "balance", member]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("balance json");
+    let left = v[0]["time_minutes"]["room-hours"].as_i64().unwrap_or(0);
+    let owed = v[0]["overage_minutes"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{out}"));
+    (left, owed)
+}
+
+#[test]
+fn a_member_at_their_minutes_cap_with_no_time_credit_left_cannot_start_a_session_but_one_under_it_can(
+) {
+    let site = Site::new(&[]);
+    std::fs::write(site.path("grants.toml"), CAPPED).expect("grants");
+    let pty = Pty::start(site.dir(), "door");
+    site.write_config_with(&[], &door(&pty));
+    site.set_clock_offset(0);
+    let daemon = start(&site);
+
+    // Erin: 44 minutes, charged 45: her 15 minutes, then 30 of overage,
+    // which is her cap.
+    tap_card(&daemon, &pty, ERIN, &["session started member=erin"], 1);
+    site.set_clock_offset(44 * 60);
+    tap_card(&daemon, &pty, ERIN, &["session ended member=erin"], 1);
+    let ended = lines_with(&daemon.log(), &["session ended member=erin"]).join("");
+    assert!(
+        ended.contains("minutes=45") && ended.contains("overage=30"),
+        "{ended}"
+    );
+    // Frank: 29 minutes, charged 30: 15 of credit, 15 of overage.
+    tap_card(&daemon, &pty, FRANK, &["session started member=frank"], 1);
+    site.set_clock_offset(44 * 60 + 29 * 60);
+    tap_card(&daemon, &pty, FRANK, &["session ended member=frank"], 1);
+    assert_eq!(minutes(&site, "erin"), (0, 30));
+    assert_eq!(minutes(&site, "frank"), (0, 15));
+
+    // At her cap with nothing left, Erin's tap starts nothing, and says why.
+    tap_card(&daemon, &pty, ERIN, &["session not started member=erin"], 1);
+    let refused = lines_with(&daemon.log(), &["session not started member=erin"]).join("");
+    assert!(refused.starts_with("<4>"), "{refused}");
+    assert!(
+        refused
+            .contains("no time credit left and this month's overage is at the cap of 30 minutes"),
+        "{refused}"
+    );
+    assert_eq!(open_sessions(&site), 0);
+    // Frank, under his cap, may: his session starts.
+    tap_card(&daemon, &pty, FRANK, &["session started member=frank"], 2);
+    assert_eq!(open_sessions(&site), 1);
+    assert_eq!(
+        lines_with(&daemon.log(), &["session started member=erin"]).len(),
+        1
+    );
+    assert_eq!(minutes(&site, "erin"), (0, 30));
+}

@@ -334,6 +334,63 @@ fn rule4_members_who_subscribe_later_get_an_added_benefit_from_their_start() {
     );
 }
 
+#[test]
+fn rule4_a_member_who_subscribes_on_the_day_a_benefit_is_added_in_the_same_sync_gets_it_for_their_first_period(
+) {
+    let two = format!("{MONTHLY}  [[plan.benefit]]\n  id = \"rooms\"\n  credit = \"meeting-hours\"\n  amount = 120\n");
+    let member = |id: &str, start: &str| {
+        format!("[[member]]\nid = \"{id}\"\nname = \"{id}\"\n  [[member.plan]]\n  plan = \"resident\"\n  start = {start}\n")
+    };
+    let mut b = Bench::new();
+    b.sync(
+        &file(MONTHLY, &alice_from("2026-10-05")),
+        "2026-10-06 09:00",
+    );
+    // One sync at 09:00 on 20 October adds the benefit and carol, who
+    // subscribes that day (her first period began at midnight, before the
+    // sync), and dave, subscribed since the 10th but new to the file.
+    let members = format!(
+        "{}{}{}",
+        alice_from("2026-10-05"),
+        member("carol", "2026-10-20"),
+        member("dave", "2026-10-10")
+    );
+    b.sync(&file(&two, &members), "2026-10-20 09:00");
+    assert_eq!(
+        b.lots("carol", "meeting-hours"),
+        [(
+            "2026-10-20".to_string(),
+            120,
+            "2026-11-20 00:00".to_string()
+        )],
+        "carol gets it for her first period"
+    );
+    assert_eq!(
+        b.balance("carol", "2026-10-20 09:05")
+            .time_minutes
+            .get("meeting-hours"),
+        Some(&120)
+    );
+    // Already subscribed before the day it was added: at the next renewal.
+    assert!(b.lots("alice", "meeting-hours").is_empty());
+    assert!(b.lots("dave", "meeting-hours").is_empty());
+    assert_eq!(b.lots("dave", "printing").len(), 1);
+    b.sync(&file(&two, &members), "2026-11-05 09:00");
+    b.sync(&file(&two, &members), "2026-11-10 09:00");
+    assert_eq!(
+        b.lots("alice", "meeting-hours"),
+        [(
+            "2026-11-05".to_string(),
+            120,
+            "2026-12-05 00:00".to_string()
+        )]
+    );
+    assert_eq!(b.lots("dave", "meeting-hours")[0].0, "2026-11-10");
+    // And carol's next period once, like any other.
+    b.sync(&file(&two, &members), "2026-11-20 09:00");
+    assert_eq!(b.lots("carol", "meeting-hours").len(), 2);
+}
+
 fn grant(amount: i64, from: &str, until: &str) -> String {
     format!(
         "[[member]]\nid = \"alice\"\nname = \"Alice\"\n  [[member.grant]]\n  id = \"g1\"\n  credit = \"printing\"\n  amount = {amount}\n  from = {from}\n  until = {until}\n"

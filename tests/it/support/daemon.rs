@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tallyd::{succeeds, tallyd, SiteDir};
+use super::tallyd::{fails, succeeds, tallyd, SiteDir};
 
 /// Members used by the daemon tests: alice, bob (prints as `bob@corp.example`)
 /// and carol (as `CORP\carol`), each with $10.00 of printing credit.
@@ -217,6 +217,11 @@ colour = { one_sided = 40, two_sided = 35 }
     /// Runs a `tallyd` command on this site; expects success, returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         succeeds(&mut self.files.command(args))
+    }
+
+    /// Runs a `tallyd` command on this site; expects failure, returns stderr.
+    pub fn cli_fails(&self, args: &[&str]) -> String {
+        fails(&mut self.files.command(args))
     }
 
     /// A member's printing balance in cents, from `tallyd balance --json`.

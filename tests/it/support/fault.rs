@@ -333,7 +333,11 @@ fn fill(stream: &mut TcpStream, data: &mut Vec<u8>, stop: &AtomicBool, deadline:
 /// Reads one HTTP request (headers, then a Content-Length or chunked body)
 /// and returns its body; gives up after 5 s or when the server stops.
 /// Answers `Expect: 100-continue` when `continue_ok`.
-fn read_request(stream: &mut TcpStream, stop: &AtomicBool, continue_ok: bool) -> Option<Vec<u8>> {
+pub(super) fn read_request(
+    stream: &mut TcpStream,
+    stop: &AtomicBool,
+    continue_ok: bool,
+) -> Option<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut data = Vec::new();
     let header_end = loop {

@@ -15,6 +15,8 @@
 //! - [`eve`]: ippeveprinter, a real IPP Everywhere printer with scripted counts.
 //! - [`cupsd`]: a private cupsd, its queues (held or not), `lp`, Release-Job.
 //! - [`fault`]: servers that misbehave as a broken printer would.
+//! - [`recorded`]: a small IPP server answering `Get-Jobs` with a real
+//!   recorded response (`fixtures/ipp/`), single attributes changed.
 //! - [`pdf`]: PDFs with a chosen page count.
 //! - [`pty`]: a `socat` pseudo-terminal pair as a serial card reader.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
@@ -55,6 +57,7 @@ pub mod pdf;
 pub mod peers;
 pub mod process;
 pub mod pty;
+pub mod recorded;
 pub mod tallyd;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
