@@ -57,6 +57,8 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Every lot of a member: its source, when it can be spent, what is left.
+    Lots { member: String },
     /// Every change to a member's credit over a period.
     Statement {
         member: String,
@@ -188,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Expire => write::expire(&ctx, &mut out),
         Command::CheckConfig => write::check_config(&ctx, &mut out),
         Command::Cards { days } => read::cards(&ctx, &mut out, days),
+        Command::Lots { member } => read::lots(&ctx, &mut out, &member),
         Command::Review { all, action } => match action {
             None => review::list(&ctx, &mut out, all),
             Some(action) => review::act(&ctx, &mut out, &action),

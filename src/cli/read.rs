@@ -400,3 +400,60 @@ pub fn cards(ctx: &Ctx, out: &mut dyn Write, days: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// `tallyd lots MEMBER`: every lot of the member, with its source, its
+/// validity and what is left.
+pub fn lots(ctx: &Ctx, out: &mut dyn Write, member: &str) -> Result<()> {
+    let ledger = open(ctx)?;
+    let lots = query::lots_of(ledger.conn(), member, ctx.now)?;
+    if ctx.format == Format::Json {
+        return Ok(write_json(out, &lots)?);
+    }
+    let raw = ctx.format == Format::Csv;
+    let mut t = Table::new([
+        "lot",
+        "credit",
+        "source",
+        "granted",
+        "remaining",
+        "valid_from",
+        "expires",
+        "status",
+        "source_key",
+    ]);
+    let tz = ctx.config.tz;
+    let when = |ts: Option<i64>| match (ts, raw) {
+        (None, _) => String::new(),
+        (Some(ts), true) => ts.to_string(),
+        (Some(ts), false) => clock::format_local(tz, ts),
+    };
+    for l in &lots {
+        let amount = |n: i64| match (raw, l.credit == crate::ledger::PRINTING) {
+            (true, _) => n.to_string(),
+            (false, true) => format_cents(&ctx.config.currency_symbol, n),
+            (false, false) => format_minutes(n),
+        };
+        t.push(vec![
+            l.lot.to_string(),
+            l.credit.clone(),
+            l.source.clone(),
+            amount(l.granted),
+            amount(l.remaining),
+            when(Some(l.valid_from)),
+            when(l.expires_at),
+            l.status.as_str().to_string(),
+            l.source_key.clone(),
+        ]);
+    }
+    if raw {
+        t.write_csv(out)?;
+    } else {
+        writeln!(
+            out,
+            "Lots of {member} at {}",
+            clock::format_local(tz, ctx.now)
+        )?;
+        t.write(out)?;
+    }
+    Ok(())
+}

@@ -3,9 +3,11 @@
 //! SQL; safe to run while the daemon writes.
 
 mod balance;
+mod lots;
 
 use balance::members;
 pub use balance::{balances, balances_now, Balance};
+pub use lots::{lots_of, LotLine, LotStatus};
 
 use super::detail::UsageDetail;
 use super::{LedgerError, Result, Ts, PRINTING};

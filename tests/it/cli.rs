@@ -487,3 +487,33 @@ fn control_characters_in_arguments_are_refused() {
     }
     assert_eq!(crate::support::ledger::dump(&site.ledger()), before);
 }
+
+/// `tallyd lots` shows when each lot expires, and what stands where.
+#[test]
+fn lots_list_each_lot_with_its_source_validity_and_status() {
+    let site = site();
+    with_alice(&site);
+    site.ok(
+        "2026-11-10 12:00",
+        &["charge", "alice", "--units", "2000", "--reason", "posters"],
+    );
+    let json = site.ok("2026-11-10 12:00", &["--json", "lots", "alice"]);
+    let lots: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let lots = lots.as_array().expect("lots");
+    assert_eq!(lots.len(), 2, "{json}");
+    assert_eq!(lots[0]["credit"], "printing");
+    assert_eq!(lots[0]["source"], "adjustment");
+    assert_eq!(lots[0]["granted"], 2000);
+    assert_eq!(lots[0]["remaining"], 0);
+    assert_eq!(lots[0]["status"], "used-up");
+    assert!(lots[0]["expires_at"].is_i64(), "{json}");
+    assert_eq!(lots[1]["credit"], "room-hours");
+    assert_eq!(lots[1]["status"], "spendable");
+    assert!(lots[1]["expires_at"].is_null(), "{json}");
+    // In December the printing lot has expired; the table says so.
+    let table = site.ok("2026-12-02 09:00", &["lots", "alice"]);
+    assert!(table.contains("expired"), "{table}");
+    assert!(table.contains("2026-12-01 00:00"), "{table}");
+    let unknown = site.fails("2026-12-02 09:00", &["lots", "carol"]);
+    assert!(unknown.contains("unknown member `carol`"), "{unknown}");
+}
