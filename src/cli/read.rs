@@ -98,7 +98,33 @@ pub fn balance(
                 clock::format_local(ctx.config.tz, at)
             )?;
             balance_table(ctx, &balances, false).write(out)?;
+            write_next_expiries(ctx, out, &balances)?;
         }
+    }
+    Ok(())
+}
+
+/// Under the table: per member and credit, what expires next and when.
+fn write_next_expiries(ctx: &Ctx, out: &mut dyn Write, balances: &[Balance]) -> Result<()> {
+    let mut t = Table::new(["member", "credit", "expires", "next to expire"]);
+    for b in balances {
+        for e in &b.next_expiry {
+            let amount = if e.credit == crate::ledger::PRINTING {
+                format_cents(&ctx.config.currency_symbol, e.amount)
+            } else {
+                format_minutes(e.amount)
+            };
+            t.push(vec![
+                b.member.clone(),
+                e.credit.clone(),
+                clock::format_local(ctx.config.tz, e.at),
+                amount,
+            ]);
+        }
+    }
+    if !t.rows.is_empty() {
+        writeln!(out)?;
+        t.write(out)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ mod balance;
 mod lots;
 
 use balance::members;
-pub use balance::{balances, balances_now, Balance};
+pub use balance::{balances, balances_now, Balance, NextExpiry};
 pub use lots::{lots_of, LotLine, LotStatus};
 
 use super::detail::UsageDetail;

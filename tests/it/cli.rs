@@ -493,6 +493,16 @@ fn control_characters_in_arguments_are_refused() {
 fn lots_list_each_lot_with_its_source_validity_and_status() {
     let site = site();
     with_alice(&site);
+    // `balance` says what expires next: the $20 lot on 1 December (Lisbon).
+    let balance = site.ok("2026-11-09 12:00", &["balance", "alice"]);
+    let next = balance
+        .lines()
+        .find(|l| l.starts_with("alice") && l.contains("2026-12-01 00:00"))
+        .unwrap_or_else(|| panic!("next to expire in {balance}"));
+    assert!(
+        next.contains("printing") && next.contains("$20.00"),
+        "{next}"
+    );
     site.ok(
         "2026-11-10 12:00",
         &["charge", "alice", "--units", "2000", "--reason", "posters"],

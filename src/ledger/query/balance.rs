@@ -20,6 +20,18 @@ pub struct Balance {
     /// Overage owed (run up so far), in cents and minutes.
     pub overage_cents: i64,
     pub overage_minutes: i64,
+    /// Per credit, the next amount to expire and when (balances now only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub next_expiry: Vec<NextExpiry>,
+}
+
+/// The spendable credit of one kind that expires first, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextExpiry {
+    pub credit: String,
+    /// Cents or minutes that expire at `at` unless spent first.
+    pub amount: i64,
+    pub at: Ts,
 }
 
 /// Member ids and names, optionally one member (error if unknown).
@@ -60,9 +72,33 @@ pub fn balances_now(conn: &Connection, member: Option<&str>, now: Ts) -> Result<
     for (id, name, closed) in members(conn, member)? {
         let credit = lots.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let owed = overage.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        out.push(balance_of(id, name, closed, credit, owed)?);
+        let mut b = balance_of(id, name, closed, credit, owed)?;
+        b.next_expiry = next_expiry(conn, &b.member, now)?;
+        out.push(b);
     }
     Ok(out)
+}
+
+/// Per credit, what of the member's spendable credit expires first.
+fn next_expiry(conn: &Connection, member: &str, now: Ts) -> Result<Vec<NextExpiry>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT credit, expires_at, SUM(remaining) FROM lots
+         WHERE {} AND expires_at IS NOT NULL
+           AND expires_at = (SELECT MIN(l2.expires_at) FROM lots l2
+                             WHERE l2.member_id = lots.member_id AND l2.credit = lots.credit
+                               AND l2.remaining > 0 AND l2.valid_from <= ?2
+                               AND l2.expires_at > ?2 AND l2.voided_at IS NULL)
+         GROUP BY credit, expires_at ORDER BY credit",
+        usage::SPENDABLE
+    ))?;
+    let rows = stmt.query_map(params![member, now], |r| {
+        Ok(NextExpiry {
+            credit: r.get(0)?,
+            at: r.get(1)?,
+            amount: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// A balance from (credit, amount) and (unit, overage) rows.
@@ -81,6 +117,7 @@ fn balance_of(
         time_minutes: BTreeMap::new(),
         overage_cents: 0,
         overage_minutes: 0,
+        next_expiry: Vec::new(),
     };
     for row in credit {
         let (credit, sum) = row?;
