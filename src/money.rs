@@ -3,6 +3,49 @@
 //! Storage and arithmetic never use these strings; every amount is an `i64`
 //! (cents for printing credit, minutes for time credit). This module only turns
 //! those integers into text for people and parses the few amounts people type.
+//!
+//! It also holds the one bound on amounts, [`MAX_UNITS`], that every entry
+//! point (grants file, site config, command line, the ledger itself) checks.
+
+/// The largest amount tallyd takes in anywhere: 10^9 units, that is
+/// $10,000,000.00 of printing credit (in cents) or 10^9 minutes of time
+/// credit. A grants file's amounts and caps, the site config's prices and
+/// caps, the amounts typed on the command line and every amount handed to
+/// the ledger are refused above it, so no sum tallyd makes of lots, usages
+/// or overage comes near `i64::MAX` (that would take over nine billion
+/// amounts at the bound).
+pub const MAX_UNITS: i64 = 1_000_000_000;
+
+/// Why an amount is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("must be more than zero, got {0}")]
+    NotPositive(i64),
+    #[error("must not be negative, got {0}")]
+    Negative(i64),
+    #[error("must be at most {max} (10^9 units: $10,000,000.00 in cents, or 10^9 minutes), got {0}", max = MAX_UNITS)]
+    TooLarge(i64),
+}
+
+/// An amount that must be more than zero (a grant, a charge typed by a
+/// manager): `1..=MAX_UNITS`.
+pub fn positive(n: i64) -> Result<i64, AmountError> {
+    if n <= 0 {
+        return Err(AmountError::NotPositive(n));
+    }
+    non_negative(n)
+}
+
+/// An amount that may be zero (a price, a cap, a usage): `0..=MAX_UNITS`.
+pub fn non_negative(n: i64) -> Result<i64, AmountError> {
+    if n < 0 {
+        Err(AmountError::Negative(n))
+    } else if n > MAX_UNITS {
+        Err(AmountError::TooLarge(n))
+    } else {
+        Ok(n)
+    }
+}
 
 /// What an amount counts: money in cents or time in minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +114,15 @@ pub fn parse_cents(text: &str, symbol: &str) -> Option<i64> {
     };
     let frac_cents: i64 = match frac.len() {
         0 => 0,
-        1 => frac.parse::<i64>().ok()? * 10,
+        1 => frac.parse::<i64>().ok()?.checked_mul(10)?,
         _ => frac.parse().ok()?,
     };
     let cents = whole.checked_mul(100)?.checked_add(frac_cents)?;
-    Some(if neg { -cents } else { cents })
+    if neg {
+        cents.checked_neg()
+    } else {
+        Some(cents)
+    }
 }
 
 /// Parses a duration typed by a manager: `90`, `90m`, `2h`, `2h05m`, `2h 5m`.
@@ -140,6 +187,32 @@ mod tests {
         assert_eq!(parse_cents("1.234", "$"), None);
         assert_eq!(parse_cents("abc", "$"), None);
         assert_eq!(parse_cents("", "$"), None);
+    }
+
+    #[test]
+    fn amounts_are_bounded_by_max_units() {
+        assert_eq!(positive(1), Ok(1));
+        assert_eq!(positive(MAX_UNITS), Ok(MAX_UNITS));
+        assert_eq!(positive(0), Err(AmountError::NotPositive(0)));
+        assert_eq!(positive(-1), Err(AmountError::NotPositive(-1)));
+        assert_eq!(non_negative(0), Ok(0));
+        assert_eq!(non_negative(-1), Err(AmountError::Negative(-1)));
+        for big in [MAX_UNITS + 1, 1 << 62, i64::MAX] {
+            assert_eq!(positive(big), Err(AmountError::TooLarge(big)));
+            assert_eq!(non_negative(big), Err(AmountError::TooLarge(big)));
+        }
+        assert_eq!(format_cents("$", MAX_UNITS), "$10000000.00");
+        assert!(AmountError::TooLarge(i64::MAX)
+            .to_string()
+            .starts_with("must be at most 1000000000 "));
+    }
+
+    #[test]
+    fn typed_money_too_large_to_count_is_not_money() {
+        assert_eq!(parse_cents("92233720368547758.07", "$"), Some(i64::MAX));
+        assert_eq!(parse_cents("92233720368547758.08", "$"), None);
+        assert_eq!(parse_cents("9223372036854775807", "$"), None);
+        assert_eq!(parse_minutes("9223372036854775807h"), None);
     }
 
     #[test]

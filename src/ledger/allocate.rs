@@ -68,11 +68,15 @@ pub fn consumption_order(a: &Candidate, b: &Candidate) -> Ordering {
 pub struct Allocation {
     pub takes: Vec<(i64, i64)>,
     pub uncovered: i64,
+    /// The sum of `takes`, counted down from the amount (so never summed,
+    /// never overflowing).
+    covered: i64,
 }
 
 impl Allocation {
+    /// What the lots paid: the amount allocated less what they left uncovered.
     pub fn covered(&self) -> i64 {
-        self.takes.iter().map(|(_, n)| n).sum()
+        self.covered
     }
 }
 
@@ -80,12 +84,15 @@ impl Allocation {
 /// a lot has; what is left over is `uncovered`.
 pub fn allocate(mut candidates: Vec<Candidate>, amount: i64) -> Allocation {
     candidates.sort_by(consumption_order);
-    let mut left = amount.max(0);
+    let amount = amount.max(0);
+    let mut left = amount;
     let mut takes = Vec::new();
     for c in candidates {
         if left == 0 {
             break;
         }
+        // At most what is left: `left` only falls, and stays from 0 to
+        // `amount`, so neither subtraction here can overflow.
         let take = c.remaining.min(left);
         if take > 0 {
             takes.push((c.lot, take));
@@ -95,6 +102,7 @@ pub fn allocate(mut candidates: Vec<Candidate>, amount: i64) -> Allocation {
     Allocation {
         takes,
         uncovered: left,
+        covered: amount - left,
     }
 }
 

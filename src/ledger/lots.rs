@@ -4,7 +4,7 @@
 
 use super::allocate::SourceKind;
 use super::history::{self, Entry, HistoryKind};
-use super::{LedgerError, OveragePolicy, Result, Ts, PRINTING};
+use super::{add, bounded, sub, LedgerError, OveragePolicy, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -118,14 +118,10 @@ pub struct Granted {
     pub created: bool,
 }
 
-/// Grants a lot, once per source key.
+/// Grants a lot, once per source key. The amount is from 1 to
+/// [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn grant(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
-    if g.amount <= 0 {
-        return Err(LedgerError::InvalidAmount {
-            what: "more than zero",
-            amount: g.amount,
-        });
-    }
+    bounded(g.amount, 1)?;
     if !credit_exists(conn, &g.credit)? {
         return Err(LedgerError::UnknownCredit(g.credit.clone()));
     }
@@ -150,9 +146,11 @@ pub fn grant(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
 }
 
 /// Inserts a lot and its `grant` history row without the checks [`grant`]
-/// makes; for callers that validated member, credit and key themselves
-/// (the grants sync, which inserts thousands at once).
+/// makes on member, credit and key; for callers that validated them
+/// themselves (the grants sync, which inserts thousands at once). The amount
+/// is still bounded here.
 pub fn insert_lot(conn: &Connection, g: &GrantRequest) -> Result<Granted> {
+    bounded(g.amount, 1)?;
     conn.prepare_cached(
         "INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at, source, source_key, created_at)
          VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -228,7 +226,8 @@ pub fn lot_state(conn: &Connection, lot: i64) -> Result<LotState> {
 
 /// Changes a lot's amount to `new_amount`. What was already used stays used:
 /// if more was used than the new amount, remaining becomes 0 (never negative)
-/// and the history row says so. Returns the change to remaining.
+/// and the history row says so. Returns the change to remaining. The new
+/// amount is from 0 to [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn adjust_amount(
     conn: &Connection,
     lot: i64,
@@ -236,18 +235,13 @@ pub fn adjust_amount(
     reason: &str,
     at: Ts,
 ) -> Result<i64> {
-    if new_amount < 0 {
-        return Err(LedgerError::InvalidAmount {
-            what: "zero or more",
-            amount: new_amount,
-        });
-    }
+    bounded(new_amount, 0)?;
     let before = lot_state(conn, lot)?;
-    let used = before.granted - before.remaining;
+    let used = sub(before.granted, before.remaining)?;
     // Granted never drops below what was already used, so granted always
     // equals remaining plus what the history shows as spent.
     let new_granted = new_amount.max(used);
-    let delta = new_granted - before.granted;
+    let delta = sub(new_granted, before.granted)?;
     if delta == 0 {
         return Ok(0);
     }
@@ -348,7 +342,7 @@ pub fn void_lot(conn: &Connection, lot: i64, reason: &str, at: Ts) -> Result<i64
         conn,
         lot,
         HistoryKind::Void,
-        -before.remaining,
+        sub(0, before.remaining)?,
         0,
         &note,
         at,
@@ -375,9 +369,17 @@ pub fn expire_due(conn: &Connection, at: Ts) -> Result<Expired> {
     for (lot, remaining) in due {
         conn.prepare_cached("UPDATE lots SET remaining = 0 WHERE id = ?1")?
             .execute([lot])?;
-        history(conn, lot, HistoryKind::Expire, -remaining, 0, "", at)?;
+        history(
+            conn,
+            lot,
+            HistoryKind::Expire,
+            sub(0, remaining)?,
+            0,
+            "",
+            at,
+        )?;
         out.lots += 1;
-        out.amount += remaining;
+        out.amount = add(out.amount, remaining)?;
     }
     Ok(out)
 }

@@ -103,8 +103,11 @@ pub enum LedgerError {
     NothingToRefund(String),
     #[error("hold `{0}` is still open; settle or void it before refunding")]
     HoldOpen(String),
-    #[error("amount must be {what}, got {amount}")]
-    InvalidAmount { what: &'static str, amount: i64 },
+    /// An amount outside `least..=MAX_UNITS`: every entry point bounds
+    /// amounts before they reach the ledger, which checks again before it
+    /// writes anything.
+    #[error("amount must be from {least} to {max}, got {amount}", max = crate::money::MAX_UNITS)]
+    InvalidAmount { least: i64, amount: i64 },
     #[error("no lot {0}")]
     UnknownLot(i64),
     #[error("the ledger writer has stopped")]
@@ -117,6 +120,32 @@ pub enum LedgerError {
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// `amount` if it is from `least` (0 or 1) to [`crate::money::MAX_UNITS`],
+/// else [`LedgerError::InvalidAmount`]: the ledger's last line against an
+/// amount no entry point should have let through.
+pub(crate) fn bounded(amount: i64, least: i64) -> Result<i64> {
+    if amount >= least && crate::money::non_negative(amount).is_ok() {
+        Ok(amount)
+    } else {
+        Err(LedgerError::InvalidAmount { least, amount })
+    }
+}
+
+/// `a + b`, or [`LedgerError::Overflow`] rather than a wrapped sum.
+pub(crate) fn add(a: i64, b: i64) -> Result<i64> {
+    a.checked_add(b).ok_or(LedgerError::Overflow)
+}
+
+/// `a - b`, or [`LedgerError::Overflow`] rather than a wrapped difference.
+pub(crate) fn sub(a: i64, b: i64) -> Result<i64> {
+    a.checked_sub(b).ok_or(LedgerError::Overflow)
+}
+
+/// The sum of `amounts`, or [`LedgerError::Overflow`].
+pub(crate) fn sum(amounts: impl IntoIterator<Item = i64>) -> Result<i64> {
+    amounts.into_iter().try_fold(0, add)
+}
 
 /// Sets the pragmas every connection needs: WAL, full sync, foreign keys, and
 /// a busy timeout so readers and the writer wait for each other briefly

@@ -10,7 +10,7 @@ pub use balance::{balances, balances_now, Balance, NextExpiry};
 pub use lots::{lots_of, LotLine, LotStatus};
 
 use super::detail::UsageDetail;
-use super::{LedgerError, Result, Ts, PRINTING};
+use super::{add, LedgerError, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -129,7 +129,7 @@ fn credit_lines(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Vec
                 && last.kind == line.kind
                 && last.credit == line.credit
             {
-                last.amount += line.amount;
+                last.amount = add(last.amount, line.amount)?;
                 continue;
             }
         }
@@ -207,7 +207,7 @@ fn add_overage_lines(
             .iter_mut()
             .find(|(u, l)| *u == usage && l.kind == kind)
         {
-            line.overage += amount;
+            line.overage = add(line.overage, amount)?;
             continue;
         }
         lines.push((usage, overage_line(r, kind, amount)?));

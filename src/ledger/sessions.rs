@@ -6,7 +6,7 @@ use super::catalog::resource_type;
 use super::detail::UsageDetail;
 use super::usage::rules::session_refusal;
 use super::usage::{self, Charge};
-use super::{Origin, Payable, Result, Site, UsageRequest};
+use super::{LedgerError, Origin, Payable, Result, Site, UsageRequest};
 use crate::clock;
 use crate::money::Unit;
 use crate::room::clock::Now;
@@ -217,7 +217,7 @@ pub fn end(
     reason: &str,
     now: &Now,
 ) -> Result<Ended> {
-    let minutes = charged_minutes(secs, increment_minutes);
+    let minutes = charged_minutes(secs, increment_minutes).ok_or(LedgerError::Overflow)?;
     let resource_type = resource_type(conn, &session.resource)?.unwrap_or_default();
     let key = format!("session:{}:{}", session.resource, session.id);
     let req = UsageRequest {

@@ -39,14 +39,16 @@ impl Room {
 pub const BOUNCE_SECS: i64 = 10;
 
 /// Minutes charged for `elapsed_secs`: whole increments, rounded up. A
-/// session of no time costs nothing.
-pub fn charged_minutes(elapsed_secs: i64, increment_minutes: i64) -> i64 {
+/// session of no time costs nothing. `None` if the minutes are too many to
+/// count (an overflow), never a wrapped count.
+pub fn charged_minutes(elapsed_secs: i64, increment_minutes: i64) -> Option<i64> {
     if elapsed_secs <= 0 || increment_minutes <= 0 {
-        return 0;
+        return Some(0);
     }
-    let step = increment_minutes * 60;
-    let increments = (elapsed_secs + step - 1) / step;
-    increments * increment_minutes
+    let step = increment_minutes.checked_mul(60)?;
+    // Both are above zero, so this rounds up without overflowing.
+    let increments = (elapsed_secs - 1) / step + 1;
+    increments.checked_mul(increment_minutes)
 }
 
 /// What a tap at a room does.
@@ -100,8 +102,12 @@ mod tests {
             (8 * 3600, 30, 480),
         ];
         for (secs, inc, want) in cases {
-            assert_eq!(charged_minutes(secs, inc), want, "{secs}s by {inc}m");
+            assert_eq!(charged_minutes(secs, inc), Some(want), "{secs}s by {inc}m");
         }
+        // Too many minutes to count is no count, never a wrapped one.
+        assert_eq!(charged_minutes(i64::MAX, i64::MAX), None);
+        assert_eq!(charged_minutes(i64::MAX, 1), Some(i64::MAX / 60 + 1));
+        assert_eq!(charged_minutes(1, i64::MAX / 60 + 1), None);
     }
 
     #[test]

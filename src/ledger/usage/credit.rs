@@ -3,7 +3,7 @@
 
 use super::Payable;
 use crate::ledger::allocate::{Candidate, SourceKind};
-use crate::ledger::{LedgerError, OveragePolicy, PolicyKind, Result, Site, Ts};
+use crate::ledger::{sum, LedgerError, OveragePolicy, PolicyKind, Result, Site, Ts};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -51,10 +51,9 @@ pub fn candidates(
 
 /// What `member` can spend on `payable` at `at`.
 pub fn available(conn: &Connection, member: &str, payable: &Payable, at: Ts) -> Result<i64> {
-    Ok(candidates(conn, member, payable, at)?
+    sum(candidates(conn, member, payable, at)?
         .iter()
-        .map(|c| c.remaining)
-        .sum())
+        .map(|c| c.remaining))
 }
 
 /// The member's own overage policy, else the site default.

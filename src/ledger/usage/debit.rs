@@ -8,7 +8,7 @@ use super::{Charge, HoldOutcome, UsageRequest};
 use crate::clock;
 use crate::ledger::allocate::{allocate, Allocation};
 use crate::ledger::history::HistoryKind;
-use crate::ledger::{LedgerError, Result, Site};
+use crate::ledger::{bounded, sub, sum, LedgerError, Result, Site};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -25,7 +25,8 @@ fn fingerprint(req: &UsageRequest, is_hold: bool) -> String {
 }
 
 /// Charges a usage that already happened. What credit cannot cover is
-/// recorded as overage whatever the policy: usage is never lost.
+/// recorded as overage whatever the policy: usage is never lost. The amount
+/// is from 0 to [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn debit(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Charge> {
     match record(conn, site, req, false)? {
         HoldOutcome::Placed(charge) => Ok(charge),
@@ -35,7 +36,7 @@ pub fn debit(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Charg
 }
 
 /// Reserves the estimate of a usage about to happen, if the member's overage
-/// policy allows it.
+/// policy allows it. The estimate is bounded as a debit's amount is.
 pub fn hold(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<HoldOutcome> {
     if req.member.is_none() {
         return Err(LedgerError::UnknownMember("(no member)".into()));
@@ -80,7 +81,7 @@ fn pay(conn: &Connection, req: &UsageRequest) -> Result<(i64, Allocation)> {
         // Only then can an unknown member hide behind "no credit".
         member_exists(conn, member)?;
     }
-    let available: i64 = lots.iter().map(|c| c.remaining).sum();
+    let available = sum(lots.iter().map(|c| c.remaining))?;
     Ok((available, allocate(lots, req.amount)))
 }
 
@@ -100,7 +101,7 @@ fn insert(
     } else {
         0
     };
-    let balance_after = available - allocation.covered();
+    let balance_after = sub(available, allocation.covered())?;
     conn.prepare_cached(
         "INSERT INTO usages (key, fingerprint, member_id, origin, printer, resource, credit_kind,
                              resource_type, amount, is_hold, detail, at, covered, overage, balance_after)
@@ -159,12 +160,7 @@ fn record(
     req: &UsageRequest,
     is_hold: bool,
 ) -> Result<HoldOutcome> {
-    if req.amount < 0 {
-        return Err(LedgerError::InvalidAmount {
-            what: "zero or more",
-            amount: req.amount,
-        });
-    }
+    bounded(req.amount, 0)?;
     let fp = fingerprint(req, is_hold);
     if let Some(first) = replay(conn, req, &fp)? {
         return Ok(HoldOutcome::Placed(first));
@@ -199,7 +195,7 @@ fn refuse(
         }
     };
     Ok(refused.then_some(HoldOutcome::Refused {
-        available: req.amount - uncovered,
+        available: sub(req.amount, uncovered)?,
         needed: req.amount,
         policy: policy.kind,
     }))

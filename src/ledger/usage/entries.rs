@@ -24,10 +24,7 @@ pub(super) fn take_from_lot(
         &Entry {
             lot,
             kind,
-            delta: amount.checked_neg().ok_or(LedgerError::InvalidAmount {
-                what: "within range",
-                amount,
-            })?,
+            delta: amount.checked_neg().ok_or(LedgerError::Overflow)?,
             granted_delta: 0,
             usage,
             note,

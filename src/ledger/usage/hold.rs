@@ -8,7 +8,7 @@ use super::rules::{settle_plan, SettlePlan};
 use super::{Charge, Payable};
 use crate::ledger::allocate::allocate;
 use crate::ledger::history::HistoryKind;
-use crate::ledger::{LedgerError, Result, Ts};
+use crate::ledger::{bounded, LedgerError, Result, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// How a hold was resolved (the `hold_resolutions.outcome` column).
@@ -171,13 +171,9 @@ fn apply(
 /// goes back (overage first, then the lots it came from, last-taken first).
 /// More: the difference is debited like any usage. Settling again with the
 /// same amount is a replay; anything else on a resolved hold is an error.
+/// The real cost is from 0 to [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn settle(conn: &Connection, key: &str, actual: i64, detail: &str, at: Ts) -> Result<Charge> {
-    if actual < 0 {
-        return Err(LedgerError::InvalidAmount {
-            what: "zero or more",
-            amount: actual,
-        });
-    }
+    bounded(actual, 0)?;
     let hold = find_hold(conn, key)?;
     // A clock that stepped back must not date the settle before its hold.
     let at = at.max(hold.at);
@@ -203,7 +199,7 @@ pub fn settle(conn: &Connection, key: &str, actual: i64, detail: &str, at: Ts) -
         None => {}
     }
     let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
-    let plan = settle_plan(&lots, held_overage, actual);
+    let plan = settle_plan(&lots, held_overage, actual).ok_or(LedgerError::Overflow)?;
     apply(conn, &hold, plan, HistoryKind::Settle, at)?;
     resolve(conn, hold.usage, Resolution::Settled, actual, detail, at)?;
     charge_of(
@@ -232,7 +228,7 @@ pub fn void(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<()> {
         None => {}
     }
     let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
-    let plan = settle_plan(&lots, held_overage, 0);
+    let plan = settle_plan(&lots, held_overage, 0).ok_or(LedgerError::Overflow)?;
     apply(conn, &hold, plan, HistoryKind::Void, at)?;
     resolve(conn, hold.usage, Resolution::Voided, 0, reason, at)
 }

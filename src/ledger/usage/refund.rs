@@ -9,7 +9,7 @@ use super::{Payable, Refund};
 use crate::ledger::allocate::SourceKind;
 use crate::ledger::history::HistoryKind;
 use crate::ledger::lots::{self, GrantRequest};
-use crate::ledger::{LedgerError, Result, Ts};
+use crate::ledger::{add, LedgerError, Result, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The usage being refunded.
@@ -116,7 +116,7 @@ fn give_back(
                     &note,
                     at,
                 )?;
-                out.restored += amount;
+                out.restored = add(out.restored, amount)?;
             }
             RefundStep::Regrant {
                 lot,
@@ -135,7 +135,7 @@ fn give_back(
                     at,
                 };
                 lots::grant(conn, &grant)?;
-                out.regranted += amount;
+                out.regranted = add(out.regranted, amount)?;
             }
         }
     }
@@ -160,7 +160,7 @@ pub fn refund(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<Refu
     let nothing = match &u.member {
         Some(member) => {
             give_back(conn, &u, member, reason, at, &mut out)?;
-            out.restored + out.regranted + out.overage_reversed == 0
+            [out.restored, out.regranted, out.overage_reversed] == [0, 0, 0]
         }
         None => u.amount == 0,
     };

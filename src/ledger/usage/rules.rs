@@ -75,14 +75,18 @@ pub enum SettlePlan {
 
 /// The plan for settling to `actual` a hold that reserved `lots` (`(lot,
 /// amount)` in the order taken) and `held_overage`. A void is a settle to 0.
-pub fn settle_plan(lots: &[(i64, i64)], held_overage: i64, actual: i64) -> SettlePlan {
-    let held: i64 = lots.iter().map(|(_, n)| n).sum::<i64>() + held_overage;
+/// `None` if the amounts are too large to add up.
+pub fn settle_plan(lots: &[(i64, i64)], held_overage: i64, actual: i64) -> Option<SettlePlan> {
+    let held = lots
+        .iter()
+        .try_fold(held_overage, |sum, (_, n)| sum.checked_add(*n))?;
     if actual >= held {
-        return SettlePlan::TakeMore {
-            extra: actual - held,
-        };
+        return Some(SettlePlan::TakeMore {
+            extra: actual.checked_sub(held)?,
+        });
     }
-    let mut back = held - actual;
+    let mut back = held.checked_sub(actual)?;
+    // From here on each step takes at most what is left of `back`.
     let overage = back.min(held_overage);
     back -= overage;
     let mut give = Vec::new();
@@ -94,10 +98,10 @@ pub fn settle_plan(lots: &[(i64, i64)], held_overage: i64, actual: i64) -> Settl
         give.push((lot, amount));
         back -= amount;
     }
-    SettlePlan::GiveBack {
+    Some(SettlePlan::GiveBack {
         overage,
         lots: give,
-    }
+    })
 }
 
 /// What a refunded usage took from one lot, net of what it gave back.
@@ -193,34 +197,41 @@ mod tests {
         let lots = [(1, 30), (2, 20)];
         assert_eq!(
             settle_plan(&lots, 10, 75),
-            SettlePlan::TakeMore { extra: 15 }
+            Some(SettlePlan::TakeMore { extra: 15 })
         );
         assert_eq!(
             settle_plan(&lots, 10, 60),
-            SettlePlan::TakeMore { extra: 0 }
+            Some(SettlePlan::TakeMore { extra: 0 })
         );
         assert_eq!(
             settle_plan(&lots, 10, 55),
-            SettlePlan::GiveBack {
+            Some(SettlePlan::GiveBack {
                 overage: 5,
                 lots: vec![]
-            }
+            })
         );
         assert_eq!(
             settle_plan(&lots, 10, 25),
-            SettlePlan::GiveBack {
+            Some(SettlePlan::GiveBack {
                 overage: 10,
                 lots: vec![(2, 20), (1, 5)]
-            }
+            })
         );
         // A void is a settle to zero: everything goes back.
         assert_eq!(
             settle_plan(&lots, 10, 0),
-            SettlePlan::GiveBack {
+            Some(SettlePlan::GiveBack {
                 overage: 10,
                 lots: vec![(2, 20), (1, 30)]
-            }
+            })
         );
+    }
+
+    #[test]
+    fn a_settle_of_amounts_too_large_to_add_up_is_no_plan() {
+        assert_eq!(settle_plan(&[(1, i64::MAX)], 1, 0), None);
+        assert_eq!(settle_plan(&[(1, i64::MAX), (2, 1)], 0, 5), None);
+        assert_eq!(settle_plan(&[(1, 5)], 0, -(i64::MAX)), None);
     }
 
     #[test]
