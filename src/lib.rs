@@ -9,8 +9,9 @@
 //!      every task reads them through;
 //!    - [`clock`], [`money`]: calendar arithmetic in the site's time zone,
 //!      the `Clock` the daemon reads time through, and amounts as managers
-//!      read and type them;
-//!    - [`pricing`]: what a print job costs, a pure function;
+//!      read and type them, with the one bound on amounts (`MAX_UNITS`);
+//!    - [`pricing`]: what a print job costs, a pure function (it imports
+//!      only that bound, from the leaf beside it);
 //!    - [`error`]: any error as one line with all its causes
 //!      ([`error_chain`]), for log lines and the command line.
 //! 2. [`config`]: the site config file, parsed and validated with file, line

@@ -4,7 +4,10 @@
 //! Prices are cents per impression (one side of a sheet with an image on it),
 //! for mono or colour, one- or two-sided, per media size. A job's impressions
 //! already count every copy, so nothing here multiplies by `copies`.
+//!
+//! Every price, and every job's cost, is at most [`MAX_UNITS`] cents.
 
+use crate::money::{self, AmountError, MAX_UNITS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -64,23 +67,34 @@ pub struct JobFacts {
     pub media: Option<String>,
 }
 
+impl JobFacts {
+    /// Mono and colour impressions together; `None` if too many to count.
+    /// [`price`] prices only facts whose total this counts.
+    pub fn impressions(&self) -> Option<i64> {
+        self.mono_impressions.checked_add(self.colour_impressions)
+    }
+}
+
 /// Why a price table cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PriceTableError {
     #[error("default_media `{0}` is not one of the media listed in the table")]
     UnknownDefault(String),
-    #[error("price for media `{media}` ({which}) is negative: {cents}")]
-    Negative {
+    /// A price below zero or above [`MAX_UNITS`].
+    #[error("price for media `{media}` ({which}) {error}")]
+    Price {
         media: String,
+        /// `mono.one_sided`, `colour.two_sided`, ...
         which: &'static str,
-        cents: i64,
+        error: AmountError,
     },
     #[error("the table lists no media")]
     Empty,
 }
 
 impl PriceTable {
-    /// Checks what serde cannot: the default exists and no price is negative.
+    /// Checks what serde cannot: the default exists and every price is from
+    /// 0 to [`MAX_UNITS`] cents.
     pub fn validate(&self) -> Result<(), PriceTableError> {
         if self.media.is_empty() {
             return Err(PriceTableError::Empty);
@@ -96,13 +110,11 @@ impl PriceTable {
                 ("colour.two_sided", p.colour.two_sided),
             ];
             for (which, cents) in all {
-                if cents < 0 {
-                    return Err(PriceTableError::Negative {
-                        media: name.clone(),
-                        which,
-                        cents,
-                    });
-                }
+                money::non_negative(cents).map_err(|error| PriceTableError::Price {
+                    media: name.clone(),
+                    which,
+                    error,
+                })?;
             }
         }
         Ok(())
@@ -136,18 +148,22 @@ fn short_media_name(name: &str) -> &str {
     }
 }
 
-/// The cost of a job in cents. `None` only if the table has no usable default
-/// (a table that passed [`PriceTable::validate`] always has one) or the sum
-/// overflows.
+/// The cost of a job in cents. `None` if the table has no usable default
+/// (a table that passed [`PriceTable::validate`] always has one), or if the
+/// impressions or the cost are too large to count: more than [`MAX_UNITS`]
+/// cents, or an overflow on the way there.
 pub fn price(table: &PriceTable, job: &JobFacts) -> Option<i64> {
     let prices = table.prices_for(job.media.as_deref())?;
     let (mono, colour) = match job.sides {
         Sides::OneSided => (prices.mono.one_sided, prices.colour.one_sided),
         Sides::TwoSided => (prices.mono.two_sided, prices.colour.two_sided),
     };
+    job.impressions()?;
     let mono_cost = job.mono_impressions.max(0).checked_mul(mono)?;
     let colour_cost = job.colour_impressions.max(0).checked_mul(colour)?;
-    mono_cost.checked_add(colour_cost)
+    mono_cost
+        .checked_add(colour_cost)
+        .filter(|&cents| cents <= MAX_UNITS)
 }
 
 #[cfg(test)]
@@ -236,6 +252,17 @@ mod tests {
     fn overflow_is_refused_not_wrapped() {
         let facts = job(i64::MAX, 0, Sides::OneSided, None);
         assert_eq!(price(&table(), &facts), None);
+        let facts = job(i64::MAX, i64::MAX, Sides::OneSided, None);
+        assert_eq!(price(&table(), &facts), None);
+    }
+
+    #[test]
+    fn a_cost_above_the_bound_is_no_price() {
+        // 10 cents an impression: 10^8 impressions is the most that prices.
+        let at_bound = job(MAX_UNITS / 10, 0, Sides::OneSided, None);
+        assert_eq!(price(&table(), &at_bound), Some(MAX_UNITS));
+        let over = job(MAX_UNITS / 10 + 1, 0, Sides::OneSided, None);
+        assert_eq!(price(&table(), &over), None);
     }
 
     #[test]
@@ -247,13 +274,28 @@ mod tests {
             t.validate(),
             Err(PriceTableError::UnknownDefault(_))
         ));
+        for (bad, error) in [
+            (-1, AmountError::Negative(-1)),
+            (i64::MAX, AmountError::TooLarge(i64::MAX)),
+            (1 << 62, AmountError::TooLarge(1 << 62)),
+        ] {
+            let mut t = table();
+            if let Some(p) = t.media.get_mut("a3") {
+                p.colour.two_sided = bad;
+            }
+            assert_eq!(
+                t.validate(),
+                Err(PriceTableError::Price {
+                    media: "a3".into(),
+                    which: "colour.two_sided",
+                    error
+                })
+            );
+        }
         let mut t = table();
         if let Some(p) = t.media.get_mut("a3") {
-            p.colour.two_sided = -1;
+            p.colour.two_sided = MAX_UNITS;
         }
-        assert!(matches!(
-            t.validate(),
-            Err(PriceTableError::Negative { .. })
-        ));
+        assert_eq!(t.validate(), Ok(()));
     }
 }

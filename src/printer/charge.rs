@@ -98,7 +98,7 @@ fn log(printer: &str, job: &Job, verdict: &Verdict, recorded: Recorded) -> bool 
             Verdict::Charge(priced),
         ) => {
             tracing::info!(member = %member, printer = %printer, job_id = job.id,
-                impressions = priced.facts.mono_impressions + priced.facts.colour_impressions,
+                impressions = priced.facts.impressions(),
                 estimate_cents = estimate, cents = priced.cents, overage = charge.overage,
                 balance_after = charge.balance_after, "released job settled");
             true
@@ -121,7 +121,7 @@ fn log(printer: &str, job: &Job, verdict: &Verdict, recorded: Recorded) -> bool 
 }
 
 fn log_charge(printer: &str, job: &Job, priced: &PricedJob, member: Option<&str>, charge: &Charge) {
-    let impressions = priced.facts.mono_impressions + priced.facts.colour_impressions;
+    let impressions = priced.facts.impressions();
     let sides = priced.facts.sides.as_str();
     let colour = if priced.colour { "colour" } else { "mono" };
     let user = job.user.as_deref().unwrap_or("");

@@ -179,19 +179,20 @@ fn colour_counts(v: &IppValue) -> Option<(i64, i64)> {
         return None;
     };
     // Negative members stay negative, for the plausibility check to see.
-    let sum = |names: &[&str]| -> i64 {
+    // (They are IPP's 32-bit integers, so their sum fits; checked all the same.)
+    let sum = |names: &[&str]| -> Option<i64> {
         names
             .iter()
             .filter_map(|n| members.get(*n).and_then(integer))
-            .sum()
+            .try_fold(0i64, i64::checked_add)
     };
-    let mono = sum(&["monochrome", "monochrome-two-sided"]);
+    let mono = sum(&["monochrome", "monochrome-two-sided"])?;
     let colour = sum(&[
         "full-color",
         "full-color-two-sided",
         "highlight-color",
         "highlight-color-two-sided",
-    ]);
+    ])?;
     Some((mono, colour))
 }
 
@@ -223,7 +224,7 @@ pub fn price_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
             }
         }
     };
-    if mono.max(0) + colour.max(0) == 0 {
+    if mono.max(0) == 0 && colour.max(0) == 0 {
         return None;
     }
     let facts = JobFacts {
@@ -265,7 +266,7 @@ pub fn detail(job: &Job, priced: &PricedJob) -> UsageDetail {
         job: Some(job.id),
         user: job.user.clone(),
         state: Some(state_name(job.state).to_string()),
-        impressions: Some(f.mono_impressions + f.colour_impressions),
+        impressions: f.impressions(),
         colour: Some(ColourMode::of(priced.colour)),
         mono_impressions: Some(f.mono_impressions),
         colour_impressions: Some(f.colour_impressions),
@@ -282,7 +283,7 @@ pub fn estimate_detail(job: &Job, estimate: &PricedJob) -> UsageDetail {
         job: Some(job.id),
         user: job.user.clone(),
         state: Some("released".into()),
-        impressions: Some(f.mono_impressions + f.colour_impressions),
+        impressions: f.impressions(),
         colour: Some(ColourMode::of(estimate.colour)),
         sides: Some(f.sides),
         estimate: Some(true),
