@@ -1,12 +1,14 @@
 //! The site config (`tallyd.toml`): parsed from a string, validated into a
 //! richer type, and every problem reported with file, line and field.
 
+mod prices;
 mod printers;
 mod readers;
 
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig};
 
+use crate::money;
 use crate::pricing::PriceTable;
 use crate::site::{OveragePolicy, PolicyKind, Site};
 use chrono_tz::Tz;
@@ -285,7 +287,7 @@ impl Config {
         let tz = site_time_zone(&s.timezone, &err)?;
         let default_policy = site_policy(&s, &err)?;
         let ledger = site_ledger(s.ledger.as_ref(), base, &err)?;
-        let prices = price_tables(raw.prices, &err)?;
+        let prices = prices::price_tables(raw.prices, text, &err)?;
         let grants = match raw.grants {
             None => None,
             Some(g) => Some(grants_section(&g, base, &err)?),
@@ -321,7 +323,8 @@ fn site_time_zone(name: &Spanned<String>, err: &ErrAt<'_>) -> Result<Tz, ConfigE
 }
 
 /// The site's default overage policy: the kind (credits-then-invoice when
-/// unset) and optional monthly caps, never negative.
+/// unset) and optional monthly caps, each from 0 to
+/// [`MAX_UNITS`](money::MAX_UNITS).
 fn site_policy(s: &RawSite, err: &ErrAt<'_>) -> Result<OveragePolicy, ConfigError> {
     let kind = match &s.overage_policy {
         None => PolicyKind::CreditsThenInvoice,
@@ -338,10 +341,9 @@ fn site_policy(s: &RawSite, err: &ErrAt<'_>) -> Result<OveragePolicy, ConfigErro
     };
     let cap = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<i64>, ConfigError> {
         match v {
-            Some(c) if *c.get_ref() < 0 => {
-                Err(err(Some(c.span()), field, "must not be negative".into()))
-            }
-            Some(c) => Ok(Some(*c.get_ref())),
+            Some(c) => money::non_negative(*c.get_ref())
+                .map(Some)
+                .map_err(|e| err(Some(c.span()), field, e.to_string())),
             None => Ok(None),
         }
     };
@@ -368,27 +370,6 @@ fn site_ledger(
         Some(p) => Ok(base.join(p.get_ref())),
         None => Ok(PathBuf::from(DEFAULT_LEDGER)),
     }
-}
-
-/// `[prices.*]`: each table validated, by name.
-fn price_tables(
-    raw: BTreeMap<String, Spanned<PriceTable>>,
-    err: &ErrAt<'_>,
-) -> Result<BTreeMap<String, PriceTable>, ConfigError> {
-    let mut prices = BTreeMap::new();
-    for (name, table) in raw {
-        let span = table.span();
-        let table = table.into_inner();
-        table.validate().map_err(|e| {
-            let at = err(Some(span), &format!("prices.{name}"), e.to_string());
-            ConfigError {
-                source: Some(Arc::new(e)),
-                ..at
-            }
-        })?;
-        prices.insert(name, table);
-    }
-    Ok(prices)
 }
 
 /// `[grants]`: a source (a URL, or a path relative to the config's folder),

@@ -46,6 +46,12 @@ pub enum OtherMember {
     End,
 }
 
+/// The most minutes a room's increment, or its maximum session, may be: half
+/// of [`MAX_UNITS`](crate::money::MAX_UNITS) (about 950 years), so that a
+/// session's charge (its length rounded up to whole increments) stays within
+/// the bound on amounts.
+pub const MAX_SESSION_MINUTES: u64 = crate::money::MAX_UNITS.unsigned_abs() / 2;
+
 /// One card reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaderConfig {
@@ -102,14 +108,7 @@ fn reader(
     let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
         duration_field(v, &field(name), default, err)
     };
-    let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
-    if increment.as_secs() % 60 != 0 {
-        return Err(err(
-            r.increment.as_ref().map(Spanned::span),
-            &field("increment"),
-            "must be whole minutes".into(),
-        ));
-    }
+    let (increment, max_session) = session_lengths(&r, &field, err)?;
     let other_member = other_member(r.other_member.as_ref(), &field("other_member"), err)?;
     Ok(ReaderConfig {
         id,
@@ -119,9 +118,45 @@ fn reader(
         binding,
         debounce: duration(&r.debounce, "debounce", Duration::from_secs(3))?,
         increment,
-        max_session: duration(&r.max_session, "max_session", Duration::from_secs(8 * 3600))?,
+        max_session,
         other_member,
     })
+}
+
+/// A room reader's increment (whole minutes, 15 by default) and maximum
+/// session (8 hours), each at most [`MAX_SESSION_MINUTES`].
+fn session_lengths(
+    r: &RawReader,
+    field: &dyn Fn(&str) -> String,
+    err: &ErrAt<'_>,
+) -> Result<(Duration, Duration), ConfigError> {
+    let duration = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+        duration_field(v, &field(name), default, err)
+    };
+    let increment = duration(&r.increment, "increment", Duration::from_secs(15 * 60))?;
+    if increment.as_secs() % 60 != 0 {
+        return Err(err(
+            r.increment.as_ref().map(Spanned::span),
+            &field("increment"),
+            "must be whole minutes".into(),
+        ));
+    }
+    let max_session = duration(&r.max_session, "max_session", Duration::from_secs(8 * 3600))?;
+    for (name, value, d) in [
+        ("increment", &r.increment, increment),
+        ("max_session", &r.max_session, max_session),
+    ] {
+        if d.as_secs() / 60 > MAX_SESSION_MINUTES {
+            return Err(err(
+                value.as_ref().map(Spanned::span),
+                &field(name),
+                format!(
+                    "must be at most {MAX_SESSION_MINUTES} minutes (half the 10^9 bound on amounts)"
+                ),
+            ));
+        }
+    }
+    Ok((increment, max_session))
 }
 
 /// How the reader frames a card id, by name (any case).
@@ -184,5 +219,40 @@ fn other_member(
             field,
             format!("`{other}` is not `refuse` or `end`"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_SESSION_MINUTES;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn room(increment: &str, max_session: &str) -> String {
+        format!(
+            "[site]\ntimezone = \"UTC\"\n[[readers]]\nid = \"door\"\ndevice = \"door\"\n\
+             framing = \"rdm6300\"\nresource = \"room-a\"\n\
+             increment = \"{increment}\"\nmax_session = \"{max_session}\"\n"
+        )
+    }
+
+    #[test]
+    fn a_room_increment_or_session_beyond_the_bound_is_refused() {
+        let parse = |text: String| Config::parse(&text, "test.toml", Path::new("/etc/tallyd"));
+        let most = format!("{MAX_SESSION_MINUTES}m");
+        let over = format!("{}m", MAX_SESSION_MINUTES + 1);
+        assert!(parse(room("15m", &most)).is_ok());
+        assert!(parse(room(&most, &most)).is_ok());
+        let e = parse(room(&over, "8h")).expect_err("increment too long");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(8), "readers[0].increment")
+        );
+        let e = parse(room("15m", "9999999999h")).expect_err("session too long");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(9), "readers[0].max_session")
+        );
+        assert!(e.message.contains("at most 500000000 minutes"), "{e}");
     }
 }
