@@ -1,7 +1,8 @@
 //! The central grants file: its serde shape (TOML, or the same structure in
 //! JSON), the validated [`Catalog`] it becomes, and [`parse`], which reads one
 //! into the other (the rules are in `validate`). Every problem is reported
-//! with the file, line (TOML; JSON syntax errors too) and the field's path.
+//! with the file, line (TOML and JSON: `json_line` finds it in JSON) and the
+//! field's path.
 
 use super::periods::{Frequency, Span};
 use crate::config::{line_of, ConfigError};
@@ -11,6 +12,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod json_line;
 mod validate;
 
 /// A date written as a TOML date (`2026-01-31`) or a string (`"2026-01-31"`).

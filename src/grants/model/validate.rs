@@ -1,7 +1,8 @@
 //! Validation of a parsed grants file into a [`Catalog`]: ids unique and
 //! non-empty, every reference (resource type, credit, plan, product) known,
 //! dates, amounts and policies well-formed. The first problem is reported
-//! with the path of its field, and its line in a TOML file.
+//! with the path of its field and its line. Every amount and cap is at most
+//! [`MAX_UNITS`](money::MAX_UNITS).
 //!
 //! One validator per section, in the file's order: the definitions (time
 //! zone, resource types, resources, time credits), plans and products here,
@@ -16,6 +17,7 @@ use super::{
 use crate::config::ConfigError;
 use crate::grants::periods::{Frequency, Span};
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
+use crate::money;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use members::Definitions;
@@ -43,7 +45,7 @@ impl Validator<'_> {
             file: self.file.into(),
             line: match self.syntax {
                 Syntax::Toml => path.line(self.text),
-                Syntax::Json => None,
+                Syntax::Json => path.json_line(self.text),
             },
             field: path.dotted(),
             message: message.into(),
@@ -73,11 +75,9 @@ impl Validator<'_> {
             .ok_or_else(|| self.err(path, "not a date (YYYY-MM-DD)"))
     }
 
+    /// A benefit's or an account grant's amount: from 1 to [`MAX_UNITS`](money::MAX_UNITS).
     fn amount(&self, path: &Path, amount: i64) -> Result<i64, ConfigError> {
-        if amount <= 0 {
-            return Err(self.err(path, format!("amount must be more than zero, got {amount}")));
-        }
-        Ok(amount)
+        money::positive(amount).map_err(|e| self.err(path, format!("amount {e}")))
     }
 
     fn policy(
@@ -102,12 +102,13 @@ impl Validator<'_> {
                 format!("`{kind}` is not `credits-only` or `credits-then-invoice`"),
             )
         })?;
+        // A cap is from 0 to MAX_UNITS, like any amount.
         for (field, cap) in [
             ("overage_cap_cents", cents),
             ("overage_cap_minutes", minutes),
         ] {
-            if cap.is_some_and(|c| c < 0) {
-                return Err(self.err(&path.key(field), "must not be negative"));
+            if let Some(Err(e)) = cap.map(money::non_negative) {
+                return Err(self.err(&path.key(field), e.to_string()));
             }
         }
         Ok(Some(OveragePolicy {

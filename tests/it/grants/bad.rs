@@ -16,7 +16,7 @@ fn fixtures() -> PathBuf {
 /// One bad fixture and what `tallyd sync` must say about it.
 struct Case {
     file: &'static str,
-    /// The line of the problem (`None`: JSON files' validation errors carry no line).
+    /// The line of the problem (`None`: the error carries no line).
     line: Option<usize>,
     /// The field named in the error.
     field: &'static str,
@@ -61,7 +61,7 @@ const CASES: &[Case] = &[
     ),
     case(
         "json_unknown_plan.json",
-        None,
+        Some(83),
         "member[0].plan[0].plan",
         "unknown plan `residnet`",
     ),

@@ -204,7 +204,8 @@ impl Validator<'_> {
     }
 
     /// A member's own grants: a stable id each, a known credit, an amount
-    /// above zero, valid from a date until an optional last day no earlier.
+    /// from 1 to `MAX_UNITS`, valid from a date until an optional last day
+    /// no earlier.
     fn account_grants(
         &self,
         p: &Path,
