@@ -401,7 +401,10 @@ fn report_cells(by: ReportBy, r: &ReportRow, units: &ReportUnits<'_>) -> Vec<Str
 /// `tallyd cards`: recent unknown cards (whole ids, for enrolment).
 pub fn cards(ctx: &Ctx, out: &mut dyn Write, days: i64) -> Result<()> {
     let ledger = open(ctx)?;
-    let since = ctx.now - days * 86_400;
+    let since = days
+        .checked_mul(86_400)
+        .and_then(|secs| ctx.now.checked_sub(secs))
+        .ok_or_else(|| anyhow::anyhow!("--days {days} is too many days back"))?;
     let rows = query::unknown_cards(ledger.conn(), since)?;
     match ctx.format {
         Format::Json => write_json(out, &rows)?,

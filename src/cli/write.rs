@@ -8,7 +8,7 @@ use crate::ledger::detail::UsageDetail;
 use crate::ledger::lots::{self, GrantRequest};
 use crate::ledger::{catalog, usage};
 use crate::ledger::{Ledger, Origin, Payable, SourceKind, UsageRequest, PRINTING};
-use crate::money::{format_amount, parse_cents, parse_minutes, Unit};
+use crate::money::{self, format_amount, parse_cents, parse_minutes, Unit, MAX_UNITS};
 use anyhow::{anyhow, bail, Result};
 use std::io::Write;
 
@@ -61,21 +61,27 @@ pub struct ChargeArgs {
     pub key: Option<String>,
 }
 
+/// The amount a manager gave: `--units` raw, or `--amount` typed as money or
+/// a duration; more than zero and at most [`MAX_UNITS`] either way.
 fn amount_of(ctx: &Ctx, unit: Unit, amount: Option<&str>, units: Option<i64>) -> Result<i64> {
-    let n = match (amount, units) {
-        (_, Some(n)) => n,
-        (Some(text), None) => match unit {
-            Unit::Cents => parse_cents(text, &ctx.config.currency_symbol)
-                .ok_or_else(|| anyhow!("--amount `{text}` is not money (like 12.50)"))?,
-            Unit::Minutes => parse_minutes(text)
-                .ok_or_else(|| anyhow!("--amount `{text}` is not a duration (like 90m or 2h)"))?,
-        },
+    match (amount, units) {
+        (_, Some(n)) => money::positive(n).map_err(|e| anyhow!("--units {e}")),
+        (Some(text), None) => {
+            let sym = &ctx.config.currency_symbol;
+            let (parsed, what, like) = match unit {
+                Unit::Cents => (parse_cents(text, sym), "money", "12.50"),
+                Unit::Minutes => (parse_minutes(text), "a duration", "90m or 2h"),
+            };
+            parsed.and_then(|n| money::positive(n).ok()).ok_or_else(|| {
+                anyhow!(
+                    "--amount `{text}` is not {what} from {} to {} (like {like})",
+                    format_amount(sym, unit, 1),
+                    format_amount(sym, unit, MAX_UNITS)
+                )
+            })
+        }
         (None, None) => bail!("give --amount or --units"),
-    };
-    if n <= 0 {
-        bail!("the amount must be more than zero");
     }
-    Ok(n)
 }
 
 fn unique_suffix(ctx: &Ctx) -> String {
