@@ -404,7 +404,11 @@ fn each_broken_config_fixture_is_rejected_with_file_line_and_field() {
         ("cap-not-a-number.toml", 4, "site.overage_cap_cents"),
         ("duplicate-table.toml", 4, "site"),
         ("missing-site.toml", 2, "prices.standard.media"),
-        ("negative-price.toml", 5, "prices.standard"),
+        (
+            "negative-price.toml",
+            10,
+            "prices.standard.media.a4.colour.two_sided",
+        ),
         ("unknown-default-media.toml", 5, "prices.standard"),
         ("unknown-timezone.toml", 2, "site.timezone"),
     ];
