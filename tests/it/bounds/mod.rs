@@ -5,6 +5,8 @@
 //! - [`files`]: the grants file (each amount and cap, TOML and JSON) and the
 //!   site config (each price, the default caps);
 //! - [`cli`]: `tallyd grant`, `tallyd charge` and `tallyd review charge`;
+//! - [`ledger`]: the ledger's API itself, and a ledger written before the
+//!   bound whose lots cannot be added up;
 //! - here: the reproduction, and amounts at the bound taken and
 //!   added up well past it.
 //!
@@ -14,6 +16,7 @@
 
 mod cli;
 mod files;
+mod ledger;
 
 use crate::support::ledger::dump;
 use crate::support::tallyd::SiteDir;
