@@ -118,3 +118,24 @@ fn a_completed_job_that_printed_nothing_of_its_pages_is_reviewed() {
     );
     assert_eq!(s.proposed, Some(12));
 }
+
+#[test]
+fn a_job_that_would_cost_more_than_the_bound_is_reviewed_not_charged() {
+    let mut p = printer(false);
+    for media in p.prices.media.values_mut() {
+        media.mono.one_sided = crate::money::MAX_UNITS;
+    }
+    let one = job(|j| {
+        j.impressions = Some(1);
+        j.impressions_completed = Some(1);
+    });
+    assert!(matches!(judge(&p, &one), Verdict::Charge(x) if x.cents == crate::money::MAX_UNITS));
+    let two = job(|j| {
+        j.impressions = Some(2);
+        j.impressions_completed = Some(2);
+    });
+    assert_eq!(
+        reason(judge(&p, &two)),
+        "2 impressions cannot be priced (too large)"
+    );
+}
