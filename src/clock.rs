@@ -199,24 +199,36 @@ fn uptime_ms(text: &str) -> Option<i64> {
 }
 
 /// Test hooks only (the `test-hooks` feature, never in a release build): the
-/// system clocks with the boot clock moved ahead by the whole seconds
-/// written in a file, read at every reading, so a test can move a running
-/// daemon's session clock. The wall clock stays real.
+/// system clocks moved by what a file says, read at every reading, so a test
+/// can move a running daemon's time. `N` (whole seconds): time passed, both
+/// clocks N seconds ahead. `N W`: as `N`, and the wall clock alone stepped
+/// W seconds more (negative: back), as a wrong clock or a clock fix would.
+/// No file, or one that does not parse: the real clocks.
 #[cfg(feature = "test-hooks")]
-pub struct BootOffsetFile(pub std::path::PathBuf);
+pub struct TestClockFile(pub std::path::PathBuf);
 
 #[cfg(feature = "test-hooks")]
-impl TimeSource for BootOffsetFile {
+impl TestClockFile {
+    /// (passed, wall step) in seconds.
+    fn offsets(&self) -> (i64, i64) {
+        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let mut parts = text.split_whitespace().map(|p| p.parse::<i64>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(passed), step) => (passed, step.unwrap_or(0)),
+            (None, _) => (0, 0),
+        }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+impl TimeSource for TestClockFile {
     fn wall(&self) -> i64 {
-        now()
+        let (passed, step) = self.offsets();
+        now() + passed + step
     }
 
     fn boot_ms(&self) -> i64 {
-        let offset: i64 = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        boot_ms() + offset * 1000
+        boot_ms() + self.offsets().0 * 1000
     }
 }
 

@@ -143,12 +143,12 @@ fn now(config: &Config) -> Result<i64> {
 }
 
 /// The daemon's clock: the system's. Built with the test hooks (tests
-/// only, never a release build), its boot clock is moved ahead by the
-/// seconds written in the file `TALLYD_TEST_CLOCK_FILE` names.
+/// only, never a release build), it is moved by what the file
+/// `TALLYD_TEST_CLOCK_FILE` names says (see `clock::TestClockFile`).
 fn daemon_clock() -> clock::Clock {
     #[cfg(feature = "test-hooks")]
     if let Some(path) = std::env::var_os("TALLYD_TEST_CLOCK_FILE") {
-        return clock::Clock::new(clock::BootOffsetFile(path.into()));
+        return clock::Clock::new(clock::TestClockFile(path.into()));
     }
     clock::Clock::system()
 }

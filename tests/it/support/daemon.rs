@@ -295,7 +295,8 @@ impl Site {
             .unwrap_or_else(|| panic!("no {credit} in {out}"))
     }
 
-    /// Moves the daemon's session (boot) clock `secs` ahead of real time.
+    /// Moves the daemon's clocks, boot and wall alike, `secs` ahead of real
+    /// time: as if that much time had passed.
     pub fn set_clock_offset(&self, secs: i64) {
         std::fs::write(self.path("clock-offset"), secs.to_string()).expect("clock file");
     }
