@@ -2,7 +2,10 @@
 //! overage caps, and the dates and times managers type on the command line.
 //! Also [`Clock`], where the daemon reads the time: passed in by whoever
 //! starts it, so tests can move time without production code reading a
-//! test clock from anywhere.
+//! test clock from anywhere; and [`guard`], the pure rule that says when a
+//! wall-clock reading cannot be trusted.
+
+pub mod guard;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -133,6 +136,12 @@ pub trait TimeSource: Send + Sync {
     fn wall(&self) -> i64;
     /// Milliseconds since boot.
     fn boot_ms(&self) -> i64;
+    /// Whether time-driven actions (expiry, period issue, timeouts) may go
+    /// by the wall clock now. The system clocks always say yes; the daemon's
+    /// guard says no while it judges the wall clock wrong (see [`guard`]).
+    fn trusted(&self) -> bool {
+        true
+    }
 }
 
 /// The time source a daemon runs on: cheap to clone, shared by every task.
@@ -159,6 +168,11 @@ impl Clock {
     pub fn boot_ms(&self) -> i64 {
         self.0.boot_ms()
     }
+
+    /// See [`TimeSource::trusted`].
+    pub fn trusted(&self) -> bool {
+        self.0.trusted()
+    }
 }
 
 impl std::fmt::Debug for Clock {
@@ -180,6 +194,15 @@ impl TimeSource for SystemClocks {
     fn boot_ms(&self) -> i64 {
         boot_ms()
     }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): it changes at every
+/// boot, so boot-clock readings compare only when their ids match. Empty
+/// when it cannot be read, which matches nothing.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// `/proc/uptime` ("12345.67 ...") as whole milliseconds, without floats.
