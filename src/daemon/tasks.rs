@@ -7,7 +7,7 @@ use super::taps::{self, TapContext};
 use crate::clock::Clock;
 use crate::config::{GrantsConfig, ReaderConfig};
 use crate::grants::{self, source::Source};
-use crate::ledger::lots;
+use crate::ledger::expiry;
 use crate::ledger::writer::WriterHandle;
 use crate::reader::port;
 use crate::site::LiveSite;
@@ -114,7 +114,7 @@ pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, stop: Cancellati
     loop {
         let now = clock.wall();
         match writer
-            .call_async(move |conn| lots::expire_due(conn, now))
+            .call_async(move |conn| expiry::expire_due(conn, now))
             .await
         {
             Ok(e) if e.lots > 0 => {

@@ -9,7 +9,8 @@
 //! transaction, so the same code runs for a single CLI command ([`Ledger`])
 //! and in the daemon's group-committing writer ([`writer`]).
 //!
-//! - [`lots`], [`history`]: credit issued, adjusted, voided, expired;
+//! - [`lots`], [`history`]: credit issued, adjusted, voided;
+//! - [`expiry`]: expired, and expiries a wrong clock recorded given back;
 //! - [`usage`]: debits, holds, settles, voids, refunds; [`detail`] is what a
 //!   usage was, typed;
 //! - [`jobs`]: a finished print job, recorded once (debit or settle);
@@ -22,6 +23,7 @@
 pub mod allocate;
 pub mod catalog;
 pub mod detail;
+pub mod expiry;
 pub mod files;
 pub mod history;
 pub mod jobs;
@@ -231,7 +233,7 @@ impl Ledger {
         self.write(|c, _| usage::refund(c, key, reason, at))
     }
 
-    pub fn expire_due(&mut self, at: Ts) -> Result<lots::Expired> {
-        self.write(|c, _| lots::expire_due(c, at))
+    pub fn expire_due(&mut self, now: Ts) -> Result<expiry::Expired> {
+        self.write(|c, _| expiry::expire_due(c, now))
     }
 }
