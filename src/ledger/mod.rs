@@ -11,6 +11,8 @@
 //!
 //! - [`lots`], [`history`]: credit issued, adjusted, voided;
 //! - [`expiry`]: expired, and expiries a wrong clock recorded given back;
+//! - [`clock_marks`]: the newest row dated by a clock, and the clock mark
+//!   (what the clock rule, [`crate::clock::guard`], judges against);
 //! - [`usage`]: debits, holds, settles, voids, refunds; [`detail`] is what a
 //!   usage was, typed;
 //! - [`jobs`]: a finished print job, recorded once (debit or settle);
@@ -22,6 +24,7 @@
 
 pub mod allocate;
 pub mod catalog;
+pub mod clock_marks;
 pub mod detail;
 pub mod expiry;
 pub mod files;
