@@ -2,7 +2,10 @@
 //! overage caps, and the dates and times managers type on the command line.
 //! Also [`Clock`], where the daemon reads the time: passed in by whoever
 //! starts it, so tests can move time without production code reading a
-//! test clock from anywhere.
+//! test clock from anywhere; and [`guard`], the pure rule that says when a
+//! wall-clock reading cannot be trusted.
+
+pub mod guard;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -133,6 +136,12 @@ pub trait TimeSource: Send + Sync {
     fn wall(&self) -> i64;
     /// Milliseconds since boot.
     fn boot_ms(&self) -> i64;
+    /// Whether time-driven actions (expiry, period issue, timeouts) may go
+    /// by the wall clock now. The system clocks always say yes; the daemon's
+    /// guard says no while it judges the wall clock wrong (see [`guard`]).
+    fn trusted(&self) -> bool {
+        true
+    }
 }
 
 /// The time source a daemon runs on: cheap to clone, shared by every task.
@@ -159,6 +168,11 @@ impl Clock {
     pub fn boot_ms(&self) -> i64 {
         self.0.boot_ms()
     }
+
+    /// See [`TimeSource::trusted`].
+    pub fn trusted(&self) -> bool {
+        self.0.trusted()
+    }
 }
 
 impl std::fmt::Debug for Clock {
@@ -182,6 +196,15 @@ impl TimeSource for SystemClocks {
     }
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): it changes at every
+/// boot, so boot-clock readings compare only when their ids match. Empty
+/// when it cannot be read, which matches nothing.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// `/proc/uptime` ("12345.67 ...") as whole milliseconds, without floats.
 fn boot_ms() -> i64 {
     std::fs::read_to_string("/proc/uptime")
@@ -199,24 +222,36 @@ fn uptime_ms(text: &str) -> Option<i64> {
 }
 
 /// Test hooks only (the `test-hooks` feature, never in a release build): the
-/// system clocks with the boot clock moved ahead by the whole seconds
-/// written in a file, read at every reading, so a test can move a running
-/// daemon's session clock. The wall clock stays real.
+/// system clocks moved by what a file says, read at every reading, so a test
+/// can move a running daemon's time. `N` (whole seconds): time passed, both
+/// clocks N seconds ahead. `N W`: as `N`, and the wall clock alone stepped
+/// W seconds more (negative: back), as a wrong clock or a clock fix would.
+/// No file, or one that does not parse: the real clocks.
 #[cfg(feature = "test-hooks")]
-pub struct BootOffsetFile(pub std::path::PathBuf);
+pub struct TestClockFile(pub std::path::PathBuf);
 
 #[cfg(feature = "test-hooks")]
-impl TimeSource for BootOffsetFile {
+impl TestClockFile {
+    /// (passed, wall step) in seconds.
+    fn offsets(&self) -> (i64, i64) {
+        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let mut parts = text.split_whitespace().map(|p| p.parse::<i64>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(passed), step) => (passed, step.unwrap_or(0)),
+            (None, _) => (0, 0),
+        }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+impl TimeSource for TestClockFile {
     fn wall(&self) -> i64 {
-        now()
+        let (passed, step) = self.offsets();
+        now() + passed + step
     }
 
     fn boot_ms(&self) -> i64 {
-        let offset: i64 = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        boot_ms() + offset * 1000
+        boot_ms() + self.offsets().0 * 1000
     }
 }
 

@@ -96,7 +96,9 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
-    /// Record expiry of every lot past its expiry date now.
+    /// Record expiry of every lot past its expiry date now, and give back
+    /// expiries a wall clock that was ahead recorded. Refused while the wall
+    /// clock is judged wrong (see the README's clock rule).
     Expire,
     /// Validate the config file and say what it sets up.
     CheckConfig,
@@ -130,6 +132,8 @@ pub struct Ctx {
     pub ledger: PathBuf,
     pub format: Format,
     pub now: i64,
+    /// `now` was pinned (`TALLYD_NOW`), not read from the system clock.
+    pub pinned: bool,
 }
 
 /// `TALLYD_NOW` (RFC 3339 or a local date-time) pins "now", for reproducible
@@ -143,12 +147,12 @@ fn now(config: &Config) -> Result<i64> {
 }
 
 /// The daemon's clock: the system's. Built with the test hooks (tests
-/// only, never a release build), its boot clock is moved ahead by the
-/// seconds written in the file `TALLYD_TEST_CLOCK_FILE` names.
+/// only, never a release build), it is moved by what the file
+/// `TALLYD_TEST_CLOCK_FILE` names says (see `clock::TestClockFile`).
 fn daemon_clock() -> clock::Clock {
     #[cfg(feature = "test-hooks")]
     if let Some(path) = std::env::var_os("TALLYD_TEST_CLOCK_FILE") {
-        return clock::Clock::new(clock::BootOffsetFile(path.into()));
+        return clock::Clock::new(clock::TestClockFile(path.into()));
     }
     clock::Clock::system()
 }
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         ledger: cli.ledger.clone().unwrap_or_else(|| config.ledger.clone()),
         now: now(&config)?,
+        pinned: std::env::var_os("TALLYD_NOW").is_some(),
         config,
         format,
     };

@@ -3,8 +3,10 @@
 
 use super::output::{write_json, Format};
 use super::Ctx;
-use crate::clock;
+use crate::clock::{self, guard, guard::Reading, guard::Verdict};
+use crate::ledger::clock_marks;
 use crate::ledger::detail::UsageDetail;
+use crate::ledger::expiry;
 use crate::ledger::lots::{self, GrantRequest};
 use crate::ledger::{catalog, usage};
 use crate::ledger::{Ledger, Origin, Payable, SourceKind, UsageRequest, PRINTING};
@@ -238,18 +240,82 @@ pub fn refund(ctx: &Ctx, out: &mut dyn Write, key: &str, reason: &str) -> Result
     Ok(())
 }
 
+/// `tallyd expire`: under a trusted clock, gives back expiries recorded as
+/// happening after now (a wall clock that was ahead wrote them), then
+/// records expiry of lots past their date; both in one transaction. The
+/// clock is judged as the daemon judges it: against the ledger's newest
+/// row and, for the system clock, the daemon's clock mark on this boot.
 pub fn expire(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     if !ctx.ledger.exists() {
         return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
     }
     let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
-    let e = ledger.expire_due(ctx.now)?;
-    tracing::info!(lots = e.lots, amount = e.amount, "expiry sweep");
+    refuse_a_wrong_clock(ctx, &ledger)?;
+    let now = ctx.now;
+    let (reversed, expired) = ledger.write(|c, _| {
+        let reversed = expiry::reverse_future_expiries(c, now)?;
+        Ok((reversed, expiry::expire_due(c, now)?))
+    })?;
+    if reversed.lots > 0 {
+        tracing::warn!(
+            lots = reversed.lots,
+            amount = reversed.amount,
+            "expiries reversed: they were recorded under a wall clock that was ahead"
+        );
+    }
+    tracing::info!(lots = expired.lots, amount = expired.amount, "expiry sweep");
     match ctx.format {
-        Format::Json => write_json(out, &e)?,
-        _ => writeln!(out, "expired {} lots ({} units)", e.lots, e.amount)?,
+        Format::Json => write_json(
+            out,
+            &serde_json::json!({"lots": expired.lots, "amount": expired.amount,
+                "reversed": reversed}),
+        )?,
+        _ => {
+            if reversed.lots > 0 {
+                writeln!(
+                    out,
+                    "gave back {} expired on {} lots: recorded under a wall clock that was ahead",
+                    reversed.amount, reversed.lots
+                )?;
+            }
+            writeln!(
+                out,
+                "expired {} lots ({} units)",
+                expired.lots, expired.amount
+            )?
+        }
     }
     Ok(())
+}
+
+/// An error unless `ctx.now` passes the clock rule. A pinned `TALLYD_NOW`
+/// is judged by the newest row only: the boot clock says nothing about it.
+fn refuse_a_wrong_clock(ctx: &Ctx, ledger: &Ledger) -> Result<()> {
+    let conn = ledger.conn();
+    let newest = clock_marks::newest_since(conn, clock_marks::Seen::default())?.at;
+    let system = clock::Clock::system();
+    let anchor = match ctx.pinned {
+        true => None,
+        false => clock_marks::load_mark(conn)?.and_then(|m| m.anchor_on(&clock::boot_id())),
+    };
+    let reading = Reading {
+        wall: ctx.now,
+        boot_ms: system.boot_ms(),
+    };
+    let show = |t| clock::format_local(ctx.config.tz, t);
+    match guard::judge(reading, anchor, newest) {
+        Verdict::Agrees => Ok(()),
+        Verdict::Stepped { expected } => bail!(
+            "the wall clock looks wrong: it says {} but the boot clock puts now at {}; nothing expired (the daemon holds expiry too until the clock agrees)",
+            show(ctx.now),
+            show(expected)
+        ),
+        Verdict::BeforeNewestRow { newest } => bail!(
+            "the wall clock looks wrong: it says {}, before the ledger's newest row ({}); nothing expired (the daemon holds expiry too until the clock agrees)",
+            show(ctx.now),
+            show(newest)
+        ),
+    }
 }
 
 pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {

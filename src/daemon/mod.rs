@@ -11,10 +11,13 @@
 //! Inside, on a tokio runtime: supervised tasks (`supervisor`) under one
 //! cancellation token — one per printer (`printer:<id>`), one per card
 //! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
-//! `expiry-sweep` and `session-sweep` — and the ledger writer thread, the
-//! one owner of the SQLite writer connection. The main loop answers
-//! controls and pings the systemd watchdog.
+//! `expiry-sweep`, `session-sweep` and `clock-guard` — and the ledger writer
+//! thread, the one owner of the SQLite writer connection. The main loop
+//! answers controls and pings the systemd watchdog. Every task reads the
+//! time through the clock guard (`clock_guard`), which holds the
+//! time-driven ones while the wall clock is judged wrong.
 
+pub mod clock_guard;
 mod running;
 mod signals;
 mod supervisor;
@@ -28,6 +31,7 @@ use crate::config::{Config, ConfigError};
 use crate::ledger::writer::Writer;
 use crate::ledger::{Ledger, LedgerError};
 use crate::printer::client::{IppClient, IppError};
+use clock_guard::ClockGuard;
 use running::Daemon;
 use sd_notify::NotifyState;
 use std::future::Future;
@@ -88,6 +92,8 @@ pub enum DaemonError {
     Writer(#[source] std::io::Error),
     #[error("cannot set up the HTTP client")]
     HttpClient(#[source] IppError),
+    #[error("cannot read the ledger's newest row and clock mark")]
+    ClockWitnesses(#[source] LedgerError),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -157,7 +163,8 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
 /// The daemon: starts every task, answers `controls` until `shutdown`
 /// resolves, then stops every task (one grace period for all of them, see
 /// [`STOP_GRACE`]) and returns once the ledger writer has committed what was
-/// queued.
+/// queued. `clock` is the raw time source; the tasks read it through the
+/// clock guard.
 pub async fn serve(
     config: Config,
     ledger: Ledger,
@@ -166,13 +173,17 @@ pub async fn serve(
     clock: Clock,
 ) -> Result<(), DaemonError> {
     let client = IppClient::new().map_err(DaemonError::HttpClient)?;
+    let guard = ClockGuard::open(&ledger, clock).map_err(DaemonError::ClockWitnesses)?;
     let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
-    let mut daemon = Daemon::start(config, writer.handle(), client, clock).await;
+    let mut daemon = Daemon::start(config, writer.handle(), client, guard.clone()).await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers(), "tallyd ready");
     daemon.answer(shutdown, &mut controls).await;
     notify(&[NotifyState::Stopping]);
     daemon.stop(STOP_GRACE).await;
+    // A last look, so that rows written since the guard's last check leave
+    // a mark for the next start on this boot.
+    guard.refresh(&writer.handle()).await;
     // The writer stops once every handle is gone (the tasks held the
     // others); it commits what is queued. Joined off the async threads.
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;

@@ -1,6 +1,7 @@
 //! The running daemon: its supervised tasks by name, the main loop that
 //! answers controls, reload and the status line.
 
+use super::clock_guard::ClockGuard;
 use super::supervisor::Supervisor;
 use super::taps::TapContext;
 use super::{notify, tasks, Control, STOP_GRACE};
@@ -25,23 +26,31 @@ pub(super) struct Daemon {
     site: LiveSite,
     board: StatusBoard,
     client: IppClient,
+    /// The guard's clock: what every task reads.
     clock: Clock,
+    guard: ClockGuard,
     grants: watch::Sender<Option<GrantsConfig>>,
     sync_now: Arc<Notify>,
     started: Instant,
 }
 
 impl Daemon {
-    /// Syncs the grants file once, then starts every task.
+    /// Syncs the grants file once (unless the wall clock is judged wrong),
+    /// then starts every task.
     pub(super) async fn start(
         config: Config,
         writer: WriterHandle,
         client: IppClient,
-        clock: Clock,
+        guard: ClockGuard,
     ) -> Daemon {
         let site = LiveSite::new(config.site());
+        let clock = guard.clock();
         if let Some(g) = &config.grants {
-            tasks::sync_grants(&writer, &site, &clock, g).await;
+            if clock.trusted() {
+                tasks::sync_grants(&writer, &site, &clock, g).await;
+            } else {
+                tracing::info!(source = %g.source, "grants sync held until the wall clock agrees");
+            }
         }
         let (grants, _) = watch::channel(config.grants.clone());
         let mut daemon = Daemon {
@@ -54,6 +63,7 @@ impl Daemon {
             site,
             client,
             clock,
+            guard,
             grants,
         };
         daemon.start_background();
@@ -111,17 +121,26 @@ impl Daemon {
         self.tasks.shutdown(grace).await;
     }
 
-    /// The grants syncer and the expiry sweep.
+    /// The clock guard's check, the grants syncer and the expiry sweep.
     fn start_background(&mut self) {
+        let (guard, w) = (self.guard.clone(), self.writer.clone());
+        self.tasks.start("clock-guard", move |stop| {
+            guard.clone().watch(w.clone(), stop)
+        });
         let (w, s, c) = (self.writer.clone(), self.site.clone(), self.clock.clone());
         let (config, now) = (self.grants.subscribe(), self.sync_now.clone());
+        let trust = self.guard.subscribe();
         self.tasks.start("grants-sync", move |stop| {
-            let (w, s, c) = (w.clone(), s.clone(), c.clone());
-            tasks::syncer(w, s, c, config.clone(), now.clone(), stop)
+            let (w, s, c, t) = (w.clone(), s.clone(), c.clone(), trust.clone());
+            tasks::syncer(w, s, c, config.clone(), now.clone(), t, stop)
         });
-        let (w, c) = (self.writer.clone(), self.clock.clone());
+        let (w, c, trust) = (
+            self.writer.clone(),
+            self.clock.clone(),
+            self.guard.subscribe(),
+        );
         self.tasks.start("expiry-sweep", move |stop| {
-            tasks::expiry_sweeper(w.clone(), c.clone(), stop)
+            tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
     }
 

@@ -68,7 +68,16 @@ async fn release_at(
     let Some(cfg) = ctx.printers.iter().find(|p| p.id == printer) else {
         return;
     };
-    match release::release(cfg, &ctx.client, &ctx.writer, &ctx.site, member, users).await {
+    let released = release::release(
+        cfg,
+        &ctx.client,
+        &ctx.writer,
+        &ctx.site,
+        &ctx.clock,
+        member,
+        users,
+    );
+    match released.await {
         Ok(r) if r.jobs.is_empty() && r.kept.is_empty() => {
             tracing::info!(member = %member, printer = %printer, reader = %reader.id, "release: no held jobs")
         }

@@ -1,13 +1,16 @@
 //! The daemon's tasks besides the printers' pollers: a card reader (its
 //! serial thread and its taps), the grants syncer, the expiry sweep and the
 //! session sweep. Each runs until its token is cancelled; the supervisor
-//! restarts one that fails.
+//! restarts one that fails. The syncer and the sweeps are time-driven: they
+//! wait while the clock guard judges the wall clock wrong, and the syncer
+//! and the expiry sweep run as soon as it agrees again.
 
+use super::clock_guard::regained;
 use super::taps::{self, TapContext};
 use crate::clock::Clock;
 use crate::config::{GrantsConfig, ReaderConfig};
 use crate::grants::{self, source::Source};
-use crate::ledger::lots;
+use crate::ledger::expiry;
 use crate::ledger::writer::WriterHandle;
 use crate::reader::port;
 use crate::site::LiveSite;
@@ -80,15 +83,17 @@ pub async fn sync_grants(
     }
 }
 
-/// Syncs every `interval` of the current grants config, and at once when
-/// `now` is notified (SIGHUP). The config may change under it (reload). A
-/// sync in progress finishes before it stops.
+/// Syncs every `interval` of the current grants config, at once when `now`
+/// is notified (SIGHUP), and when the wall clock is trusted again (`trust`);
+/// never while it is judged wrong. The config may change under it (reload).
+/// A sync in progress finishes before it stops.
 pub async fn syncer(
     writer: WriterHandle,
     site: LiveSite,
     clock: Clock,
     mut config: watch::Receiver<Option<GrantsConfig>>,
     now: Arc<Notify>,
+    mut trust: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
     loop {
@@ -99,46 +104,81 @@ pub async fn syncer(
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = now.notified() => {}
+            _ = regained(&mut trust) => {}
             _ = stop.cancelled() => return,
             _ = config.changed() => continue,
         }
         let current = config.borrow().clone();
-        if let Some(g) = current {
-            sync_grants(&writer, &site, &clock, &g).await;
+        match current {
+            Some(_) if !clock.trusted() => {
+                tracing::debug!("grants sync held until the wall clock agrees")
+            }
+            Some(g) => {
+                sync_grants(&writer, &site, &clock, &g).await;
+            }
+            None => {}
         }
     }
 }
 
-/// Records expiry of lots past their date, now and every [`EXPIRY_SWEEP`].
-pub async fn expiry_sweeper(writer: WriterHandle, clock: Clock, stop: CancellationToken) {
+/// Gives back expiries a wall clock that was ahead recorded, and records
+/// expiry of lots past their date: now, every [`EXPIRY_SWEEP`] and when the
+/// wall clock is trusted again; never while it is judged wrong.
+pub async fn expiry_sweeper(
+    writer: WriterHandle,
+    clock: Clock,
+    mut trust: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
     loop {
-        let now = clock.wall();
-        match writer
-            .call_async(move |conn| lots::expire_due(conn, now))
-            .await
-        {
-            Ok(e) if e.lots > 0 => {
-                tracing::info!(
-                    lots = e.lots,
-                    amount = e.amount,
-                    "expired lots past their date"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+        if clock.trusted() {
+            sweep_expiry(&writer, clock.wall()).await;
+        } else {
+            tracing::debug!("expiry sweep held until the wall clock agrees");
         }
         tokio::select! {
             _ = tokio::time::sleep(EXPIRY_SWEEP) => {}
+            _ = regained(&mut trust) => {}
             _ = stop.cancelled() => return,
         }
     }
 }
 
+/// One expiry sweep at `now` (a trusted time), in one transaction.
+async fn sweep_expiry(writer: &WriterHandle, now: i64) {
+    let swept = writer
+        .call_async(move |conn| {
+            let reversed = expiry::reverse_future_expiries(conn, now)?;
+            Ok((reversed, expiry::expire_due(conn, now)?))
+        })
+        .await;
+    match swept {
+        Ok((reversed, expired)) => {
+            if reversed.lots > 0 {
+                tracing::warn!(lots = reversed.lots, amount = reversed.amount,
+                    "expiries reversed: they were recorded under a wall clock that was ahead; the credit is usable again");
+            }
+            if expired.lots > 0 {
+                tracing::info!(
+                    lots = expired.lots,
+                    amount = expired.amount,
+                    "expired lots past their date"
+                )
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "expiry sweep failed; will retry"),
+    }
+}
+
 /// Ends sessions that reached their room's maximum length, now and every
-/// [`SESSION_SWEEP`].
+/// [`SESSION_SWEEP`]; not while the wall clock is judged wrong.
 pub async fn session_sweeper(ctx: TapContext, stop: CancellationToken) {
     loop {
-        taps::close_overlong(&ctx).await;
+        if ctx.clock.trusted() {
+            taps::close_overlong(&ctx).await;
+        } else {
+            tracing::debug!("overlong-session sweep held until the wall clock agrees");
+        }
         tokio::select! {
             _ = tokio::time::sleep(SESSION_SWEEP) => {}
             _ = stop.cancelled() => return,

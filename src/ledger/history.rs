@@ -20,7 +20,8 @@ pub enum HistoryKind {
     Void,
     /// What was left on a lot at its expiry.
     Expire,
-    /// A manager or the grants file changed a lot's amount or validity.
+    /// A manager or the grants file changed a lot's amount or validity; or
+    /// an expiry a wrong clock recorded was given back (`expiry`).
     Adjust,
     /// A refunded usage gave its credit back.
     Refund,

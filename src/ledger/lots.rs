@@ -1,10 +1,10 @@
-//! Lots: members, time credit definitions, grants, adjustments, voids and the
-//! expiry sweep. Each change to a lot writes a history row that says why and,
-//! for edits, what was there before.
+//! Lots: members, time credit definitions, grants, adjustments and voids
+//! (expiry is [`super::expiry`]). Each change to a lot writes a history row
+//! that says why and, for edits, what was there before.
 
 use super::allocate::SourceKind;
 use super::history::{self, Entry, HistoryKind};
-use super::{add, bounded, sub, LedgerError, OveragePolicy, Result, Ts, PRINTING};
+use super::{bounded, sub, LedgerError, OveragePolicy, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -348,38 +348,4 @@ pub fn void_lot(conn: &Connection, lot: i64, reason: &str, at: Ts) -> Result<i64
         at,
     )?;
     Ok(before.remaining)
-}
-
-/// What one expiry sweep recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Expired {
-    pub lots: i64,
-    pub amount: i64,
-}
-
-/// Records an `expire` row for every lot past its expiry with credit left.
-pub fn expire_due(conn: &Connection, at: Ts) -> Result<Expired> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, remaining FROM lots WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1",
-    )?;
-    let due = stmt
-        .query_map([at], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Expired::default();
-    for (lot, remaining) in due {
-        conn.prepare_cached("UPDATE lots SET remaining = 0 WHERE id = ?1")?
-            .execute([lot])?;
-        history(
-            conn,
-            lot,
-            HistoryKind::Expire,
-            sub(0, remaining)?,
-            0,
-            "",
-            at,
-        )?;
-        out.lots += 1;
-        out.amount = add(out.amount, remaining)?;
-    }
-    Ok(out)
 }

@@ -9,7 +9,10 @@
 //! transaction, so the same code runs for a single CLI command ([`Ledger`])
 //! and in the daemon's group-committing writer ([`writer`]).
 //!
-//! - [`lots`], [`history`]: credit issued, adjusted, voided, expired;
+//! - [`lots`], [`history`]: credit issued, adjusted, voided;
+//! - [`expiry`]: expired, and expiries a wrong clock recorded given back;
+//! - [`clock_marks`]: the newest row dated by a clock, and the clock mark
+//!   (what the clock rule, [`crate::clock::guard`], judges against);
 //! - [`usage`]: debits, holds, settles, voids, refunds; [`detail`] is what a
 //!   usage was, typed;
 //! - [`jobs`]: a finished print job, recorded once (debit or settle);
@@ -21,7 +24,9 @@
 
 pub mod allocate;
 pub mod catalog;
+pub mod clock_marks;
 pub mod detail;
+pub mod expiry;
 pub mod files;
 pub mod history;
 pub mod jobs;
@@ -260,7 +265,7 @@ impl Ledger {
         self.write(|c, _| usage::refund(c, key, reason, at))
     }
 
-    pub fn expire_due(&mut self, at: Ts) -> Result<lots::Expired> {
-        self.write(|c, _| lots::expire_due(c, at))
+    pub fn expire_due(&mut self, now: Ts) -> Result<expiry::Expired> {
+        self.write(|c, _| expiry::expire_due(c, now))
     }
 }

@@ -234,6 +234,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER review_resolutions_no_delete BEFORE DELETE ON review_resolutions
         BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
     "#,
+    // 7: expiries reversed because a wall clock that was ahead recorded them:
+    // each pairs the `expire` history row with the `adjust` row that gave its
+    // credit back, so each is reversed once, and neither counts as a row
+    // dated by a clock reading (both are dated at the expiry instant). A
+    // table rather than a new history kind: no rebuild of `history`.
+    r#"
+    CREATE TABLE expiry_reversals (
+        expire_id INTEGER PRIMARY KEY REFERENCES history(id),
+        reversal_id INTEGER NOT NULL UNIQUE REFERENCES history(id),
+        at INTEGER NOT NULL
+    );
+    CREATE TRIGGER expiry_reversals_no_update BEFORE UPDATE ON expiry_reversals
+        BEGIN SELECT RAISE(ABORT, 'expiry reversals are append-only'); END;
+    CREATE TRIGGER expiry_reversals_no_delete BEFORE DELETE ON expiry_reversals
+        BEGIN SELECT RAISE(ABORT, 'expiry reversals are append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -258,7 +274,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
 }
 
 /// The triggers that keep history append-only; each must be present.
-pub const APPEND_ONLY_TRIGGERS: [&str; 17] = [
+pub const APPEND_ONLY_TRIGGERS: [&str; 19] = [
     "history_no_update",
     "history_no_delete",
     "overage_no_update",
@@ -276,6 +292,8 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 17] = [
     "reviews_no_delete",
     "review_resolutions_no_update",
     "review_resolutions_no_delete",
+    "expiry_reversals_no_update",
+    "expiry_reversals_no_delete",
 ];
 
 /// SQLite's `quick_check` (every page's structure, without the slower

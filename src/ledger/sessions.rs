@@ -207,7 +207,9 @@ fn start(
     })
 }
 
-/// Ends a session after `secs`, charging its minutes.
+/// Ends a session after `secs`, charging its minutes. The end (and the
+/// charge) is dated `now`, or the start if `now` is earlier: a wall clock
+/// that stepped back never dates an end before its start.
 pub fn end(
     conn: &Connection,
     site: &Site,
@@ -218,6 +220,7 @@ pub fn end(
     now: &Now,
 ) -> Result<Ended> {
     let minutes = charged_minutes(secs, increment_minutes).ok_or(LedgerError::Overflow)?;
+    let at = now.wall.max(session.started_at);
     let resource_type = resource_type(conn, &session.resource)?.unwrap_or_default();
     let key = format!("session:{}:{}", session.resource, session.id);
     let req = UsageRequest {
@@ -238,14 +241,14 @@ pub fn end(
             ..UsageDetail::default()
         }
         .to_json(),
-        at: now.wall,
+        at,
     };
     let charge = usage::debit(conn, site, &req)?;
     conn.prepare_cached(
         "UPDATE sessions SET ended_at = ?2, minutes = ?3, end_reason = ?4, usage_key = ?5
          WHERE id = ?1 AND ended_at IS NULL",
     )?
-    .execute(params![session.id, now.wall, minutes, reason, key])?;
+    .execute(params![session.id, at, minutes, reason, key])?;
     Ok(Ended {
         session,
         secs,

@@ -1,5 +1,7 @@
 //! The last good grants file: where it came from, its text and digest, the
-//! HTTP validators for a conditional fetch, and when it was applied.
+//! HTTP validators for a conditional fetch, and when it was applied. The
+//! table is a small key-value store; [`super::clock_marks`] keeps the clock
+//! mark in it too.
 
 use super::{Result, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -15,14 +17,14 @@ pub struct LastGood {
     pub synced_at: Ts,
 }
 
-fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
+pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()?)
 }
 
-fn set(conn: &Connection, key: &str, value: Option<&str>) -> Result<()> {
+pub(super) fn set(conn: &Connection, key: &str, value: Option<&str>) -> Result<()> {
     match value {
         Some(v) => conn
             .prepare_cached("INSERT INTO sync_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?

@@ -118,11 +118,17 @@ impl Poller {
         }
     }
 
-    /// Held queues: cancel jobs held longer than the hold timeout.
+    /// Held queues: cancel jobs held longer than the hold timeout; not
+    /// while the wall clock is judged wrong (a clock ahead would make every
+    /// held job look too old).
     async fn cancel_expired_holds(&self) {
         let Some(query) = &self.not_completed else {
             return;
         };
+        if !self.clock.trusted() {
+            tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
+            return;
+        }
         if let Ok(listed) = query.fetch(&self.client).await {
             let now = self.clock.wall();
             super::release::cancel_expired(&self.cfg, &self.client, &listed, now).await;

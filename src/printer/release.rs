@@ -6,7 +6,7 @@ use super::client::{IppClient, IppError};
 use super::jobs::{self, Job, PENDING_HELD};
 use super::requests::{job_request, JobsQuery, Which};
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::PrinterConfig;
 use crate::error_chain;
 use crate::ledger::writer::WriterHandle;
@@ -39,11 +39,13 @@ pub fn held_jobs_of(jobs: Vec<Job>, users: &[String]) -> Vec<Job> {
 /// Releases `member`'s held jobs at `cfg`: for each, oldest first, place a
 /// hold for its estimate (the member's overage policy may refuse it), then
 /// send Release-Job; a failed release voids the hold and the job stays held.
+/// Ledger rows are dated by `clock`.
 pub async fn release(
     cfg: &PrinterConfig,
     client: &IppClient,
     writer: &WriterHandle,
     site: &LiveSite,
+    clock: &Clock,
     member: &str,
     users: &[String],
 ) -> Result<Released, IppError> {
@@ -66,7 +68,7 @@ pub async fn release(
             payable: Payable::Printing,
             amount: estimate.cents,
             detail: jobs::estimate_detail(&job, &estimate).to_json(),
-            at: clock::now(),
+            at: clock.wall(),
         };
         let site = site.get();
         let placed = writer
@@ -104,9 +106,9 @@ pub async fn release(
             }
             Err(e) => {
                 let reason = format!("Release-Job failed: {}", error_chain(&e));
-                let (k, r) = (key.clone(), reason.clone());
+                let (k, r, at) = (key.clone(), reason.clone(), clock.wall());
                 let voided = writer
-                    .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, clock::now()))
+                    .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, at))
                     .await;
                 if let Err(v) = voided {
                     tracing::error!(printer = %cfg.id, job_id = job.id, error = %error_chain(&v), "could not void the hold of a job that was not released");

@@ -25,9 +25,7 @@ impl Now {
         Now {
             wall: clock.wall(),
             boot_ms: clock.boot_ms(),
-            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
+            boot_id: crate::clock::boot_id(),
         }
     }
 

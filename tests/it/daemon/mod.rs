@@ -4,9 +4,10 @@
 //! card readers and held release ([`readers`]), room sessions across restarts
 //! ([`sessions`]), a panicking task restarted ([`supervision`]), one daemon per
 //! ledger and its file modes ([`files`]), jobs whose counts make no sense set
-//! aside for review ([`review`]), and SIGKILL at random moments ([`crash`],
-//! [`release_crash`]).
+//! aside for review ([`review`]), a wrong wall clock ([`clock`]), and SIGKILL
+//! at random moments ([`crash`], [`release_crash`]).
 
+mod clock;
 mod crash;
 mod faults;
 mod files;

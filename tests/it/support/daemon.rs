@@ -295,9 +295,22 @@ impl Site {
             .unwrap_or_else(|| panic!("no {credit} in {out}"))
     }
 
-    /// Moves the daemon's session (boot) clock `secs` ahead of real time.
+    /// Moves the daemon's clocks, boot and wall alike, `secs` ahead of real
+    /// time: as if that much time had passed.
     pub fn set_clock_offset(&self, secs: i64) {
-        std::fs::write(self.path("clock-offset"), secs.to_string()).expect("clock file");
+        self.set_clocks(secs, 0);
+    }
+
+    /// Moves both clocks `passed` seconds ahead, and the wall clock alone
+    /// `step` seconds more (negative: back), as a wrong clock would.
+    pub fn set_clocks(&self, passed: i64, step: i64) {
+        std::fs::write(self.path("clock-offset"), format!("{passed} {step}")).expect("clock file");
+    }
+
+    /// Runs a `tallyd` command on this site with "now" pinned (`TALLYD_NOW`);
+    /// expects success, returns stdout.
+    pub fn cli_at(&self, now: &str, args: &[&str]) -> String {
+        succeeds(&mut self.files.at(now, args))
     }
 }
 

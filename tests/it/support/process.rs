@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// What to install when a binary is missing.
 pub const APT_INSTALL: &str =
-    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils";
+    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils faketime";
 
 /// How long any one external command (ipptool, lp, lpadmin) may run.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,6 +120,31 @@ pub fn require(bin: &str) -> PathBuf {
          It comes from the Debian package `{}`. Install the test peers with: {APT_INSTALL}",
         package_of(bin)
     );
+}
+
+/// The environment that runs a program on a wall clock shifted by `offset`
+/// (libfaketime's syntax, `+365d`), with its monotonic clock left real:
+/// libfaketime preloaded directly, so the program is the test's own child
+/// and gets its signals (the `faketime` command would stand between).
+pub fn faketime_env(offset: &str) -> Vec<(&'static str, String)> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "tests/it/support: libfaketime.so.1 is missing (looked in /usr/lib/*/faketime/). \
+                 It comes from the Debian package `faketime`. Install the test peers with: {APT_INSTALL}"
+            )
+        });
+    vec![
+        ("LD_PRELOAD", lib.display().to_string()),
+        ("FAKETIME", offset.to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
 }
 
 pub(super) fn unique() -> u64 {
