@@ -21,10 +21,12 @@
 //! the one job that is too large is found; a page whose bytes stop making
 //! sense is read up to that job, which is asked for alone. Such a job is
 //! asked for once more with only the attributes that name it
-//! ([`IDENTITY`]), and goes to the review queue under its usual key. Only
-//! when not even that can be read is it the printer that fails. A job whose
-//! values the `ipp` crate refuses costs no request at all: the page is read
-//! job by job ([`super::listing`]).
+//! ([`IDENTITY`]), and goes to the review queue under its usual key. When
+//! not even that can be read, the job is skipped (and counted) if a job
+//! before it could be read since the last one skipped; otherwise it is the
+//! printer that fails (one that answers every request with too much, say).
+//! A job whose values the `ipp` crate refuses costs no request at all: the
+//! page is read job by job ([`super::listing`]).
 //!
 //! A job that moves between pages (the list shifts while it is read) may be
 //! read twice (it is counted once) or, on a list that grows at its end and
@@ -38,6 +40,7 @@ use super::listing::{Listing, Record, Unreadable};
 use crate::error_chain;
 use std::collections::HashSet;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 
 /// Jobs asked for per page: CUPS's own cut for job histories.
 pub const PAGE: u32 = 500;
@@ -109,9 +112,17 @@ pub struct Walk {
     printer: String,
     /// `first-index` of the next page.
     next: u32,
-    /// Keys of the jobs read so far.
-    seen: HashSet<String>,
+    /// The jobs read so far: their keys hashed with `hasher`, 8 bytes each
+    /// however long the keys. The hasher is keyed anew for every walk, so
+    /// two keys that collide in one walk (one job then missed by it) do not
+    /// in the next.
+    seen: HashSet<u64>,
+    hasher: RandomState,
     end: Option<End>,
+    /// Whether a job was read since the last one that could not even be
+    /// named (or since the start): a job nothing can be read of is skipped
+    /// only among jobs that can be read.
+    named_since: bool,
 }
 
 /// What a range of the list gave, narrowed where it had to be.
@@ -131,7 +142,9 @@ impl Walk {
             printer: printer.to_string(),
             next: 1,
             seen: HashSet::new(),
+            hasher: RandomState::new(),
             end: None,
+            named_since: false,
         }
     }
 
@@ -140,9 +153,15 @@ impl Walk {
         self.end
     }
 
-    /// The keys of every job read: the printer's list, once the walk ended.
-    pub fn seen(&self) -> &HashSet<String> {
-        &self.seen
+    /// Whether the job under `key` was read: once the walk ended, whether
+    /// the printer lists it.
+    pub fn has_read(&self, key: &str) -> bool {
+        self.seen.contains(&self.hasher.hash_one(key))
+    }
+
+    /// How many jobs were read.
+    pub fn read_count(&self) -> usize {
+        self.seen.len()
     }
 
     /// The next page's new jobs; `None` once the list is read. An error
@@ -152,7 +171,7 @@ impl Walk {
             return Ok(None);
         }
         let first = self.next;
-        let read = match read(source, first, PAGE).await {
+        let read = match read(source, first, PAGE, &mut self.named_since).await {
             Err(IppError::Status {
                 code: NOT_FOUND, ..
             }) if first > 1 => {
@@ -176,7 +195,10 @@ impl Walk {
                     continue;
                 }
             };
-            if !self.seen.insert(job.key(&self.printer)) {
+            if !self
+                .seen
+                .insert(self.hasher.hash_one(job.key(&self.printer)))
+            {
                 continue;
             }
             new += 1;
@@ -200,8 +222,13 @@ impl Walk {
 }
 
 /// Jobs `first` .. `first + count`, narrowing a range that cannot be read
-/// whole down to the job that breaks it.
-async fn read<S: Source>(source: &S, first: u32, count: u32) -> Result<Read, IppError> {
+/// whole down to the job that breaks it. `named_since`: see [`Walk`].
+async fn read<S: Source>(
+    source: &S,
+    first: u32,
+    count: u32,
+    named_since: &mut bool,
+) -> Result<Read, IppError> {
     let mut out = Read::default();
     // Ranges still to read, the lowest last (popped first).
     let mut todo = vec![(first, count)];
@@ -215,6 +242,10 @@ async fn read<S: Source>(source: &S, first: u32, count: u32) -> Result<Read, Ipp
                     out.limit = listing.limit;
                 }
                 let whole = u32::try_from(listing.records.len()).unwrap_or(u32::MAX);
+                *named_since |= listing
+                    .records
+                    .iter()
+                    .any(|r| !matches!(r, Record::Unreadable(Unreadable { job: None, .. })));
                 out.listed = out.listed.saturating_add(whole);
                 out.records.extend(listing.records);
                 match listing.broken {
@@ -231,7 +262,23 @@ async fn read<S: Source>(source: &S, first: u32, count: u32) -> Result<Read, Ipp
             Err(e) => return Err(e),
         };
         if left == 1 {
-            if let Some(record) = identify(source, at, failure).await? {
+            let record = match identify(source, at, failure).await {
+                Ok(record) => {
+                    *named_since |= record.is_some();
+                    record
+                }
+                // Nothing of it can be read, not even its name, but jobs
+                // before it could: skipped (and counted), not the printer.
+                Err(e @ (IppError::TooLarge | IppError::Malformed(_))) if *named_since => {
+                    *named_since = false;
+                    Some(Record::Unreadable(Unreadable {
+                        job: None,
+                        error: error_chain(&e),
+                    }))
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(record) = record {
                 out.listed = out.listed.saturating_add(1);
                 out.records.push(record);
             }

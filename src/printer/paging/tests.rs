@@ -15,6 +15,8 @@ enum Kind {
     Breaks,
     /// Unreadable, without an id or uuid.
     Nameless,
+    /// Over the response cap even when only its identity is asked for.
+    Hopeless,
 }
 
 /// A printer's job list as pages come out of it.
@@ -89,6 +91,7 @@ impl Fake {
                     job: None,
                     error: "job-id: bad".into(),
                 }),
+                (Kind::Hopeless, _) => return Err(IppError::TooLarge),
                 (_, Attrs::Identity) => Record::Job(identity),
                 (Kind::BadValue, Attrs::All) => Record::Unreadable(Unreadable {
                     job: Some(job.clone()),
@@ -148,7 +151,8 @@ async fn a_long_list_is_read_in_pages_of_500_each_job_once() {
     let (pages, walk) = walk_all(&printer).await.expect("walk");
     assert_eq!(ids(&pages), (1..=1234).collect::<Vec<_>>());
     assert_eq!(walk.end(), Some(End::Listed));
-    assert_eq!(walk.seen().len(), 1234);
+    assert_eq!(walk.read_count(), 1234);
+    assert!(walk.has_read(&job(1).key("p")) && !walk.has_read(&job(1235).key("p")));
     let asked: Vec<_> = printer.requests().iter().map(|r| (r.0, r.1)).collect();
     assert_eq!(asked, vec![(1, 500), (501, 500), (1001, 500)]);
 }
@@ -264,6 +268,25 @@ async fn a_printer_that_sends_too_much_for_even_one_job_is_down() {
     let e = walk_all(&printer).await.err().expect("the printer fails");
     assert!(matches!(e, IppError::Timeout(_)), "{e:?}");
     assert_eq!(printer.requests().len(), 1, "a timeout is not narrowed");
+}
+
+#[tokio::test]
+async fn a_job_nothing_can_be_read_of_is_skipped_among_jobs_that_can_be_read() {
+    let printer = Fake::new(20).with(9, Kind::Hopeless);
+    let (pages, _) = walk_all(&printer).await.expect("walk");
+    assert_eq!(ids(&pages).len(), 19);
+    assert_eq!(pages[0].nameless, 1);
+
+    // Two in a row: the printer fails, not two jobs.
+    let printer = Fake::new(20)
+        .with(9, Kind::Hopeless)
+        .with(10, Kind::Hopeless);
+    let e = walk_all(&printer).await.err().expect("the printer fails");
+    assert!(matches!(e, IppError::TooLarge), "{e:?}");
+
+    // The first job of all: nothing was read from the printer.
+    let printer = Fake::new(20).with(0, Kind::Hopeless);
+    assert!(walk_all(&printer).await.is_err());
 }
 
 #[tokio::test]
