@@ -16,6 +16,8 @@ pub struct Pending {
     pub key: String,
     pub job: Job,
     verdict: Verdict,
+    /// Set aside because its record cannot be read (not for its counts).
+    unreadable: bool,
     reply: oneshot::Receiver<Result<Recorded>>,
 }
 
@@ -50,7 +52,28 @@ pub fn submit(
         key,
         job,
         verdict,
+        unreadable: false,
         reply,
+    }
+}
+
+/// Sets aside a finished job whose record the printer sent cannot be read
+/// (`error`), with what could be read of it (`job`), as of `now`.
+pub fn set_aside_unreadable(
+    cfg: &PrinterConfig,
+    writer: &WriterHandle,
+    job: Job,
+    error: &str,
+    now: i64,
+) -> Pending {
+    let suspicion = plausible::unreadable(&job, error);
+    let suspect = suspect(cfg, &job, &suspicion, now);
+    Pending {
+        key: suspect.key.clone(),
+        job,
+        verdict: Verdict::Review(suspicion),
+        unreadable: true,
+        reply: writer.submit(move |conn| review::set_aside(conn, &suspect)),
     }
 }
 
@@ -78,12 +101,15 @@ fn suspect(cfg: &PrinterConfig, job: &Job, s: &Suspicion, now: i64) -> Suspect {
 
 /// Waits for the commit and logs one line for what happened; `Ok(true)`
 /// when the job was charged now. An error is for the caller to log once.
-pub async fn finish(printer: &str, p: Pending) -> Result<bool> {
-    let recorded = p.reply.await.unwrap_or(Err(LedgerError::WriterGone))?;
-    Ok(log(printer, &p.job, &p.verdict, recorded))
+pub async fn finish(printer: &str, mut p: Pending) -> Result<bool> {
+    let recorded = (&mut p.reply)
+        .await
+        .unwrap_or(Err(LedgerError::WriterGone))?;
+    Ok(log(printer, &p, recorded))
 }
 
-fn log(printer: &str, job: &Job, verdict: &Verdict, recorded: Recorded) -> bool {
+fn log(printer: &str, p: &Pending, recorded: Recorded) -> bool {
+    let (job, verdict) = (&p.job, &p.verdict);
     match (recorded, verdict) {
         (Recorded::Charged { member, charge }, Verdict::Charge(priced)) => {
             log_charge(printer, job, priced, member.as_deref(), &charge);
@@ -107,6 +133,12 @@ fn log(printer: &str, job: &Job, verdict: &Verdict, recorded: Recorded) -> bool 
             tracing::info!(member = %member, printer = %printer, job_id = job.id,
                 state = jobs::state_name(job.state), estimate_cents = estimate,
                 "released job printed nothing; hold voided, nothing charged");
+            false
+        }
+        (Recorded::SetAside, Verdict::Review(s)) if p.unreadable => {
+            let user = job.user.as_deref().unwrap_or("");
+            tracing::warn!(printer = %printer, job_id = job.id, user, key = %p.key, reason = %s.reason,
+                "job set aside for review: the printer's record of it cannot be read; nothing charged (see `tallyd review`)");
             false
         }
         (Recorded::SetAside, Verdict::Review(s)) => {

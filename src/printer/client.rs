@@ -57,6 +57,11 @@ pub enum IppError {
     /// An HTTP answer whose body the `ipp` crate could not parse.
     #[error("not an IPP response")]
     Parse(#[source] ipp::parser::IppParseError),
+    /// An answer whose attributes stop making sense part way (a length
+    /// that runs past the end, no end tag), as the job-by-job reader of a
+    /// job list ([`super::listing`]) found it.
+    #[error("not an IPP response: {0}")]
+    Malformed(String),
     /// A well-formed answer whose IPP status is not a success.
     #[error("IPP status {name} (0x{code:04x})")]
     Status { code: u16, name: String },
@@ -101,13 +106,26 @@ impl IppClient {
         self.send_encoded(&url, encoded, timeout).await
     }
 
-    /// Posts an encoded IPP request to `url` (from [`http_url`]).
+    /// Posts an encoded IPP request to `url` (from [`http_url`]) and returns
+    /// the response if its IPP status is a success.
     pub async fn send_encoded(
         &self,
         url: &str,
         encoded: bytes::Bytes,
         timeout: Duration,
     ) -> Result<IppRequestResponse, IppError> {
+        let body = self.post(url, encoded, timeout).await?;
+        successful(parse_response(body)?)
+    }
+
+    /// Posts an encoded IPP request to `url` and returns the response's
+    /// bytes, unread: HTTP 200 within `timeout`, at most [`MAX_RESPONSE`].
+    pub async fn post(
+        &self,
+        url: &str,
+        encoded: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, IppError> {
         let exchange = async {
             let mut response = self
                 .http
@@ -136,23 +154,28 @@ impl IppClient {
             }
             Ok(body)
         };
-        let body = tokio::time::timeout(timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| IppError::Timeout(timeout))??;
-        successful(parse_response(body)?)
+            .map_err(|_| IppError::Timeout(timeout))?
     }
 }
 
 /// `response` if its IPP status is a success.
 fn successful(response: IppRequestResponse) -> Result<IppRequestResponse, IppError> {
-    let status = response.header().status_code();
+    success(response.header())?;
+    Ok(response)
+}
+
+/// `Ok` if the status in `header` (of a response) is a success.
+pub fn success(header: &IppHeader) -> Result<(), IppError> {
+    let status = header.status_code();
     if !status.is_success() {
         return Err(IppError::Status {
-            code: response.header().operation_or_status as u16,
+            code: header.operation_or_status as u16,
             name: format!("{status:?}"),
         });
     }
-    Ok(response)
+    Ok(())
 }
 
 /// Parses a whole IPP response held in memory.

@@ -4,6 +4,8 @@
 pub mod charge;
 pub mod client;
 pub mod jobs;
+pub mod listing;
+pub mod paging;
 pub mod plausible;
 pub mod poller;
 pub mod release;

@@ -135,6 +135,17 @@ fn printed(job: &Job) -> i64 {
     }
 }
 
+/// Why a finished job whose record the printer sent cannot be read in full
+/// (`error`) is set aside: its counts cannot be trusted either. What could
+/// be read of it is offered to the manager.
+pub fn unreadable(job: &Job, error: &str) -> Suspicion {
+    Suspicion {
+        reason: format!("the printer's record of this job cannot be read: {error}"),
+        reported: reported(job),
+        proposed: expected(job),
+    }
+}
+
 /// Charge it, it cost nothing, or review it (see the module docs).
 pub fn judge(cfg: &PrinterConfig, job: &Job) -> Verdict {
     let review = |reason: String| {

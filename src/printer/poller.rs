@@ -1,9 +1,12 @@
-//! One task per printer: poll its finished jobs, charge each once, and say
-//! once when the printer goes down and once when it is back.
+//! One task per printer: poll its finished jobs a page at a time, charge
+//! each once (or set aside one whose record cannot be read), and say once
+//! when the printer goes down and once when it is back. A job never takes
+//! its printer down: only the printer failing does (see [`super::paging`]).
 
 use super::charge;
 use super::client::IppClient;
 use super::jobs::Job;
+use super::paging::{End, Page, Walk};
 use super::requests::{JobsQuery, Which};
 use crate::clock::Clock;
 use crate::config::{Mode, PrinterConfig};
@@ -46,6 +49,11 @@ pub struct Poller {
     failed: HashMap<String, String>,
     /// Why the printer is down, while it is.
     down: Option<String>,
+    /// Records without a job id or uuid in the last poll (logged when this
+    /// changes).
+    nameless: usize,
+    /// Whether a walk that could not read the whole list was logged.
+    partial_logged: bool,
     /// The Get-Jobs for finished jobs, or why it could not be built (the
     /// error with its causes; every poll then fails with it).
     completed: Result<JobsQuery, String>,
@@ -81,6 +89,8 @@ impl Poller {
             done: HashSet::new(),
             failed: HashMap::new(),
             down: None,
+            nameless: 0,
+            partial_logged: false,
         }
     }
 
@@ -93,19 +103,15 @@ impl Poller {
             }
             #[cfg(feature = "test-hooks")]
             test_hooks::panic_if_named(&self.cfg.id);
-            let fetched = tokio::select! {
-                r = self.fetch_completed() => r,
-                _ = stop.cancelled() => return,
-            };
-            let delay = match fetched {
-                Ok(jobs) => {
+            let delay = match self.poll(&stop).await {
+                None => return,
+                Some(Ok(())) => {
                     self.mark_up();
                     failures = 0;
-                    self.charge(jobs).await;
                     self.cancel_expired_holds().await;
                     self.cfg.poll_interval
                 }
-                Err(reason) => {
+                Some(Err(reason)) => {
                     self.mark_down(reason);
                     failures = failures.saturating_add(1);
                     backoff(self.cfg.poll_interval, failures, fastrand::u32(0..=1000))
@@ -135,27 +141,84 @@ impl Poller {
         }
     }
 
-    /// The printer's finished jobs, or why not: the error with its causes,
-    /// as the status line shows it and the log says it once.
-    async fn fetch_completed(&self) -> Result<Vec<Job>, String> {
-        match &self.completed {
-            Ok(query) => query.fetch(&self.client).await.map_err(|e| error_chain(&e)),
-            Err(reason) => Err(reason.clone()),
+    /// One poll: every page of finished jobs, each charged before the next
+    /// is read. `Err` with the printer's error and its causes (as the status
+    /// line shows it and the log says it once); `None` when `stop` came
+    /// first (a page being charged is finished first).
+    async fn poll(&mut self, stop: &CancellationToken) -> Option<Result<(), String>> {
+        let query = match &self.completed {
+            Ok(query) => query.clone(),
+            Err(reason) => return Some(Err(reason.clone())),
+        };
+        let client = self.client.clone();
+        let pages = query.pages(&client);
+        let mut walk = Walk::new(&self.cfg.id);
+        let mut nameless = 0;
+        loop {
+            let next = tokio::select! {
+                r = walk.next(&pages) => r,
+                _ = stop.cancelled() => return None,
+            };
+            match next {
+                Ok(Some(page)) => {
+                    nameless += page.nameless;
+                    self.charge(page).await;
+                }
+                Ok(None) => break,
+                Err(e) => return Some(Err(error_chain(&e))),
+            }
         }
+        self.done.retain(|k| walk.has_read(k));
+        self.failed.retain(|k, _| walk.has_read(k));
+        self.log_walk(walk.end(), walk.read_count(), nameless);
+        Some(Ok(()))
     }
 
-    async fn charge(&mut self, jobs: Vec<Job>) {
+    /// Logs what a walk could not read: once when the printer's list could
+    /// not be read to its end, and when the number of records without a
+    /// job id changes.
+    fn log_walk(&mut self, end: Option<End>, read: usize, nameless: usize) {
+        let id = &self.cfg.id;
+        let partial = match end {
+            Some(End::Repeated) => Some(
+                "the printer sent the same jobs again for the next page (it ignores first-index)",
+            ),
+            Some(End::Capped) => Some("the printer lists more jobs than one poll reads"),
+            _ => None,
+        };
+        if let Some(why) = partial.filter(|_| !self.partial_logged) {
+            tracing::warn!(printer = %id, read, why, "only the first jobs the printer lists can be read");
+            self.partial_logged = true;
+        }
+        if nameless != self.nameless && nameless > 0 {
+            tracing::warn!(printer = %id, records = nameless,
+                "job records that cannot be read, not even their job id, are skipped");
+        }
+        self.nameless = nameless;
+    }
+
+    async fn charge(&mut self, page: Page) {
         let id = self.cfg.id.clone();
-        let listed: HashSet<String> = jobs.iter().map(|j| j.key(&id)).collect();
-        self.done.retain(|k| listed.contains(k));
-        self.failed.retain(|k, _| listed.contains(k));
         let (site, now) = (self.site.get(), self.clock.wall());
-        let pending: Vec<charge::Pending> = jobs
+        let done = &self.done;
+        let mut pending: Vec<charge::Pending> = page
+            .jobs
             .into_iter()
             .filter(Job::is_terminal)
-            .filter(|job| !self.done.contains(&job.key(&id)))
+            .filter(|job| !done.contains(&job.key(&id)))
             .map(|job| charge::submit(&self.cfg, &self.writer, &site, job, now))
             .collect();
+        // Finished jobs only are listed: one whose state cannot be read (0)
+        // is one too.
+        pending.extend(
+            page.unreadable
+                .into_iter()
+                .filter(|(job, _)| job.state == 0 || job.is_terminal())
+                .filter(|(job, _)| !done.contains(&job.key(&id)))
+                .map(|(job, error)| {
+                    charge::set_aside_unreadable(&self.cfg, &self.writer, job, &error, now)
+                }),
+        );
         let mut charged = 0;
         for p in pending {
             let (key, job_id) = (p.key.clone(), p.job.id);

@@ -1,12 +1,15 @@
-//! The IPP requests tallyd sends a printer: `Get-Jobs` (encoded once per
-//! printer as a [`JobsQuery`] and sent at every poll), and `Release-Job` and
-//! `Cancel-Job` for one held job.
+//! The IPP requests tallyd sends a printer: `Get-Jobs` a page at a time
+//! (a [`JobsQuery`] per printer, read through a [`Walk`]), and `Release-Job`
+//! and `Cancel-Job` for one held job.
 
 use super::client::{IppClient, IppError};
-use super::jobs::{parse_jobs, Job};
+use super::jobs::Job;
+use super::listing::{self, Listing};
+use super::paging::{Attrs, Source, Walk, IDENTITY, PAGE};
 use crate::config::PrinterConfig;
 use crate::ipp_uri::http_url;
 use ipp::prelude::*;
+use std::future::Future;
 use std::time::Duration;
 
 /// The job attributes tallyd asks for in every `Get-Jobs`.
@@ -37,15 +40,26 @@ pub enum Which {
     NotCompleted,
 }
 
-/// A `Get-Jobs` request for the printer at `uri`.
-pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, IppError> {
+/// A `Get-Jobs` request for the printer at `uri`: at most `limit` jobs
+/// from the `first` (1-based) on, with `attrs`.
+pub fn get_jobs(
+    uri: &str,
+    which: Which,
+    attrs: Attrs,
+    first: u32,
+    limit: u32,
+) -> Result<IppRequestResponse, IppError> {
     let mut req = new_request(Operation::GetJobs, uri)?;
     let which = match which {
         Which::Completed => "completed",
         Which::NotCompleted => "not-completed",
     };
-    let mut wanted = Vec::with_capacity(REQUESTED.len());
-    for name in REQUESTED {
+    let names = match attrs {
+        Attrs::All => REQUESTED,
+        Attrs::Identity => IDENTITY,
+    };
+    let mut wanted = Vec::with_capacity(names.len());
+    for name in names {
         let keyword = IppValue::new_keyword(*name).map_err(|source| IppError::Attribute {
             name: "requested-attributes",
             source,
@@ -63,7 +77,14 @@ pub fn get_jobs(uri: &str, which: Which) -> Result<IppRequestResponse, IppError>
         "requested-attributes",
         Ok(IppValue::Array(wanted)),
     )?;
+    add(&mut req, "first-index", Ok(integer(first)))?;
+    add(&mut req, "limit", Ok(integer(limit)))?;
     Ok(req)
+}
+
+/// An IPP `integer(1:MAX)`.
+fn integer(n: u32) -> IppValue {
+    IppValue::Integer(i32::try_from(n).unwrap_or(i32::MAX).max(1))
 }
 
 /// A request about one job (`Release-Job`, `Cancel-Job`), by printer URI and
@@ -107,35 +128,76 @@ fn new_request(op: Operation, uri: &str) -> Result<IppRequestResponse, IppError>
     })
 }
 
-/// A `Get-Jobs` for one printer, encoded once and sent at every poll.
+/// The `Get-Jobs` of one printer's finished jobs, or of those still to
+/// print, with what each request needs (URL, timeout, the printer id that
+/// names its jobs' keys).
 #[derive(Clone)]
 pub struct JobsQuery {
+    printer: String,
+    uri: String,
     url: String,
-    body: bytes::Bytes,
+    which: Which,
     timeout: Duration,
 }
 
 impl JobsQuery {
-    /// Finished jobs, or those still to print, at `cfg`'s printer.
+    /// Finished jobs, or those still to print, at `cfg`'s printer. An error
+    /// when no request can be made for it (its URI).
     pub fn new(cfg: &PrinterConfig, which: Which) -> Result<JobsQuery, IppError> {
         let url = http_url(&cfg.uri).ok_or_else(|| IppError::BadUri {
             uri: cfg.uri.clone(),
             source: None,
         })?;
-        let request = get_jobs(&cfg.uri, which)?;
+        get_jobs(&cfg.uri, which, Attrs::All, 1, PAGE)?;
         Ok(JobsQuery {
+            printer: cfg.id.clone(),
+            uri: cfg.uri.clone(),
             url,
-            body: request.to_bytes(),
+            which,
             timeout: cfg.timeout,
         })
     }
 
-    /// The jobs the printer lists now.
+    /// The printer as a [`Source`] of pages, for a [`Walk`].
+    pub fn pages<'a>(&'a self, client: &'a IppClient) -> Pages<'a> {
+        Pages {
+            query: self,
+            client,
+        }
+    }
+
+    /// Every job the printer lists now that can be read (every page).
     pub async fn fetch(&self, client: &IppClient) -> Result<Vec<Job>, IppError> {
-        let response = client
-            .send_encoded(&self.url, self.body.clone(), self.timeout)
-            .await?;
-        Ok(parse_jobs(&response))
+        let pages = self.pages(client);
+        let mut walk = Walk::new(&self.printer);
+        let mut jobs = Vec::new();
+        while let Some(page) = walk.next(&pages).await? {
+            jobs.extend(page.jobs);
+        }
+        Ok(jobs)
+    }
+}
+
+/// One printer's job list, a page per request.
+pub struct Pages<'a> {
+    query: &'a JobsQuery,
+    client: &'a IppClient,
+}
+
+impl Source for Pages<'_> {
+    fn page(
+        &self,
+        first: u32,
+        limit: u32,
+        attrs: Attrs,
+    ) -> impl Future<Output = Result<Listing, IppError>> + Send {
+        let q = self.query;
+        // Encoded up front: a request's payload reader is not `Sync`.
+        let encoded = get_jobs(&q.uri, q.which, attrs, first, limit).map(|r| r.to_bytes());
+        async move {
+            let body = self.client.post(&q.url, encoded?, q.timeout).await?;
+            listing::read(&body)
+        }
     }
 }
 
@@ -145,7 +207,8 @@ mod tests {
 
     #[test]
     fn requests_carry_which_jobs_and_requested_attributes() {
-        let r = get_jobs("ipp://127.0.0.1:631/printers/q", Which::Completed).expect("request");
+        let uri = "ipp://127.0.0.1:631/printers/q";
+        let r = get_jobs(uri, Which::Completed, Attrs::All, 501, 500).expect("request");
         let ops = r
             .attributes()
             .first_of(DelimiterTag::OperationAttributes)
@@ -155,6 +218,18 @@ mod tests {
             .get("requested-attributes")
             .expect("requested-attributes");
         assert!(matches!(wanted.value(), IppValue::Array(a) if a.len() == REQUESTED.len()));
+        let int = |name: &str| ops.get(name).map(|a| a.value().clone());
+        assert_eq!(int("first-index"), Some(IppValue::Integer(501)));
+        assert_eq!(int("limit"), Some(IppValue::Integer(500)));
+        let r = get_jobs(uri, Which::Completed, Attrs::Identity, 7, 1).expect("request");
+        let ops = r
+            .attributes()
+            .first_of(DelimiterTag::OperationAttributes)
+            .expect("operation group");
+        let wanted = ops
+            .get("requested-attributes")
+            .expect("requested-attributes");
+        assert!(matches!(wanted.value(), IppValue::Array(a) if a.len() == IDENTITY.len()));
         let r =
             job_request(Operation::ReleaseJob, "ipp://127.0.0.1:631/printers/q", 5).expect("req");
         assert_eq!(r.header().operation_or_status, Operation::ReleaseJob as i16);

@@ -1,16 +1,19 @@
 //! `tallyd run` as a child process against real peers (ippeveprinter, a
 //! private cupsd, misbehaving servers, `socat` ptys as card readers): what it
 //! charges ([`print`]), broken printers ([`faults`]), signals ([`signals`]),
-//! card readers and held release ([`readers`]), room sessions across restarts
-//! ([`sessions`]), a panicking task restarted ([`supervision`]), one daemon per
-//! ledger and its file modes ([`files`]), jobs whose counts make no sense set
-//! aside for review ([`review`]), a wrong wall clock ([`clock`]), and SIGKILL
-//! at random moments ([`crash`], [`release_crash`]).
+//! job lists read a page at a time and jobs whose record cannot be read
+//! ([`paging`]), card readers and held release ([`readers`]), room sessions
+//! across restarts ([`sessions`]), a panicking task restarted
+//! ([`supervision`]), one daemon per ledger and its file modes ([`files`]),
+//! jobs whose counts make no sense set aside for review ([`review`]), a wrong
+//! wall clock ([`clock`]), and SIGKILL at random moments ([`crash`],
+//! [`release_crash`]).
 
 mod clock;
 mod crash;
 mod faults;
 mod files;
+mod paging;
 mod print;
 mod readers;
 mod release_crash;

@@ -17,6 +17,8 @@
 //! - [`fault`]: servers that misbehave as a broken printer would.
 //! - [`recorded`]: a small IPP server answering `Get-Jobs` with a real
 //!   recorded response (`fixtures/ipp/`), single attributes changed.
+//! - [`ipp_server`]: a printer whose finished jobs are a list in memory,
+//!   served a page at a time, healthy or broken as the test makes them.
 //! - [`pdf`]: PDFs with a chosen page count.
 //! - [`pty`]: a `socat` pseudo-terminal pair as a serial card reader.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
@@ -51,6 +53,7 @@ pub mod cupsd;
 pub mod daemon;
 pub mod eve;
 pub mod fault;
+pub mod ipp_server;
 pub mod ipptool;
 pub mod ledger;
 pub mod pdf;

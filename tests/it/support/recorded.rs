@@ -24,6 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use ipp::prelude::*;
+use tallyd::printer::paging::{Attrs, PAGE};
 use tallyd::printer::requests::{get_jobs, Which};
 
 use super::fault::read_request;
@@ -292,10 +293,11 @@ fn answer(request: &IppRequestResponse, state: &mut State) -> IppRequestResponse
     response
 }
 
-/// Posts the daemon's own `Get-Jobs` (`which`) to the printer at `uri` and
-/// returns the IPP response's bytes exactly as they came (de-chunked).
+/// Posts the daemon's own `Get-Jobs` (`which`, its first page) to the
+/// printer at `uri` and returns the IPP response's bytes exactly as they
+/// came (de-chunked).
 pub fn record(uri: &str, which: Which) -> Vec<u8> {
-    let request = get_jobs(uri, which)
+    let request = get_jobs(uri, which, Attrs::All, 1, PAGE)
         .expect("the daemon's Get-Jobs")
         .to_bytes();
     let url = tallyd::ipp_uri::http_url(uri).expect("an ipp:// URI");
