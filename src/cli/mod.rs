@@ -11,6 +11,7 @@ mod output;
 mod read;
 mod review;
 mod sync;
+mod sync_output;
 mod write;
 
 use crate::clock;

@@ -1,6 +1,7 @@
 //! `tallyd sync [--dry-run]`: one sync of the central grants file.
 
-use super::output::{write_json, Format};
+use super::output::{write_json, Format, Table};
+use super::sync_output::SyncOutput;
 use super::Ctx;
 use crate::clock;
 use crate::grants::{self, source};
@@ -56,12 +57,29 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
         tracing::info!(source = %report.source, digest = %report.digest, issued = c.issued, adjusted = c.adjusted,
             voided = c.voided, closed = c.closed, members = catalog.members.len(), "grants sync");
     }
+    let output = SyncOutput::new(
+        &report.plan,
+        dry_run,
+        &report.source,
+        &report.digest,
+        catalog.members.len(),
+    );
     match ctx.format {
-        Format::Json => write_json(
-            out,
-            &serde_json::json!({ "dry_run": dry_run, "digest": report.digest, "counts": c, "changes": report.plan.changes }),
-        )?,
-        _ => {
+        Format::Json => write_json(out, &output)?,
+        Format::Csv => {
+            let mut t = Table::new([
+                "action",
+                "member",
+                "credit",
+                "amount",
+                "valid_from",
+                "expires_at",
+                "what",
+            ]);
+            output.rows().into_iter().for_each(|r| t.push(r));
+            t.write_csv(out)?;
+        }
+        Format::Table => {
             let verb = if dry_run { "would issue" } else { "issued" };
             writeln!(
                 out,

@@ -531,3 +531,45 @@ fn lots_list_each_lot_with_its_source_validity_and_status() {
     let unknown = site.fails("2026-12-02 09:00", &["lots", "carol"]);
     assert!(unknown.contains("unknown member `carol`"), "{unknown}");
 }
+
+/// `sync --dry-run --json` lists every lot the text says it would issue,
+/// with the same counts; `--csv` has one row per action.
+#[test]
+fn a_dry_run_lists_its_lots_in_json_and_csv_with_the_texts_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tallyd.toml");
+    let ledger = dir.path().join("ledger.db");
+    let run = |format: &[&str]| {
+        let mut cmd = tallyd();
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--ledger")
+            .arg(&ledger)
+            .args(format)
+            .args(["sync", "--dry-run"])
+            .env("TALLYD_NOW", "2026-11-30 12:00");
+        crate::support::tallyd::succeeds(&mut cmd)
+    };
+    let text = run(&[]);
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).expect("json");
+    let issued = json["issue"].as_array().expect("issue list").len();
+    assert!(issued > 0, "{json}");
+    assert_eq!(json["issued"], issued);
+    let members = json["members"].as_u64().expect("members");
+    assert!(
+        text.contains(&format!("would issue {issued} lots"))
+            && text.contains(&format!("({members} members in file")),
+        "{text}\n{json}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("  issue ")).count(),
+        issued
+    );
+    let csv = run(&["--csv"]);
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("issue,")).count(),
+        issued,
+        "{csv}"
+    );
+    assert!(!ledger.exists(), "a dry run writes no ledger");
+}
