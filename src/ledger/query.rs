@@ -113,7 +113,8 @@ fn credit_lines(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Vec
     let mut stmt = conn.prepare_cached(
         "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
                 u.resource, CASE WHEN h.kind = 'settle' THEN COALESCE(hr.detail, u.detail)
-                ELSE u.detail END, u.key
+                ELSE u.detail END, u.key,
+                (SELECT g.note FROM history g WHERE g.lot_id = l.id AND g.kind = 'grant' ORDER BY g.id LIMIT 1)
          FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
          LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
          WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
@@ -161,7 +162,14 @@ fn history_line(r: &rusqlite::Row<'_>) -> Result<StatementLine> {
                 format!("{d} ({note})")
             }
         }
-        None if note.is_empty() => format!("{kind} ({source})"),
+        // An expiry (or another row without a note) names the lot: the
+        // plan benefit and period, product or grant it was issued for.
+        None if note.is_empty() => match r.get::<_, Option<String>>(12)? {
+            Some(granted) if !granted.is_empty() && kind != "grant" => {
+                format!("{kind}: {granted}")
+            }
+            _ => format!("{kind} ({source})"),
+        },
         None => note,
     };
     let unit = if credit == PRINTING {
