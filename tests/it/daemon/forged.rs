@@ -3,7 +3,9 @@
 //! `mallory\n<0>forged`: were it printed as sent, the newline would start a
 //! second log line, and `<0>` would make journald read it as an emergency.
 //! `tallyd run` in each `--log-format` writes one line per event, and the
-//! review table keeps the job on one row.
+//! review table keeps the job on one row. (The `user` field is written
+//! quoted, escaped by its Debug form, before `logging`'s own escape of the
+//! whole line; `logging::tests` pins that escape for `%` fields too.)
 
 use crate::support::daemon::{lines_with, Daemon, PrinterSpec, Site};
 use crate::support::recorded::{fixture, with_attr, Recorded, Script};
