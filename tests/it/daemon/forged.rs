@@ -114,6 +114,22 @@ fn a_print_user_with_a_newline_stays_on_one_row_of_the_review_table() {
     let row = table.lines().nth(1).unwrap_or_default();
     assert!(row.contains(r"mallory\n<0>forged"), "{row}");
     assert!(row.contains("a count is negative"), "{row}");
+    // CSV quotes the cell (RFC 4180): a CSV reader sees one record, with the
+    // name as the printer sent it.
+    let csv_text = site.cli(&["--csv", "review"]);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let user_col = reader
+        .headers()
+        .expect("a CSV header")
+        .iter()
+        .position(|h| h == "user")
+        .expect("a user column");
+    let records: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("CSV that parses");
+    assert_eq!(records.len(), 1, "{csv_text}");
+    assert_eq!(&records[0][user_col], FORGED_USER, "{csv_text}");
     // JSON keeps the name as the printer sent it.
     let listed: serde_json::Value =
         serde_json::from_str(&site.cli(&["--json", "review"])).expect("review json");
