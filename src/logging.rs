@@ -17,8 +17,9 @@
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -31,30 +32,39 @@ pub enum LogFormat {
 
 /// Installs the global subscriber (once; later calls do nothing).
 pub fn init(format: LogFormat) {
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-    };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = subscriber(format, tty, std::io::stderr).try_init();
+}
+
+/// The subscriber `init` installs, writing to `writer` (stderr, or a buffer
+/// in tests); `tty` says whether `auto` means `text`.
+fn subscriber<W>(format: LogFormat, tty: bool, writer: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let format = match format {
         LogFormat::Auto if tty => LogFormat::Text,
         LogFormat::Auto => LogFormat::Journald,
         f => f,
     };
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter())
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let builder = builder.with_ansi(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Journald => builder.event_format(OneLine(Journald)).try_init(),
-        _ => builder
-            .event_format(OneLine(
-                tracing_subscriber::fmt::format::Format::default().with_target(false),
-            ))
-            .try_init(),
-    };
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(false);
+    match format {
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+        LogFormat::Journald => Box::new(builder.event_format(OneLine(Journald)).finish()),
+        _ => Box::new(
+            builder
+                .event_format(OneLine(
+                    tracing_subscriber::fmt::format::Format::default().with_target(false),
+                ))
+                .finish(),
+        ),
+    }
 }
 
 /// `<priority>message field=value …`
@@ -133,5 +143,49 @@ mod tests {
             escape_controls("x\n<0>forged\r\u{1b}[2J\0"),
             "x\\n<0>forged\\r\\u{1b}[2J\\u{0}"
         );
+    }
+
+    /// A `MakeWriter` that appends to one shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            // Invariant: the lock is never held across a panic in these tests.
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_event_with_forged_fields_is_one_line_in_every_format() {
+        for format in [LogFormat::Text, LogFormat::Journald, LogFormat::Json] {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let installed = subscriber(format, false, move || writer.clone());
+            tracing::subscriber::with_default(installed, || {
+                // `%` (Display) writes a field as it is; a bare `&str` is
+                // written quoted (Debug). Both must stay on the line.
+                tracing::warn!(
+                    member = %"alice\n<0>forged",
+                    user = "mallory\n<0>forged",
+                    "unattributed job"
+                );
+            });
+            let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            assert_eq!(out.lines().count(), 1, "{format:?}: {out:?}");
+            assert!(out.ends_with('\n'), "{format:?}: {out:?}");
+            assert!(out.contains("unattributed job"), "{format:?}: {out:?}");
+            if format == LogFormat::Json {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["member"], "alice\n<0>forged", "{out}");
+                assert_eq!(v["user"], "mallory\n<0>forged", "{out}");
+            } else {
+                assert!(out.contains(r"alice\n<0>forged"), "{format:?}: {out:?}");
+            }
+        }
     }
 }

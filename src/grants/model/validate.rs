@@ -17,6 +17,7 @@ use super::{
 use crate::config::ConfigError;
 use crate::grants::periods::{Frequency, Span};
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
+use crate::logging::escape_controls;
 use crate::money;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -48,8 +49,34 @@ impl Validator<'_> {
                 Syntax::Json => path.json_line(self.text),
             },
             field: path.dotted(),
-            message: message.into(),
+            // The message quotes what the file says: a control character in
+            // it must not break the one-line error.
+            message: escape_controls(&message.into()).into_owned(),
             source: None,
+        }
+    }
+
+    /// Refuses `text` (the `what` at `path`) when it holds a control
+    /// character: ids, names and references reach log lines, tables and
+    /// statements, where a newline or an escape could forge a line.
+    fn plain(&self, path: &Path, text: &str, what: &str) -> Result<(), ConfigError> {
+        if text.chars().any(char::is_control) {
+            return Err(self.err(
+                path,
+                format!(
+                    "{what} `{text}` contains a control character (a newline, carriage return, escape, tab or NUL); refused"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `name` (the `what` at `path`), if given, refused when it holds a
+    /// control character.
+    fn name(&self, path: &Path, name: &Option<String>, what: &str) -> Result<(), ConfigError> {
+        match name {
+            Some(n) => self.plain(path, n, what),
+            None => Ok(()),
         }
     }
 
@@ -60,6 +87,8 @@ impl Validator<'_> {
         seen: &mut BTreeSet<String>,
         what: &str,
     ) -> Result<String, ConfigError> {
+        // Before trimming: a trailing newline is a control character too.
+        self.plain(path, id, &format!("{what} id"))?;
         let id = id.trim();
         if id.is_empty() {
             return Err(self.err(path, format!("{what} id must not be empty")));
@@ -135,6 +164,7 @@ impl Validator<'_> {
                     return Err(self.err(&p, "a benefit needs a stable `id` (lots are keyed by it)"))
                 }
             };
+            self.plain(&p.key("credit"), &b.credit, "credit")?;
             if !credits.contains(&b.credit) {
                 return Err(self.err(&p.key("credit"), format!("unknown credit `{}`", b.credit)));
             }
@@ -165,10 +195,9 @@ impl Validator<'_> {
     fn catalog(&self, raw: RawFile) -> Result<Catalog, ConfigError> {
         let root = Path::default();
         let tz = self.timezone(&root, raw.timezone.as_deref())?;
-        let printing_name = raw
-            .printing
-            .and_then(|p| p.name)
-            .unwrap_or_else(|| "Printing credit".into());
+        let printing_name = raw.printing.and_then(|p| p.name);
+        self.name(&root.key("printing").key("name"), &printing_name, "name")?;
+        let printing_name = printing_name.unwrap_or_else(|| "Printing credit".into());
         let resource_types = self.resource_types(&root, &raw.resource_types)?;
         let resources = self.resources(&root, &raw.resources, &resource_types)?;
         let time_credits = self.time_credits(&root, &raw.time_credits, &resource_types)?;
@@ -221,6 +250,7 @@ impl Validator<'_> {
         for (i, rt) in raw.iter().enumerate() {
             let p = root.at("resource_type", i);
             let id = self.id(&p.key("id"), &rt.id, &mut seen, "resource type")?;
+            self.name(&p.key("name"), &rt.name, "name")?;
             resource_types.insert(id.clone(), rt.name.clone().unwrap_or(id));
         }
         Ok(resource_types)
@@ -268,6 +298,7 @@ impl Validator<'_> {
                 ));
             }
             let id = self.id(&p.key("id"), &tc.id, &mut seen, "time credit")?;
+            self.name(&p.key("name"), &tc.name, "name")?;
             if tc.unit != "minutes" {
                 return Err(self.err(
                     &p.key("unit"),
@@ -306,6 +337,7 @@ impl Validator<'_> {
         for (i, pl) in raw.iter().enumerate() {
             let p = root.at("plan", i);
             let id = self.id(&p.key("id"), &pl.id, &mut seen, "plan")?;
+            self.name(&p.key("name"), &pl.name, "name")?;
             let renews = self.renews(&p.key("renews"), &pl.renews)?;
             let policy = self.policy(
                 &p,
@@ -350,6 +382,7 @@ impl Validator<'_> {
         for (i, pr) in raw.iter().enumerate() {
             let p = root.at("product", i);
             let id = self.id(&p.key("id"), &pr.id, &mut seen, "product")?;
+            self.name(&p.key("name"), &pr.name, "name")?;
             let benefits = self.benefits(&p, &pr.benefits, credits, Expiry::Never)?;
             products.insert(
                 id.clone(),

@@ -6,13 +6,15 @@
 //! across restarts ([`sessions`]), a panicking task restarted
 //! ([`supervision`]), one daemon per ledger and its file modes ([`files`]),
 //! jobs whose counts make no sense set aside for review ([`review`]), a wrong
-//! wall clock ([`clock`]), and SIGKILL at random moments ([`crash`],
-//! [`release_crash`]).
+//! wall clock ([`clock`]), a printer-sent print user that would forge a log
+//! line or a table row ([`forged`]), and SIGKILL at random moments
+//! ([`crash`], [`release_crash`]).
 
 mod clock;
 mod crash;
 mod faults;
 mod files;
+mod forged;
 mod paging;
 mod print;
 mod readers;

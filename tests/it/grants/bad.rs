@@ -239,6 +239,50 @@ const CASES: &[Case] = &[
         "time_credit[0].unit",
         "not `hours`",
     ),
+    // Issue 12: nothing forged reaches a log or a table. The value is
+    // quoted escaped, so the error stays one line.
+    case(
+        "control_in_member_name.toml",
+        Some(81),
+        "member[1].name",
+        "name `Bob Okafor\\n<0>forged` contains a control character",
+    ),
+    case(
+        "control_in_member_id.toml",
+        Some(80),
+        "member[1].id",
+        "member id `bob\\r` contains a control character",
+    ),
+    case(
+        "control_in_card.toml",
+        Some(82),
+        "member[1].cards[0]",
+        "card id `0A1B2C3D4E\\u{0}` contains a control character",
+    ),
+    case(
+        "control_in_purchase_reference.toml",
+        Some(70),
+        "member[0].product[0].reference",
+        "purchase reference `INV-1042\\n<0>forged` contains a control character",
+    ),
+    case(
+        "control_in_plan_name.toml",
+        Some(30),
+        "plan[0].name",
+        "name `Resident\\u{1b}[2J desk` contains a control character",
+    ),
+    case(
+        "control_in_print_user.json",
+        Some(111),
+        "member[1].print_users[0]",
+        "print user `bob@example.org\\n<0>forged` contains a control character",
+    ),
+    case(
+        "member_id_differs_only_by_case.toml",
+        Some(80),
+        "member[1].id",
+        "member id `ALICE` differs from member `alice` only by case; ambiguous",
+    ),
 ];
 
 const NOTHING_CHANGED: &str = "; nothing changed, the last good grants stay in force";

@@ -27,7 +27,9 @@ struct Owners {
 }
 
 impl Validator<'_> {
-    /// Members by id. No card and no print user belongs to two members.
+    /// Members by id. No card and no print user belongs to two members, and
+    /// no two ids differ only by case (`ALICE` beside `alice` would be two
+    /// accounts that read as one on a statement or at the CLI).
     pub(super) fn members(
         &self,
         root: &Path,
@@ -36,10 +38,19 @@ impl Validator<'_> {
     ) -> Result<BTreeMap<String, Member>, ConfigError> {
         let mut members = BTreeMap::new();
         let mut seen = BTreeSet::new();
+        let mut folded = BTreeMap::new();
         let mut owners = Owners::default();
         for (i, m) in raw.iter().enumerate() {
             let p = root.at("member", i);
             let id = self.id(&p.key("id"), &m.id, &mut seen, "member")?;
+            if let Some(other) = folded.insert(id.to_lowercase(), id.clone()) {
+                return Err(self.err(
+                    &p.key("id"),
+                    format!(
+                        "member id `{id}` differs from member `{other}` only by case; ambiguous"
+                    ),
+                ));
+            }
             let member = self.member(&p, &id, m, defined, &mut owners)?;
             members.insert(id, member);
         }
@@ -56,6 +67,7 @@ impl Validator<'_> {
     ) -> Result<Member, ConfigError> {
         // Fields are evaluated in the order written, which is the file's: the
         // first problem in it is the one reported.
+        self.plain(&p.key("name"), &m.name, "name")?;
         Ok(Member {
             id: id.to_string(),
             name: m.name.clone(),
@@ -84,6 +96,7 @@ impl Validator<'_> {
     ) -> Result<Vec<String>, ConfigError> {
         let mut member_cards = Vec::new();
         for (j, c) in raw.iter().enumerate() {
+            self.plain(&p.at("cards", j), c, "card id")?;
             // Stored as readers report cards: uppercase hex, at least 10
             // digits (leading zeros kept), an even number of them.
             let Some(card) = crate::ids::CardId::parse(c.trim()).map(|id| id.as_str().to_string())
@@ -115,6 +128,7 @@ impl Validator<'_> {
     ) -> Result<Vec<String>, ConfigError> {
         let mut print_users = Vec::new();
         for (j, u) in raw.iter().enumerate() {
+            self.plain(&p.at("print_users", j), u, "print user")?;
             let user = normalize_print_user(u);
             if user.is_empty() {
                 return Err(self.err(&p.at("print_users", j), "empty print user name"));
@@ -143,6 +157,7 @@ impl Validator<'_> {
         let mut subscriptions = Vec::new();
         for (j, s) in raw.iter().enumerate() {
             let sp = p.at("plan", j);
+            self.plain(&sp.key("plan"), &s.plan, "plan")?;
             if !plans.contains_key(&s.plan) {
                 return Err(self.err(&sp.key("plan"), format!("unknown plan `{}`", s.plan)));
             }
@@ -175,12 +190,14 @@ impl Validator<'_> {
         let mut refs = BTreeSet::new();
         for (j, pu) in raw.iter().enumerate() {
             let pp = p.at("product", j);
+            self.plain(&pp.key("product"), &pu.product, "product")?;
             if !products.contains_key(&pu.product) {
                 return Err(self.err(
                     &pp.key("product"),
                     format!("unknown product `{}`", pu.product),
                 ));
             }
+            self.plain(&pp.key("reference"), &pu.reference, "purchase reference")?;
             if pu.reference.trim().is_empty() {
                 return Err(self.err(
                     &pp.key("reference"),
@@ -220,6 +237,7 @@ impl Validator<'_> {
                 Some(gid) => self.id(&gp.key("id"), gid, &mut seen, "account grant")?,
                 None => return Err(self.err(&gp, "an account grant needs a stable `id`")),
             };
+            self.plain(&gp.key("credit"), &g.credit, "credit")?;
             if !credits.contains(&g.credit) {
                 return Err(self.err(&gp.key("credit"), format!("unknown credit `{}`", g.credit)));
             }
