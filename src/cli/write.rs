@@ -355,7 +355,18 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{}", describe_reader(r))?;
     }
     match &c.grants {
-        Some(g) => writeln!(out, "grants: {} every {}s", g.source, g.interval.as_secs())?,
+        Some(g) => writeln!(
+            out,
+            "grants: {} every {}s{}",
+            crate::grants::source::redact(&g.source),
+            g.interval.as_secs(),
+            match g.auth {
+                Some(crate::config::GrantsAuth::Bearer(_)) => " (bearer token from token_file)",
+                Some(crate::config::GrantsAuth::Basic { .. }) =>
+                    " (basic auth from basic_auth_file)",
+                None => "",
+            }
+        )?,
         None => writeln!(out, "grants: none configured")?,
     }
     Ok(())

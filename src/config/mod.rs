@@ -1,10 +1,12 @@
 //! The site config (`tallyd.toml`): parsed from a string, validated into a
 //! richer type, and every problem reported with file, line and field.
 
+mod grants;
 mod prices;
 mod printers;
 mod readers;
 
+pub use grants::{GrantsAuth, GrantsConfig};
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig};
 
@@ -135,7 +137,7 @@ fn table_header(line: &str) -> Option<String> {
 struct RawConfig {
     site: RawSite,
     #[serde(default)]
-    grants: Option<RawGrants>,
+    grants: Option<grants::RawGrants>,
     #[serde(default)]
     prices: BTreeMap<String, Spanned<PriceTable>>,
     #[serde(default)]
@@ -160,25 +162,6 @@ struct RawSite {
     overage_cap_cents: Option<Spanned<i64>>,
     #[serde(default)]
     overage_cap_minutes: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGrants {
-    source: Spanned<String>,
-    #[serde(default)]
-    interval: Option<Spanned<String>>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-}
-
-/// Where the central grants file is and how often to sync it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantsConfig {
-    /// A path (relative to the config's folder) or an `http(s)://` URL.
-    pub source: String,
-    pub interval: std::time::Duration,
-    pub timeout: std::time::Duration,
 }
 
 /// Parses `90s`, `15m`, `2h` into a duration.
@@ -290,7 +273,7 @@ impl Config {
         let prices = prices::price_tables(raw.prices, text, &err)?;
         let grants = match raw.grants {
             None => None,
-            Some(g) => Some(grants_section(&g, base, &err)?),
+            Some(g) => Some(grants::section(&g, base, &err)?),
         };
         let printers = printers::validate(raw.printers, &prices, &err)?;
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
@@ -370,37 +353,6 @@ fn site_ledger(
         Some(p) => Ok(base.join(p.get_ref())),
         None => Ok(PathBuf::from(DEFAULT_LEDGER)),
     }
-}
-
-/// `[grants]`: a source (a URL, or a path relative to the config's folder),
-/// how often to sync it (15 minutes by default) and how long a fetch may
-/// take (10 seconds).
-fn grants_section(
-    g: &RawGrants,
-    base: &Path,
-    err: &ErrAt<'_>,
-) -> Result<GrantsConfig, ConfigError> {
-    let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| {
-        duration_field(v, field, std::time::Duration::from_secs(default), err)
-    };
-    let source = g.source.get_ref().trim();
-    if source.is_empty() {
-        return Err(err(
-            Some(g.source.span()),
-            "grants.source",
-            "must not be empty".into(),
-        ));
-    }
-    let source = if source.starts_with("http://") || source.starts_with("https://") {
-        source.to_string()
-    } else {
-        base.join(source).display().to_string()
-    };
-    Ok(GrantsConfig {
-        source,
-        interval: duration(&g.interval, "grants.interval", 900)?,
-        timeout: duration(&g.timeout, "grants.timeout", 10)?,
-    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl Daemon {
             if clock.trusted() {
                 tasks::sync_grants(&writer, &site, &clock, g).await;
             } else {
-                tracing::info!(source = %g.source, "grants sync held until the wall clock agrees");
+                tracing::info!(source = %crate::grants::source::redact(&g.source), "grants sync held until the wall clock agrees");
             }
         }
         let (grants, _) = watch::channel(config.grants.clone());

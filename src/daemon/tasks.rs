@@ -33,21 +33,23 @@ pub async fn sync_grants(
     grants: &GrantsConfig,
 ) -> bool {
     let src = Source::parse(&grants.source);
-    let name = src.name();
+    // The source as logs show it: a URL's userinfo redacted.
+    let shown = src.name();
+    let name = shown.clone();
     let last = match writer
         .call_async(move |conn| grants::last_good(conn, &name))
         .await
     {
         Ok(last) => last,
         Err(e) => {
-            tracing::error!(source = %grants.source, error = %e, "grants sync failed: cannot read the ledger");
+            tracing::error!(source = %shown, error = %e, "grants sync failed: cannot read the ledger");
             return false;
         }
     };
-    let fetched = match grants::fetch(&src, last, grants.timeout).await {
+    let fetched = match grants::fetch(&src, grants.auth.as_ref(), last, grants.timeout).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!(source = %grants.source, error = %format!("{e:#}"), "grants sync failed");
+            tracing::error!(source = %shown, error = %format!("{e:#}"), "grants sync failed");
             return false;
         }
     };
@@ -77,7 +79,7 @@ pub async fn sync_grants(
             true
         }
         Err(e) => {
-            tracing::error!(source = %grants.source, error = %e, "grants sync failed; nothing changed");
+            tracing::error!(source = %shown, error = %e, "grants sync failed; nothing changed");
             false
         }
     }

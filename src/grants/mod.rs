@@ -130,15 +130,17 @@ pub enum GrantsError {
 }
 
 /// Fetches `src` (a conditional GET against `last`, the last good file from
-/// this source) with 3 tries, and validates it.
+/// this source) with 3 tries, sending `auth` to a URL, and validates it.
 pub async fn fetch(
     src: &source::Source,
+    auth: Option<&crate::config::GrantsAuth>,
     last: Option<(String, Validators)>,
     timeout: std::time::Duration,
 ) -> std::result::Result<Fetched, GrantsError> {
     let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
     let fetched = source::fetch_with_retry(
         src,
+        auth,
         &validators,
         timeout,
         3,
@@ -171,10 +173,15 @@ mod tests {
     async fn a_missing_file_keeps_its_io_error_and_says_the_last_grants_stay() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("grants.toml");
-        let e = fetch(&Source::Path(path.clone()), None, Duration::from_secs(1))
-            .await
-            .err()
-            .expect("no such file");
+        let e = fetch(
+            &Source::Path(path.clone()),
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .await
+        .err()
+        .expect("no such file");
         let GrantsError::Fetch(FetchError::Read { source, .. }) = &e else {
             panic!("not a read error: {e:?}");
         };

@@ -2,7 +2,12 @@
 //! with a conditional GET (ETag / Last-Modified) and a timeout. A server that
 //! is down, slow or answers an error keeps the last good grants in force; the
 //! caller retries with backoff.
+//!
+//! A URL may carry a secret in its userinfo (`https://user:pw@host/...`):
+//! everything that prints a source goes through [`redact`], and reqwest's
+//! errors are kept without their URL.
 
+use crate::config::GrantsAuth;
 use crate::error_chain;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,8 +32,22 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::Path(p) => p.display().to_string(),
-            Source::Url(u) => u.clone(),
+            Source::Url(u) => redact(u),
         }
+    }
+}
+
+/// A URL with its userinfo hidden: `https://user:pw@host/x` →
+/// `https://***@host/x`. Anything else comes back as it is.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -69,7 +88,7 @@ pub enum FetchError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("{url} answered HTTP {status}")]
+    #[error("{url} answered HTTP {status}{}", status_hint(*status))]
     Status { url: String, status: u16 },
     #[error("{url} sent more than {limit} bytes")]
     TooLarge { url: String, limit: usize },
@@ -81,12 +100,22 @@ pub enum FetchError {
     },
 }
 
+/// What a refusal most likely means, for the error line.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 => " (not authenticated: check [grants] token_file or basic_auth_file)",
+        403 => " (forbidden: the credential is not allowed to read it)",
+        _ => "",
+    }
+}
+
 /// Largest grants file accepted over HTTP.
 pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// Reads or fetches the file once.
+/// Reads or fetches the file once; `auth` is sent to a URL.
 pub async fn fetch(
     source: &Source,
+    auth: Option<&GrantsAuth>,
     last: &Validators,
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
@@ -103,21 +132,35 @@ pub async fn fetch(
                 validators: Validators::default(),
             })
         }
-        Source::Url(url) => fetch_url(url, last, timeout).await,
+        Source::Url(url) => fetch_url(url, auth, last, timeout).await,
     }
 }
 
-async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fetched, FetchError> {
+async fn fetch_url(
+    full_url: &str,
+    auth: Option<&GrantsAuth>,
+    last: &Validators,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
+    // Errors name the URL redacted. reqwest moves a URL's userinfo into the
+    // Authorization header, so its own errors should not hold it either;
+    // they lose their copy of the URL anyway, which ours already names.
+    let url = &redact(full_url);
     let http = |source: reqwest::Error| FetchError::Http {
         url: url.to_string(),
-        source,
+        source: source.without_url(),
     };
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
         .map_err(http)?;
-    let mut req = client.get(url);
+    let mut req = client.get(full_url);
+    match auth {
+        Some(GrantsAuth::Bearer(token)) => req = req.bearer_auth(token),
+        Some(GrantsAuth::Basic { user, password }) => req = req.basic_auth(user, Some(password)),
+        None => {}
+    }
     if let Some(etag) = &last.etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, etag);
     }
@@ -166,6 +209,7 @@ async fn fetch_url(url: &str, last: &Validators, timeout: Duration) -> Result<Fe
 /// between them. Returns the last error if every try failed.
 pub async fn fetch_with_retry(
     source: &Source,
+    auth: Option<&GrantsAuth>,
     last: &Validators,
     timeout: Duration,
     attempts: u32,
@@ -175,7 +219,7 @@ pub async fn fetch_with_retry(
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch(source, last, timeout).await {
+        match fetch(source, auth, last, timeout).await {
             Ok(f) => return Ok(f),
             // A missing local file will not appear by waiting a second.
             Err(e @ FetchError::Read { .. }) => return Err(e),
@@ -186,5 +230,29 @@ pub async fn fetch_with_retry(
                 wait = wait.saturating_mul(2);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_userinfo_only() {
+        let cases = [
+            ("https://user:s3cret@host/x", "https://***@host/x"),
+            ("http://user:s3cret@host:8080", "http://***@host:8080"),
+            ("http://u:p@ss@host/g?a=b@c", "http://***@host/g?a=b@c"),
+            ("https://host/a@b", "https://host/a@b"),
+            ("https://host/x", "https://host/x"),
+            ("/etc/tallyd/grants.toml", "/etc/tallyd/grants.toml"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want, "{url}");
+        }
+        assert_eq!(
+            Source::parse("http://u:s3cret@h/g").name(),
+            "http://***@h/g"
+        );
     }
 }

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const NOW: &str = "2026-11-20 10:00";
+pub(super) const NOW: &str = "2026-11-20 10:00";
 /// Later, but in the same plan periods: a re-sync issues nothing new.
 const LATER: &str = "2026-11-20 10:30";
 
-fn fixture(name: &str) -> String {
+pub(super) fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/grants")
         .join(name);
@@ -48,12 +48,14 @@ struct State {
     body: String,
     etag: String,
     mode: Mode,
+    /// The `Authorization` value required, if any (else 401).
+    authorization: Option<String>,
     requests: Vec<Request>,
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 (port 0) in a thread. It stops when
 /// dropped, or by itself after a minute, whichever comes first.
-struct Server {
+pub(super) struct Server {
     port: u16,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
@@ -61,7 +63,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(body: &str, etag: &str) -> Server {
+    pub(super) fn start(body: &str, etag: &str) -> Server {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
@@ -70,6 +72,7 @@ impl Server {
             body: body.to_string(),
             etag: etag.to_string(),
             mode: Mode::Serve,
+            authorization: None,
             requests: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -85,8 +88,13 @@ impl Server {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/grants.toml", self.port)
+    }
+
+    /// From now on, answers 401 to a request without this `Authorization`.
+    pub(super) fn require_authorization(&self, value: &str) {
+        self.state.lock().unwrap().authorization = Some(value.to_string());
     }
 
     fn set_mode(&self, mode: Mode) {
@@ -156,11 +164,18 @@ fn answer(mut stream: TcpStream, state: &Mutex<State>) -> Option<TcpStream> {
     let mut first = lines.next().unwrap_or("").split(' ');
     let method = first.next().unwrap_or("").to_string();
     let path = first.next().unwrap_or("").to_string();
-    let if_none_match = lines
+    let headers: Vec<(&str, &str)> = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("if-none-match"))
-        .map(|(_, value)| value.trim().to_string());
+        .collect();
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.trim().to_string())
+    };
+    let if_none_match = header("if-none-match");
+    let authorization = header("authorization");
     let (mode, body, etag) = {
         let mut s = state.lock().unwrap();
         s.requests.push(Request {
@@ -168,7 +183,9 @@ fn answer(mut stream: TcpStream, state: &Mutex<State>) -> Option<TcpStream> {
             path,
             if_none_match: if_none_match.clone(),
         });
-        (s.mode, s.body.clone(), s.etag.clone())
+        let denied = s.authorization.is_some() && s.authorization != authorization;
+        let mode = if denied { Mode::Status(401) } else { s.mode };
+        (mode, s.body.clone(), s.etag.clone())
     };
     let response = match mode {
         Mode::Hang => return Some(stream),
@@ -191,6 +208,11 @@ fn answer(mut stream: TcpStream, state: &Mutex<State>) -> Option<TcpStream> {
 
 /// A site whose `[grants] source` is `url`, with a 1 s fetch timeout.
 fn site(url: &str) -> SiteDir {
+    site_with(url, "")
+}
+
+/// [`site`] with `extra` lines in `[grants]`.
+pub(super) fn site_with(url: &str, extra: &str) -> SiteDir {
     SiteDir::with_config(&format!(
         r#"
 [site]
@@ -204,7 +226,7 @@ overage_policy = "credits-then-invoice"
 source = "{url}"
 interval = "15m"
 timeout = "1s"
-
+{extra}
 [prices.standard]
 default_media = "a4"
 [prices.standard.media.a4]
@@ -216,7 +238,7 @@ colour = {{ one_sided = 40, two_sided = 35 }}
 
 /// Runs and expects exit status 1; returns the one `tallyd: ` error line
 /// (the other lines of stderr, if any, are the retries' log lines).
-fn fails(site: &SiteDir, now: &str, args: &[&str]) -> String {
+pub(super) fn fails(site: &SiteDir, now: &str, args: &[&str]) -> String {
     let out = site.run(now, args);
     let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
     assert_eq!(out.status.code(), Some(1), "tallyd {args:?}: {stderr}");

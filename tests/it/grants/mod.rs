@@ -1,7 +1,9 @@
 //! The central grants file: the sync rules on real ledgers ([`sync`]),
 //! broken files rejected by the real binary with nothing changed ([`bad`]),
-//! and the URL source against a real HTTP server ([`http`]).
+//! the URL source against a real HTTP server ([`http`]), and its
+//! credentials, never shown in output or logs ([`secrets`]).
 
 mod bad;
 mod http;
+mod secrets;
 mod sync;

@@ -1,0 +1,226 @@
+//! `[grants]`: where the central grants file is, how often to sync it, and
+//! how to authenticate to it without a secret in the URL (`token_file`,
+//! `basic_auth_file`). The secret files are read whenever the config is
+//! loaded — at start and on every reload — so systemd's `LoadCredential=`
+//! works; a missing, unreadable or empty one is a config error.
+
+use super::{duration_field, ConfigError, ErrAt};
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGrants {
+    source: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    basic_auth_file: Option<Spanned<String>>,
+}
+
+/// Where the central grants file is and how often to sync it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantsConfig {
+    /// A path (relative to the config's folder) or an `http(s)://` URL. A
+    /// URL may hold a secret: print it through
+    /// [`crate::grants::source::redact`].
+    pub source: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// How to authenticate to a URL source.
+    pub auth: Option<GrantsAuth>,
+}
+
+/// A credential for the grants URL, read from a file. Its `Debug` never
+/// shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum GrantsAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `Authorization: Basic`, from a file holding `user:password`.
+    Basic { user: String, password: String },
+}
+
+impl fmt::Debug for GrantsAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrantsAuth::Bearer(_) => f.write_str("Bearer(***)"),
+            GrantsAuth::Basic { user, .. } => write!(f, "Basic({user}:***)"),
+        }
+    }
+}
+
+/// `[grants]`: a source (a URL, or a path relative to the config's folder),
+/// how often to sync it (15 minutes by default), how long a fetch may
+/// take (10 seconds), and an optional credential file.
+pub(super) fn section(
+    g: &RawGrants,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<GrantsConfig, ConfigError> {
+    let duration = |v: &Option<Spanned<String>>, field: &str, default: u64| {
+        duration_field(v, field, Duration::from_secs(default), err)
+    };
+    let source = g.source.get_ref().trim();
+    if source.is_empty() {
+        return Err(err(
+            Some(g.source.span()),
+            "grants.source",
+            "must not be empty".into(),
+        ));
+    }
+    let is_url = source.starts_with("http://") || source.starts_with("https://");
+    let source = if is_url {
+        source.to_string()
+    } else {
+        base.join(source).display().to_string()
+    };
+    Ok(GrantsConfig {
+        source,
+        interval: duration(&g.interval, "grants.interval", 900)?,
+        timeout: duration(&g.timeout, "grants.timeout", 10)?,
+        auth: auth(g, is_url, base, err)?,
+    })
+}
+
+/// `token_file` or `basic_auth_file` (not both, and only for a URL), read now.
+fn auth(
+    g: &RawGrants,
+    is_url: bool,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<Option<GrantsAuth>, ConfigError> {
+    let (path, field) = match (&g.token_file, &g.basic_auth_file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(b)) => {
+            return Err(err(
+                Some(b.span()),
+                "grants.basic_auth_file",
+                "set token_file or basic_auth_file, not both".into(),
+            ))
+        }
+        (Some(t), None) => (t, "grants.token_file"),
+        (None, Some(b)) => (b, "grants.basic_auth_file"),
+    };
+    let at = |message: String| err(Some(path.span()), field, message);
+    if !is_url {
+        return Err(at("needs an http:// or https:// source".into()));
+    }
+    let file = base.join(path.get_ref().trim());
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        let mut error = at(format!("cannot read {}: {e}", file.display()));
+        error.source = Some(Arc::new(e));
+        error
+    })?;
+    // One trailing newline (or CR LF) is how files end; the secret is the rest.
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.trim().is_empty() {
+        return Err(at(format!("{} is empty", file.display())));
+    }
+    if g.token_file.is_some() {
+        return Ok(Some(GrantsAuth::Bearer(secret.trim().to_string())));
+    }
+    match secret.split_once(':') {
+        Some((user, password)) if !user.is_empty() => Ok(Some(GrantsAuth::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        })),
+        _ => Err(at(format!(
+            "{} does not hold `user:password`",
+            file.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use std::path::Path;
+
+    fn parse(base: &Path, grants: &str) -> Result<Config, ConfigError> {
+        let text = format!("[site]\ntimezone = \"UTC\"\n[grants]\n{grants}");
+        Config::parse(&text, "test.toml", base)
+    }
+
+    #[test]
+    fn a_token_file_is_read_beside_the_config_and_never_debug_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let c = parse(
+            dir.path(),
+            "source = \"https://h/g.toml\"\ntoken_file = \"token\"\n",
+        )
+        .expect("valid");
+        let g = c.grants.expect("grants");
+        assert_eq!(g.auth, Some(super::GrantsAuth::Bearer("s3cret".into())));
+        assert!(!format!("{g:?}").contains("s3cret"), "{g:?}");
+    }
+
+    #[test]
+    fn a_basic_auth_file_holds_user_and_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("basic"), "sync:pa:ss\n").expect("write");
+        let c = parse(
+            dir.path(),
+            "source = \"https://h/g.toml\"\nbasic_auth_file = \"basic\"\n",
+        )
+        .expect("valid");
+        let auth = c.grants.expect("grants").auth.expect("auth");
+        assert_eq!(
+            auth,
+            super::GrantsAuth::Basic {
+                user: "sync".into(),
+                password: "pa:ss".into()
+            }
+        );
+        assert!(!format!("{auth:?}").contains("pa:ss"));
+    }
+
+    #[test]
+    fn bad_credential_files_are_config_errors_with_line_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("empty"), "\n").expect("write");
+        std::fs::write(dir.path().join("nocolon"), "s3cret\n").expect("write");
+        let url = "source = \"https://h/g.toml\"\n";
+        let cases = [
+            (
+                format!("{url}token_file = \"missing\"\n"),
+                "grants.token_file",
+                5,
+            ),
+            (
+                format!("{url}token_file = \"empty\"\n"),
+                "grants.token_file",
+                5,
+            ),
+            (
+                format!("{url}basic_auth_file = \"nocolon\"\n"),
+                "grants.basic_auth_file",
+                5,
+            ),
+            (
+                format!("{url}token_file = \"empty\"\nbasic_auth_file = \"empty\"\n"),
+                "grants.basic_auth_file",
+                6,
+            ),
+            (
+                "source = \"grants.toml\"\ntoken_file = \"empty\"\n".into(),
+                "grants.token_file",
+                5,
+            ),
+        ];
+        for (text, field, line) in cases {
+            let e = parse(dir.path(), &text).expect_err(&text);
+            assert_eq!((e.field.as_str(), e.line), (field, Some(line)), "{e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+    }
+}
