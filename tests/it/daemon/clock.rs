@@ -34,23 +34,8 @@ fn in_days(n: u64) -> NaiveDate {
 /// ahead would expire.
 fn grants_expiring_in_a_month() -> String {
     let (from, until) = (today(), in_days(30));
-    format!(
+    let members = format!(
         r#"
-timezone = "UTC"
-[printing]
-name = "Printing credit"
-[[resource_type]]
-id = "meeting-room"
-name = "Meeting room"
-[[resource]]
-id = "room-a"
-type = "meeting-room"
-[[time_credit]]
-id = "room-hours"
-name = "Room hours"
-unit = "minutes"
-resource_types = ["meeting-room"]
-
 [[member]]
 id = "alice"
 name = "Alice"
@@ -76,7 +61,8 @@ overage_policy = "credits-then-invoice"
   from = {from}
   until = {until}
 "#
-    )
+    );
+    format!("{}{members}", crate::support::daemon::CATALOG)
 }
 
 fn site() -> Site {

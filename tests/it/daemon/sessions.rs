@@ -140,23 +140,9 @@ fn sessions_survive_restarts_and_end_at_their_maximum_length() {
 
 /// Erin and Frank: 15 minutes of room time each, overage invoiced up to 30
 /// minutes a month (the site's credits-then-invoice policy, their cap).
-const CAPPED: &str = r#"
-timezone = "UTC"
-[printing]
-name = "Printing credit"
-
-[[resource_type]]
-id = "meeting-room"
-name = "Meeting room"
-[[resource]]
-id = "room-a"
-type = "meeting-room"
-[[time_credit]]
-id = "room-hours"
-name = "Room hours"
-unit = "minutes"
-resource_types = ["meeting-room"]
-
+const CAPPED: &str = concat!(
+    crate::catalog!(),
+    r#"
 [[member]]
 id = "erin"
 name = "Erin"
@@ -180,7 +166,8 @@ overage_cap_minutes = 30
   credit = "room-hours"
   amount = 15
   from = 2026-01-01
-"#;
+"#
+);
 const ERIN: &str = "00E1E1E1E1";
 const FRANK: &str = "00F2F2F2F2";
 

@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use super::tallyd::{fails, succeeds, tallyd, SiteDir};
 
-/// Members used by the daemon tests: alice, bob (prints as `bob@corp.example`)
-/// and carol (as `CORP\carol`), each with $10.00 of printing credit.
-pub const GRANTS: &str = r#"
+/// The catalog every daemon test's grants file starts with: printing credit,
+/// one meeting room `room-a` and its `room-hours` time credit (a macro, so
+/// the files built on it stay `&'static str`).
+#[macro_export]
+macro_rules! catalog {
+    () => {
+        r#"
 timezone = "UTC"
 [printing]
 name = "Printing credit"
@@ -27,7 +31,18 @@ id = "room-hours"
 name = "Room hours"
 unit = "minutes"
 resource_types = ["meeting-room"]
+"#
+    };
+}
 
+/// The catalog of [`catalog!`], for grants files built at run time.
+pub const CATALOG: &str = catalog!();
+
+/// Members used by the daemon tests: alice, bob (prints as `bob@corp.example`)
+/// and carol (as `CORP\carol`), each with $10.00 of printing credit.
+pub const GRANTS: &str = concat!(
+    catalog!(),
+    r#"
 [[member]]
 id = "alice"
 name = "Alice"
@@ -76,7 +91,8 @@ print_users = ["CORP\\carol"]
   credit = "printing"
   amount = 1000
   from = 2026-01-01
-"#;
+"#
+);
 
 /// One printer in the generated config.
 pub struct PrinterSpec {
