@@ -138,6 +138,8 @@ pub struct JobsQuery {
     url: String,
     which: Which,
     timeout: Duration,
+    /// The first page's request, encoded once: most polls need no other.
+    first_page: bytes::Bytes,
 }
 
 impl JobsQuery {
@@ -148,8 +150,9 @@ impl JobsQuery {
             uri: cfg.uri.clone(),
             source: None,
         })?;
-        get_jobs(&cfg.uri, which, Attrs::All, 1, PAGE)?;
+        let first_page = get_jobs(&cfg.uri, which, Attrs::All, 1, PAGE)?.to_bytes();
         Ok(JobsQuery {
+            first_page,
             printer: cfg.id.clone(),
             uri: cfg.uri.clone(),
             url,
@@ -193,7 +196,11 @@ impl Source for Pages<'_> {
     ) -> impl Future<Output = Result<Listing, IppError>> + Send {
         let q = self.query;
         // Encoded up front: a request's payload reader is not `Sync`.
-        let encoded = get_jobs(&q.uri, q.which, attrs, first, limit).map(|r| r.to_bytes());
+        let encoded = if (first, limit, attrs) == (1, PAGE, Attrs::All) {
+            Ok(q.first_page.clone())
+        } else {
+            get_jobs(&q.uri, q.which, attrs, first, limit).map(|r| r.to_bytes())
+        };
         async move {
             let body = self.client.post(&q.url, encoded?, q.timeout).await?;
             listing::read(&body)
