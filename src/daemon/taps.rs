@@ -78,6 +78,12 @@ async fn release_at(
         users,
     );
     match released.await {
+        Ok(r) if r.blocked.is_some() => {
+            let held: Vec<String> = r.kept.iter().map(|(j, _)| j.to_string()).collect();
+            tracing::warn!(member = %member, printer = %printer, reader = %reader.id,
+                reason = %r.blocked.unwrap_or_default(), held = %held.join(","),
+                "release refused: the printer cannot print; jobs stay held, nothing reserved")
+        }
         Ok(r) if r.jobs.is_empty() && r.kept.is_empty() => {
             tracing::info!(member = %member, printer = %printer, reader = %reader.id, "release: no held jobs")
         }

@@ -140,7 +140,7 @@ pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
         .collect()
 }
 
-fn integer(v: &IppValue) -> Option<i64> {
+pub(super) fn integer(v: &IppValue) -> Option<i64> {
     match v {
         IppValue::Integer(n) | IppValue::Enum(n) => Some(i64::from(*n)),
         IppValue::Array(a) => a.first().and_then(integer),
@@ -148,7 +148,7 @@ fn integer(v: &IppValue) -> Option<i64> {
     }
 }
 
-fn text(v: &IppValue) -> Option<String> {
+pub(super) fn text(v: &IppValue) -> Option<String> {
     let s = match v {
         IppValue::TextWithoutLanguage(t) => t.to_string(),
         IppValue::NameWithoutLanguage(n) => n.to_string(),

@@ -10,3 +10,4 @@ pub mod plausible;
 pub mod poller;
 pub mod release;
 pub mod requests;
+pub mod state;

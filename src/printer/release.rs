@@ -5,6 +5,7 @@
 use super::client::{IppClient, IppError};
 use super::jobs::{self, Job, PENDING_HELD};
 use super::requests::{job_request, JobsQuery, Which};
+use super::state;
 
 use crate::clock::Clock;
 use crate::config::PrinterConfig;
@@ -23,6 +24,10 @@ pub struct Released {
     pub estimate: i64,
     /// Jobs left held, each with why.
     pub kept: Vec<(i32, String)>,
+    /// Why the printer could not print (stopped, jammed, out of paper...):
+    /// then nothing was released or reserved, and `kept` lists every held
+    /// job of the member.
+    pub blocked: Option<String>,
 }
 
 /// The member's held jobs at `cfg`, oldest first.
@@ -36,10 +41,12 @@ pub fn held_jobs_of(jobs: Vec<Job>, users: &[String]) -> Vec<Job> {
     mine
 }
 
-/// Releases `member`'s held jobs at `cfg`: for each, oldest first, place a
-/// hold for its estimate (the member's overage policy may refuse it), then
-/// send Release-Job; a failed release voids the hold and the job stays held.
-/// Ledger rows are dated by `clock`.
+/// Releases `member`'s held jobs at `cfg`: unless the printer says it
+/// cannot print now (see [`state`]), for each job, oldest first, place a
+/// hold for its estimate (the member's overage policy may refuse it, and
+/// later, smaller jobs may still fit), then send Release-Job; a failed
+/// release voids the hold and the job stays held. Ledger rows are dated by
+/// `clock`.
 pub async fn release(
     cfg: &PrinterConfig,
     client: &IppClient,
@@ -49,10 +56,19 @@ pub async fn release(
     member: &str,
     users: &[String],
 ) -> Result<Released, IppError> {
+    let printer = state::fetch(cfg, client).await?;
     let listed = JobsQuery::new(cfg, Which::NotCompleted)?
         .fetch(client)
         .await?;
     let mut out = Released::default();
+    if let Some(why) = printer.blocked() {
+        out.kept = held_jobs_of(listed, users)
+            .iter()
+            .map(|j| (j.id, "printer cannot print".to_string()))
+            .collect();
+        out.blocked = Some(why);
+        return Ok(out);
+    }
     for job in held_jobs_of(listed, users) {
         let Some(estimate) = jobs::estimate_job(cfg, &job) else {
             out.kept.push((job.id, "no estimate".into()));

@@ -100,6 +100,34 @@ pub fn job_request(op: Operation, uri: &str, job_id: i32) -> Result<IppRequestRe
     Ok(req)
 }
 
+/// A `Get-Printer-Attributes` for `names` of the printer at `uri`.
+pub fn printer_attributes_request(
+    uri: &str,
+    names: &[&str],
+) -> Result<IppRequestResponse, IppError> {
+    let mut req = new_request(Operation::GetPrinterAttributes, uri)?;
+    add(
+        &mut req,
+        "requesting-user-name",
+        IppValue::new_name_without_language("tallyd"),
+    )?;
+    let mut wanted = Vec::with_capacity(names.len());
+    for name in names {
+        wanted.push(
+            IppValue::new_keyword(*name).map_err(|source| IppError::Attribute {
+                name: "requested-attributes",
+                source,
+            })?,
+        );
+    }
+    add(
+        &mut req,
+        "requested-attributes",
+        Ok(IppValue::Array(wanted)),
+    )?;
+    Ok(req)
+}
+
 /// Adds an operation attribute.
 fn add(
     req: &mut IppRequestResponse,

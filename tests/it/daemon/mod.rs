@@ -18,6 +18,7 @@ mod forged;
 mod paging;
 mod print;
 mod readers;
+mod release_blocked;
 mod release_crash;
 mod review;
 mod sessions;

@@ -1,0 +1,174 @@
+//! Whether a printer can print now: its `printer-state` and
+//! `printer-state-reasons`, read with `Get-Printer-Attributes` before a
+//! release. A stopped, jammed, offline or empty printer releases nothing.
+
+use super::client::{IppClient, IppError};
+use super::jobs::{integer, text};
+use super::requests::printer_attributes_request;
+use crate::config::PrinterConfig;
+use ipp::prelude::*;
+
+/// `printer-state` stopped (RFC 8011 §5.4.11).
+pub const STOPPED: i64 = 5;
+
+/// The attributes asked for.
+const REQUESTED: &[&str] = &[
+    "printer-state",
+    "printer-state-reasons",
+    "printer-state-message",
+];
+
+/// Reasons (RFC 8011 §5.4.12, PWG 5100.9) that stop a job from coming out.
+/// A reason counts in its bare form or with `-error`; `-warning` and
+/// `-report` (toner low, say) never block.
+const BLOCKING: &[&str] = &[
+    "media-jam",
+    "media-empty",
+    "media-needed",
+    "media-low-empty",
+    "toner-empty",
+    "marker-supply-empty",
+    "marker-waste-full",
+    "offline",
+    "paused",
+    "shutdown",
+    "door-open",
+    "cover-open",
+    "interlock-open",
+    "input-tray-missing",
+    "output-tray-missing",
+    "output-area-full",
+    "spool-area-full",
+    "stopped-partly",
+    "moving-to-paused",
+    "timed-out",
+];
+
+/// What a printer said about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrinterState {
+    pub state: Option<i64>,
+    pub reasons: Vec<String>,
+    pub message: Option<String>,
+}
+
+impl PrinterState {
+    /// Why nothing should be released to this printer now, or `None` when
+    /// it can print.
+    pub fn blocked(&self) -> Option<String> {
+        let blocking: Vec<&str> = self
+            .reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|r| is_blocking(r))
+            .collect();
+        let stopped = self.state == Some(STOPPED);
+        if !stopped && blocking.is_empty() {
+            return None;
+        }
+        let mut why = Vec::new();
+        if stopped {
+            why.push("stopped".to_string());
+        }
+        why.extend(blocking.iter().map(|r| r.to_string()));
+        if let Some(m) = self.message.as_deref().filter(|m| !m.trim().is_empty()) {
+            why.push(format!("\"{}\"", m.trim()));
+        }
+        Some(why.join(", "))
+    }
+}
+
+fn is_blocking(reason: &str) -> bool {
+    if reason.ends_with("-warning") || reason.ends_with("-report") {
+        return false;
+    }
+    let bare = reason.strip_suffix("-error").unwrap_or(reason);
+    BLOCKING.contains(&bare)
+}
+
+/// Reads `cfg`'s printer state.
+pub async fn fetch(cfg: &PrinterConfig, client: &IppClient) -> Result<PrinterState, IppError> {
+    let request = printer_attributes_request(&cfg.uri, REQUESTED)?;
+    let response = client.send(&cfg.uri, request, cfg.timeout).await?;
+    Ok(parse(&response))
+}
+
+/// The state in a `Get-Printer-Attributes` response.
+pub fn parse(response: &IppRequestResponse) -> PrinterState {
+    let mut out = PrinterState::default();
+    let groups = response
+        .attributes()
+        .groups_of(DelimiterTag::PrinterAttributes);
+    for group in groups {
+        let get = |name: &str| group.get(name).map(|a| a.value());
+        if let Some(state) = get("printer-state").and_then(integer) {
+            out.state = Some(state);
+        }
+        if let Some(v) = get("printer-state-reasons") {
+            out.reasons = all_text(v);
+        }
+        if let Some(m) = get("printer-state-message").and_then(text) {
+            out.message = Some(m);
+        }
+    }
+    out.reasons.retain(|r| r != "none");
+    out
+}
+
+fn all_text(v: &IppValue) -> Vec<String> {
+    match v {
+        IppValue::Array(values) => values.iter().filter_map(text).collect(),
+        other => text(other).into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(state: i64, reasons: &[&str], message: &str) -> PrinterState {
+        PrinterState {
+            state: Some(state),
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            message: Some(message.to_string()).filter(|m| !m.is_empty()),
+        }
+    }
+
+    #[test]
+    fn an_idle_or_busy_printer_with_warnings_can_print() {
+        assert_eq!(state(3, &[], "").blocked(), None);
+        assert_eq!(state(4, &["toner-low-warning"], "").blocked(), None);
+        assert_eq!(
+            state(
+                3,
+                &["media-empty-report", "cups-waiting-for-job-completed"],
+                ""
+            )
+            .blocked(),
+            None
+        );
+    }
+
+    #[test]
+    fn jams_empty_trays_and_stopped_queues_block() {
+        assert_eq!(
+            state(3, &["media-jam-error"], "").blocked().as_deref(),
+            Some("media-jam-error")
+        );
+        assert_eq!(
+            state(4, &["media-empty"], "").blocked().as_deref(),
+            Some("media-empty")
+        );
+        assert_eq!(
+            state(3, &["offline-report", "toner-empty-error"], "")
+                .blocked()
+                .as_deref(),
+            Some("toner-empty-error")
+        );
+        // `cupsdisable -r media-jam q1`
+        assert_eq!(
+            state(5, &["paused"], "media-jam").blocked().as_deref(),
+            Some("stopped, paused, \"media-jam\"")
+        );
+    }
+}
