@@ -93,6 +93,7 @@ fn printer(id: &str, uri: &str) -> PrinterConfig {
         page_estimate: 5,
         hold_timeout: Duration::from_secs(3600),
         max_job_impressions: 2000,
+        release_to: Vec::new(),
     }
 }
 

@@ -2,6 +2,17 @@
 //! leaf, so the config can check a printer's URI without reaching up into
 //! the IPP client.
 
+/// The server an IPP URI names (`http://host:port` of [`http_url`]), to
+/// tell whether two queues are on the same CUPS.
+pub fn origin(uri: &str) -> Option<String> {
+    let url = http_url(uri)?;
+    let after_scheme = url.find("://")? + 3;
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| i + after_scheme);
+    Some(url[..end].to_ascii_lowercase())
+}
+
 /// The `http(s)://` URL an IPP URI is posted to: `ipp://` is HTTP and
 /// `ipps://` is HTTPS, both on port 631 unless the URI says otherwise.
 pub fn http_url(uri: &str) -> Option<String> {

@@ -382,6 +382,12 @@ fn describe_printer(p: &crate::config::PrinterConfig) -> String {
             p.page_estimate,
             p.hold_timeout.as_secs()
         ),
+        crate::config::Mode::FollowMe => format!(
+            "follow-me, released at {} (page estimate {}, hold timeout {}s)",
+            p.release_to.join(", "),
+            p.page_estimate,
+            p.hold_timeout.as_secs()
+        ),
     };
     format!(
         "printer `{}`: {} {mode}, polled every {}s, timeout {}s",

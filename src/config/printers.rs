@@ -27,6 +27,8 @@ pub(super) struct RawPrinter {
     max_job_impressions: Option<Spanned<i64>>,
     #[serde(default)]
     hold_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    release_to: Option<Spanned<Vec<String>>>,
 }
 
 /// How jobs reach the printer.
@@ -36,6 +38,10 @@ pub enum Mode {
     Direct,
     /// Jobs wait held at the queue until their owner taps a card.
     Held,
+    /// A virtual held queue members print to from anywhere: a tap at any of
+    /// its `release_to` printers moves the member's jobs there
+    /// (`CUPS-Move-Job`) and releases them at that printer's prices.
+    FollowMe,
 }
 
 /// One printer or CUPS queue.
@@ -58,6 +64,9 @@ pub struct PrinterConfig {
     pub hold_timeout: Duration,
     /// A finished job reporting more impressions than this goes to review.
     pub max_job_impressions: i64,
+    /// Follow-me queues: the held printers (ids) where their jobs may come
+    /// out; empty for the others.
+    pub release_to: Vec<String>,
 }
 
 /// The most `max_job_impressions` may be set to.
@@ -88,11 +97,66 @@ pub(super) fn validate(
     err: &ErrAt<'_>,
 ) -> Result<Vec<PrinterConfig>, ConfigError> {
     let mut out: Vec<PrinterConfig> = Vec::new();
-    for (i, p) in raw.into_iter().enumerate() {
+    let mut targets = Vec::new();
+    for (i, mut p) in raw.into_iter().enumerate() {
+        targets.push(p.release_to.take());
         let printer = printer(i, p, &out, prices, err)?;
         out.push(printer);
     }
+    for (i, release_to) in targets.into_iter().enumerate() {
+        out[i].release_to = release_to_field(i, release_to, &out, err)?;
+    }
     Ok(out)
+}
+
+/// A follow-me queue's `release_to`: at least one held printer, each
+/// configured, on the same CUPS server (a job moves only within one);
+/// other printers have none.
+fn release_to_field(
+    i: usize,
+    raw: Option<Spanned<Vec<String>>>,
+    printers: &[PrinterConfig],
+    err: &ErrAt<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    let field = format!("printers[{i}].release_to");
+    let me = &printers[i];
+    let Some(raw) = raw else {
+        if me.mode == Mode::FollowMe {
+            let why =
+                "a follow-me queue needs `release_to`, the held printers where its jobs come out";
+            return Err(err(None, &field, why.into()));
+        }
+        return Ok(Vec::new());
+    };
+    let span = Some(raw.span());
+    if me.mode != Mode::FollowMe {
+        return Err(err(
+            span,
+            &field,
+            "only a `follow-me` queue has `release_to`".into(),
+        ));
+    }
+    let ids = raw.into_inner();
+    if ids.is_empty() {
+        return Err(err(span, &field, "lists no printer".into()));
+    }
+    for id in &ids {
+        let Some(target) = printers.iter().find(|p| &p.id == id) else {
+            return Err(err(span, &field, format!("no printer `{id}`")));
+        };
+        if target.mode != Mode::Held {
+            return Err(err(
+                span,
+                &field,
+                format!("printer `{id}` is not a `held` printer"),
+            ));
+        }
+        if crate::ipp_uri::origin(&target.uri) != crate::ipp_uri::origin(&me.uri) {
+            let why = format!("printer `{id}` is on another server than this queue (`CUPS-Move-Job` moves a job only within one CUPS)");
+            return Err(err(span, &field, why));
+        }
+    }
+    Ok(ids)
 }
 
 /// The `i`th `[[printers]]` entry; `earlier` are the ones before it.
@@ -149,6 +213,7 @@ fn printer(
             "hold_timeout",
             Duration::from_secs(4 * 3600),
         )?,
+        release_to: Vec::new(),
     })
 }
 
@@ -182,15 +247,16 @@ fn printer_id(
     Ok(id)
 }
 
-/// `direct` (the default) or `held`.
+/// `direct` (the default), `held` or `follow-me`.
 fn mode(raw: Option<&Spanned<String>>, field: &str, err: &ErrAt<'_>) -> Result<Mode, ConfigError> {
     match raw.map(|m| m.get_ref().as_str()) {
         None | Some("direct") => Ok(Mode::Direct),
         Some("held") => Ok(Mode::Held),
+        Some("follow-me") => Ok(Mode::FollowMe),
         Some(other) => Err(err(
             raw.map(Spanned::span),
             field,
-            format!("`{other}` is not `direct` or `held`"),
+            format!("`{other}` is not `direct`, `held` or `follow-me`"),
         )),
     }
 }

@@ -2,7 +2,7 @@
 //! the reader's printer or start/end their session in the reader's room.
 
 use crate::clock::Clock;
-use crate::config::{Binding, PrinterConfig, ReaderConfig};
+use crate::config::{Binding, Mode, PrinterConfig, ReaderConfig};
 use crate::ledger::owners::{card_owner, CardOwner};
 use crate::ledger::sessions::{self, TapOutcome};
 use crate::ledger::writer::WriterHandle;
@@ -68,8 +68,14 @@ async fn release_at(
     let Some(cfg) = ctx.printers.iter().find(|p| p.id == printer) else {
         return;
     };
+    let follow_me: Vec<&PrinterConfig> = ctx
+        .printers
+        .iter()
+        .filter(|p| p.mode == Mode::FollowMe && p.release_to.iter().any(|t| t == printer))
+        .collect();
     let released = release::release(
         cfg,
+        &follow_me,
         &ctx.client,
         &ctx.writer,
         &ctx.site,
@@ -96,12 +102,18 @@ async fn release_at(
                 .collect();
             // Jobs kept back (credits-only, a cap, a failed Release-Job) are
             // for staff to act on: WARN.
+            let moved: Vec<String> = r
+                .moved
+                .iter()
+                .map(|(j, from)| format!("{j} from {from}"))
+                .collect();
+            let moved = moved.join(", ");
             if kept.is_empty() {
                 tracing::info!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
-                    estimate_cents = r.estimate, kept = "", "release");
+                    estimate_cents = r.estimate, moved = %moved, kept = "", "release");
             } else {
                 tracing::warn!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
-                    estimate_cents = r.estimate, kept = %kept.join("; "), "release");
+                    estimate_cents = r.estimate, moved = %moved, kept = %kept.join("; "), "release");
             }
         }
         Err(e) => {

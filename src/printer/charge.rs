@@ -38,10 +38,23 @@ pub fn submit(
             let site = site.clone();
             writer.submit(move |conn| ledger_jobs::record_finished(conn, &site, &finished))
         }
-        // Costs nothing; if it was released from hold, the hold goes.
+        // Costs nothing; if it was released from hold, the hold goes (at a
+        // follow-me queue, one placed for any printer it releases to).
         Verdict::Nothing => {
-            let (k, reason) = (key.clone(), nothing_printed(&job));
-            writer.submit(move |conn| ledger_jobs::record_nothing_printed(conn, &k, &reason, now))
+            let keys: Vec<String> = std::iter::once(key.clone())
+                .chain(cfg.release_to.iter().map(|t| job.key(t)))
+                .collect();
+            let reason = nothing_printed(&job);
+            writer.submit(move |conn| {
+                let mut recorded = Recorded::Already;
+                for k in &keys {
+                    match ledger_jobs::record_nothing_printed(conn, k, &reason, now)? {
+                        Recorded::Already => {}
+                        r => recorded = r,
+                    }
+                }
+                Ok(recorded)
+            })
         }
         Verdict::Review(s) => {
             let suspect = suspect(cfg, &job, s, now);

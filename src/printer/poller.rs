@@ -77,7 +77,7 @@ impl Poller {
         }
         Poller {
             completed: JobsQuery::new(&cfg, Which::Completed).map_err(|e| error_chain(&e)),
-            not_completed: (cfg.mode == Mode::Held)
+            not_completed: (cfg.mode != Mode::Direct)
                 .then(|| JobsQuery::new(&cfg, Which::NotCompleted).ok())
                 .flatten(),
             cfg,

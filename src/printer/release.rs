@@ -4,7 +4,7 @@
 
 use super::client::{IppClient, IppError};
 use super::jobs::{self, Job, PENDING_HELD};
-use super::requests::{job_request, JobsQuery, Which};
+use super::requests::{job_request, move_job_request, JobsQuery, Which};
 use super::state;
 
 use crate::clock::Clock;
@@ -24,6 +24,8 @@ pub struct Released {
     pub estimate: i64,
     /// Jobs left held, each with why.
     pub kept: Vec<(i32, String)>,
+    /// Follow-me jobs among `jobs`, with the queue each was moved from.
+    pub moved: Vec<(i32, String)>,
     /// Why the printer could not print (stopped, jammed, out of paper...):
     /// then nothing was released or reserved, and `kept` lists every held
     /// job of the member.
@@ -37,18 +39,29 @@ pub fn held_jobs_of(jobs: Vec<Job>, users: &[String]) -> Vec<Job> {
         .filter(|j| j.state == PENDING_HELD)
         .filter(|j| j.owner().is_some_and(|o| users.contains(&o)))
         .collect();
-    mine.sort_by_key(|j| (j.created_at.or(j.created_tick).unwrap_or(0), j.id));
+    mine.sort_by_key(oldest_first);
     mine
 }
 
-/// Releases `member`'s held jobs at `cfg`: unless the printer says it
-/// cannot print now (see [`state`]), for each job, oldest first, place a
-/// hold for its estimate (the member's overage policy may refuse it, and
-/// later, smaller jobs may still fit), then send Release-Job; a failed
-/// release voids the hold and the job stays held. Ledger rows are dated by
-/// `clock`.
+/// Where a held job waits: at the tapped printer's own queue, or at a
+/// follow-me queue that lists it.
+struct Waiting<'a> {
+    job: Job,
+    follow_me: Option<&'a PrinterConfig>,
+}
+
+/// Releases `member`'s held jobs at `cfg`, and those waiting for them at
+/// the `follow_me` queues that list `cfg` in their `release_to`: unless
+/// the printer says it cannot print now (see [`state`]), for each job,
+/// oldest first, place a hold for its estimate at `cfg`'s prices (the
+/// member's overage policy may refuse it, and later, smaller jobs may still
+/// fit), move a follow-me job to `cfg` with `CUPS-Move-Job`, then send
+/// Release-Job; a failed move or release voids the hold and the job stays
+/// held. Ledger rows are dated by `clock`.
+#[allow(clippy::too_many_arguments)]
 pub async fn release(
     cfg: &PrinterConfig,
+    follow_me: &[&PrinterConfig],
     client: &IppClient,
     writer: &WriterHandle,
     site: &LiveSite,
@@ -56,84 +69,159 @@ pub async fn release(
     member: &str,
     users: &[String],
 ) -> Result<Released, IppError> {
-    // Both questions at once: the state costs the tap no extra round trip.
+    // All questions at once: the state costs the tap no extra round trip.
     let query = JobsQuery::new(cfg, Which::NotCompleted)?;
-    let (printer, listed) = tokio::join!(state::fetch(cfg, client), query.fetch(client));
-    let (printer, listed) = (printer?, listed?);
+    let elsewhere = async {
+        let mut all = Vec::new();
+        for fm in follow_me {
+            let listed = JobsQuery::new(fm, Which::NotCompleted)?
+                .fetch(client)
+                .await?;
+            all.extend(held_jobs_of(listed, users).into_iter().map(|job| Waiting {
+                job,
+                follow_me: Some(*fm),
+            }));
+        }
+        Ok::<_, IppError>(all)
+    };
+    let (printer, listed, elsewhere) =
+        tokio::join!(state::fetch(cfg, client), query.fetch(client), elsewhere);
+    let (printer, listed, elsewhere) = (printer?, listed?, elsewhere?);
+    let mut waiting: Vec<Waiting> = held_jobs_of(listed, users)
+        .into_iter()
+        .map(|job| Waiting {
+            job,
+            follow_me: None,
+        })
+        .chain(elsewhere)
+        .collect();
+    waiting.sort_by_key(|w| oldest_first(&w.job));
     let mut out = Released::default();
     if let Some(why) = printer.blocked() {
-        out.kept = held_jobs_of(listed, users)
+        out.kept = waiting
             .iter()
-            .map(|j| (j.id, "printer cannot print".to_string()))
+            .map(|w| (w.job.id, "printer cannot print".to_string()))
             .collect();
         out.blocked = Some(why);
         return Ok(out);
     }
-    for job in held_jobs_of(listed, users) {
-        let Some(estimate) = jobs::estimate_job(cfg, &job) else {
-            out.kept.push((job.id, "no estimate".into()));
+    for w in waiting {
+        let asks_colour = w.job.color_mode.as_deref() == Some("color");
+        let unfit = w
+            .follow_me
+            .and_then(|_| printer.cannot_print(asks_colour, w.job.media.as_deref()));
+        if let Some(why) = unfit {
+            out.kept.push((w.job.id, why));
             continue;
-        };
-        let key = job.key(&cfg.id);
-        let req = UsageRequest {
-            key: key.clone(),
-            member: Some(member.to_string()),
-            origin: Origin::Print {
-                printer: cfg.id.clone(),
-            },
-            payable: Payable::Printing,
-            amount: estimate.cents,
-            detail: jobs::estimate_detail(&job, &estimate).to_json(),
-            at: clock.wall(),
-        };
-        let site = site.get();
-        let placed = writer
-            .call_async(move |conn| crate::ledger::usage::hold(conn, &site, &req))
-            .await;
-        match placed {
-            Ok(HoldOutcome::Placed(_)) => {}
-            Ok(HoldOutcome::Refused {
-                available,
-                needed,
-                policy,
-            }) => {
-                out.kept.push((
-                    job.id,
-                    format!(
-                        "{}: {available} cents available, estimate {needed}",
-                        policy.as_str()
-                    ),
-                ));
-                continue;
-            }
-            Err(e) => {
-                out.kept
-                    .push((job.id, format!("ledger: {}", error_chain(&e))));
-                continue;
-            }
         }
-        // Whatever goes wrong from here on voids the hold: the job stays held.
-        match send_job_op(cfg, client, Operation::ReleaseJob, job.id).await {
-            Ok(()) => {
+        let job = w.job;
+        match release_one(cfg, w.follow_me, client, writer, site, clock, member, &job).await {
+            Ok(cents) => {
                 out.jobs.push(job.id);
+                if let Some(fm) = w.follow_me {
+                    out.moved.push((job.id, fm.id.clone()));
+                }
                 // A figure for the log line only (each estimate is at most
                 // MAX_UNITS); the holds themselves are in the ledger.
-                out.estimate = out.estimate.saturating_add(estimate.cents);
+                out.estimate = out.estimate.saturating_add(cents);
             }
-            Err(e) => {
-                let reason = format!("Release-Job failed: {}", error_chain(&e));
-                let (k, r, at) = (key.clone(), reason.clone(), clock.wall());
-                let voided = writer
-                    .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, at))
-                    .await;
-                if let Err(v) = voided {
-                    tracing::error!(printer = %cfg.id, job_id = job.id, error = %error_chain(&v), "could not void the hold of a job that was not released");
-                }
-                out.kept.push((job.id, reason));
-            }
+            Err(why) => out.kept.push((job.id, why)),
         }
     }
     Ok(out)
+}
+
+/// The order jobs are released in: oldest first.
+fn oldest_first(job: &Job) -> (i64, i32) {
+    (job.created_at.or(job.created_tick).unwrap_or(0), job.id)
+}
+
+/// Holds `job`'s estimate, moves it from `follow_me` to `cfg` if it waits
+/// there, and releases it: its estimate, or why it stays held.
+#[allow(clippy::too_many_arguments)]
+async fn release_one(
+    cfg: &PrinterConfig,
+    follow_me: Option<&PrinterConfig>,
+    client: &IppClient,
+    writer: &WriterHandle,
+    site: &LiveSite,
+    clock: &Clock,
+    member: &str,
+    job: &Job,
+) -> Result<i64, String> {
+    let Some(estimate) = jobs::estimate_job(cfg, job) else {
+        return Err("no estimate".into());
+    };
+    // Keyed at `cfg`: the job finishes there, and its charge settles this.
+    let key = job.key(&cfg.id);
+    let req = UsageRequest {
+        key: key.clone(),
+        member: Some(member.to_string()),
+        origin: Origin::Print {
+            printer: cfg.id.clone(),
+        },
+        payable: Payable::Printing,
+        amount: estimate.cents,
+        detail: jobs::estimate_detail(job, &estimate).to_json(),
+        at: clock.wall(),
+    };
+    let site = site.get();
+    let placed = writer
+        .call_async(move |conn| crate::ledger::usage::hold(conn, &site, &req))
+        .await;
+    match placed {
+        Ok(HoldOutcome::Placed(_)) => {}
+        Ok(HoldOutcome::Refused {
+            available,
+            needed,
+            policy,
+        }) => {
+            return Err(format!(
+                "{}: {available} cents available, estimate {needed}",
+                policy.as_str()
+            ))
+        }
+        Err(e) => return Err(format!("ledger: {}", error_chain(&e))),
+    }
+    // Whatever goes wrong from here on voids the hold: the job stays held.
+    let sent = match follow_me {
+        Some(fm) => match move_job(fm, cfg, client, job.id).await {
+            Ok(()) => send_job_op(cfg, client, Operation::ReleaseJob, job.id)
+                .await
+                .map_err(|e| format!("Release-Job failed: {}", error_chain(&e))),
+            Err(e) => Err(format!(
+                "CUPS-Move-Job from {} failed: {}",
+                fm.id,
+                error_chain(&e)
+            )),
+        },
+        None => send_job_op(cfg, client, Operation::ReleaseJob, job.id)
+            .await
+            .map_err(|e| format!("Release-Job failed: {}", error_chain(&e))),
+    };
+    let Err(reason) = sent else {
+        return Ok(estimate.cents);
+    };
+    let (k, r, at) = (key, reason.clone(), clock.wall());
+    let voided = writer
+        .call_async(move |conn| crate::ledger::usage::void(conn, &k, &r, at))
+        .await;
+    if let Err(v) = voided {
+        tracing::error!(printer = %cfg.id, job_id = job.id, error = %error_chain(&v), "could not void the hold of a job that was not released");
+    }
+    Err(reason)
+}
+
+/// Moves a held job from the follow-me queue `from` to `to` (same CUPS).
+async fn move_job(
+    from: &PrinterConfig,
+    to: &PrinterConfig,
+    client: &IppClient,
+    job_id: i32,
+) -> Result<(), IppError> {
+    let request = move_job_request(&from.uri, job_id, &to.uri)?;
+    client.send(&from.uri, request, from.timeout).await?;
+    Ok(())
 }
 
 /// Cancels held jobs older than the printer's hold timeout (they cost

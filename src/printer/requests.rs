@@ -128,6 +128,24 @@ pub fn printer_attributes_request(
     Ok(req)
 }
 
+/// A `CUPS-Move-Job` of job `job_id` at the queue `uri` to the queue
+/// `target` of the same CUPS; the target goes in the job attributes group.
+pub fn move_job_request(
+    uri: &str,
+    job_id: i32,
+    target: &str,
+) -> Result<IppRequestResponse, IppError> {
+    let mut req = job_request(Operation::CupsMoveJob, uri, job_id)?;
+    let attr = IppValue::new_uri(target)
+        .and_then(|v| IppAttribute::with_name("job-printer-uri", v))
+        .map_err(|source| IppError::Attribute {
+            name: "job-printer-uri",
+            source,
+        })?;
+    req.attributes_mut().add(DelimiterTag::JobAttributes, attr);
+    Ok(req)
+}
+
 /// Adds an operation attribute.
 fn add(
     req: &mut IppRequestResponse,

@@ -16,6 +16,8 @@ const REQUESTED: &[&str] = &[
     "printer-state",
     "printer-state-reasons",
     "printer-state-message",
+    "color-supported",
+    "media-supported",
 ];
 
 /// Reasons (RFC 8011 §5.4.12, PWG 5100.9) that stop a job from coming out.
@@ -50,6 +52,10 @@ pub struct PrinterState {
     pub state: Option<i64>,
     pub reasons: Vec<String>,
     pub message: Option<String>,
+    /// `color-supported`, when the printer says.
+    pub colour: Option<bool>,
+    /// `media-supported` (PWG media names), when the printer says.
+    pub media: Vec<String>,
 }
 
 impl PrinterState {
@@ -75,6 +81,24 @@ impl PrinterState {
             why.push(format!("\"{}\"", m.trim()));
         }
         Some(why.join(", "))
+    }
+}
+
+impl PrinterState {
+    /// Why this printer cannot print `job` as it asks (a job moved here from
+    /// a follow-me queue), or `None`: colour at a mono-only printer, or a
+    /// media size it does not list. `colour` is what is known of the job's
+    /// colour (its analysis, else its `print-color-mode`).
+    pub fn cannot_print(&self, colour: bool, media: Option<&str>) -> Option<String> {
+        if colour && self.colour == Some(false) {
+            return Some("a colour job at a mono-only printer".into());
+        }
+        let media = media.filter(|m| m.contains('_'))?;
+        let listed = |m: &String| m.eq_ignore_ascii_case(media);
+        if !self.media.is_empty() && !self.media.iter().any(listed) {
+            return Some(format!("media {media} is not loaded at this printer"));
+        }
+        None
     }
 }
 
@@ -110,6 +134,12 @@ pub fn parse(response: &IppRequestResponse) -> PrinterState {
         if let Some(m) = get("printer-state-message").and_then(text) {
             out.message = Some(m);
         }
+        if let Some(IppValue::Boolean(b)) = get("color-supported") {
+            out.colour = Some(*b);
+        }
+        if let Some(v) = get("media-supported") {
+            out.media = all_text(v);
+        }
     }
     out.reasons.retain(|r| r != "none");
     out
@@ -126,11 +156,33 @@ fn all_text(v: &IppValue) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_mono_printer_refuses_colour_and_unlisted_media() {
+        let mono = PrinterState {
+            colour: Some(false),
+            media: vec!["iso_a4_210x297mm".into(), "na_letter_8.5x11in".into()],
+            ..PrinterState::default()
+        };
+        assert!(mono.cannot_print(true, None).unwrap().contains("mono-only"));
+        assert_eq!(mono.cannot_print(false, Some("iso_a4_210x297mm")), None);
+        assert!(mono
+            .cannot_print(false, Some("iso_a3_297x420mm"))
+            .unwrap()
+            .contains("iso_a3"));
+        // Not a PWG name, or nothing listed: no judgement.
+        assert_eq!(mono.cannot_print(false, Some("A3")), None);
+        assert_eq!(
+            PrinterState::default().cannot_print(true, Some("iso_a3_297x420mm")),
+            None
+        );
+    }
+
     fn state(state: i64, reasons: &[&str], message: &str) -> PrinterState {
         PrinterState {
             state: Some(state),
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
             message: Some(message.to_string()).filter(|m| !m.is_empty()),
+            ..PrinterState::default()
         }
     }
 

@@ -27,6 +27,7 @@ pub(crate) fn printer(colour_default: bool) -> PrinterConfig {
         page_estimate: 4,
         hold_timeout: Duration::from_secs(3600),
         max_job_impressions: 2000,
+        release_to: Vec::new(),
     }
 }
 

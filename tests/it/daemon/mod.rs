@@ -14,6 +14,7 @@ mod clock;
 mod crash;
 mod faults;
 mod files;
+mod follow_me;
 mod forged;
 mod paging;
 mod print;

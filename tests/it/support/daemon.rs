@@ -101,6 +101,8 @@ pub struct PrinterSpec {
     pub mode: &'static str,
     pub poll: &'static str,
     pub timeout: &'static str,
+    /// Its price table (`standard` unless a test adds another).
+    pub prices: &'static str,
     /// More `key = value` lines for this printer.
     pub extra: String,
 }
@@ -113,6 +115,7 @@ impl PrinterSpec {
             mode: "direct",
             poll,
             timeout: "2s",
+            prices: "standard",
             extra: String::new(),
         }
     }
@@ -179,8 +182,8 @@ colour = { one_sided = 40, two_sided = 35 }
         );
         for p in printers {
             text.push_str(&format!(
-                "\n[[printers]]\nid = \"{}\"\nuri = \"{}\"\nmode = \"{}\"\nprices = \"standard\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n{}",
-                p.id, p.uri, p.mode, p.poll, p.timeout, p.extra
+                "\n[[printers]]\nid = \"{}\"\nuri = \"{}\"\nmode = \"{}\"\nprices = \"{}\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n{}",
+                p.id, p.uri, p.mode, p.prices, p.poll, p.timeout, p.extra
             ));
         }
         text.push_str(extra);

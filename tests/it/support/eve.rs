@@ -88,10 +88,13 @@ pub struct Eve {
     doc: PathBuf,
     shared: Arc<Shared>,
     proc: Option<Proc>,
+    /// Whether it prints colour (`-s 60,60`); without `-s` ippeveprinter is
+    /// mono-only (`color-supported false`).
+    colour: bool,
 }
 
 impl Eve {
-    pub(super) fn start(shared: Arc<Shared>, name: &str, port: u16) -> Eve {
+    pub(super) fn start(shared: Arc<Shared>, name: &str, port: u16, colour: bool) -> Eve {
         let safe: String = name
             .chars()
             .map(|c| {
@@ -116,6 +119,7 @@ impl Eve {
             doc,
             shared,
             proc: None,
+            colour,
         };
         eve.launch();
         eve
@@ -134,11 +138,15 @@ impl Eve {
             "-d",
         ])
         .arg(self.dir.join("spool"))
-        .args(["-f", EVE_FORMATS, "-2", "-s", "60,60", "-c"])
-        .arg(self.dir.join("job.sh"))
-        .arg(&self.name)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &self.shared.dbus_address)
-        .env("TALLYD_EVE_DIR", &self.dir);
+        .args(["-f", EVE_FORMATS, "-2"]);
+        if self.colour {
+            cmd.args(["-s", "60,60"]);
+        }
+        cmd.arg("-c")
+            .arg(self.dir.join("job.sh"))
+            .arg(&self.name)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.shared.dbus_address)
+            .env("TALLYD_EVE_DIR", &self.dir);
         let what = format!("ippeveprinter {:?} on port {}", self.name, self.port);
         let mut proc = Proc::spawn(cmd, &what, &self.dir.join("eve.log"));
         let deadline = started + START_TIMEOUT;

@@ -87,7 +87,12 @@ impl Peers {
 
     /// Starts an ippeveprinter named `name` on a free port; see [`Eve`].
     pub fn eve(&self, name: &str) -> Eve {
-        Eve::start(self.shared.clone(), name, free_port())
+        Eve::start(self.shared.clone(), name, free_port(), true)
+    }
+
+    /// Starts a mono-only ippeveprinter (no `-s`: `color-supported false`).
+    pub fn eve_mono(&self, name: &str) -> Eve {
+        Eve::start(self.shared.clone(), name, free_port(), false)
     }
 
     /// Starts a private cupsd on a free port; see [`Cupsd`].
