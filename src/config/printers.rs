@@ -278,3 +278,73 @@ fn colour_default(
         )),
     }
 }
+
+#[cfg(test)]
+mod follow_me_tests {
+    use crate::config::{Config, Mode};
+    use std::path::Path;
+
+    const HEAD: &str = r#"
+[site]
+timezone = "UTC"
+[prices.standard]
+default_media = "a4"
+[prices.standard.media.a4]
+mono = { one_sided = 10, two_sided = 8 }
+colour = { one_sided = 40, two_sided = 35 }
+[[printers]]
+id = "upstairs"
+uri = "ipp://localhost/printers/upstairs"
+mode = "held"
+prices = "standard"
+[[printers]]
+id = "lobby"
+uri = "ipp://localhost/printers/lobby"
+prices = "standard"
+"#;
+
+    fn with(entry: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!("{HEAD}[[printers]]\nid = \"anywhere\"\nprices = \"standard\"\n{entry}");
+        Config::parse(&text, "test.toml", Path::new("/etc/tallyd"))
+    }
+
+    #[test]
+    fn a_follow_me_queue_releases_to_held_printers_of_its_own_cups() {
+        let c = with("uri = \"ipp://localhost:631/printers/anywhere\"\nmode = \"follow-me\"\nrelease_to = [\"upstairs\"]\n")
+            .expect("valid");
+        assert_eq!(c.printers[2].mode, Mode::FollowMe);
+        assert_eq!(c.printers[2].release_to, ["upstairs"]);
+    }
+
+    #[test]
+    fn a_bad_release_to_is_refused_with_its_reason() {
+        let uri = "uri = \"ipp://localhost/printers/anywhere\"\n";
+        let cases = [
+            ("mode = \"follow-me\"\n", "needs `release_to`"),
+            (
+                "mode = \"follow-me\"\nrelease_to = []\n",
+                "lists no printer",
+            ),
+            (
+                "mode = \"follow-me\"\nrelease_to = [\"attic\"]\n",
+                "no printer `attic`",
+            ),
+            (
+                "mode = \"follow-me\"\nrelease_to = [\"lobby\"]\n",
+                "not a `held` printer",
+            ),
+            (
+                "mode = \"held\"\nrelease_to = [\"upstairs\"]\n",
+                "only a `follow-me` queue",
+            ),
+        ];
+        for (entry, why) in cases {
+            let e = with(&format!("{uri}{entry}")).expect_err(entry);
+            assert!(e.to_string().contains(why), "{entry}: {e}");
+            assert_eq!(e.field, "printers[2].release_to");
+        }
+        let elsewhere = "uri = \"ipp://print-server.lan/printers/anywhere\"\nmode = \"follow-me\"\nrelease_to = [\"upstairs\"]\n";
+        let e = with(elsewhere).expect_err("another server");
+        assert!(e.to_string().contains("another server"), "{e}");
+    }
+}
