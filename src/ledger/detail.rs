@@ -35,6 +35,32 @@ impl ColourMode {
     }
 }
 
+/// Who said how many of a job's impressions were colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColourSource {
+    /// The printer's `job-impressions-completed-col`.
+    Printer,
+    /// The spool analysis of the job's document.
+    Analysis,
+    /// The job's `print-color-mode`.
+    JobMode,
+    /// The printer's `colour_default` (the job said nothing).
+    PrinterDefault,
+}
+
+impl ColourSource {
+    /// How a statement says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColourSource::Printer => "printer's colour counts",
+            ColourSource::Analysis => "spool analysis",
+            ColourSource::JobMode => "job's colour mode",
+            ColourSource::PrinterDefault => "printer default",
+        }
+    }
+}
+
 /// What a usage was: every field optional, each origin filling its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageDetail {
@@ -44,6 +70,9 @@ pub struct UsageDetail {
     /// Print: colour impressions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour_impressions: Option<i64>,
+    /// Print: who said how many impressions were colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour_source: Option<ColourSource>,
     /// Print: the amount is an estimate (a hold for a released job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<bool>,

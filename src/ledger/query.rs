@@ -69,11 +69,21 @@ fn describe_usage(
                 let noun = if n == 1 { "impression" } else { "impressions" };
                 text.push_str(&format!(", {estimated}{n} {noun}"));
             }
-            if let Some(c) = d.colour {
-                text.push_str(&format!(" {}", c.as_str()));
+            match (d.mono_impressions, d.colour_impressions) {
+                (Some(m), Some(c)) if m > 0 && c > 0 => {
+                    text.push_str(&format!(" ({m} mono, {c} colour)"))
+                }
+                _ => {
+                    if let Some(c) = d.colour {
+                        text.push_str(&format!(" {}", c.as_str()));
+                    }
+                }
             }
             if let Some(s) = d.sides {
                 text.push_str(&format!(" {}", s.as_str()));
+            }
+            if let Some(source) = d.colour_source {
+                text.push_str(&format!(", colour by {}", source.as_str()));
             }
             text
         }

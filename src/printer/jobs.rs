@@ -1,9 +1,10 @@
 //! Print jobs as the printer reports them, and what they cost: pure code
 //! from IPP attributes to a ledger usage, driven by tests with plain values.
 
+use super::split::{self, Known, Split};
 use crate::config::PrinterConfig;
 use crate::ids::normalize_print_user;
-use crate::ledger::detail::{ColourMode, UsageDetail};
+use crate::ledger::detail::{ColourMode, ColourSource, UsageDetail};
 use crate::ledger::jobs::FinishedJob;
 use crate::pricing::{self, JobFacts, Sides};
 use ipp::prelude::*;
@@ -41,6 +42,9 @@ pub struct Job {
     /// Count attributes the printer sent that are not integers (or
     /// collections of integers): the job's counts cannot be trusted.
     pub garbled: Vec<&'static str>,
+    /// What the spool analysis of its document found, when it ran (not from
+    /// the printer: the poller adds it from the ledger).
+    pub known: Option<Known>,
 }
 
 impl Job {
@@ -135,6 +139,7 @@ pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
                     .copied()
                     .filter(|name| get(name).is_some_and(|v| !is_count(v)))
                     .collect(),
+                known: None,
             }
         })
         .collect()
@@ -202,35 +207,39 @@ pub struct PricedJob {
     pub facts: JobFacts,
     pub cents: i64,
     pub colour: bool,
+    /// Who said how many impressions were colour.
+    pub colour_source: ColourSource,
 }
 
 /// Prices a finished job by the impressions it actually printed. `None` for a
 /// job that printed nothing (it costs nothing) or whose price overflows.
 pub fn price_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
     let sides = job.sides();
-    let (mono, colour) = match job.impressions_col {
-        Some(counts) => counts,
-        None => {
-            let total = match (job.impressions_completed, job.sheets_completed) {
-                (Some(n), _) => n,
-                (None, Some(sheets)) if sides == Sides::TwoSided => sheets.checked_mul(2)?,
-                (None, Some(sheets)) => sheets,
-                (None, None) => 0,
-            };
-            if is_colour(job.color_mode.as_deref(), printer.colour_default) {
-                (0, total)
-            } else {
-                (total, 0)
-            }
-        }
+    let total = match (job.impressions_completed, job.sheets_completed) {
+        (Some(n), _) => n,
+        (None, Some(sheets)) if sides == Sides::TwoSided => sheets.checked_mul(2)?,
+        (None, Some(sheets)) => sheets,
+        (None, None) => 0,
     };
-    if mono.max(0) == 0 && colour.max(0) == 0 {
+    let split = split::split(
+        total,
+        job.impressions_col,
+        job.known.as_ref(),
+        asks_colour(job.color_mode.as_deref()),
+        printer.colour_default,
+    )?;
+    priced(printer, job, split)
+}
+
+/// Prices `split` at `printer`; `None` when nothing was printed.
+fn priced(printer: &PrinterConfig, job: &Job, split: Split) -> Option<PricedJob> {
+    if split.mono.max(0) == 0 && split.colour.max(0) == 0 {
         return None;
     }
     let facts = JobFacts {
-        mono_impressions: mono.max(0),
-        colour_impressions: colour.max(0),
-        sides,
+        mono_impressions: split.mono.max(0),
+        colour_impressions: split.colour.max(0),
+        sides: job.sides(),
         media: job.media.clone(),
     };
     let cents = pricing::price(&printer.prices, &facts)?;
@@ -238,12 +247,22 @@ pub fn price_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
         colour: facts.colour_impressions > 0,
         facts,
         cents,
+        colour_source: split.source,
     })
 }
 
-/// Estimated cost of a held job: its `job-impressions` when the queue knows
-/// it, else the printer's page estimate.
+/// Estimated cost of a held job: what its spool analysis found, else its
+/// `job-impressions` when the queue knows it, else the printer's page
+/// estimate.
 pub fn estimate_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
+    if let Some(k) = job.known.filter(|k| k.total().is_some_and(|t| t > 0)) {
+        let split = Split {
+            mono: k.mono,
+            colour: k.colour,
+            source: ColourSource::Analysis,
+        };
+        return priced(printer, job, split);
+    }
     let mut guess = job.clone();
     guess.impressions_col = None;
     guess.sheets_completed = None;
@@ -251,11 +270,13 @@ pub fn estimate_job(printer: &PrinterConfig, job: &Job) -> Option<PricedJob> {
     price_job(printer, &guess)
 }
 
-fn is_colour(mode: Option<&str>, default: bool) -> bool {
+/// The job's `print-color-mode` as colour (`true`) or mono, `None` when it
+/// has none or one that says neither.
+pub fn asks_colour(mode: Option<&str>) -> Option<bool> {
     match mode {
-        Some("color") | Some("highlight") => true,
-        Some(m) if m.contains("monochrome") || m.contains("bi-level") => false,
-        _ => default,
+        Some("color") | Some("highlight") => Some(true),
+        Some(m) if m.contains("monochrome") || m.contains("bi-level") => Some(false),
+        _ => None,
     }
 }
 
@@ -270,6 +291,7 @@ pub fn detail(job: &Job, priced: &PricedJob) -> UsageDetail {
         colour: Some(ColourMode::of(priced.colour)),
         mono_impressions: Some(f.mono_impressions),
         colour_impressions: Some(f.colour_impressions),
+        colour_source: Some(priced.colour_source),
         sides: Some(f.sides),
         media: f.media.clone(),
         ..UsageDetail::default()
@@ -285,6 +307,13 @@ pub fn estimate_detail(job: &Job, estimate: &PricedJob) -> UsageDetail {
         state: Some("released".into()),
         impressions: f.impressions(),
         colour: Some(ColourMode::of(estimate.colour)),
+        // Only the analysis's split is worth a word on a hold (and a hold
+        // placed before it existed keeps its fingerprint).
+        colour_source: Some(estimate.colour_source).filter(|s| *s == ColourSource::Analysis),
+        mono_impressions: Some(f.mono_impressions)
+            .filter(|_| estimate.colour_source == ColourSource::Analysis),
+        colour_impressions: Some(f.colour_impressions)
+            .filter(|_| estimate.colour_source == ColourSource::Analysis),
         sides: Some(f.sides),
         estimate: Some(true),
         ..UsageDetail::default()
@@ -298,10 +327,9 @@ pub fn review_detail(printer: &PrinterConfig, job: &Job) -> UsageDetail {
         job: Some(job.id),
         user: job.user.clone(),
         state: Some(state_name(job.state).to_string()),
-        colour: Some(ColourMode::of(is_colour(
-            job.color_mode.as_deref(),
-            printer.colour_default,
-        ))),
+        colour: Some(ColourMode::of(
+            asks_colour(job.color_mode.as_deref()).unwrap_or(printer.colour_default),
+        )),
         sides: Some(job.sides()),
         media: job.media.clone(),
         ..UsageDetail::default()

@@ -10,4 +10,5 @@ pub mod plausible;
 pub mod poller;
 pub mod release;
 pub mod requests;
+pub mod split;
 pub mod state;
