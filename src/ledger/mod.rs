@@ -16,6 +16,7 @@
 //! - [`usage`]: debits, holds, settles, voids, refunds; [`detail`] is what a
 //!   usage was, typed;
 //! - [`jobs`]: a finished print job, recorded once (debit or settle);
+//! - [`analyses`]: what the spool analysis found in a job's document;
 //! - [`owners`]: who a card or print user name belongs to, unknown cards;
 //! - [`sessions`]: room sessions, charged in time credits;
 //! - [`catalog`], [`sync_state`]: the grants file as last applied;
@@ -23,6 +24,7 @@
 //! - [`schema`]: migrations and the check that lots equal their history.
 
 pub mod allocate;
+pub mod analyses;
 pub mod catalog;
 pub mod clock_marks;
 pub mod detail;

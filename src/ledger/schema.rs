@@ -250,6 +250,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER expiry_reversals_no_delete BEFORE DELETE ON expiry_reversals
         BEGIN SELECT RAISE(ABORT, 'expiry reversals are append-only'); END;
     "#,
+    // 8: what the spool analysis found in each job's document, by the job's
+    // uuid: analysed once, whatever restarts or queue moves follow.
+    r#"
+    CREATE TABLE job_analyses (
+        job TEXT PRIMARY KEY,
+        printer TEXT NOT NULL,
+        job_id INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('analysed', 'fallback')),
+        pages INTEGER CHECK (pages IS NULL OR pages >= 0),
+        colour_pages INTEGER CHECK (colour_pages IS NULL OR colour_pages BETWEEN 0 AND pages),
+        mono_impressions INTEGER CHECK (mono_impressions IS NULL OR mono_impressions >= 0),
+        colour_impressions INTEGER CHECK (colour_impressions IS NULL OR colour_impressions >= 0),
+        blank_backs INTEGER CHECK (blank_backs IS NULL OR blank_backs >= 0),
+        reason TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE TRIGGER job_analyses_no_update BEFORE UPDATE ON job_analyses
+        BEGIN SELECT RAISE(ABORT, 'job analyses are written once'); END;
+    CREATE TRIGGER job_analyses_no_delete BEFORE DELETE ON job_analyses
+        BEGIN SELECT RAISE(ABORT, 'job analyses are written once'); END;
+    "#,
 ];
 
 /// The schema version this build writes.

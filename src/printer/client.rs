@@ -46,6 +46,9 @@ pub enum IppError {
     Http(u16),
     #[error("response larger than {} MiB", MAX_RESPONSE >> 20)]
     TooLarge,
+    /// Larger than the cap (bytes) of a [`IppClient::post_capped`].
+    #[error("response larger than {0} bytes")]
+    OverCap(usize),
     /// Connected, but what came back was not an HTTP answer, or it stopped
     /// halfway.
     #[error("not an IPP response")]
@@ -126,6 +129,18 @@ impl IppClient {
         encoded: bytes::Bytes,
         timeout: Duration,
     ) -> Result<Vec<u8>, IppError> {
+        self.post_capped(url, encoded, timeout, MAX_RESPONSE).await
+    }
+
+    /// [`IppClient::post`] with a cap of `cap` bytes instead (a job's
+    /// document, for one).
+    pub async fn post_capped(
+        &self,
+        url: &str,
+        encoded: bytes::Bytes,
+        timeout: Duration,
+        cap: usize,
+    ) -> Result<Vec<u8>, IppError> {
         let exchange = async {
             let mut response = self
                 .http
@@ -139,16 +154,21 @@ impl IppClient {
             if status != 200 {
                 return Err(IppError::Http(status));
             }
-            if response
-                .content_length()
-                .is_some_and(|n| n > MAX_RESPONSE as u64)
-            {
-                return Err(IppError::TooLarge);
+            if response.content_length().is_some_and(|n| n > cap as u64) {
+                return Err(if cap == MAX_RESPONSE {
+                    IppError::TooLarge
+                } else {
+                    IppError::OverCap(cap)
+                });
             }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, timeout))? {
-                if body.len() + chunk.len() > MAX_RESPONSE {
-                    return Err(IppError::TooLarge);
+                if body.len() + chunk.len() > cap {
+                    return Err(if cap == MAX_RESPONSE {
+                        IppError::TooLarge
+                    } else {
+                        IppError::OverCap(cap)
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -3,6 +3,7 @@
 
 pub mod charge;
 pub mod client;
+pub mod document;
 pub mod jobs;
 pub mod listing;
 pub mod paging;
