@@ -39,6 +39,10 @@ pub struct Job {
     pub media: Option<String>,
     /// `copies`, when the job says.
     pub copies: Option<i64>,
+    /// `number-up`: document pages on each side, when the job says.
+    pub number_up: Option<i64>,
+    /// `page-ranges`: the document pages to print (1-based, inclusive).
+    pub page_ranges: Vec<(i64, i64)>,
     /// Count attributes the printer sent that are not integers (or
     /// collections of integers): the job's counts cannot be trusted.
     pub garbled: Vec<&'static str>,
@@ -134,6 +138,8 @@ pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
                     })
                 }),
                 copies: int("copies"),
+                number_up: int("number-up"),
+                page_ranges: get("page-ranges").map(ranges).unwrap_or_default(),
                 garbled: COUNTS
                     .iter()
                     .copied()
@@ -143,6 +149,14 @@ pub fn parse_jobs(response: &IppRequestResponse) -> Vec<Job> {
             }
         })
         .collect()
+}
+
+fn ranges(v: &IppValue) -> Vec<(i64, i64)> {
+    match v {
+        IppValue::RangeOfInteger { min, max } => vec![(i64::from(*min), i64::from(*max))],
+        IppValue::Array(a) => a.iter().flat_map(ranges).collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub(super) fn integer(v: &IppValue) -> Option<i64> {

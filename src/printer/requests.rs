@@ -31,6 +31,8 @@ pub const REQUESTED: &[&str] = &[
     "media",
     "media-col",
     "copies",
+    "number-up",
+    "page-ranges",
 ];
 
 /// Which jobs a `Get-Jobs` asks for.
