@@ -16,9 +16,10 @@ use std::error::Error;
 /// `error` and every cause under it, outermost first, joined by `: `
 /// ("cannot connect: error sending request for url (…): Connection refused").
 ///
-/// A cause whose text the line already holds is left out: some errors
-/// (SQLite's in [`LedgerError`](crate::ledger::LedgerError), and third-party
-/// ones) repeat their cause in their own text, and the line says it once.
+/// A cause whose text the line already holds is left out: some third-party
+/// errors repeat their cause in their own text, and the line says it once.
+/// (The ledger ends SQLite's chain itself: see
+/// [`SqliteCause`](crate::ledger::SqliteCause).)
 pub fn error_chain(error: &dyn Error) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();

@@ -17,10 +17,11 @@ mod write;
 use crate::clock;
 use crate::config::Config;
 use crate::ledger::query::ReportBy;
+use crate::ledger::LedgerError;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use output::Format;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Print- and time-accounting for coworking spaces.
@@ -180,26 +181,40 @@ fn run(cli: Cli) -> Result<()> {
         config,
         format,
     };
+    dispatch(&ctx, cli.command).map_err(|e| name_the_ledger(e, &ctx.ledger))
+}
+
+/// Names the ledger file in an error of the file that does not name it yet
+/// (a read query's; `Ledger::open` and its writes name it themselves).
+fn name_the_ledger(mut e: anyhow::Error, ledger: &Path) -> anyhow::Error {
+    if let Some(inner) = e.downcast_mut::<LedgerError>() {
+        let unnamed = std::mem::replace(inner, LedgerError::WriterGone);
+        *inner = unnamed.at(ledger);
+    }
+    e
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match cli.command {
+    match command {
         Command::Balance { member, at } => {
-            read::balance(&ctx, &mut out, member.as_deref(), at.as_deref())
+            read::balance(ctx, &mut out, member.as_deref(), at.as_deref())
         }
         Command::Statement { member, from, to } => {
-            read::statement(&ctx, &mut out, &member, from.as_deref(), to.as_deref())
+            read::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref())
         }
-        Command::Report { month, by } => read::report(&ctx, &mut out, &month, by),
-        Command::Refund { key, reason } => write::refund(&ctx, &mut out, &key, &reason),
-        Command::Grant(args) => write::grant(&ctx, &mut out, &args),
-        Command::Charge(args) => write::charge(&ctx, &mut out, &args),
-        Command::Sync { dry_run, source } => sync::sync(&ctx, &mut out, source.as_deref(), dry_run),
-        Command::Expire => write::expire(&ctx, &mut out),
-        Command::CheckConfig => write::check_config(&ctx, &mut out),
-        Command::Cards { days } => read::cards(&ctx, &mut out, days),
-        Command::Lots { member } => read::lots(&ctx, &mut out, &member),
+        Command::Report { month, by } => read::report(ctx, &mut out, &month, by),
+        Command::Refund { key, reason } => write::refund(ctx, &mut out, &key, &reason),
+        Command::Grant(args) => write::grant(ctx, &mut out, &args),
+        Command::Charge(args) => write::charge(ctx, &mut out, &args),
+        Command::Sync { dry_run, source } => sync::sync(ctx, &mut out, source.as_deref(), dry_run),
+        Command::Expire => write::expire(ctx, &mut out),
+        Command::CheckConfig => write::check_config(ctx, &mut out),
+        Command::Cards { days } => read::cards(ctx, &mut out, days),
+        Command::Lots { member } => read::lots(ctx, &mut out, &member),
         Command::Review { all, action } => match action {
-            None => review::list(&ctx, &mut out, all),
-            Some(action) => review::act(&ctx, &mut out, &action),
+            None => review::list(ctx, &mut out, all),
+            Some(action) => review::act(ctx, &mut out, &action),
         },
         Command::Run { .. } => Ok(()),
     }

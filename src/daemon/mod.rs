@@ -29,7 +29,7 @@ mod tests;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::ledger::writer::Writer;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{IoCause, Ledger, LedgerError};
 use crate::printer::client::{IppClient, IppError};
 use clock_guard::ClockGuard;
 use running::Daemon;
@@ -76,14 +76,11 @@ pub enum DaemonError {
     LedgerFolder {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: IoCause,
     },
-    #[error("cannot open the ledger {}", .path.display())]
-    Ledger {
-        path: PathBuf,
-        #[source]
-        source: LedgerError,
-    },
+    /// The ledger's error names its file.
+    #[error(transparent)]
+    Ledger(LedgerError),
     #[error(transparent)]
     Locked(#[from] crate::ledger::files::LockError),
     #[error("cannot start the async runtime")]
@@ -102,11 +99,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let signals = signals::listen().map_err(DaemonError::Signals)?;
     let config = Config::load(&opts.config)?;
     let ledger_path = opts.ledger.clone().unwrap_or_else(|| config.ledger.clone());
-    crate::ledger::files::prepare_folder(&ledger_path).map_err(|source| {
-        DaemonError::LedgerFolder {
-            path: ledger_path.parent().unwrap_or(&ledger_path).to_path_buf(),
-            source,
-        }
+    crate::ledger::files::prepare_folder(&ledger_path).map_err(|e| DaemonError::LedgerFolder {
+        path: ledger_path.parent().unwrap_or(&ledger_path).to_path_buf(),
+        source: IoCause(e),
     })?;
     // One daemon per ledger, held until this process ends.
     let _lock = crate::ledger::files::lock_for_daemon(&ledger_path)?;
@@ -143,20 +138,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 
 /// Opens (creating it and its folder if needed) the ledger at `path`.
 fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
-    crate::ledger::files::prepare_folder(path).map_err(|source| DaemonError::LedgerFolder {
+    crate::ledger::files::prepare_folder(path).map_err(|e| DaemonError::LedgerFolder {
         path: path.parent().unwrap_or(path).to_path_buf(),
-        source,
+        source: IoCause(e),
     })?;
-    let ledger = Ledger::open(path, config.site()).map_err(|source| DaemonError::Ledger {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    ledger
-        .check_for_daemon()
-        .map_err(|source| DaemonError::Ledger {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let ledger = Ledger::open(path, config.site()).map_err(DaemonError::Ledger)?;
+    ledger.check_for_daemon().map_err(DaemonError::Ledger)?;
     Ok(ledger)
 }
 
@@ -173,7 +160,8 @@ pub async fn serve(
     clock: Clock,
 ) -> Result<(), DaemonError> {
     let client = IppClient::new().map_err(DaemonError::HttpClient)?;
-    let guard = ClockGuard::open(&ledger, clock).map_err(DaemonError::ClockWitnesses)?;
+    let guard = ClockGuard::open(&ledger, clock)
+        .map_err(|e| DaemonError::ClockWitnesses(e.at(ledger.path())))?;
     let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
     let mut daemon = Daemon::start(config, writer.handle(), client, guard.clone()).await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);

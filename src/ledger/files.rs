@@ -56,11 +56,14 @@ pub fn restrict(ledger: &Path) -> io::Result<()> {
 pub enum LockError {
     #[error("the ledger {} is in use by another `tallyd run` (pid {})", .ledger.display(), .pid.map_or("unknown".to_string(), |p| p.to_string()))]
     Held { ledger: PathBuf, pid: Option<u32> },
-    #[error("cannot lock {}", .path.display())]
+    /// The lock file beside the ledger (`lock`) cannot be created,
+    /// locked or written.
+    #[error("ledger {}: cannot take its lock file `{}`", .ledger.display(), .lock.file_name().unwrap_or_default().to_string_lossy())]
     Io {
-        path: PathBuf,
+        ledger: PathBuf,
+        lock: PathBuf,
         #[source]
-        source: io::Error,
+        source: super::IoCause,
     },
 }
 
@@ -79,8 +82,9 @@ pub fn lock_for_daemon(ledger: &Path) -> Result<DaemonLock, LockError> {
     name.push(".lock");
     let path = PathBuf::from(name);
     let io = |source| LockError::Io {
-        path: path.clone(),
-        source,
+        ledger: ledger.to_path_buf(),
+        lock: path.clone(),
+        source: super::IoCause(source),
     };
     let mut file = OpenOptions::new()
         .read(true)

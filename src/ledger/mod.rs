@@ -26,6 +26,7 @@
 pub mod allocate;
 pub mod analyses;
 pub mod catalog;
+pub mod cause;
 pub mod clock_marks;
 pub mod detail;
 pub mod expiry;
@@ -43,11 +44,11 @@ pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::site::{OveragePolicy, PolicyKind, Site};
 pub use allocate::SourceKind;
+pub use cause::{IoCause, SqliteCause};
 pub use usage::{Charge, HoldOutcome, Origin, Payable, UsageRequest};
 
 /// Unix time in seconds, UTC. Every timestamp in the ledger is one of these.
@@ -56,16 +57,27 @@ pub type Ts = i64;
 /// The identity of the printing credit; time credits have their own ids.
 pub const PRINTING: &str = "printing";
 
-/// Everything that can go wrong in the ledger. Each keeps its cause. The
-/// SQLite variants also repeat their cause's text, because log lines print
-/// them with `{}`; [`crate::error_chain`] says it once.
+/// Everything that can go wrong in the ledger. Each keeps its cause, and no
+/// variant repeats its cause's text: [`crate::error_chain`] prints the line.
+///
+/// A failure of the file itself (SQLite's errors, a damaged file, a commit
+/// that failed) is named by its file at the ledger's edges
+/// ([`LedgerError::at`]): `ledger /var/lib/tallyd/ledger.db: disk full`.
+/// A refused operation (an unknown member, a conflicting key) is not.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Sqlite(SqliteCause),
+    /// A failure of the ledger file `ledger`, named once.
+    #[error("ledger {}", .ledger.display())]
+    At {
+        ledger: PathBuf,
+        #[source]
+        source: Box<LedgerError>,
+    },
     #[error("no ledger at {0} (run `tallyd grant` or the daemon once to create one)")]
     NotFound(PathBuf),
-    #[error("the ledger has schema version {found}, newer than this tallyd ({supported}); upgrade tallyd")]
+    #[error("schema version {found} is newer than this tallyd's ({supported}); upgrade tallyd")]
     TooNew { found: i64, supported: i64 },
     #[error("lot {lot} of member {member} disagrees with its history: remaining {remaining} but history sums to {history_sum}; granted {granted} but history grants {granted_sum}")]
     Inconsistent {
@@ -84,14 +96,21 @@ pub enum LedgerError {
     Overflow,
     #[error("unknown resource type `{0}` (no time credit pays for it; resource types come from the grants file)")]
     UnknownResourceType(String),
-    #[error("cannot prepare the ledger's files at {0}")]
-    Files(PathBuf, #[source] std::io::Error),
-    #[error("the ledger file is damaged (SQLite quick_check: {0}); restore a backup")]
+    /// The ledger at `path` could not be created, opened for writing or
+    /// made 0600.
+    #[error("ledger {}: {what}", .path.display())]
+    Files {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: IoCause,
+    },
+    #[error("the file is damaged (SQLite quick_check: {0}); restore a backup")]
     Malformed(String),
-    #[error("the ledger's append-only trigger `{0}` is missing: its history could be edited")]
+    #[error("the append-only trigger `{0}` is missing: its history could be edited")]
     MissingTrigger(&'static str),
-    #[error("the ledger cannot be written")]
-    NotWritable(#[source] rusqlite::Error),
+    #[error("cannot be written")]
+    NotWritable(#[source] SqliteCause),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
@@ -122,8 +141,47 @@ pub enum LedgerError {
     /// The writer's transaction did not commit (or could not begin, or a
     /// savepoint in it could not close). One SQLite error answers every job
     /// of the batch, so they share it.
-    #[error("commit failed, nothing in this batch was written: {0}")]
-    CommitFailed(#[source] Arc<rusqlite::Error>),
+    #[error("commit failed, nothing in this batch was written")]
+    CommitFailed(#[source] SqliteCause),
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite(SqliteCause::new(e))
+    }
+}
+
+impl LedgerError {
+    /// This error, named by the ledger file `ledger` if it is a failure of
+    /// the file (not a refused operation) and not named yet.
+    pub fn at(self, ledger: &Path) -> LedgerError {
+        match self {
+            LedgerError::Sqlite(_)
+            | LedgerError::NotWritable(_)
+            | LedgerError::CommitFailed(_)
+            | LedgerError::Malformed(_)
+            | LedgerError::MissingTrigger(_)
+            | LedgerError::TooNew { .. }
+            | LedgerError::Inconsistent { .. } => LedgerError::At {
+                ledger: ledger.to_path_buf(),
+                source: Box::new(self),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether the ledger file cannot be used now (full, read-only, gone):
+    /// every write fails alike until it can, so callers say it once.
+    pub fn is_file_failure(&self) -> bool {
+        match self {
+            LedgerError::At { source, .. } => source.is_file_failure(),
+            LedgerError::Sqlite(c) | LedgerError::NotWritable(c) | LedgerError::CommitFailed(c) => {
+                c.is_file_failure()
+            }
+            LedgerError::Files { .. } | LedgerError::WriterGone => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -167,9 +225,11 @@ fn configure(conn: &Connection) -> Result<()> {
 const WAL_CHECKPOINT_PAGES: i64 = 16_000;
 
 /// A ledger connection that runs each operation in its own transaction.
+/// Its errors name its file ([`LedgerError::at`]).
 pub struct Ledger {
     conn: Connection,
     site: Site,
+    path: PathBuf,
 }
 
 impl Ledger {
@@ -177,23 +237,21 @@ impl Ledger {
     /// `synchronous=FULL`, schema migrated, every lot checked against its
     /// history.
     pub fn open(path: &Path, site: Site) -> Result<Self> {
-        files::prepare_folder(path).map_err(|e| LedgerError::Files(path.to_path_buf(), e))?;
-        files::restrict(path).map_err(|e| LedgerError::Files(path.to_path_buf(), e))?;
-        let mut conn = Connection::open(path)?;
-        configure(&conn)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        // 16 MiB of page cache: a site's whole working set, without letting a
-        // long-running daemon grow without bound.
-        conn.pragma_update(None, "cache_size", -16_384)?;
-        // Checkpoint every 16,000 WAL pages (64 MiB) rather than SQLite's
-        // 1,000: hot pages are copied into the database once per checkpoint
-        // instead of many times, so single commits run closer to the raw
-        // fdatasync rate (see `cargo bench --bench ledger`).
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
-        schema::migrate(&mut conn)?;
-        schema::verify(&conn)?;
-        Ok(Ledger { conn, site })
+        let files = |what| {
+            move |e: std::io::Error| LedgerError::Files {
+                path: path.to_path_buf(),
+                what,
+                source: IoCause(e),
+            }
+        };
+        files::prepare_folder(path).map_err(files("cannot create its folder"))?;
+        files::restrict(path).map_err(files("cannot open it for writing or make it 0600"))?;
+        let conn = open_for_writing(path).map_err(|e| e.at(path))?;
+        Ok(Ledger {
+            conn,
+            site,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens an existing ledger for reading only; works while the daemon writes.
@@ -201,50 +259,53 @@ impl Ledger {
         if !path.exists() {
             return Err(LedgerError::NotFound(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > schema::SCHEMA_VERSION {
-            return Err(LedgerError::TooNew {
-                found: version,
-                supported: schema::SCHEMA_VERSION,
-            });
-        }
-        Ok(Ledger { conn, site })
+        let conn = open_for_reading(path).map_err(|e| e.at(path))?;
+        Ok(Ledger {
+            conn,
+            site,
+            path: path.to_path_buf(),
+        })
     }
 
     /// What the daemon proves before it says it is ready: the file is
     /// whole, its history is append-only, and it can be written.
     pub fn check_for_daemon(&self) -> Result<()> {
-        schema::check_file(&self.conn)?;
-        schema::check_writable(&self.conn)
+        schema::check_file(&self.conn)
+            .and_then(|()| schema::check_writable(&self.conn))
+            .map_err(|e| e.at(&self.path))
     }
 
     pub fn site(&self) -> &Site {
         &self.site
     }
 
-    /// The underlying connection, for queries.
+    /// The ledger's file, as it was opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection, for queries. Their errors do not name the
+    /// file: name it with [`LedgerError::at`] and [`Ledger::path`].
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
 
-    /// Gives up the connection, e.g. to hand it to the group-commit writer.
-    pub fn into_parts(self) -> (Connection, Site) {
-        (self.conn, self.site)
+    /// Gives up the connection and the file's path, e.g. to hand them to the
+    /// group-commit writer.
+    pub fn into_parts(self) -> (Connection, Site, PathBuf) {
+        (self.conn, self.site, self.path)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it succeeds.
     pub fn write<R>(&mut self, f: impl FnOnce(&Connection, &Site) -> Result<R>) -> Result<R> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx, &self.site)?;
-        tx.commit()?;
-        Ok(out)
+        let Ledger { conn, site, path } = self;
+        let run = || {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx, site)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e: LedgerError| e.at(path))
     }
 
     pub fn debit(&mut self, req: &UsageRequest) -> Result<Charge> {
@@ -270,4 +331,42 @@ impl Ledger {
     pub fn expire_due(&mut self, now: Ts) -> Result<expiry::Expired> {
         self.write(|c, _| expiry::expire_due(c, now))
     }
+}
+
+/// The writer's connection on `path`: WAL journal, `synchronous=FULL`,
+/// schema migrated, every lot checked against its history.
+fn open_for_writing(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // 16 MiB of page cache: a site's whole working set, without letting a
+    // long-running daemon grow without bound.
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    // Checkpoint every 16,000 WAL pages (64 MiB) rather than SQLite's
+    // 1,000: hot pages are copied into the database once per checkpoint
+    // instead of many times, so single commits run closer to the raw
+    // fdatasync rate (see `cargo bench --bench ledger`).
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    schema::migrate(&mut conn)?;
+    schema::verify(&conn)?;
+    Ok(conn)
+}
+
+/// A read-only connection on `path`, refused if its schema is newer than
+/// this build's.
+fn open_for_reading(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > schema::SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found: version,
+            supported: schema::SCHEMA_VERSION,
+        });
+    }
+    Ok(conn)
 }

@@ -347,7 +347,7 @@ pub fn check_writable(conn: &Connection) -> Result<(), LedgerError> {
     ))
     .map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
-        LedgerError::NotWritable(e)
+        LedgerError::NotWritable(super::SqliteCause::new(e))
     })
 }
 

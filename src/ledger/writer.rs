@@ -6,8 +6,9 @@
 //! and only then answers each caller. A job is acknowledged only after its
 //! commit returned: under `kill -9` an acknowledged job is always on disk.
 
-use super::{Ledger, LedgerError, Result};
+use super::{Ledger, LedgerError, Result, SqliteCause};
 use rusqlite::Connection;
+use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -22,10 +23,12 @@ type Reply = Box<dyn FnOnce(Outcome) + Send>;
 /// (for a batch that could not start).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 
-/// A cloneable handle for sending work to the writer.
+/// A cloneable handle for sending work to the writer. Its answers name the
+/// ledger file when the file failed ([`LedgerError::at`]).
 #[derive(Clone)]
 pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
+    ledger: Arc<Path>,
 }
 
 /// The writer thread; dropping every handle and calling [`Writer::join`] stops it.
@@ -39,13 +42,16 @@ impl Writer {
     pub fn spawn(ledger: Ledger) -> std::io::Result<Writer> {
         // The writer decides nothing by site settings: callers read the live
         // site when they build a job and move what they need into it.
-        let (conn, _) = ledger.into_parts();
+        let (conn, _, path) = ledger.into_parts();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || run(conn, queue))?;
         Ok(Writer {
-            handle: WriterHandle { jobs },
+            handle: WriterHandle {
+                jobs,
+                ledger: path.into(),
+            },
             thread,
         })
     }
@@ -73,6 +79,7 @@ impl WriterHandle {
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let file = self.ledger.clone();
         let job: Job = Box::new(move |ledger| {
             let out = match ledger {
                 Some(conn) => f(conn),
@@ -82,8 +89,9 @@ impl WriterHandle {
             let reply: Reply = Box::new(move |commit| {
                 let answer = match commit {
                     Ok(()) => out,
-                    Err(e) => Err(LedgerError::CommitFailed(e)),
+                    Err(e) => Err(LedgerError::CommitFailed(SqliteCause::shared(e))),
                 };
+                let answer = answer.map_err(|e| e.at(&file));
                 // The caller may have stopped waiting; that is not an error.
                 let _ = tx.send(answer);
             });
@@ -201,21 +209,21 @@ mod tests {
             Ok(())
         });
         let e = result.expect_err("the commit fails");
-        let LedgerError::CommitFailed(sqlite) = &e else {
+        let LedgerError::At { ledger, source } = &e else {
+            panic!("the file is not named: {e:?}");
+        };
+        assert_eq!(ledger, Path::new(":memory:"));
+        let LedgerError::CommitFailed(sqlite) = &**source else {
             panic!("not a commit failure: {e:?}");
         };
         assert_eq!(
-            sqlite.sqlite_error_code(),
+            sqlite.sqlite().sqlite_error_code(),
             Some(rusqlite::ErrorCode::ConstraintViolation)
         );
-        assert!(std::error::Error::source(&e).is_some());
-        // Then SQLite's own code: "...: Error code 787: constraint failed".
-        let line = crate::error_chain(&e);
-        assert!(
-            line.starts_with(
-                "commit failed, nothing in this batch was written: FOREIGN KEY constraint failed: "
-            ),
-            "{line}"
+        // SQLite's message once, not its code's text again.
+        assert_eq!(
+            crate::error_chain(&e),
+            "ledger :memory:: commit failed, nothing in this batch was written: FOREIGN KEY constraint failed"
         );
         let tables: i64 = writer
             .handle()

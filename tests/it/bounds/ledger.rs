@@ -127,7 +127,7 @@ fn a_ledger_holding_lots_too_large_to_add_up_refuses_to_charge() {
     refused(
         &site,
         &["balance", "alice"],
-        "tallyd: SQLite: ",
+        &format!("tallyd: ledger {}: ", site.ledger().display()),
         "integer overflow",
     );
 }

@@ -95,7 +95,8 @@ fn a_damaged_ledger_or_a_missing_trigger_is_refused_before_ready() {
     bytes[page * 2 + 4] = 0xff;
     std::fs::write(&ledger, &bytes).expect("write");
     let stderr = refused(&site);
-    assert!(stderr.contains("the ledger file is damaged"), "{stderr}");
+    let named = format!("tallyd: ledger {}: the file is damaged", ledger.display());
+    assert!(stderr.starts_with(&named), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
 
@@ -115,6 +116,78 @@ fn a_read_only_ledger_folder_is_refused_before_ready() {
         .expect("unshare (util-linux) runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Read-only file system"), "{stderr}");
-    assert!(stderr.contains("ledger.db"), "{stderr}");
+    let ledger = site.path("ledger.db");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "tallyd: ledger {}: cannot take its lock file `ledger.db.lock`: Read-only file system (os error 30)",
+            ledger.display()
+        )
+    );
+}
+
+/// Runs `tallyd run` on `site` as the unprivileged user `nobody` (root
+/// would write any file) and expects it to exit 1; returns its stderr.
+fn refused_to_nobody(site: &Site) -> String {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_tallyd"))
+        .arg("--config")
+        .arg(site.path("tallyd.toml"))
+        .args(["run", "--log-format", "text"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("tallyd ready"), "{stderr}");
+    stderr
+}
+
+/// `chown -R nobody:nogroup path`.
+fn give_to_nobody(path: &std::path::Path) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(path)
+        .status()
+        .expect("chown runs");
+    assert!(status.success());
+}
+
+/// A ledger file the service may not write, and a folder it may not write
+/// (SQLite cannot make the ledger's `-wal` there): exit 1 before READY,
+/// naming the ledger once with the reason.
+#[test]
+fn a_ledger_the_service_may_not_write_is_refused_naming_it_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = made_ledger();
+    let ledger = site.path("ledger.db");
+    give_to_nobody(site.dir());
+    std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let stderr = refused_to_nobody(&site);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "tallyd: ledger {}: cannot open it for writing or make it 0600: Permission denied (os error 13)",
+            ledger.display()
+        )
+    );
+
+    let site = made_ledger();
+    let ledger = site.path("ledger.db");
+    give_to_nobody(site.dir());
+    let status = std::process::Command::new("chown")
+        .arg("root:root")
+        .arg(site.dir())
+        .status()
+        .expect("chown runs");
+    assert!(status.success());
+    std::fs::set_permissions(site.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let stderr = refused_to_nobody(&site);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "tallyd: ledger {}: attempt to write a readonly database (its folder cannot be written)",
+            ledger.display()
+        )
+    );
 }
