@@ -49,6 +49,9 @@ pub struct Poller {
     failed: HashMap<String, String>,
     /// Why the printer is down, while it is.
     down: Option<String>,
+    /// Why the ledger file cannot be written (full, read-only), while it
+    /// cannot: said once per outage, not once per job or poll.
+    ledger_down: Option<String>,
     /// Records without a job id or uuid in the last poll (logged when this
     /// changes).
     nameless: usize,
@@ -89,6 +92,7 @@ impl Poller {
             done: HashSet::new(),
             failed: HashMap::new(),
             down: None,
+            ledger_down: None,
             nameless: 0,
             partial_logged: false,
         }
@@ -227,7 +231,9 @@ impl Poller {
                     charged += u64::from(now_charged);
                     self.failed.remove(&key);
                     self.done.insert(key);
+                    self.ledger_back();
                 }
+                Err(e) if e.is_file_failure() => self.ledger_failed(job_id, &key, error_chain(&e)),
                 Err(e) => {
                     let text = error_chain(&e);
                     if self.failed.get(&key) != Some(&text) {
@@ -241,6 +247,24 @@ impl Poller {
             if let Some(s) = b.get_mut(&id) {
                 s.jobs_charged += charged;
             }
+        }
+    }
+
+    /// A job could not be charged because the ledger file failed (`error`):
+    /// said when the outage begins; the job waits for the next poll.
+    fn ledger_failed(&mut self, job_id: i32, key: &str, error: String) {
+        if self.ledger_down.is_none() {
+            tracing::error!(printer = %self.cfg.id, job_id, key = %key, error = %error,
+                "cannot charge: the ledger cannot be written; jobs wait and are charged once it can");
+            self.ledger_down = Some(error);
+        }
+    }
+
+    /// A job was recorded: if the ledger had failed, say once that it is back.
+    fn ledger_back(&mut self) {
+        if let Some(was) = self.ledger_down.take() {
+            tracing::info!(printer = %self.cfg.id, was = %was,
+                "the ledger can be written again; waiting jobs are being charged");
         }
     }
 

@@ -191,3 +191,121 @@ fn a_ledger_the_service_may_not_write_is_refused_naming_it_once() {
         )
     );
 }
+
+/// A small tmpfs mounted on `dir` (as root), unmounted on drop: a disk that
+/// can really fill.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tallyd-test",
+            ])
+            .arg(&dir)
+            .status()
+            .expect("mount (util-linux) runs");
+        assert!(
+            status.success(),
+            "mount a tmpfs on {} (needs root)",
+            dir.display()
+        );
+        SmallDisk { dir }
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            if let Err(e) = file.write_all(&chunk) {
+                assert_eq!(e.raw_os_error(), Some(28), "filled until ENOSPC: {e}");
+                return path;
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A disk that fills under a running daemon: the job printed meanwhile is
+/// not charged, the log says "disk full" once (not once per poll), and once
+/// space returns the job is charged exactly once and the log says so once.
+#[test]
+fn a_full_disk_is_said_once_and_the_job_is_charged_once_space_returns() {
+    use crate::support::daemon::{lines_with, PrinterSpec};
+    use crate::support::peers::Peers;
+    let limit = Duration::from_secs(20);
+    let peers = Peers::new();
+    let eve = peers.eve("lobby");
+    let site = Site::new(&[PrinterSpec::direct("lobby", &eve.uri(), "200ms")]);
+    let disk = SmallDisk::mount(site.path("disk"), "2m");
+    let ledger = site.path("disk/ledger.db");
+    let ledger_arg = ledger.display().to_string();
+    let mut daemon = site.start_with("text", &[("TALLYD_LEDGER", &ledger_arg)]);
+    daemon.wait_ready();
+    let balance = || {
+        let out = site.cli(&["--ledger", &ledger_arg, "--json", "balance", "alice"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("balance json");
+        v[0]["printing_cents"].as_i64().expect("printing_cents")
+    };
+    assert_eq!(balance(), 1000);
+
+    let filler = disk.fill();
+    eve.submit("alice", 3);
+    daemon.wait_log("disk full", limit);
+    // Ten polls more: still said once, and nothing charged.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = daemon.log();
+    let full = lines_with(&log, &["disk full"]);
+    assert_eq!(full.len(), 1, "said once:\n{log}");
+    for part in [
+        "cannot charge: the ledger cannot be written",
+        &format!("ledger {}: ", ledger.display()),
+        "printer=lobby",
+    ] {
+        assert!(full[0].contains(part), "{part} in {}", full[0]);
+    }
+    assert_eq!(full[0].matches(&ledger_arg).count(), 1, "{}", full[0]);
+    assert_eq!(balance(), 1000, "nothing charged while the disk is full");
+
+    std::fs::remove_file(filler).expect("remove the filler");
+    daemon.wait_log("member=alice", limit);
+    daemon.wait_log("the ledger can be written again", limit);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = daemon.log();
+    assert_eq!(
+        lines_with(&log, &["charge", "member=alice"]).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines_with(&log, &["can be written again"]).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines_with(&log, &["disk full"]).len(),
+        2,
+        "the outage and its end:\n{log}"
+    );
+    assert_eq!(balance(), 970, "charged exactly once");
+    daemon.stop();
+    drop(disk);
+}
