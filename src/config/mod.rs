@@ -1,11 +1,13 @@
 //! The site config (`tallyd.toml`): parsed from a string, validated into a
 //! richer type, and every problem reported with file, line and field.
 
+mod analysis;
 mod grants;
 mod prices;
 mod printers;
 mod readers;
 
+pub use analysis::AnalysisConfig;
 pub use grants::{GrantsAuth, GrantsConfig};
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig};
@@ -144,6 +146,8 @@ struct RawConfig {
     printers: Vec<printers::RawPrinter>,
     #[serde(default)]
     readers: Vec<readers::RawReader>,
+    #[serde(default)]
+    analysis: Option<analysis::RawAnalysis>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +225,7 @@ pub struct Config {
     pub grants: Option<GrantsConfig>,
     pub printers: Vec<PrinterConfig>,
     pub readers: Vec<ReaderConfig>,
+    pub analysis: AnalysisConfig,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -277,7 +282,9 @@ impl Config {
         };
         let printers = printers::validate(raw.printers, &prices, &err)?;
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
+        let analysis = analysis::section(raw.analysis, &err)?;
         Ok(Config {
+            analysis,
             readers,
             grants,
             printers,

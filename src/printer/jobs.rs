@@ -68,6 +68,15 @@ impl Job {
         }
     }
 
+    /// The job's identity across queues (a follow-me job moves to the
+    /// printer it comes out of): its uuid, else its key at `printer`.
+    pub fn identity(&self, printer: &str) -> String {
+        match &self.uuid {
+            Some(uuid) => uuid.clone(),
+            None => self.key(printer),
+        }
+    }
+
     /// One- or two-sided, as the job asked.
     pub fn sides(&self) -> Sides {
         match self.sides.as_deref() {
