@@ -300,14 +300,7 @@ impl ServerCertVerifier for Verifier {
 pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        // tokio-rustls hands rustls' error up inside an io::Error, whose
-        // `source` skips it.
-        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        match tls {
+        match rustls_error(e) {
             Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) => {
                 return Some(other.to_string())
             }
@@ -320,6 +313,17 @@ pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<
         }
     }
     None
+}
+
+/// `e` as rustls' error, or the one inside it when `e` is an io::Error
+/// wrapping one (tokio-rustls hands it up so, and reqwest wraps that in
+/// another io::Error; io::Error's `source` skips what it wraps).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
 }
 
 #[cfg(test)]
