@@ -94,6 +94,7 @@ fn printer(id: &str, uri: &str) -> PrinterConfig {
         hold_timeout: Duration::from_secs(3600),
         max_job_impressions: 2000,
         release_to: Vec::new(),
+        trust: tallyd::tls::Trust::System,
     }
 }
 

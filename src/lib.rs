@@ -13,7 +13,9 @@
 //!    - [`pricing`]: what a print job costs, a pure function (it imports
 //!      only that bound, from the leaf beside it);
 //!    - [`error`]: any error as one line with all its causes
-//!      ([`error_chain`]), for log lines and the command line.
+//!      ([`error_chain`]), for log lines and the command line;
+//!    - [`tls`]: whom a TLS peer must be (system roots, a `ca_file`, a
+//!      pinned fingerprint), and why a peer's certificate was refused.
 //! 2. [`config`]: the site config file, parsed and validated with file, line
 //!    and field in every error.
 //! 3. [`room`]: the pure rules of room sessions (what a tap does, how minutes
@@ -55,5 +57,6 @@ pub mod printer;
 pub mod reader;
 pub mod room;
 pub mod site;
+pub mod tls;
 
 pub use error::error_chain;

@@ -42,8 +42,12 @@ fn subscriber<W>(format: LogFormat, tty: bool, writer: W) -> Box<dyn Subscriber 
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // rustls-platform-verifier logs every refused certificate itself, at
+    // error, on every retry; tallyd says it once per outage (see `tls`).
+    let quiet = "rustls_platform_verifier=off".parse().expect("a directive");
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(quiet);
     let format = match format {
         LogFormat::Auto if tty => LogFormat::Text,
         LogFormat::Auto => LogFormat::Journald,

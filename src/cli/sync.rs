@@ -11,16 +11,17 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: bool) -> Result<()> {
-    // The config's credential goes only to the config's URL.
-    let (source, timeout, auth) = match (source_arg, &ctx.config.grants) {
+    // The config's credential and ca_file go only to the config's URL.
+    let (source, timeout, access) = match (source_arg, &ctx.config.grants) {
         (Some(s), g) => (
             s.to_string(),
             g.as_ref().map_or(Duration::from_secs(10), |g| g.timeout),
             g.as_ref()
                 .filter(|g| g.source == s)
-                .and_then(|g| g.auth.as_ref()),
+                .map(source::Access::of)
+                .unwrap_or_default(),
         ),
-        (None, Some(g)) => (g.source.clone(), g.timeout, g.auth.as_ref()),
+        (None, Some(g)) => (g.source.clone(), g.timeout, source::Access::of(g)),
         (None, None) => {
             return Err(anyhow!(
                 "the config has no [grants] source (or pass --source PATH|URL)"
@@ -42,7 +43,7 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
         text,
         validators,
         catalog,
-    } = runtime.block_on(grants::fetch(&src, auth, last, timeout))?;
+    } = runtime.block_on(grants::fetch(&src, access, last, timeout))?;
     let now = ctx.now;
     let report = ledger.write(|conn, site| {
         grants::apply(

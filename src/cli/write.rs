@@ -357,7 +357,7 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     match &c.grants {
         Some(g) => writeln!(
             out,
-            "grants: {} every {}s{}",
+            "grants: {} every {}s{}{}",
             crate::grants::source::redact(&g.source),
             g.interval.as_secs(),
             match g.auth {
@@ -365,7 +365,8 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 Some(crate::config::GrantsAuth::Basic { .. }) =>
                     " (basic auth from basic_auth_file)",
                 None => "",
-            }
+            },
+            describe_trust(&g.trust)
         )?,
         None => writeln!(out, "grants: none configured")?,
     }
@@ -390,12 +391,27 @@ fn describe_printer(p: &crate::config::PrinterConfig) -> String {
         ),
     };
     format!(
-        "printer `{}`: {} {mode}, polled every {}s, timeout {}s",
+        "printer `{}`: {} {mode}, polled every {}s, timeout {}s{}",
         p.id,
         p.uri,
         p.poll_interval.as_secs(),
-        p.timeout.as_secs()
+        p.timeout.as_secs(),
+        describe_trust(&p.trust)
     )
+}
+
+/// Whom a TLS peer must be, as `check-config` says it (nothing for the
+/// system's roots).
+fn describe_trust(trust: &crate::tls::Trust) -> String {
+    match trust {
+        crate::tls::Trust::System => String::new(),
+        crate::tls::Trust::CaFile(ca) => format!(
+            ", trusting {} certificate(s) of ca_file {}",
+            ca.len(),
+            ca.path.display()
+        ),
+        crate::tls::Trust::Pinned(pin) => format!(", pinned to {pin}"),
+    }
 }
 
 /// `check-config`'s line for a card reader: its device and framing, and what

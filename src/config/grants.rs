@@ -2,9 +2,12 @@
 //! how to authenticate to it without a secret in the URL (`token_file`,
 //! `basic_auth_file`). The secret files are read whenever the config is
 //! loaded — at start and on every reload — so systemd's `LoadCredential=`
-//! works; a missing, unreadable or empty one is a config error.
+//! works; a missing, unreadable or empty one is a config error. So is a
+//! `ca_file` (the CAs an `https://` source is checked against) that cannot
+//! be read or holds no PEM certificate.
 
-use super::{duration_field, ConfigError, ErrAt};
+use super::{ca_file, duration_field, ConfigError, ErrAt};
+use crate::tls::Trust;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -24,6 +27,8 @@ pub(super) struct RawGrants {
     token_file: Option<Spanned<String>>,
     #[serde(default)]
     basic_auth_file: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
 }
 
 /// Where the central grants file is and how often to sync it.
@@ -37,6 +42,8 @@ pub struct GrantsConfig {
     pub timeout: Duration,
     /// How to authenticate to a URL source.
     pub auth: Option<GrantsAuth>,
+    /// Whom an `https://` source must be: the system's roots, or `ca_file`.
+    pub trust: Trust,
 }
 
 /// A credential for the grants URL, read from a file. Its `Debug` never
@@ -78,6 +85,7 @@ pub(super) fn section(
         ));
     }
     let is_url = source.starts_with("http://") || source.starts_with("https://");
+    let is_https = source.starts_with("https://");
     let source = if is_url {
         source.to_string()
     } else {
@@ -88,6 +96,17 @@ pub(super) fn section(
         interval: duration(&g.interval, "grants.interval", 900)?,
         timeout: duration(&g.timeout, "grants.timeout", 10)?,
         auth: auth(g, is_url, base, err)?,
+        trust: match &g.ca_file {
+            None => Trust::System,
+            Some(_) if !is_https => {
+                return Err(err(
+                    g.ca_file.as_ref().map(Spanned::span),
+                    "grants.ca_file",
+                    "needs an https:// source".into(),
+                ))
+            }
+            Some(path) => Trust::CaFile(ca_file(path, base, "grants.ca_file", err)?),
+        },
     })
 }
 
@@ -214,6 +233,17 @@ mod tests {
             (
                 "source = \"grants.toml\"\ntoken_file = \"empty\"\n".into(),
                 "grants.token_file",
+                5,
+            ),
+            (
+                format!("{url}ca_file = \"missing.pem\"\n"),
+                "grants.ca_file",
+                5,
+            ),
+            (format!("{url}ca_file = \"empty\"\n"), "grants.ca_file", 5),
+            (
+                "source = \"http://h/g.toml\"\nca_file = \"empty\"\n".into(),
+                "grants.ca_file",
                 5,
             ),
         ];

@@ -209,6 +209,22 @@ fn duration_field(
     }
 }
 
+/// A `ca_file` field (relative to the config's folder), read and checked
+/// now: an error names the field, its line and the file.
+fn ca_file(
+    path: &Spanned<String>,
+    base: &Path,
+    field: &str,
+    err: &ErrAt<'_>,
+) -> Result<crate::tls::CaFile, ConfigError> {
+    let file = base.join(path.get_ref().trim());
+    crate::tls::CaFile::load(&file).map_err(|e| {
+        let mut error = err(Some(path.span()), field, crate::error_chain(&e));
+        error.source = Some(Arc::new(e));
+        error
+    })
+}
+
 fn default_symbol() -> String {
     "$".into()
 }
@@ -280,7 +296,7 @@ impl Config {
             None => None,
             Some(g) => Some(grants::section(&g, base, &err)?),
         };
-        let printers = printers::validate(raw.printers, &prices, &err)?;
+        let printers = printers::validate(raw.printers, &prices, base, &err)?;
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
         let analysis = analysis::section(raw.analysis, &err)?;
         Ok(Config {

@@ -1,9 +1,11 @@
 //! `[[printers]]`: the printers and CUPS queues the daemon polls.
 
-use super::{duration_field, ConfigError, ErrAt};
+use super::{ca_file, duration_field, ConfigError, ErrAt};
 use crate::pricing::PriceTable;
+use crate::tls::{Fingerprint, Trust};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -29,6 +31,10 @@ pub(super) struct RawPrinter {
     hold_timeout: Option<Spanned<String>>,
     #[serde(default)]
     release_to: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_fingerprint: Option<Spanned<String>>,
 }
 
 /// How jobs reach the printer.
@@ -67,6 +73,9 @@ pub struct PrinterConfig {
     /// Follow-me queues: the held printers (ids) where their jobs may come
     /// out; empty for the others.
     pub release_to: Vec<String>,
+    /// Whom an `ipps://` or `https://` printer must be: the system's roots,
+    /// its `ca_file`, or its pinned `tls_fingerprint`.
+    pub trust: Trust,
 }
 
 /// The most `max_job_impressions` may be set to.
@@ -91,16 +100,18 @@ fn count_field(
     }
 }
 
+/// The `[[printers]]` entries; relative `ca_file` paths are in `base`.
 pub(super) fn validate(
     raw: Vec<RawPrinter>,
     prices: &BTreeMap<String, PriceTable>,
+    base: &Path,
     err: &ErrAt<'_>,
 ) -> Result<Vec<PrinterConfig>, ConfigError> {
     let mut out: Vec<PrinterConfig> = Vec::new();
     let mut targets = Vec::new();
     for (i, mut p) in raw.into_iter().enumerate() {
         targets.push(p.release_to.take());
-        let printer = printer(i, p, &out, prices, err)?;
+        let printer = printer(i, p, &out, prices, base, err)?;
         out.push(printer);
     }
     for (i, release_to) in targets.into_iter().enumerate() {
@@ -165,6 +176,7 @@ fn printer(
     p: RawPrinter,
     earlier: &[PrinterConfig],
     prices: &BTreeMap<String, PriceTable>,
+    base: &Path,
     err: &ErrAt<'_>,
 ) -> Result<PrinterConfig, ConfigError> {
     let field = |name: &str| format!("printers[{i}].{name}");
@@ -198,7 +210,9 @@ fn printer(
         limit,
         err,
     )?;
+    let trust = trust(&p, &id, &uri, base, &field, err)?;
     Ok(PrinterConfig {
+        trust,
         id,
         uri,
         mode,
@@ -214,6 +228,58 @@ fn printer(
             Duration::from_secs(4 * 3600),
         )?,
         release_to: Vec::new(),
+    })
+}
+
+/// Whom the printer must be: its `ca_file` or its `tls_fingerprint` (not
+/// both, and only for a printer reached over TLS), else the system's roots.
+/// Errors name the printer, and the file.
+fn trust(
+    p: &RawPrinter,
+    id: &str,
+    uri: &str,
+    base: &Path,
+    field: &dyn Fn(&str) -> String,
+    err: &ErrAt<'_>,
+) -> Result<Trust, ConfigError> {
+    let tls = uri.starts_with("ipps://") || uri.starts_with("https://");
+    let (name, span) = match (&p.ca_file, &p.tls_fingerprint) {
+        (None, None) => return Ok(Trust::System),
+        (Some(_), Some(f)) => {
+            return Err(err(
+                Some(f.span()),
+                &field("tls_fingerprint"),
+                format!("printer `{id}`: set ca_file or tls_fingerprint, not both"),
+            ))
+        }
+        (Some(c), None) => ("ca_file", c.span()),
+        (None, Some(f)) => ("tls_fingerprint", f.span()),
+    };
+    if !tls {
+        return Err(err(
+            Some(span),
+            &field(name),
+            format!("printer `{id}`: needs an ipps:// or https:// uri, not `{uri}`"),
+        ));
+    }
+    if let Some(path) = &p.ca_file {
+        return ca_file(path, base, &field("ca_file"), err)
+            .map(Trust::CaFile)
+            .map_err(|mut e| {
+                e.message = format!("printer `{id}`: {}", e.message);
+                e
+            });
+    }
+    let text = p.tls_fingerprint.as_ref().map_or("", |f| f.get_ref());
+    Fingerprint::parse(text).map(Trust::Pinned).ok_or_else(|| {
+        err(
+            Some(span),
+            &field("tls_fingerprint"),
+            format!(
+                "printer `{id}`: `{text}` is not a SHA-256 fingerprint (64 hex digits, colons \
+                 optional, like sha256:AB:CD:…)"
+            ),
+        )
     })
 }
 
@@ -346,5 +412,90 @@ prices = "standard"
         let elsewhere = "uri = \"ipp://print-server.lan/printers/anywhere\"\nmode = \"follow-me\"\nrelease_to = [\"upstairs\"]\n";
         let e = with(elsewhere).expect_err("another server");
         assert!(e.to_string().contains("another server"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use crate::tls::{Fingerprint, Trust};
+    use std::path::Path;
+
+    fn parse(base: &Path, printer: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[site]\ntimezone = \"UTC\"\n[prices.std]\ndefault_media = \"a4\"\n\
+             [prices.std.media.a4]\nmono = {{ one_sided = 10, two_sided = 8 }}\n\
+             colour = {{ one_sided = 40, two_sided = 35 }}\n\
+             [[printers]]\nid = \"lobby\"\nprices = \"std\"\n{printer}"
+        );
+        Config::parse(&text, "test.toml", base)
+    }
+
+    const IPPS: &str = "uri = \"ipps://printer.local/ipp/print\"\n";
+
+    #[test]
+    fn a_pinned_fingerprint_is_read_with_or_without_colons() {
+        let dir = Path::new("/nonexistent");
+        let hex = "0a".repeat(32);
+        let c = parse(dir, &format!("{IPPS}tls_fingerprint = \"{hex}\"\n")).expect("valid");
+        let want = Trust::Pinned(Fingerprint::parse(&hex).expect("hex"));
+        assert_eq!(c.printers[0].trust, want);
+        let colons = format!("sha256:{}", vec!["0A"; 32].join(":"));
+        let c = parse(dir, &format!("{IPPS}tls_fingerprint = \"{colons}\"\n")).expect("valid");
+        assert_eq!(c.printers[0].trust, want);
+        let c = parse(dir, IPPS).expect("valid");
+        assert_eq!(c.printers[0].trust, Trust::System);
+    }
+
+    #[test]
+    fn bad_trust_settings_are_config_errors_naming_the_printer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("key.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let hex = "ab".repeat(32);
+        let cases = [
+            (
+                format!("{IPPS}tls_fingerprint = \"sha256:AB:CD\"\n"),
+                "printers[0].tls_fingerprint",
+                "printer `lobby`: `sha256:AB:CD` is not a SHA-256 fingerprint",
+            ),
+            (
+                format!("{IPPS}ca_file = \"missing.pem\"\n"),
+                "printers[0].ca_file",
+                "printer `lobby`: cannot read ",
+            ),
+            (
+                format!("{IPPS}ca_file = \"key.pem\"\n"),
+                "printers[0].ca_file",
+                "key.pem holds no certificate",
+            ),
+            (
+                format!("{IPPS}ca_file = \"key.pem\"\ntls_fingerprint = \"{hex}\"\n"),
+                "printers[0].tls_fingerprint",
+                "set ca_file or tls_fingerprint, not both",
+            ),
+            (
+                format!("uri = \"ipp://printer.local/ipp/print\"\ntls_fingerprint = \"{hex}\"\n"),
+                "printers[0].tls_fingerprint",
+                "needs an ipps:// or https:// uri",
+            ),
+        ];
+        for (text, field, message) in cases {
+            let e = parse(dir.path(), &text).expect_err(&text);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.line.is_some(), "{e}");
+            assert!(e.message.contains(message), "{e}");
+        }
+        let e =
+            parse(dir.path(), &format!("{IPPS}ca_file = \"missing.pem\"\n")).expect_err("missing");
+        let line = crate::error_chain(&e);
+        assert!(
+            line.contains(&dir.path().join("missing.pem").display().to_string()),
+            "{line}"
+        );
+        assert!(line.contains("No such file"), "{line}");
     }
 }

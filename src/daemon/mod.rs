@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::ledger::writer::Writer;
 use crate::ledger::{IoCause, Ledger, LedgerError};
-use crate::printer::client::{IppClient, IppError};
+use crate::printer::client::{IppError, PrinterClients};
 use clock_guard::ClockGuard;
 use running::Daemon;
 use sd_notify::NotifyState;
@@ -87,10 +87,23 @@ pub enum DaemonError {
     Runtime(#[source] std::io::Error),
     #[error("cannot start the ledger writer")]
     Writer(#[source] std::io::Error),
-    #[error("cannot set up the HTTP client")]
-    HttpClient(#[source] IppError),
+    #[error("cannot set up the HTTP client{}", printer_named(.printer))]
+    HttpClient {
+        /// Empty for the client every printer shares.
+        printer: String,
+        #[source]
+        source: IppError,
+    },
     #[error("cannot read the ledger's newest row and clock mark")]
     ClockWitnesses(#[source] LedgerError),
+}
+
+/// ` of printer ID` when `printer` is not empty.
+fn printer_named(printer: &str) -> String {
+    match printer {
+        "" => String::new(),
+        p => format!(" of printer {p}"),
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -159,11 +172,12 @@ pub async fn serve(
     mut controls: mpsc::UnboundedReceiver<Control>,
     clock: Clock,
 ) -> Result<(), DaemonError> {
-    let client = IppClient::new().map_err(DaemonError::HttpClient)?;
+    let clients = PrinterClients::new(&config.printers)
+        .map_err(|(printer, source)| DaemonError::HttpClient { printer, source })?;
     let guard = ClockGuard::open(&ledger, clock)
         .map_err(|e| DaemonError::ClockWitnesses(e.at(ledger.path())))?;
     let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
-    let mut daemon = Daemon::start(config, writer.handle(), client, guard.clone()).await;
+    let mut daemon = Daemon::start(config, writer.handle(), clients, guard.clone()).await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers(), "tallyd ready");
     daemon.answer(shutdown, &mut controls).await;

@@ -8,7 +8,7 @@ use super::{notify, tasks, Control, STOP_GRACE};
 use crate::clock::{self, Clock};
 use crate::config::{Config, GrantsConfig, PrinterConfig};
 use crate::ledger::writer::WriterHandle;
-use crate::printer::client::IppClient;
+use crate::printer::client::PrinterClients;
 use crate::printer::poller::{Poller, StatusBoard};
 use crate::site::LiveSite;
 use sd_notify::NotifyState;
@@ -25,11 +25,12 @@ pub(super) struct Daemon {
     writer: WriterHandle,
     site: LiveSite,
     board: StatusBoard,
-    client: IppClient,
+    clients: PrinterClients,
     /// The guard's clock: what every task reads.
     clock: Clock,
     guard: ClockGuard,
     grants: watch::Sender<Option<GrantsConfig>>,
+    grants_outage: tasks::SyncOutage,
     sync_now: Arc<Notify>,
     started: Instant,
 }
@@ -40,14 +41,15 @@ impl Daemon {
     pub(super) async fn start(
         config: Config,
         writer: WriterHandle,
-        client: IppClient,
+        clients: PrinterClients,
         guard: ClockGuard,
     ) -> Daemon {
         let site = LiveSite::new(config.site());
         let clock = guard.clock();
+        let grants_outage = tasks::SyncOutage::default();
         if let Some(g) = &config.grants {
             if clock.trusted() {
-                tasks::sync_grants(&writer, &site, &clock, g).await;
+                tasks::sync_grants(&writer, &site, &clock, g, &grants_outage).await;
             } else {
                 tracing::info!(source = %crate::grants::source::redact(&g.source), "grants sync held until the wall clock agrees");
             }
@@ -61,10 +63,11 @@ impl Daemon {
             config,
             writer,
             site,
-            client,
+            clients,
             clock,
             guard,
             grants,
+            grants_outage,
         };
         daemon.start_background();
         for p in daemon.config.printers.clone() {
@@ -128,11 +131,15 @@ impl Daemon {
             guard.clone().watch(w.clone(), stop)
         });
         let (w, s, c) = (self.writer.clone(), self.site.clone(), self.clock.clone());
-        let (config, now) = (self.grants.subscribe(), self.sync_now.clone());
-        let trust = self.guard.subscribe();
+        let wakers = tasks::SyncWakers {
+            config: self.grants.subscribe(),
+            now: self.sync_now.clone(),
+            trust: self.guard.subscribe(),
+        };
+        let outage = self.grants_outage.clone();
         self.tasks.start("grants-sync", move |stop| {
-            let (w, s, c, t) = (w.clone(), s.clone(), c.clone(), trust.clone());
-            tasks::syncer(w, s, c, config.clone(), now.clone(), t, stop)
+            let (w, s, c) = (w.clone(), s.clone(), c.clone());
+            tasks::syncer(w, s, c, wakers.clone(), outage.clone(), stop)
         });
         let (w, c, trust) = (
             self.writer.clone(),
@@ -148,7 +155,7 @@ impl Daemon {
         TapContext {
             readers: self.config.readers.clone(),
             printers: self.config.printers.clone(),
-            client: self.client.clone(),
+            clients: self.clients.clone(),
             writer: self.writer.clone(),
             site: self.site.clone(),
             clock: self.clock.clone(),
@@ -176,7 +183,7 @@ impl Daemon {
     }
 
     fn start_printer(&mut self, p: PrinterConfig) {
-        let (client, writer) = (self.client.clone(), self.writer.clone());
+        let (client, writer) = (self.clients.get(&p.id).clone(), self.writer.clone());
         let (site, board, clock) = (self.site.clone(), self.board.clone(), self.clock.clone());
         self.tasks.start(format!("printer:{}", p.id), move |stop| {
             let poller = Poller::new(
@@ -202,6 +209,14 @@ impl Daemon {
     /// the printers whose settings changed, the readers if theirs (or the
     /// printers) did; then sync the grants file.
     async fn reload(&mut self, config: Config) {
+        match self.clients.renew(&config.printers) {
+            Ok(clients) => self.clients = clients,
+            Err((printer, e)) => {
+                tracing::error!(printer = %printer, error = %crate::error_chain(&e),
+                    "config not reloaded: cannot set up the printer's HTTP client");
+                return;
+            }
+        }
         self.site.set(config.site());
         let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
         for old in self.config.printers.clone() {

@@ -6,7 +6,7 @@ use crate::config::{Binding, Mode, PrinterConfig, ReaderConfig};
 use crate::ledger::owners::{card_owner, CardOwner};
 use crate::ledger::sessions::{self, TapOutcome};
 use crate::ledger::writer::WriterHandle;
-use crate::printer::client::IppClient;
+use crate::printer::client::PrinterClients;
 use crate::printer::release;
 use crate::reader::port::Tap;
 use crate::room::clock::Now;
@@ -18,7 +18,7 @@ use crate::site::LiveSite;
 pub struct TapContext {
     pub readers: Vec<ReaderConfig>,
     pub printers: Vec<PrinterConfig>,
-    pub client: IppClient,
+    pub clients: PrinterClients,
     pub writer: WriterHandle,
     pub site: LiveSite,
     /// Where taps and the session sweep read the time.
@@ -76,7 +76,7 @@ async fn release_at(
     let released = release::release(
         cfg,
         &follow_me,
-        &ctx.client,
+        &ctx.clients,
         &ctx.writer,
         &ctx.site,
         &ctx.clock,

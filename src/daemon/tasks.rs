@@ -9,12 +9,12 @@ use super::clock_guard::regained;
 use super::taps::{self, TapContext};
 use crate::clock::Clock;
 use crate::config::{GrantsConfig, ReaderConfig};
-use crate::grants::{self, source::Source};
+use crate::grants::{self, source::Access, source::Source};
 use crate::ledger::expiry;
 use crate::ledger::writer::WriterHandle;
 use crate::reader::port;
 use crate::site::LiveSite;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -25,12 +25,34 @@ pub const EXPIRY_SWEEP: Duration = Duration::from_secs(600);
 /// How often the session sweep looks for sessions past their maximum.
 pub const SESSION_SWEEP: Duration = Duration::from_secs(30);
 
-/// One sync of the grants file through the writer. Logs one line either way.
+/// The grants sync's failure while it lasts: a failure is logged when it
+/// starts or its reason changes, and the recovery once, not every sync.
+#[derive(Clone, Default)]
+pub struct SyncOutage(Arc<Mutex<Option<String>>>);
+
+impl SyncOutage {
+    /// Records a failure; whether it starts an outage or changes its reason.
+    fn failed(&self, reason: &str) -> bool {
+        let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let new = now.as_deref() != Some(reason);
+        *now = Some(reason.to_string());
+        new
+    }
+
+    /// Records a success; the reason of the outage it ends, if any.
+    fn ended(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// One sync of the grants file through the writer. Logs one line, except
+/// for a fetch that fails as the last one did (see [`SyncOutage`]).
 pub async fn sync_grants(
     writer: &WriterHandle,
     site: &LiveSite,
     clock: &Clock,
     grants: &GrantsConfig,
+    outage: &SyncOutage,
 ) -> bool {
     let src = Source::parse(&grants.source);
     // The source as logs show it: a URL's userinfo redacted.
@@ -46,13 +68,16 @@ pub async fn sync_grants(
             return false;
         }
     };
-    let fetched = match grants::fetch(&src, grants.auth.as_ref(), last, grants.timeout).await {
+    let fetched = match grants::fetch(&src, Access::of(grants), last, grants.timeout).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!(source = %shown, error = %format!("{e:#}"), "grants sync failed");
+            log_fetch_failure(&shown, &e, outage);
             return false;
         }
     };
+    if let Some(was) = outage.ended() {
+        tracing::info!(source = %shown, was = %was, "grants source is reachable again");
+    }
     let tz = site.get().tz;
     let now = clock.wall();
     let members = fetched.catalog.members.len();
@@ -85,6 +110,33 @@ pub async fn sync_grants(
     }
 }
 
+/// Logs a failed fetch once per outage (again if its reason changes).
+fn log_fetch_failure(source: &str, e: &grants::GrantsError, outage: &SyncOutage) {
+    let error = e.to_string();
+    if !outage.failed(&error) {
+        tracing::debug!(source = %source, error = %error, "grants sync still failing");
+    } else if matches!(
+        e,
+        grants::GrantsError::Fetch(grants::source::FetchError::Certificate { .. })
+    ) {
+        tracing::error!(source = %source, error = %error,
+            "grants sync failed: the server's TLS certificate is not trusted (set [grants] ca_file); retrying every interval");
+    } else {
+        tracing::error!(source = %source, error = %error, "grants sync failed");
+    }
+}
+
+/// What wakes the grants syncer besides its interval.
+#[derive(Clone)]
+pub struct SyncWakers {
+    /// The current grants config (reload changes it).
+    pub config: watch::Receiver<Option<GrantsConfig>>,
+    /// Sync at once (SIGHUP).
+    pub now: Arc<Notify>,
+    /// The clock guard's verdict: sync when the wall clock is trusted again.
+    pub trust: watch::Receiver<bool>,
+}
+
 /// Syncs every `interval` of the current grants config, at once when `now`
 /// is notified (SIGHUP), and when the wall clock is trusted again (`trust`);
 /// never while it is judged wrong. The config may change under it (reload).
@@ -93,11 +145,15 @@ pub async fn syncer(
     writer: WriterHandle,
     site: LiveSite,
     clock: Clock,
-    mut config: watch::Receiver<Option<GrantsConfig>>,
-    now: Arc<Notify>,
-    mut trust: watch::Receiver<bool>,
+    wakers: SyncWakers,
+    outage: SyncOutage,
     stop: CancellationToken,
 ) {
+    let SyncWakers {
+        mut config,
+        now,
+        mut trust,
+    } = wakers;
     loop {
         let interval = config
             .borrow()
@@ -116,7 +172,7 @@ pub async fn syncer(
                 tracing::debug!("grants sync held until the wall clock agrees")
             }
             Some(g) => {
-                sync_grants(&writer, &site, &clock, &g).await;
+                sync_grants(&writer, &site, &clock, &g, &outage).await;
             }
             None => {}
         }

@@ -130,17 +130,18 @@ pub enum GrantsError {
 }
 
 /// Fetches `src` (a conditional GET against `last`, the last good file from
-/// this source) with 3 tries, sending `auth` to a URL, and validates it.
+/// this source) with 3 tries, reaching a URL as `access` says, and
+/// validates it.
 pub async fn fetch(
     src: &source::Source,
-    auth: Option<&crate::config::GrantsAuth>,
+    access: source::Access<'_>,
     last: Option<(String, Validators)>,
     timeout: std::time::Duration,
 ) -> std::result::Result<Fetched, GrantsError> {
     let validators = last.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
     let fetched = source::fetch_with_retry(
         src,
-        auth,
+        access,
         &validators,
         timeout,
         3,
@@ -175,7 +176,7 @@ mod tests {
         let path = dir.path().join("grants.toml");
         let e = fetch(
             &Source::Path(path.clone()),
-            None,
+            source::Access::default(),
             None,
             Duration::from_secs(1),
         )

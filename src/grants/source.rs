@@ -9,6 +9,7 @@
 
 use crate::config::GrantsAuth;
 use crate::error_chain;
+use crate::tls::{self, Trust};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,6 +52,35 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// How to reach a URL source: the credential sent to it, and whom it must
+/// be ([`Trust::System`] by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub auth: Option<&'a GrantsAuth>,
+    pub trust: &'a Trust,
+}
+
+static SYSTEM: Trust = Trust::System;
+
+impl Default for Access<'_> {
+    fn default() -> Self {
+        Access {
+            auth: None,
+            trust: &SYSTEM,
+        }
+    }
+}
+
+impl<'a> Access<'a> {
+    /// The `[grants]` section's credential and `ca_file`.
+    pub fn of(grants: &'a crate::config::GrantsConfig) -> Access<'a> {
+        Access {
+            auth: grants.auth.as_ref(),
+            trust: &grants.trust,
+        }
+    }
+}
+
 /// What makes a GET conditional: the validators of the last good response.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
@@ -88,8 +118,19 @@ pub enum FetchError {
         #[source]
         source: reqwest::Error,
     },
+    /// The TLS handshake refused the server's certificate: retrying will
+    /// not help.
+    #[error("{url}: certificate not trusted: {reason} (check [grants] ca_file)")]
+    Certificate { url: String, reason: String },
     #[error("{url} answered HTTP {status}{}", status_hint(*status))]
     Status { url: String, status: u16 },
+    /// The TLS setup for `ca_file` failed.
+    #[error("cannot set up TLS for {url}")]
+    Tls {
+        url: String,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("{url} sent more than {limit} bytes")]
     TooLarge { url: String, limit: usize },
     #[error("cannot fetch {url}: the file is not UTF-8")]
@@ -112,10 +153,10 @@ fn status_hint(status: u16) -> &'static str {
 /// Largest grants file accepted over HTTP.
 pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// Reads or fetches the file once; `auth` is sent to a URL.
+/// Reads or fetches the file once; a URL is reached as `access` says.
 pub async fn fetch(
     source: &Source,
-    auth: Option<&GrantsAuth>,
+    access: Access<'_>,
     last: &Validators,
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
@@ -132,13 +173,13 @@ pub async fn fetch(
                 validators: Validators::default(),
             })
         }
-        Source::Url(url) => fetch_url(url, auth, last, timeout).await,
+        Source::Url(url) => fetch_url(url, access, last, timeout).await,
     }
 }
 
 async fn fetch_url(
     full_url: &str,
-    auth: Option<&GrantsAuth>,
+    access: Access<'_>,
     last: &Validators,
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
@@ -146,17 +187,28 @@ async fn fetch_url(
     // Authorization header, so its own errors should not hold it either;
     // they lose their copy of the URL anyway, which ours already names.
     let url = &redact(full_url);
-    let http = |source: reqwest::Error| FetchError::Http {
-        url: url.to_string(),
-        source: source.without_url(),
+    let http = |source: reqwest::Error| match tls::certificate_problem(&source) {
+        Some(reason) => FetchError::Certificate {
+            url: url.to_string(),
+            reason,
+        },
+        None => FetchError::Http {
+            url: url.to_string(),
+            source: source.without_url(),
+        },
     };
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(timeout)
+        .connect_timeout(timeout);
+    let client = tls::client_builder(access.trust, builder)
+        .map_err(|e| FetchError::Tls {
+            url: url.to_string(),
+            source: e,
+        })?
         .build()
         .map_err(http)?;
     let mut req = client.get(full_url);
-    match auth {
+    match access.auth {
         Some(GrantsAuth::Bearer(token)) => req = req.bearer_auth(token),
         Some(GrantsAuth::Basic { user, password }) => req = req.basic_auth(user, Some(password)),
         None => {}
@@ -209,7 +261,7 @@ async fn fetch_url(
 /// between them. Returns the last error if every try failed.
 pub async fn fetch_with_retry(
     source: &Source,
-    auth: Option<&GrantsAuth>,
+    access: Access<'_>,
     last: &Validators,
     timeout: Duration,
     attempts: u32,
@@ -219,10 +271,11 @@ pub async fn fetch_with_retry(
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch(source, auth, last, timeout).await {
+        match fetch(source, access, last, timeout).await {
             Ok(f) => return Ok(f),
-            // A missing local file will not appear by waiting a second.
-            Err(e @ FetchError::Read { .. }) => return Err(e),
+            // A missing local file will not appear by waiting a second, nor
+            // a certificate become trusted.
+            Err(e @ (FetchError::Read { .. } | FetchError::Certificate { .. })) => return Err(e),
             Err(e) if tries >= attempts => return Err(e),
             Err(e) => {
                 tracing::warn!(source = %source.name(), error = %error_chain(&e), retry_in_ms = wait.as_millis() as u64, "grants fetch failed");

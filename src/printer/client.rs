@@ -1,10 +1,17 @@
 //! IPP over HTTP: one request, a timeout on the whole exchange, and a cap on
 //! the response size. The `ipp` crate encodes and parses; the transport is a
-//! shared `reqwest` client so connections to a printer are kept alive.
+//! `reqwest` client that keeps connections to a printer alive: one shared
+//! by every printer the system's roots are enough for, and one of its own
+//! for a printer with a `ca_file` or a pinned `tls_fingerprint`
+//! ([`IppClient::for_printer`]).
 
+use crate::config::PrinterConfig;
 use crate::ipp_uri::http_url;
+use crate::tls::{self, Trust};
 use ipp::prelude::*;
+use std::collections::BTreeMap;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Responses larger than this are refused (a sane Get-Jobs answer for a
@@ -38,8 +45,15 @@ pub enum IppError {
     /// The shared HTTP client could not be set up (its TLS backend, say).
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The TLS setup for a `ca_file` or a `tls_fingerprint` failed.
+    #[error("cannot set up TLS")]
+    Tls(#[source] rustls::Error),
     #[error("cannot connect")]
     Connect(#[source] reqwest::Error),
+    /// The TLS handshake refused the printer's certificate (the reason as
+    /// rustls gives it, or the pin's).
+    #[error("certificate not trusted: {reason} (check the printer's ca_file or tls_fingerprint)")]
+    Certificate { reason: String },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("HTTP status {0}")]
@@ -70,21 +84,38 @@ pub enum IppError {
     Status { code: u16, name: String },
 }
 
-/// A client for all printers; cheap to clone.
+/// A client for printers; cheap to clone (clones share connections).
 #[derive(Clone)]
 pub struct IppClient {
     http: reqwest::Client,
 }
 
 impl IppClient {
+    /// The client of every printer that trusts the system's roots.
     pub fn new() -> Result<IppClient, IppError> {
-        let http = reqwest::Client::builder()
+        IppClient::with_trust(&Trust::System)
+    }
+
+    /// `shared` for a printer that trusts the system's roots; a client of
+    /// its own for one with a `ca_file` or a `tls_fingerprint`.
+    pub fn for_printer(shared: &IppClient, cfg: &PrinterConfig) -> Result<IppClient, IppError> {
+        match cfg.trust {
+            Trust::System => Ok(shared.clone()),
+            _ => IppClient::with_trust(&cfg.trust),
+        }
+    }
+
+    /// A client that trusts whom `trust` says.
+    pub fn with_trust(trust: &Trust) -> Result<IppClient, IppError> {
+        let builder = reqwest::Client::builder()
             .no_proxy()
             // Queues of one CUPS server share a host: keep up to 32 of their
             // connections alive between polls (a sweep of 100 queues then
             // reuses most), well under cupsd's default MaxClients of 100.
             .pool_max_idle_per_host(32)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(Duration::from_secs(90));
+        let http = tls::client_builder(trust, builder)
+            .map_err(IppError::Tls)?
             .build()
             .map_err(IppError::Client)?;
         Ok(IppClient { http })
@@ -180,6 +211,49 @@ impl IppClient {
     }
 }
 
+/// Each printer's client: the shared one, or its own (see
+/// [`IppClient::for_printer`]). Cheap to clone.
+#[derive(Clone)]
+pub struct PrinterClients {
+    shared: IppClient,
+    own: Arc<BTreeMap<String, IppClient>>,
+}
+
+impl PrinterClients {
+    /// The clients of `printers`, or the first printer whose client could
+    /// not be set up.
+    pub fn new(printers: &[PrinterConfig]) -> Result<PrinterClients, (String, IppError)> {
+        let shared = IppClient::new().map_err(|e| (String::new(), e))?;
+        PrinterClients::with_shared(shared, printers)
+    }
+
+    /// New clients for `printers` (a reloaded config), keeping the shared
+    /// one and its connections.
+    pub fn renew(&self, printers: &[PrinterConfig]) -> Result<PrinterClients, (String, IppError)> {
+        PrinterClients::with_shared(self.shared.clone(), printers)
+    }
+
+    fn with_shared(
+        shared: IppClient,
+        printers: &[PrinterConfig],
+    ) -> Result<PrinterClients, (String, IppError)> {
+        let mut own = BTreeMap::new();
+        for p in printers.iter().filter(|p| p.trust != Trust::System) {
+            let client = IppClient::for_printer(&shared, p).map_err(|e| (p.id.clone(), e))?;
+            own.insert(p.id.clone(), client);
+        }
+        Ok(PrinterClients {
+            shared,
+            own: Arc::new(own),
+        })
+    }
+
+    /// The client of the printer `id` (the shared one unless it has its own).
+    pub fn get(&self, id: &str) -> &IppClient {
+        self.own.get(id).unwrap_or(&self.shared)
+    }
+}
+
 /// `response` if its IPP status is a success.
 fn successful(response: IppRequestResponse) -> Result<IppRequestResponse, IppError> {
     success(response.header())?;
@@ -213,7 +287,9 @@ pub fn parse_response(body: Vec<u8>) -> Result<IppRequestResponse, IppError> {
 
 /// Sorts a transport error by what a printer's status should say.
 fn classify(e: reqwest::Error, timeout: Duration) -> IppError {
-    if e.is_timeout() {
+    if let Some(reason) = tls::certificate_problem(&e) {
+        IppError::Certificate { reason }
+    } else if e.is_timeout() {
         IppError::Timeout(timeout)
     } else if e.is_connect() {
         IppError::Connect(e)

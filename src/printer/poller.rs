@@ -4,7 +4,7 @@
 //! its printer down: only the printer failing does (see [`super::paging`]).
 
 use super::charge;
-use super::client::IppClient;
+use super::client::{IppClient, IppError};
 use super::jobs::Job;
 use super::paging::{End, Page, Walk};
 use super::requests::{JobsQuery, Which};
@@ -52,6 +52,8 @@ pub struct Poller {
     /// Why the ledger file cannot be written (full, read-only), while it
     /// cannot: said once per outage, not once per job or poll.
     ledger_down: Option<String>,
+    /// Whether the last failed poll was its certificate refused.
+    certificate: bool,
     /// Records without a job id or uuid in the last poll (logged when this
     /// changes).
     nameless: usize,
@@ -93,6 +95,7 @@ impl Poller {
             failed: HashMap::new(),
             down: None,
             ledger_down: None,
+            certificate: false,
             nameless: 0,
             partial_logged: false,
         }
@@ -152,7 +155,10 @@ impl Poller {
     async fn poll(&mut self, stop: &CancellationToken) -> Option<Result<(), String>> {
         let query = match &self.completed {
             Ok(query) => query.clone(),
-            Err(reason) => return Some(Err(reason.clone())),
+            Err(reason) => {
+                self.certificate = false;
+                return Some(Err(reason.clone()));
+            }
         };
         let client = self.client.clone();
         let pages = query.pages(&client);
@@ -169,7 +175,10 @@ impl Poller {
                     self.charge(page).await;
                 }
                 Ok(None) => break,
-                Err(e) => return Some(Err(error_chain(&e))),
+                Err(e) => {
+                    self.certificate = matches!(e, IppError::Certificate { .. });
+                    return Some(Err(error_chain(&e)));
+                }
             }
         }
         self.done.retain(|k| walk.has_read(k));
@@ -296,7 +305,12 @@ impl Poller {
             }
         }
         if self.down.is_none() {
-            tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %reason, "printer is down; retrying with backoff");
+            if self.certificate {
+                tracing::error!(printer = %id, uri = %self.cfg.uri, error = %reason,
+                    "printer is down: its TLS certificate is not trusted (set its ca_file or tls_fingerprint); retrying with backoff");
+            } else {
+                tracing::warn!(printer = %id, uri = %self.cfg.uri, error = %reason, "printer is down; retrying with backoff");
+            }
             self.down = Some(reason);
         }
     }

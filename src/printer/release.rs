@@ -2,7 +2,7 @@
 //! held jobs there, each behind a ledger hold that the job's completion
 //! settles; and held jobs past the hold timeout are cancelled, free.
 
-use super::client::{IppClient, IppError};
+use super::client::{IppClient, IppError, PrinterClients};
 use super::jobs::{self, Job, PENDING_HELD};
 use super::requests::{job_request, move_job_request, JobsQuery, Which};
 use super::state;
@@ -62,20 +62,22 @@ struct Waiting<'a> {
 pub async fn release(
     cfg: &PrinterConfig,
     follow_me: &[&PrinterConfig],
-    client: &IppClient,
+    clients: &PrinterClients,
     writer: &WriterHandle,
     site: &LiveSite,
     clock: &Clock,
     member: &str,
     users: &[String],
 ) -> Result<Released, IppError> {
+    // Each printer through its own client (its ca_file or fingerprint).
+    let client = clients.get(&cfg.id);
     // All questions at once: the state costs the tap no extra round trip.
     let query = JobsQuery::new(cfg, Which::NotCompleted)?;
     let elsewhere = async {
         let mut all = Vec::new();
         for fm in follow_me {
             let listed = JobsQuery::new(fm, Which::NotCompleted)?
-                .fetch(client)
+                .fetch(clients.get(&fm.id))
                 .await?;
             all.extend(held_jobs_of(listed, users).into_iter().map(|job| Waiting {
                 job,
@@ -115,7 +117,7 @@ pub async fn release(
             continue;
         }
         let job = w.job;
-        match release_one(cfg, w.follow_me, client, writer, site, clock, member, &job).await {
+        match release_one(cfg, w.follow_me, clients, writer, site, clock, member, &job).await {
             Ok(cents) => {
                 out.jobs.push(job.id);
                 if let Some(fm) = w.follow_me {
@@ -142,13 +144,14 @@ fn oldest_first(job: &Job) -> (i64, i32) {
 async fn release_one(
     cfg: &PrinterConfig,
     follow_me: Option<&PrinterConfig>,
-    client: &IppClient,
+    clients: &PrinterClients,
     writer: &WriterHandle,
     site: &LiveSite,
     clock: &Clock,
     member: &str,
     job: &Job,
 ) -> Result<i64, String> {
+    let client = clients.get(&cfg.id);
     let Some(estimate) = jobs::estimate_job(cfg, job) else {
         return Err("no estimate".into());
     };
@@ -185,7 +188,7 @@ async fn release_one(
     }
     // Whatever goes wrong from here on voids the hold: the job stays held.
     let sent = match follow_me {
-        Some(fm) => match move_job(fm, cfg, client, job.id).await {
+        Some(fm) => match move_job(fm, cfg, clients.get(&fm.id), job.id).await {
             Ok(()) => send_job_op(cfg, client, Operation::ReleaseJob, job.id)
                 .await
                 .map_err(|e| format!("Release-Job failed: {}", error_chain(&e))),

@@ -28,6 +28,7 @@ pub(crate) fn printer(colour_default: bool) -> PrinterConfig {
         hold_timeout: Duration::from_secs(3600),
         max_job_impressions: 2000,
         release_to: Vec::new(),
+        trust: crate::tls::Trust::System,
     }
 }
 

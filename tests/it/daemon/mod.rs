@@ -7,8 +7,9 @@
 //! ([`supervision`]), one daemon per ledger and its file modes ([`files`]),
 //! jobs whose counts make no sense set aside for review ([`review`]), a wrong
 //! wall clock ([`clock`]), a printer-sent print user that would forge a log
-//! line or a table row ([`forged`]), and SIGKILL at random moments
-//! ([`crash`], [`release_crash`]).
+//! line or a table row ([`forged`]), `ipps://` printers with private
+//! certificates ([`tls`]), and SIGKILL at random moments ([`crash`],
+//! [`release_crash`]).
 
 mod clock;
 mod crash;
@@ -25,3 +26,4 @@ mod review;
 mod sessions;
 mod signals;
 mod supervision;
+mod tls;

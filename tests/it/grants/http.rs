@@ -88,6 +88,10 @@ impl Server {
         }
     }
 
+    pub(super) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/grants.toml", self.port)
     }

@@ -1,9 +1,11 @@
 //! The central grants file: the sync rules on real ledgers ([`sync`]),
 //! broken files rejected by the real binary with nothing changed ([`bad`]),
 //! the URL source against a real HTTP server ([`http`]), and its
-//! credentials, never shown in output or logs ([`secrets`]).
+//! credentials, never shown in output or logs ([`secrets`]); HTTPS with a
+//! private CA or a self-signed certificate ([`tls`]).
 
 mod bad;
 mod http;
 mod secrets;
 mod sync;
+mod tls;

@@ -21,6 +21,9 @@
 //!   served a page at a time, healthy or broken as the test makes them.
 //! - [`pdf`]: PDFs with a chosen page count.
 //! - [`pty`]: a `socat` pseudo-terminal pair as a serial card reader.
+//! - [`tls`]: certificates made with `openssl` (a private CA, a leaf it
+//!   signed, a self-signed one) and `socat` serving TLS in front of a plain
+//!   server here.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
 //! - [`daemon`]: a site folder and `tallyd run` in it, its log and ledger.
 //! - [`ledger`]: a dump of every row of a ledger, to show nothing changed.
@@ -62,6 +65,7 @@ pub mod process;
 pub mod pty;
 pub mod recorded;
 pub mod tallyd;
+pub mod tls;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
