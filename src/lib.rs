@@ -15,7 +15,11 @@
 //!    - [`error`]: any error as one line with all its causes
 //!      ([`error_chain`]), for log lines and the command line;
 //!    - [`tls`]: whom a TLS peer must be (system roots, a `ca_file`, a
-//!      pinned fingerprint), and why a peer's certificate was refused.
+//!      pinned fingerprint), and why a peer's certificate was refused;
+//!    - [`analysis`]: what a job's document holds before it prints (its
+//!      pages, which are colour, the impressions a layout makes of them),
+//!      through Ghostscript or the format's own headers; it imports only
+//!      `pricing::Sides` and `error_chain` from the leaves beside it.
 //! 2. [`config`]: the site config file, parsed and validated with file, line
 //!    and field in every error.
 //! 3. [`room`]: the pure rules of room sessions (what a tap does, how minutes
@@ -41,6 +45,7 @@
 //! 7. [`cli`] and [`logging`]: the manager's subcommands and the log format;
 //!    `main.rs` only calls [`cli::main`].
 
+pub mod analysis;
 pub mod cli;
 pub mod clock;
 pub mod config;
