@@ -4,18 +4,25 @@
 //! PPM stream on its stdout, which is read and judged page by page as it
 //! comes, never stored.
 //!
-//! Ghostscript runs with `-dSAFER` (the document cannot open other files),
-//! PostScript's own output sent to stderr (so a document cannot write into
-//! the page stream), `-dLastPage` one past the page limit, and a wall-clock
-//! limit after which it is killed. An encrypted PDF is told apart by the
+//! Ghostscript runs with `-dSAFER` (the document cannot open other files)
+//! in a cleared environment (no `GS_OPTIONS`) whose `TMPDIR` is a private
+//! empty directory: under `-dSAFER` Ghostscript still lets a document read
+//! and write its temporary directory, which would otherwise be `/tmp` with
+//! everything in it (seen here with Ghostscript 10.0). PostScript's own
+//! output goes to stderr (so a document cannot write into the page
+//! stream), `-dLastPage` is one past the page limit, and a wall-clock limit
+//! kills it. An encrypted PDF is told apart by the
 //! password message Ghostscript prints (it exits 0 with no pages).
 
-use std::io::{BufReader, Read};
-use std::path::Path;
+use std::fs::{self, DirBuilder};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::chroma::{self, next_ppm_page, RENDER_DPI};
 use super::{AnalysisError, Format, Limits, Page};
@@ -30,7 +37,8 @@ pub(super) fn pages(
     format: Format,
     limits: &Limits,
 ) -> Result<Vec<Page>, AnalysisError> {
-    let mut child = command(path, limits.max_pages)
+    let scratch = Scratch::new()?;
+    let mut child = command(path, limits.max_pages, &scratch.0)
         .spawn()
         .map_err(AnalysisError::Ghostscript)?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -97,8 +105,15 @@ fn exit_by(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>, A
     }
 }
 
-fn command(path: &Path, max_pages: u32) -> Command {
+fn command(path: &Path, max_pages: u32, scratch: &Path) -> Command {
     let mut gs = Command::new("gs");
+    gs.env_clear();
+    if let Some(search) = std::env::var_os("PATH") {
+        gs.env("PATH", search);
+    }
+    for name in ["TMPDIR", "TEMP", "TMP"] {
+        gs.env(name, scratch);
+    }
     gs.args([
         "-q",
         "-dSAFER",
@@ -121,6 +136,34 @@ fn command(path: &Path, max_pages: u32) -> Command {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     gs
+}
+
+/// A private, empty temporary directory for one Ghostscript run, removed
+/// with everything in it when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> io::Result<Scratch> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "tallyd-gs-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        // Fails if anything already has the name: never someone else's.
+        DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Why the page reader stopped early.
@@ -151,7 +194,7 @@ fn read_pages(stdout: ChildStdout, max_pages: u32) -> Result<Vec<Page>, Stop> {
 fn keep_stderr(mut stderr: ChildStderr) -> String {
     let mut kept = Vec::new();
     let _ = (&mut stderr).take(STDERR_KEPT).read_to_end(&mut kept);
-    let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+    let _ = io::copy(&mut stderr, &mut io::sink());
     String::from_utf8_lossy(&kept).into_owned()
 }
 

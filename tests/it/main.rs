@@ -2,6 +2,7 @@
 //! its own temporary directory against the real `tallyd` binary or the real
 //! library, and real peers where there is one.
 //!
+//! - [`analysis`]: pages and colour of a corpus of generated documents.
 //! - [`bounds`]: amounts out of bounds refused at every entry point.
 //! - [`cli`]: the manager's commands on temporary ledgers.
 //! - [`grants`]: syncing the central grants file (rules, broken files, URL).
@@ -12,6 +13,7 @@
 //!
 //! The ledger property test is its own binary (`tests/ledger_props/`).
 
+mod analysis;
 mod bounds;
 mod cli;
 mod daemon;

@@ -20,6 +20,7 @@
 //! - [`ipp_server`]: a printer whose finished jobs are a list in memory,
 //!   served a page at a time, healthy or broken as the test makes them.
 //! - [`pdf`]: PDFs with a chosen page count.
+//! - [`documents`]: PostScript, PDF and rasters whose pages' colour is known.
 //! - [`pty`]: a `socat` pseudo-terminal pair as a serial card reader.
 //! - [`tls`]: certificates made with `openssl` (a private CA, a leaf it
 //!   signed, a self-signed one) and `socat` serving TLS in front of a plain
@@ -54,6 +55,7 @@
 
 pub mod cupsd;
 pub mod daemon;
+pub mod documents;
 pub mod eve;
 pub mod fault;
 pub mod ipp_server;

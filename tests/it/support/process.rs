@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// What to install when a binary is missing.
 pub const APT_INSTALL: &str =
-    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils faketime socat openssl";
+    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils faketime socat openssl ghostscript";
 
 /// How long any one external command (ipptool, lp, lpadmin) may run.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -77,6 +77,7 @@ fn package_of(bin: &str) -> &'static str {
         "lp" | "lpadmin" => "cups-client",
         "dbus-daemon" => "dbus",
         "pdfinfo" => "poppler-utils",
+        "gs" | "ps2pdf" => "ghostscript",
         "kill" => "procps",
         "socat" => "socat",
         "openssl" => "openssl",
