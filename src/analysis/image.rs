@@ -114,6 +114,18 @@ fn skip<R: BufRead>(input: &mut R, bytes: u64, format: Format) -> Result<(), Ana
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_never_panic(tail in prop::collection::vec(any::<u8>(), 0..2000)) {
+            for head in [&b"\xff\xd8"[..], b"\xff\xd8\xff\xc0", b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"] {
+                let bytes = [head, &tail].concat();
+                let _ = jpeg_page(&mut &bytes[..]);
+                let _ = png_page(&mut &bytes[..]);
+            }
+        }
+    }
 
     fn png(colour_type: u8, extra: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
         let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
