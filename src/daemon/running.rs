@@ -5,9 +5,11 @@ use super::clock_guard::ClockGuard;
 use super::supervisor::Supervisor;
 use super::taps::TapContext;
 use super::{notify, tasks, Control, STOP_GRACE};
+use crate::analysis::Limits;
 use crate::clock::{self, Clock};
 use crate::config::{Config, GrantsConfig, PrinterConfig};
 use crate::ledger::writer::WriterHandle;
+use crate::printer::analyse::Analyser;
 use crate::printer::client::PrinterClients;
 use crate::printer::poller::{Poller, StatusBoard};
 use crate::site::LiveSite;
@@ -33,6 +35,8 @@ pub(super) struct Daemon {
     grants_outage: tasks::SyncOutage,
     sync_now: Arc<Notify>,
     started: Instant,
+    /// The spool analysis's queue, when `[analysis]` is on.
+    analyser: Option<Analyser>,
 }
 
 impl Daemon {
@@ -60,6 +64,7 @@ impl Daemon {
             board: Arc::new(Mutex::new(BTreeMap::new())),
             sync_now: Arc::new(Notify::new()),
             started: Instant::now(),
+            analyser: config.analysis.enabled.then(Analyser::default),
             config,
             writer,
             site,
@@ -70,6 +75,7 @@ impl Daemon {
             grants_outage,
         };
         daemon.start_background();
+        daemon.start_analysis();
         for p in daemon.config.printers.clone() {
             daemon.start_printer(p);
         }
@@ -185,6 +191,7 @@ impl Daemon {
     fn start_printer(&mut self, p: PrinterConfig) {
         let (client, writer) = (self.clients.get(&p.id).clone(), self.writer.clone());
         let (site, board, clock) = (self.site.clone(), self.board.clone(), self.clock.clone());
+        let analyser = self.analyser.clone();
         self.tasks.start(format!("printer:{}", p.id), move |stop| {
             let poller = Poller::new(
                 p.clone(),
@@ -194,7 +201,27 @@ impl Daemon {
                 board.clone(),
                 clock.clone(),
             );
-            poller.run(stop)
+            match analyser.clone() {
+                Some(a) => poller.with_analyser(a).run(stop),
+                None => poller.run(stop),
+            }
+        });
+    }
+
+    /// The spool analysis's worker, when `[analysis]` is on.
+    fn start_analysis(&mut self) {
+        let Some(analyser) = self.analyser.clone() else {
+            return;
+        };
+        let a = self.config.analysis;
+        let limits = Limits {
+            max_bytes: a.max_bytes,
+            max_pages: a.max_pages,
+            max_time: a.timeout,
+        };
+        let (w, c) = (self.writer.clone(), self.clock.clone());
+        self.tasks.start("spool-analysis", move |stop| {
+            analyser.clone().run(w.clone(), c.clone(), limits, stop)
         });
     }
 

@@ -1,6 +1,7 @@
 //! Printers: IPP transport, what a job costs, recording it in the ledger,
 //! and the per-printer polling task.
 
+pub mod analyse;
 pub mod charge;
 pub mod client;
 pub mod document;

@@ -3,6 +3,7 @@
 //! when the printer goes down and once when it is back. A job never takes
 //! its printer down: only the printer failing does (see [`super::paging`]).
 
+use super::analyse::Analyser;
 use super::charge;
 use super::client::{IppClient, IppError};
 use super::jobs::Job;
@@ -64,6 +65,8 @@ pub struct Poller {
     completed: Result<JobsQuery, String>,
     /// Held queues: the jobs still waiting, for the hold timeout.
     not_completed: Option<JobsQuery>,
+    /// Where held jobs go for the spool analysis, when it is on.
+    analyser: Option<Analyser>,
 }
 
 impl Poller {
@@ -98,7 +101,15 @@ impl Poller {
             certificate: false,
             nameless: 0,
             partial_logged: false,
+            analyser: None,
         }
+    }
+
+    /// Held jobs this poller lists go to `analyser` for the spool analysis,
+    /// and finished jobs are priced with what it found.
+    pub fn with_analyser(mut self, analyser: Analyser) -> Poller {
+        self.analyser = Some(analyser);
+        self
     }
 
     /// Polls until `stop` is cancelled. A poll that is charging finishes first.
@@ -138,14 +149,23 @@ impl Poller {
         let Some(query) = &self.not_completed else {
             return;
         };
+        let Ok(listed) = query.fetch(&self.client).await else {
+            return;
+        };
+        if let Some(analyser) = &self.analyser {
+            let held: Vec<Job> = listed
+                .iter()
+                .filter(|j| j.state == super::jobs::PENDING_HELD)
+                .cloned()
+                .collect();
+            analyser.offer(&self.cfg, &self.client, &held);
+        }
         if !self.clock.trusted() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
             return;
         }
-        if let Ok(listed) = query.fetch(&self.client).await {
-            let now = self.clock.wall();
-            super::release::cancel_expired(&self.cfg, &self.client, &listed, now).await;
-        }
+        let now = self.clock.wall();
+        super::release::cancel_expired(&self.cfg, &self.client, &listed, now).await;
     }
 
     /// One poll: every page of finished jobs, each charged before the next
@@ -214,13 +234,20 @@ impl Poller {
         let id = self.cfg.id.clone();
         let (site, now) = (self.site.get(), self.clock.wall());
         let done = &self.done;
-        let mut pending: Vec<charge::Pending> = page
+        let mut fresh: Vec<Job> = page
             .jobs
             .into_iter()
             .filter(Job::is_terminal)
             .filter(|job| !done.contains(&job.key(&id)))
+            .collect();
+        if self.analyser.is_some() {
+            super::analyse::known_for(&self.writer, &id, &mut fresh).await;
+        }
+        let mut pending: Vec<charge::Pending> = fresh
+            .into_iter()
             .map(|job| charge::submit(&self.cfg, &self.writer, &site, job, now))
             .collect();
+        let done = &self.done;
         // Finished jobs only are listed: one whose state cannot be read (0)
         // is one too.
         pending.extend(

@@ -107,8 +107,13 @@ pub async fn release(
         out.blocked = Some(why);
         return Ok(out);
     }
+    attach_analyses(writer, &cfg.id, &mut waiting).await;
     for w in waiting {
-        let asks_colour = w.job.color_mode.as_deref() == Some("color");
+        // What the document holds, when analysed, else what the job asks.
+        let asks_colour = match w.job.known {
+            Some(k) => k.colour > 0,
+            None => w.job.color_mode.as_deref() == Some("color"),
+        };
         let unfit = w
             .follow_me
             .and_then(|_| printer.cannot_print(asks_colour, w.job.media.as_deref()));
@@ -131,6 +136,15 @@ pub async fn release(
         }
     }
     Ok(out)
+}
+
+/// What the spool analysis found in each waiting job's document, if it ran.
+async fn attach_analyses(writer: &WriterHandle, printer: &str, waiting: &mut [Waiting<'_>]) {
+    let mut jobs: Vec<Job> = waiting.iter().map(|w| w.job.clone()).collect();
+    super::analyse::known_for(writer, printer, &mut jobs).await;
+    for (w, job) in waiting.iter_mut().zip(jobs) {
+        w.job = job;
+    }
 }
 
 /// The order jobs are released in: oldest first.

@@ -11,6 +11,7 @@
 //! certificates ([`tls`]), and SIGKILL at random moments ([`crash`],
 //! [`release_crash`]).
 
+mod analysis;
 mod clock;
 mod crash;
 mod faults;
