@@ -100,19 +100,35 @@ fn held_jobs_are_reserved_and_charged_by_what_their_documents_hold() {
     );
     assert!(hold(brochure).contains("(3 mono, 1 colour)"), "{statement}");
 
-    // A job analysed before a restart is not analysed again.
+    // A job analysed before a restart is not analysed again; one whose
+    // analysis a SIGKILL cut short is analysed once, after the restart.
     let later = cupsd.lp("upstairs", "alice", &mono, &colour_mode);
-    let needle = format!("job analysed printer=upstairs job_id={later} ");
-    daemon.wait_log(&needle, LIMIT);
-    daemon.stop();
+    let before = format!("job analysed printer=upstairs job_id={later} ");
+    daemon.wait_log(&before, LIMIT);
+    let pages: Vec<&[Mark]> = vec![text; 300];
+    let big = write_pdf_of(peers.dir(), "big.pdf", &pages);
+    let long = cupsd.lp("upstairs", "alice", &big, &colour_mode);
+    cupsd.wait_state("upstairs", long, 4, LIMIT);
+    std::thread::sleep(Duration::from_millis(500)); // a poll offers it
+    daemon.kill9();
     let mut again = site.start();
     again.wait_ready();
-    std::thread::sleep(Duration::from_millis(1500)); // a few polls
+    let cut = format!("job analysed printer=upstairs job_id={long} ");
+    let start = std::time::Instant::now();
+    while lines_with(&site.log(), &[&cut]).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(90), "{}", site.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // a few more polls
     assert!(
-        !again.log().contains(&needle),
+        !again.log().contains(&before),
         "analysed once:\n{}",
         again.log()
     );
-    assert_eq!(lines_with(&site.log(), &[&needle]).len(), 1);
+    assert_eq!(lines_with(&site.log(), &[&before]).len(), 1);
+    let log = site.log();
+    let long_line = lines_with(&log, &[&cut]);
+    assert_eq!(long_line.len(), 1, "{log}");
+    assert!(long_line[0].contains("pages=300"), "{}", long_line[0]);
     again.stop();
 }
