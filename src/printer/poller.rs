@@ -63,7 +63,8 @@ pub struct Poller {
     /// The Get-Jobs for finished jobs, or why it could not be built (the
     /// error with its causes; every poll then fails with it).
     completed: Result<JobsQuery, String>,
-    /// Held queues: the jobs still waiting, for the hold timeout.
+    /// Held queues (and direct CUPS queues under the spool analysis): the
+    /// jobs still to print.
     not_completed: Option<JobsQuery>,
     /// Where held jobs go for the spool analysis, when it is on.
     analyser: Option<Analyser>,
@@ -106,8 +107,13 @@ impl Poller {
     }
 
     /// Held jobs this poller lists go to `analyser` for the spool analysis,
-    /// and finished jobs are priced with what it found.
+    /// and finished jobs are priced with what it found. A direct CUPS queue
+    /// is then asked for its jobs still to print too, so their documents
+    /// are analysed while CUPS has them.
     pub fn with_analyser(mut self, analyser: Analyser) -> Poller {
+        if self.not_completed.is_none() && is_cups_queue(&self.cfg.uri) {
+            self.not_completed = JobsQuery::new(&self.cfg, Which::NotCompleted).ok();
+        }
         self.analyser = Some(analyser);
         self
     }
@@ -126,7 +132,7 @@ impl Poller {
                 Some(Ok(())) => {
                     self.mark_up();
                     failures = 0;
-                    self.cancel_expired_holds().await;
+                    self.look_at_waiting_jobs().await;
                     self.cfg.poll_interval
                 }
                 Some(Err(reason)) => {
@@ -142,10 +148,11 @@ impl Poller {
         }
     }
 
-    /// Held queues: cancel jobs held longer than the hold timeout; not
-    /// while the wall clock is judged wrong (a clock ahead would make every
-    /// held job look too old).
-    async fn cancel_expired_holds(&self) {
+    /// The jobs still to print: each new one goes to the spool analysis;
+    /// at held queues, jobs held longer than the hold timeout are cancelled
+    /// (not while the wall clock is judged wrong: a clock ahead would make
+    /// every held job look too old).
+    async fn look_at_waiting_jobs(&self) {
         let Some(query) = &self.not_completed else {
             return;
         };
@@ -153,12 +160,15 @@ impl Poller {
             return;
         };
         if let Some(analyser) = &self.analyser {
-            let held: Vec<Job> = listed
+            let waiting: Vec<Job> = listed
                 .iter()
-                .filter(|j| j.state == super::jobs::PENDING_HELD)
+                .filter(|j| !j.is_terminal() && j.state != 0)
                 .cloned()
                 .collect();
-            analyser.offer(&self.cfg, &self.client, &held);
+            analyser.offer(&self.cfg, &self.client, &waiting);
+        }
+        if self.cfg.mode == Mode::Direct {
+            return;
         }
         if !self.clock.trusted() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
@@ -341,6 +351,12 @@ impl Poller {
             self.down = Some(reason);
         }
     }
+}
+
+/// Whether `uri` names a CUPS queue (`/printers/NAME`, `/classes/NAME`),
+/// whose jobs' documents `CUPS-Get-Document` can fetch.
+fn is_cups_queue(uri: &str) -> bool {
+    uri.contains("/printers/") || uri.contains("/classes/")
 }
 
 /// The wait before try `failures` + 1 at a printer that is down: the poll

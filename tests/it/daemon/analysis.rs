@@ -132,3 +132,50 @@ fn held_jobs_are_reserved_and_charged_by_what_their_documents_hold() {
     assert!(long_line[0].contains("pages=300"), "{}", long_line[0]);
     again.stop();
 }
+
+#[test]
+fn a_direct_cups_queue_job_is_analysed_while_it_prints() {
+    let _serial = crate::support::serial();
+    let peers = Peers::new();
+    let eve = peers.eve("lobby-printer");
+    let cupsd = peers.cupsd();
+    cupsd.add_queue("lobby", &eve.uri(), false);
+    let site = Site::new(&[]);
+    site.write_config_with(
+        &[PrinterSpec::direct(
+            "lobby",
+            &cupsd.queue_uri("lobby"),
+            "300ms",
+        )],
+        "",
+    );
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    // Black text sent in colour, kept printing for 3 s by the printer's
+    // job script (`delay=3` in its name): CUPS still has its document.
+    let text: &[Mark] = &[Mark::Text];
+    let mono = write_pdf_of(peers.dir(), "memo.pdf", &[text, text]);
+    let job = cupsd.lp(
+        "lobby",
+        "alice",
+        &mono,
+        &["-o", "print-color-mode=color", "-t", "delay=3"],
+    );
+    daemon.wait_log(&format!("job analysed printer=lobby job_id={job} "), LIMIT);
+    daemon.wait_log(
+        &format!("charge member=alice printer=lobby job_id={job} "),
+        LIMIT,
+    );
+    let charge = lines_with(&daemon.log(), &["charge member=alice printer=lobby"]).join("");
+    assert!(
+        charge.contains("colour=mono") && charge.contains(" cents=20 "),
+        "{charge}"
+    );
+    let statement = site.cli(&["statement", "alice"]);
+    assert!(
+        statement.contains("colour by spool analysis"),
+        "{statement}"
+    );
+    assert_eq!(site.printing_balance("alice"), 1000 - 20);
+    daemon.stop();
+}

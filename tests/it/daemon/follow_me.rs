@@ -5,6 +5,7 @@
 //! colour ippeveprinter and one in front of a mono-only one.
 
 use crate::support::daemon::{lines_with, PrinterSpec, Site};
+use crate::support::documents::{write_pdf_of, Mark};
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
 use crate::support::pty::{rdm6300, Pty};
@@ -78,7 +79,9 @@ fn a_follow_me_job_comes_out_where_its_owner_taps_at_that_printers_prices() {
     daemon.wait_log("card reader is up reader=down", LIMIT);
 
     let three = write_pdf(peers.dir(), "three", 3);
-    let one = write_pdf(peers.dir(), "one", 1);
+    // A real colour page: the spool analysis agrees with the job's mode.
+    let photo: &[Mark] = &[Mark::Photo];
+    let one = write_pdf_of(peers.dir(), "photo.pdf", &[photo]);
     let mono = cupsd.lp(
         "anywhere",
         "alice",
