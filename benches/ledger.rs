@@ -8,6 +8,9 @@
 //! - balance query p50 and p99;
 //! - a burst of 10,000 debits queued at once through the group-commit writer
 //!   (goal: 20,000/s or more);
+//! - what the hash chains add to one debit (tip reads and SHA-256 of its
+//!   usage and history rows), as a fraction of one durable debit (goal:
+//!   0.05 or less) and of one debit of the burst;
 //! - the plausibility check a finished job passes before its charge
 //!   (`printer::plausible::judge`, which prices it too) per job, beside
 //!   pricing alone, as a fraction of one durable debit (goal: nothing
@@ -18,6 +21,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tallyd::ledger::chain::Field;
+use tallyd::ledger::integrity::{self, Chain};
 use tallyd::ledger::lots::{self, GrantRequest};
 use tallyd::ledger::query;
 use tallyd::ledger::writer::Writer;
@@ -184,6 +189,63 @@ fn per_job(jobs: &[Job], rounds: usize, mut f: impl FnMut(&Job) -> usize) -> f64
     t.elapsed().as_secs_f64() / (rounds * jobs.len()) as f64
 }
 
+/// Seconds per debit of the chain's work: the usage chain's and the history
+/// chain's `integrity::next` (tip read and SHA-256 of a typical row), in one
+/// transaction as the writer runs them (the history row's tip read shares
+/// its statement with the lot's owner in the real path).
+fn chain_cost(ledger: &mut Ledger, rounds: usize) -> f64 {
+    ledger
+        .write(|conn, _| Ok(chain_rounds(conn, rounds)))
+        .expect("chain rounds")
+}
+
+/// `rounds` of [`chain_cost`]'s work, inside the caller's transaction.
+fn chain_rounds(conn: &rusqlite::Connection, rounds: usize) -> f64 {
+    let detail = "{\"impressions\":3}";
+    let t = Instant::now();
+    for i in 0..rounds {
+        let key = format!("chain:{i}");
+        let usage = integrity::next(conn, Chain::Usages, |id| {
+            vec![
+                id.into(),
+                key.as_str().into(),
+                detail.into(),
+                "member-00001".into(),
+                "print".into(),
+                "bench".into(),
+                Field::Null,
+                "printing".into(),
+                Field::Null,
+                42.into(),
+                0.into(),
+                detail.into(),
+                NOW.into(),
+                42.into(),
+                0.into(),
+                1000.into(),
+            ]
+        })
+        .expect("usage chain");
+        let history = integrity::next(conn, Chain::History, |id| {
+            vec![
+                id.into(),
+                7.into(),
+                "member-00001".into(),
+                "printing".into(),
+                "debit".into(),
+                (-42).into(),
+                0.into(),
+                usage.0.into(),
+                "".into(),
+                NOW.into(),
+            ]
+        })
+        .expect("history chain");
+        std::hint::black_box(history);
+    }
+    t.elapsed().as_secs_f64() / rounds as f64
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -247,6 +309,11 @@ fn main() {
         assert_eq!(b.len(), 1);
     }
     times.sort();
+
+    // What the hash chains add to a debit: the tip read and the hash of its
+    // usage row and of its history row (a debit within credit writes no
+    // overage row), on this ledger, outside any commit.
+    let chain_s = chain_cost(&mut ledger, 20_000);
 
     let site = ledger.site().clone();
     let writer = Writer::spawn(ledger).expect("writer");
@@ -317,6 +384,12 @@ fn main() {
         judge_s * 1e9,
         price_s * 1e9,
         debit_s * 1e6
+    );
+    println!(
+        "hash chains per debit:              {:>9.2} us   (ratio to one durable debit {:.4}, goal <= 0.05; to one burst debit {:.3})",
+        chain_s * 1e6,
+        chain_s / debit_s,
+        chain_s * burst_rate
     );
     println!(
         "ratio judge / single debit:         {:>9.5}   (goal < 0.001: nothing measurable on the charge path)",

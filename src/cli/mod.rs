@@ -7,6 +7,7 @@
 //! causes; here they get context, and [`main`] prints whatever reaches it as
 //! one line with every cause ([`error_chain`](crate::error_chain)).
 
+mod check;
 mod output;
 mod read;
 mod review;
@@ -104,6 +105,10 @@ pub enum Command {
     Expire,
     /// Validate the config file and say what it sets up.
     CheckConfig,
+    /// Check the ledger whole: SQLite's integrity_check, the append-only
+    /// triggers, every lot and usage against its rows, the hash chains.
+    /// One verdict per check; exits 1 if any fails.
+    CheckLedger,
     /// Unknown cards tapped recently (whole ids, to enrol them in the grants file).
     Cards {
         /// How many days back.
@@ -210,6 +215,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Sync { dry_run, source } => sync::sync(ctx, &mut out, source.as_deref(), dry_run),
         Command::Expire => write::expire(ctx, &mut out),
         Command::CheckConfig => write::check_config(ctx, &mut out),
+        Command::CheckLedger => check::check_ledger(ctx, &mut out),
         Command::Cards { days } => read::cards(ctx, &mut out, days),
         Command::Lots { member } => read::lots(ctx, &mut out, &member),
         Command::Review { all, action } => match action {

@@ -28,6 +28,8 @@ mod tests;
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::ledger::chain::hex;
+use crate::ledger::integrity::Chain;
 use crate::ledger::writer::Writer;
 use crate::ledger::{IoCause, Ledger, LedgerError};
 use crate::printer::client::{IppError, PrinterClients};
@@ -156,7 +158,19 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
         source: IoCause(e),
     })?;
     let ledger = Ledger::open(path, config.site()).map_err(DaemonError::Ledger)?;
-    ledger.check_for_daemon().map_err(DaemonError::Ledger)?;
+    let tips = ledger.check_for_daemon().map_err(DaemonError::Ledger)?;
+    // The verified tips, so an auditor can compare them with a later
+    // ledger: a chain rewritten from an old row on does not end on them.
+    let tip = |chain: Chain| {
+        let v = tips.iter().find(|t| t.chain == chain);
+        v.map(|t| format!("{}:{}", t.row, hex(&t.hash)))
+            .unwrap_or_default()
+    };
+    tracing::info!(ledger = %path.display(),
+        rows_checked = tips.iter().map(|t| t.rows).sum::<u64>(),
+        history = %tip(Chain::History), usages = %tip(Chain::Usages),
+        overage = %tip(Chain::Overage),
+        "ledger hash chains verified");
     Ok(ledger)
 }
 

@@ -1,7 +1,9 @@
 //! The append-only history: one row per change to a lot, so that every lot's
-//! `remaining` and `granted` are the sums of its rows (checked at open), and
-//! the kinds of row, typed.
+//! `remaining` and `granted` are the sums of its rows (checked at open),
+//! each row hashed onto the history chain ([`super::integrity`]), and the
+//! kinds of row, typed.
 
+use super::integrity::{self, Chain};
 use super::{Result, Ts};
 use rusqlite::{params, Connection};
 
@@ -58,21 +60,53 @@ pub struct Entry<'a> {
     pub at: Ts,
 }
 
-/// Appends one history row; the caller changes the lot itself in the same
-/// transaction.
+/// Appends one history row, hashed onto the history chain; the caller
+/// changes the lot itself in the same transaction.
 pub fn append(conn: &Connection, e: &Entry<'_>) -> Result<()> {
+    // The lot's owner (bound into the hash) and the chain's tip, in one
+    // statement: this runs for every row a debit writes.
+    let (member, credit, last): (String, String, integrity::Last) = conn
+        .prepare_cached(
+            "SELECT l.member_id, l.credit, t.id, t.hash FROM lots l
+             LEFT JOIN (SELECT id, hash FROM history ORDER BY id DESC LIMIT 1) t
+             WHERE l.id = ?1",
+        )?
+        .query_row([e.lot], |r| {
+            let id: Option<i64> = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                id.map(|id| (id, r.get(3).ok().flatten())),
+            ))
+        })?;
+    let (id, hash) = integrity::next_after(Chain::History, last, |id| {
+        vec![
+            id.into(),
+            e.lot.into(),
+            member.as_str().into(),
+            credit.as_str().into(),
+            e.kind.as_str().into(),
+            e.delta.into(),
+            e.granted_delta.into(),
+            e.usage.into(),
+            e.note.into(),
+            e.at.into(),
+        ]
+    })?;
     conn.prepare_cached(
-        "INSERT INTO history (lot_id, kind, delta, granted_delta, usage_id, note, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO history (id, lot_id, kind, delta, granted_delta, usage_id, note, at, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
+        id,
         e.lot,
         e.kind.as_str(),
         e.delta,
         e.granted_delta,
         e.usage,
         e.note,
-        e.at
+        e.at,
+        hash.as_slice()
     ])?;
     Ok(())
 }

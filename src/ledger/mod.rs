@@ -21,17 +21,22 @@
 //! - [`sessions`]: room sessions, charged in time credits;
 //! - [`catalog`], [`sync_state`]: the grants file as last applied;
 //! - [`query`]: balances, statements, reports;
-//! - [`schema`]: migrations and the check that lots equal their history.
+//! - [`schema`]: migrations and the check that lots equal their history;
+//! - [`chain`], [`integrity`]: the hash chains over the money rows (pure,
+//!   and their SQL); [`audit`]: every check `tallyd check-ledger` runs.
 
 pub mod allocate;
 pub mod analyses;
+pub mod audit;
 pub mod catalog;
 pub mod cause;
+pub mod chain;
 pub mod clock_marks;
 pub mod detail;
 pub mod expiry;
 pub mod files;
 pub mod history;
+pub mod integrity;
 pub mod jobs;
 pub mod lots;
 pub mod owners;
@@ -109,6 +114,11 @@ pub enum LedgerError {
     Malformed(String),
     #[error("the append-only trigger `{0}` is missing: its history could be edited")]
     MissingTrigger(&'static str),
+    #[error("the {table} hash chain is broken: {table} {what}; run `tallyd check-ledger`")]
+    ChainBroken {
+        table: &'static str,
+        what: chain::Break,
+    },
     #[error("cannot be written")]
     NotWritable(#[source] SqliteCause),
     #[error("unknown member `{0}`")]
@@ -161,6 +171,7 @@ impl LedgerError {
             | LedgerError::CommitFailed(_)
             | LedgerError::Malformed(_)
             | LedgerError::MissingTrigger(_)
+            | LedgerError::ChainBroken { .. }
             | LedgerError::TooNew { .. }
             | LedgerError::Inconsistent { .. } => LedgerError::At {
                 ledger: ledger.to_path_buf(),
@@ -268,10 +279,13 @@ impl Ledger {
     }
 
     /// What the daemon proves before it says it is ready: the file is
-    /// whole, its history is append-only, and it can be written.
-    pub fn check_for_daemon(&self) -> Result<()> {
+    /// whole, its history is append-only, it can be written, and the rows
+    /// written since the last verified point follow their hash chains
+    /// (whose new tips are recorded and returned, for the log).
+    pub fn check_for_daemon(&self) -> Result<Vec<integrity::Verified>> {
         schema::check_file(&self.conn)
             .and_then(|()| schema::check_writable(&self.conn))
+            .and_then(|()| integrity::verify_since_recorded(&self.conn))
             .map_err(|e| e.at(&self.path))
     }
 

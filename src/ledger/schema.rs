@@ -272,7 +272,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER job_analyses_no_delete BEFORE DELETE ON job_analyses
         BEGIN SELECT RAISE(ABORT, 'job analyses are written once'); END;
     "#,
+    // 9: the money rows are hash-chained (`chain`, `integrity`); existing
+    // rows are hashed in id order by `integrity::backfill` in the same
+    // transaction. `chain_tips` is where the daemon last verified each chain.
+    r#"
+    ALTER TABLE history ADD COLUMN hash BLOB;
+    ALTER TABLE usages ADD COLUMN hash BLOB;
+    ALTER TABLE overage ADD COLUMN hash BLOB;
+    CREATE TABLE chain_tips (
+        chain TEXT PRIMARY KEY,
+        row_id INTEGER NOT NULL,
+        hash BLOB NOT NULL
+    );
+    "#,
 ];
+
+/// The schema version whose migration hashes the existing money rows.
+pub const CHAINED: i64 = 9;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -289,6 +305,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if index as i64 + 1 == CHAINED {
+            super::integrity::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }

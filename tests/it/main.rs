@@ -7,6 +7,8 @@
 //! - [`cli`]: the manager's commands on temporary ledgers.
 //! - [`grants`]: syncing the central grants file (rules, broken files, URL).
 //! - [`ledger_crash`]: SIGKILL at random moments during group commits.
+//! - [`ledger_integrity`]: `tallyd check-ledger` and the hash chains against
+//!   tampered, byte-flipped and trigger-less ledgers.
 //! - [`daemon`]: `tallyd run` against real printers, readers and signals.
 //! - [`peers_smoke`]: the peers of [`support`] do what they promise.
 //! - [`support`]: the peers (one file each) and the helpers that run tallyd.
@@ -19,5 +21,6 @@ mod cli;
 mod daemon;
 mod grants;
 mod ledger_crash;
+mod ledger_integrity;
 mod peers_smoke;
 mod support;

@@ -1,6 +1,8 @@
 //! The invariant checks, over raw SQL on the ledger and against the model.
 
 use rusqlite::params;
+use tallyd::ledger::integrity::{self, Chain};
+use tallyd::ledger::usage::agree;
 use tallyd::ledger::{schema, Charge, UsageRequest};
 
 use crate::model::{Harness, HoldState};
@@ -56,6 +58,13 @@ impl Harness {
         );
         // 2. Every lot equals the sums of its history.
         schema::verify(conn).expect("verify");
+        // 2b. Every usage agrees with its rows, and every hash chain holds.
+        for totals in agree::totals(conn).expect("usage totals") {
+            assert_eq!(agree::disagreement(&totals), None, "{totals:?}");
+        }
+        for chain in Chain::ALL {
+            integrity::verify_whole(conn, chain).expect("the chain holds");
+        }
         // 4. Conservation, per member and unit.
         for (mi, member) in MEMBERS.iter().enumerate() {
             for unit in 0..2 {

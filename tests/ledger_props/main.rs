@@ -7,7 +7,9 @@
 //! kept here:
 //!
 //! 1. no lot has `remaining < 0` or `remaining > granted`;
-//! 2. `schema::verify` passes (every lot equals the sums of its history);
+//! 2. `schema::verify` passes (every lot equals the sums of its history),
+//!    every usage agrees with its history and overage rows
+//!    (`usage::agree`), and the hash chains verify from their first rows;
 //! 3. a replay (same key, same content) and a key conflict change nothing;
 //! 4. conservation, per member and unit: everything granted is remaining, used
 //!    (as the API reported it), held by open holds, expired or voided;

@@ -8,6 +8,7 @@ use super::{Charge, HoldOutcome, UsageRequest};
 use crate::clock;
 use crate::ledger::allocate::{allocate, Allocation};
 use crate::ledger::history::HistoryKind;
+use crate::ledger::integrity::{self, Chain};
 use crate::ledger::{bounded, sub, sum, LedgerError, Result, Site};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -102,29 +103,53 @@ fn insert(
         0
     };
     let balance_after = sub(available, allocation.covered())?;
+    let credit_kind = req.payable.credit_kind().as_str();
+    let resource_type = req.payable.resource_type();
+    let covered = allocation.covered();
+    let (usage, hash) = integrity::next(conn, Chain::Usages, |id| {
+        vec![
+            id.into(),
+            req.key.as_str().into(),
+            fp.into(),
+            req.member.as_deref().into(),
+            origin.into(),
+            printer.into(),
+            resource.into(),
+            credit_kind.into(),
+            resource_type.into(),
+            req.amount.into(),
+            i64::from(is_hold).into(),
+            req.detail.as_str().into(),
+            req.at.into(),
+            covered.into(),
+            overage.into(),
+            balance_after.into(),
+        ]
+    })?;
     conn.prepare_cached(
-        "INSERT INTO usages (key, fingerprint, member_id, origin, printer, resource, credit_kind,
-                             resource_type, amount, is_hold, detail, at, covered, overage, balance_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        "INSERT INTO usages (id, key, fingerprint, member_id, origin, printer, resource, credit_kind,
+                             resource_type, amount, is_hold, detail, at, covered, overage, balance_after, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
+        usage,
         req.key,
         fp,
         req.member,
         origin,
         printer,
         resource,
-        req.payable.credit_kind().as_str(),
-        req.payable.resource_type(),
+        credit_kind,
+        resource_type,
         req.amount,
         is_hold,
         req.detail,
         req.at,
-        allocation.covered(),
+        covered,
         overage,
-        balance_after
+        balance_after,
+        hash.as_slice()
     ])?;
-    let usage = conn.last_insert_rowid();
     let kind = if is_hold {
         HistoryKind::Hold
     } else {

@@ -4,6 +4,7 @@
 use super::credit::available;
 use super::{Charge, Payable};
 use crate::ledger::history::{self, Entry, HistoryKind};
+use crate::ledger::integrity::{self, Chain};
 use crate::ledger::{LedgerError, Result, Ts};
 use crate::money::Unit;
 use rusqlite::{params, Connection};
@@ -83,10 +84,31 @@ pub(super) fn add_overage(
     at: Ts,
 ) -> Result<()> {
     if amount != 0 {
+        let (id, hash) = integrity::next(conn, Chain::Overage, |id| {
+            vec![
+                id.into(),
+                member.into(),
+                usage.into(),
+                unit.as_str().into(),
+                kind.as_str().into(),
+                amount.into(),
+                at.into(),
+            ]
+        })?;
         conn.prepare_cached(
-            "INSERT INTO overage (member_id, usage_id, unit, kind, amount, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO overage (id, member_id, usage_id, unit, kind, amount, at, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-        .execute(params![member, usage, unit.as_str(), kind.as_str(), amount, at])?;
+        .execute(params![
+            id,
+            member,
+            usage,
+            unit.as_str(),
+            kind.as_str(),
+            amount,
+            at,
+            hash.as_slice()
+        ])?;
     }
     Ok(())
 }

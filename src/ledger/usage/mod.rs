@@ -11,8 +11,11 @@
 //!   back and in what order, where a refund returns credit);
 //! - [`credit`]: what a member can spend, and their policy;
 //! - [`entries`]: the rows a usage moves (lots, history, overage);
-//! - [`debit`], [`hold`], [`refund`]: the operations, each applying a rule.
+//! - [`debit`], [`hold`], [`refund`]: the operations, each applying a rule;
+//! - [`agree`]: whether a usage agrees with its history and overage rows
+//!   (`tallyd check-ledger`).
 
+pub mod agree;
 mod credit;
 mod debit;
 mod entries;

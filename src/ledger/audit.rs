@@ -1,0 +1,124 @@
+//! Every check `tallyd check-ledger` runs, each with its own verdict:
+//! SQLite's full `integrity_check`, the append-only triggers, every lot
+//! against its history, every usage against its history and overage rows,
+//! and each hash chain from its first row. A check that cannot run (a
+//! damaged file) fails on its own; the others still run.
+
+use super::integrity::{self, Chain};
+use super::schema::{self, APPEND_ONLY_TRIGGERS};
+use super::Result;
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub check: &'static str,
+    pub ok: bool,
+    /// What was checked, or the first thing found wrong.
+    pub detail: String,
+}
+
+fn verdict(check: &'static str, outcome: Result<std::result::Result<String, String>>) -> Verdict {
+    let (ok, detail) = match outcome {
+        Ok(Ok(detail)) => (true, detail),
+        Ok(Err(detail)) => (false, detail),
+        Err(e) => (false, crate::error_chain(&e)),
+    };
+    Verdict { check, ok, detail }
+}
+
+/// Runs every check on `conn` (read-only is enough).
+pub fn audit(conn: &Connection) -> Vec<Verdict> {
+    let mut out = vec![
+        verdict("integrity_check", integrity_check(conn)),
+        verdict("append-only triggers", triggers(conn)),
+        verdict("lots against history", lots(conn)),
+        verdict("usages against history and overage", usages(conn)),
+    ];
+    for chain in Chain::ALL {
+        let name = match chain {
+            Chain::History => "history chain",
+            Chain::Usages => "usages chain",
+            Chain::Overage => "overage chain",
+        };
+        out.push(verdict(name, chained(conn, chain)));
+    }
+    out
+}
+
+type Outcome = Result<std::result::Result<String, String>>;
+
+fn integrity_check(conn: &Connection) -> Outcome {
+    let mut stmt = conn.prepare("PRAGMA integrity_check(10)")?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if lines == ["ok"] {
+        Ok(Ok("ok".into()))
+    } else {
+        // SQLite's report spans lines; a verdict is one.
+        Ok(Err(lines.join("; ").replace(['\n', '\r'], " ")))
+    }
+}
+
+fn triggers(conn: &Connection) -> Outcome {
+    let mut stmt =
+        conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?1")?;
+    let mut missing = Vec::new();
+    for name in APPEND_ONLY_TRIGGERS {
+        if !stmt.exists([name])? {
+            missing.push(name);
+        }
+    }
+    Ok(if missing.is_empty() {
+        Ok(format!("all {} present", APPEND_ONLY_TRIGGERS.len()))
+    } else {
+        Err(format!("missing: {}", missing.join(", ")))
+    })
+}
+
+fn count(conn: &Connection, table: &str) -> Result<i64> {
+    Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+}
+
+fn lots(conn: &Connection) -> Outcome {
+    Ok(match schema::verify(conn) {
+        Ok(()) => Ok(format!("{} lots agree", count(conn, "lots")?)),
+        Err(e @ super::LedgerError::Inconsistent { .. }) => Err(e.to_string()),
+        Err(e) => return Err(e),
+    })
+}
+
+fn usages(conn: &Connection) -> Outcome {
+    let mut checked = 0u64;
+    for totals in super::usage::agree::totals(conn)? {
+        if let Some(why) = super::usage::agree::disagreement(&totals) {
+            return Ok(Err(format!(
+                "usage {} (`{}`): {why}",
+                totals.id, totals.key
+            )));
+        }
+        checked += 1;
+    }
+    Ok(Ok(format!("{checked} usages agree")))
+}
+
+fn chained(conn: &Connection, chain: Chain) -> Outcome {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < schema::CHAINED {
+        return Ok(Err(format!(
+            "the ledger predates the hash chains (schema {version}); any write command or the daemon hashes it"
+        )));
+    }
+    Ok(match integrity::verify_whole(conn, chain) {
+        Ok(v) => Ok(format!(
+            "{} rows verified, tip row {} hash {}",
+            v.rows,
+            v.row,
+            super::chain::hex(&v.hash)
+        )),
+        Err(super::LedgerError::ChainBroken { table, what }) => Err(format!("{table} {what}")),
+        Err(e) => return Err(e),
+    })
+}
