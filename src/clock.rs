@@ -6,6 +6,7 @@
 //! wall-clock reading cannot be trusted.
 
 pub mod guard;
+pub mod schedule;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;

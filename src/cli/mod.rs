@@ -7,6 +7,7 @@
 //! causes; here they get context, and [`main`] prints whatever reaches it as
 //! one line with every cause ([`error_chain`](crate::error_chain)).
 
+mod backup;
 mod check;
 mod output;
 mod read;
@@ -109,6 +110,24 @@ pub enum Command {
     /// triggers, every lot and usage against its rows, the hash chains.
     /// One verdict per check; exits 1 if any fails.
     CheckLedger,
+    /// A checked copy of the ledger, taken beside the running daemon, named
+    /// by its time and schema; in the `[backup]` folder (then the oldest
+    /// beyond `keep` are removed) or in `--to DIR`.
+    Backup {
+        /// Another folder (nothing is removed there).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// List the backups in the folder instead.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Put a backup in place of the ledger: refused if the backup fails its
+    /// check or has a newer schema, or while the daemon runs. The ledger and
+    /// its -wal and -shm are moved aside (`.replaced-<time>`), never deleted.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Unknown cards tapped recently (whole ids, to enrol them in the grants file).
     Cards {
         /// How many days back.
@@ -216,6 +235,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Expire => write::expire(ctx, &mut out),
         Command::CheckConfig => write::check_config(ctx, &mut out),
         Command::CheckLedger => check::check_ledger(ctx, &mut out),
+        Command::Backup { to, list: true } => backup::list(ctx, &mut out, to.as_deref()),
+        Command::Backup { to, list: false } => backup::take(ctx, &mut out, to.as_deref()),
+        Command::Restore { file } => backup::restore(ctx, &mut out, &file),
         Command::Cards { days } => read::cards(ctx, &mut out, days),
         Command::Lots { member } => read::lots(ctx, &mut out, &member),
         Command::Review { all, action } => match action {

@@ -38,7 +38,7 @@ fn open_ledger(ctx: &Ctx) -> Result<Ledger> {
     if !ctx.ledger.exists() {
         return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
     }
-    Ok(Ledger::open(&ctx.ledger, ctx.config.site())?)
+    Ok(super::backup::open_for_writing(ctx)?)
 }
 
 /// Lists the jobs in review (with `all`, resolved ones too).

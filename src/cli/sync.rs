@@ -32,7 +32,7 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
     let mut ledger = if dry_run && !ctx.ledger.exists() {
         Ledger::open(std::path::Path::new(":memory:"), ctx.config.site())?
     } else {
-        Ledger::open(&ctx.ledger, ctx.config.site())?
+        super::backup::open_for_writing(ctx)?
     };
     let last = grants::last_good(ledger.conn(), &src.name())?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -113,7 +113,7 @@ pub fn grant(ctx: &Ctx, out: &mut dyn Write, a: &GrantArgs) -> Result<()> {
     if expires_at.is_some_and(|e| e <= ctx.now) {
         bail!("--expires is in the past");
     }
-    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let mut ledger = super::backup::open_for_writing(ctx)?;
     let g = GrantRequest {
         member: a.member.clone(),
         credit: a.credit.clone(),
@@ -169,7 +169,7 @@ pub fn charge(ctx: &Ctx, out: &mut dyn Write, a: &ChargeArgs) -> Result<()> {
         None => Payable::Printing,
     };
     let amount = amount_of(ctx, payable.unit(), a.amount.as_deref(), a.units)?;
-    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let mut ledger = super::backup::open_for_writing(ctx)?;
     let req = UsageRequest {
         key: match &a.key {
             Some(k) => format!("manual:{k}"),
@@ -219,7 +219,7 @@ pub fn refund(ctx: &Ctx, out: &mut dyn Write, key: &str, reason: &str) -> Result
     if !ctx.ledger.exists() {
         return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
     }
-    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let mut ledger = super::backup::open_for_writing(ctx)?;
     let r = ledger.refund(key, reason, ctx.now)?;
     tracing::info!(
         key,
@@ -249,7 +249,7 @@ pub fn expire(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     if !ctx.ledger.exists() {
         return Err(crate::ledger::LedgerError::NotFound(ctx.ledger.clone()).into());
     }
-    let mut ledger = Ledger::open(&ctx.ledger, ctx.config.site())?;
+    let mut ledger = super::backup::open_for_writing(ctx)?;
     refuse_a_wrong_clock(ctx, &ledger)?;
     let now = ctx.now;
     let (reversed, expired) = ledger.write(|c, _| {

@@ -2,12 +2,14 @@
 //! richer type, and every problem reported with file, line and field.
 
 mod analysis;
+mod backup;
 mod grants;
 mod prices;
 mod printers;
 mod readers;
 
 pub use analysis::AnalysisConfig;
+pub use backup::BackupConfig;
 pub use grants::{GrantsAuth, GrantsConfig};
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig};
@@ -148,6 +150,8 @@ struct RawConfig {
     readers: Vec<readers::RawReader>,
     #[serde(default)]
     analysis: Option<analysis::RawAnalysis>,
+    #[serde(default)]
+    backup: Option<backup::RawBackup>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +246,7 @@ pub struct Config {
     pub printers: Vec<PrinterConfig>,
     pub readers: Vec<ReaderConfig>,
     pub analysis: AnalysisConfig,
+    pub backup: BackupConfig,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -299,8 +304,10 @@ impl Config {
         let printers = printers::validate(raw.printers, &prices, base, &err)?;
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
         let analysis = analysis::section(raw.analysis, &err)?;
+        let backup = backup::section(raw.backup, base, &err)?;
         Ok(Config {
             analysis,
+            backup,
             readers,
             grants,
             printers,

@@ -11,12 +11,13 @@
 //! Inside, on a tokio runtime: supervised tasks (`supervisor`) under one
 //! cancellation token — one per printer (`printer:<id>`), one per card
 //! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
-//! `expiry-sweep`, `session-sweep` and `clock-guard` — and the ledger writer
+//! `expiry-sweep`, `session-sweep`, `clock-guard` and `backup` — and the ledger writer
 //! thread, the one owner of the SQLite writer connection. The main loop
 //! answers controls and pings the systemd watchdog. Every task reads the
 //! time through the clock guard (`clock_guard`), which holds the
 //! time-driven ones while the wall clock is judged wrong.
 
+mod backups;
 pub mod clock_guard;
 mod running;
 mod signals;
@@ -157,7 +158,12 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
         path: path.parent().unwrap_or(path).to_path_buf(),
         source: IoCause(e),
     })?;
-    let ledger = Ledger::open(path, config.site()).map_err(DaemonError::Ledger)?;
+    let backups = backups::dir_for(&config.backup, path);
+    let ledger =
+        Ledger::open_with_backups(path, config.site(), &backups).map_err(DaemonError::Ledger)?;
+    if let Some(written) = ledger.migration_backup() {
+        backups::log_written(written, "before-migration");
+    }
     let tips = ledger.check_for_daemon().map_err(DaemonError::Ledger)?;
     // The verified tips, so an auditor can compare them with a later
     // ledger: a chain rewritten from an old row on does not end on them.
@@ -190,8 +196,9 @@ pub async fn serve(
         .map_err(|(printer, source)| DaemonError::HttpClient { printer, source })?;
     let guard = ClockGuard::open(&ledger, clock)
         .map_err(|e| DaemonError::ClockWitnesses(e.at(ledger.path())))?;
+    let path = ledger.path().to_path_buf();
     let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
-    let mut daemon = Daemon::start(config, writer.handle(), clients, guard.clone()).await;
+    let mut daemon = Daemon::start(config, path, writer.handle(), clients, guard.clone()).await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers(), "tallyd ready");
     daemon.answer(shutdown, &mut controls).await;

@@ -16,6 +16,7 @@ use crate::site::LiveSite;
 use sd_notify::NotifyState;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub(super) struct Daemon {
     config: Config,
+    /// The ledger's file (scheduled backups copy it).
+    ledger: PathBuf,
     tasks: Supervisor,
     writer: WriterHandle,
     site: LiveSite,
@@ -44,6 +47,7 @@ impl Daemon {
     /// then starts every task.
     pub(super) async fn start(
         config: Config,
+        ledger: PathBuf,
         writer: WriterHandle,
         clients: PrinterClients,
         guard: ClockGuard,
@@ -66,6 +70,7 @@ impl Daemon {
             started: Instant::now(),
             analyser: config.analysis.enabled.then(Analyser::default),
             config,
+            ledger,
             writer,
             site,
             clients,
@@ -75,6 +80,7 @@ impl Daemon {
             grants_outage,
         };
         daemon.start_background();
+        daemon.start_backups();
         daemon.start_analysis();
         for p in daemon.config.printers.clone() {
             daemon.start_printer(p);
@@ -154,6 +160,22 @@ impl Daemon {
         );
         self.tasks.start("expiry-sweep", move |stop| {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
+        });
+    }
+
+    /// The scheduled backups, when `[backup]` is on.
+    fn start_backups(&mut self) {
+        if !self.config.backup.enabled {
+            return;
+        }
+        let schedule = super::backups::Schedule {
+            ledger: self.ledger.clone(),
+            config: self.config.backup.clone(),
+            tz: self.config.tz,
+        };
+        let clock = self.clock.clone();
+        self.tasks.start("backup", move |stop| {
+            super::backups::scheduler(schedule.clone(), clock.clone(), stop)
         });
     }
 
@@ -268,6 +290,7 @@ impl Daemon {
         }
         let readers_changed =
             config.readers != self.config.readers || config.printers != self.config.printers;
+        let backups_changed = config.backup != self.config.backup;
         let _ = self.grants.send(config.grants.clone());
         self.sync_now.notify_one();
         tracing::info!(printers = config.printers.len(), added = %added.join(","),
@@ -276,6 +299,10 @@ impl Daemon {
         if readers_changed {
             self.stop_readers().await;
             self.start_readers();
+        }
+        if backups_changed {
+            self.tasks.stop("backup", STOP_GRACE).await;
+            self.start_backups();
         }
         notify(&[NotifyState::Ready]);
     }

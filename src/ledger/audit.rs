@@ -5,7 +5,7 @@
 //! damaged file) fails on its own; the others still run.
 
 use super::integrity::{self, Chain};
-use super::schema::{self, APPEND_ONLY_TRIGGERS};
+use super::schema;
 use super::Result;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -62,17 +62,21 @@ fn integrity_check(conn: &Connection) -> Outcome {
     }
 }
 
+/// The append-only triggers its schema version should have (a backup
+/// taken before a migration has an older one).
 fn triggers(conn: &Connection) -> Outcome {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let expected = schema::append_only_triggers_at(version);
     let mut stmt =
         conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?1")?;
     let mut missing = Vec::new();
-    for name in APPEND_ONLY_TRIGGERS {
+    for name in expected.iter().copied() {
         if !stmt.exists([name])? {
             missing.push(name);
         }
     }
     Ok(if missing.is_empty() {
-        Ok(format!("all {} present", APPEND_ONLY_TRIGGERS.len()))
+        Ok(format!("all {} present", expected.len()))
     } else {
         Err(format!("missing: {}", missing.join(", ")))
     })

@@ -23,11 +23,13 @@
 //! - [`query`]: balances, statements, reports;
 //! - [`schema`]: migrations and the check that lots equal their history;
 //! - [`chain`], [`integrity`]: the hash chains over the money rows (pure,
-//!   and their SQL); [`audit`]: every check `tallyd check-ledger` runs.
+//!   and their SQL); [`audit`]: every check `tallyd check-ledger` runs;
+//! - [`backup`]: backups checked before they count, and restore.
 
 pub mod allocate;
 pub mod analyses;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod cause;
 pub mod chain;
@@ -121,6 +123,14 @@ pub enum LedgerError {
     },
     #[error("cannot be written")]
     NotWritable(#[source] SqliteCause),
+    /// A ledger of an older schema is backed up before it is migrated; if
+    /// that fails, it is not migrated.
+    #[error("cannot back it up before migrating it from schema {from}; nothing was migrated")]
+    BackupBeforeMigration {
+        from: i64,
+        #[source]
+        source: Box<backup::BackupError>,
+    },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
@@ -241,13 +251,21 @@ pub struct Ledger {
     conn: Connection,
     site: Site,
     path: PathBuf,
+    /// The backup taken before this open migrated the schema, if it did.
+    migration_backup: Option<backup::Written>,
 }
 
 impl Ledger {
     /// Opens (creating if needed) the ledger for writing: WAL journal,
     /// `synchronous=FULL`, schema migrated, every lot checked against its
-    /// history.
+    /// history. A ledger of an older schema is backed up first, into
+    /// [`backup::default_dir`].
     pub fn open(path: &Path, site: Site) -> Result<Self> {
+        Ledger::open_with_backups(path, site, &backup::default_dir(path))
+    }
+
+    /// As [`Ledger::open`], with backups before a migration in `backups`.
+    pub fn open_with_backups(path: &Path, site: Site, backups: &Path) -> Result<Self> {
         let files = |what| {
             move |e: std::io::Error| LedgerError::Files {
                 path: path.to_path_buf(),
@@ -257,11 +275,12 @@ impl Ledger {
         };
         files::prepare_folder(path).map_err(files("cannot create its folder"))?;
         files::restrict(path).map_err(files("cannot open it for writing or make it 0600"))?;
-        let conn = open_for_writing(path).map_err(|e| e.at(path))?;
+        let (conn, migration_backup) = open_for_writing(path, backups).map_err(|e| e.at(path))?;
         Ok(Ledger {
             conn,
             site,
             path: path.to_path_buf(),
+            migration_backup,
         })
     }
 
@@ -275,6 +294,7 @@ impl Ledger {
             conn,
             site,
             path: path.to_path_buf(),
+            migration_backup: None,
         })
     }
 
@@ -291,6 +311,11 @@ impl Ledger {
 
     pub fn site(&self) -> &Site {
         &self.site
+    }
+
+    /// The backup taken before this open migrated the schema, if it did.
+    pub fn migration_backup(&self) -> Option<&backup::Written> {
+        self.migration_backup.as_ref()
     }
 
     /// The ledger's file, as it was opened.
@@ -312,7 +337,9 @@ impl Ledger {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it succeeds.
     pub fn write<R>(&mut self, f: impl FnOnce(&Connection, &Site) -> Result<R>) -> Result<R> {
-        let Ledger { conn, site, path } = self;
+        let Ledger {
+            conn, site, path, ..
+        } = self;
         let run = || {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx, site)?;
@@ -348,8 +375,9 @@ impl Ledger {
 }
 
 /// The writer's connection on `path`: WAL journal, `synchronous=FULL`,
-/// schema migrated, every lot checked against its history.
-fn open_for_writing(path: &Path) -> Result<Connection> {
+/// schema migrated (after a backup into `backups` if the ledger has an
+/// older schema), every lot checked against its history.
+fn open_for_writing(path: &Path, backups: &Path) -> Result<(Connection, Option<backup::Written>)> {
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -362,9 +390,29 @@ fn open_for_writing(path: &Path) -> Result<Connection> {
     // instead of many times, so single commits run closer to the raw
     // fdatasync rate (see `cargo bench --bench ledger`).
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    let taken = backup_before_migration(&conn, path, backups)?;
     schema::migrate(&mut conn)?;
     schema::verify(&conn)?;
-    Ok(conn)
+    Ok((conn, taken))
+}
+
+/// A backup of a ledger whose schema is older than this build's (and not
+/// new: version 0 has nothing in it), before it is migrated.
+fn backup_before_migration(
+    conn: &Connection,
+    path: &Path,
+    backups: &Path,
+) -> Result<Option<backup::Written>> {
+    let from: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if from == 0 || from >= schema::SCHEMA_VERSION || path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    backup::take_from(conn, path, backups, crate::clock::now())
+        .map(Some)
+        .map_err(|e| LedgerError::BackupBeforeMigration {
+            from,
+            source: Box::new(e),
+        })
 }
 
 /// A read-only connection on `path`, refused if its schema is newer than

@@ -337,6 +337,19 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 19] = [
     "expiry_reversals_no_delete",
 ];
 
+/// The append-only triggers a ledger of schema `version` has: those its
+/// migrations created (all of [`APPEND_ONLY_TRIGGERS`] from schema 7).
+pub fn append_only_triggers_at(version: i64) -> Vec<&'static str> {
+    let applied = &MIGRATIONS[..(version.clamp(0, SCHEMA_VERSION) as usize)];
+    APPEND_ONLY_TRIGGERS
+        .into_iter()
+        .filter(|name| {
+            let create = format!("CREATE TRIGGER {name} ");
+            applied.iter().any(|sql| sql.contains(&create))
+        })
+        .collect()
+}
+
 /// SQLite's `quick_check` (every page's structure, without the slower
 /// index cross-checks) and the append-only triggers: a malformed file or a
 /// missing trigger is an error, not silence.
