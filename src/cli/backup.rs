@@ -20,7 +20,7 @@ pub fn open_for_writing(ctx: &Ctx) -> Result<Ledger, LedgerError> {
     if let Some(w) = ledger.migration_backup() {
         tracing::info!(file = %w.path.display(), bytes = w.bytes,
             seconds = %format!("{:.2}", w.seconds), schema = w.schema,
-            reason = "before-migration", "backup written");
+            reason = %"before-migration", "backup written");
     }
     Ok(ledger)
 }
@@ -32,7 +32,7 @@ pub fn take(ctx: &Ctx, out: &mut dyn Write, to: Option<&Path>) -> Result<()> {
     let dir = backup::dir(to.or(ctx.config.backup.dir.as_deref()), &ctx.ledger);
     let w = backup::take(&ctx.ledger, &dir, ctx.now)?;
     tracing::info!(file = %w.path.display(), bytes = w.bytes,
-        seconds = %format!("{:.2}", w.seconds), schema = w.schema, reason = "command",
+        seconds = %format!("{:.2}", w.seconds), schema = w.schema, reason = %"command",
         "backup written");
     let removed = match to {
         Some(_) => Vec::new(),

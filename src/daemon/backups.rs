@@ -124,6 +124,6 @@ fn failed(dir: &Path, error: &str, failing: &mut Option<u32>) {
 /// The line a backup that passed its check is logged with.
 pub fn log_written(w: &Written, reason: &str) {
     tracing::info!(file = %w.path.display(), bytes = w.bytes,
-        seconds = %format!("{:.2}", w.seconds), schema = w.schema, reason,
+        seconds = %format!("{:.2}", w.seconds), schema = w.schema, reason = %reason,
         "backup written");
 }

@@ -199,16 +199,21 @@ pub struct Checked {
 /// and every check of `tallyd check-ledger` passed (for a schema older
 /// than the hash chains, all but the chains). Opens it read-only.
 pub fn check(path: &Path) -> Result<Checked, BackupError> {
+    check_named(path, path)
+}
+
+/// As [`check`], naming `shown` in its errors (the file a copy was made of).
+pub(super) fn check_named(path: &Path, shown: &Path) -> Result<Checked, BackupError> {
     let bytes = std::fs::metadata(path)
-        .map_err(files(path, "cannot read the backup"))?
+        .map_err(files(shown, "cannot read the backup"))?
         .len();
     if bytes == 0 {
         return Err(BackupError::Failed {
-            path: path.to_path_buf(),
+            path: shown.to_path_buf(),
             reasons: "the file is empty".into(),
         });
     }
-    let named = |e: rusqlite::Error| BackupError::Ledger(LedgerError::from(e).at(path));
+    let named = |e: rusqlite::Error| BackupError::Ledger(LedgerError::from(e).at(shown));
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -218,7 +223,7 @@ pub fn check(path: &Path) -> Result<Checked, BackupError> {
         Ok(v) => v,
         Err(e) => {
             return Err(BackupError::Failed {
-                path: path.to_path_buf(),
+                path: shown.to_path_buf(),
                 reasons: crate::error_chain(&e),
             })
         }
@@ -229,14 +234,14 @@ pub fn check(path: &Path) -> Result<Checked, BackupError> {
                 found: schema,
                 supported: SCHEMA_VERSION,
             }
-            .at(path),
+            .at(shown),
         ));
     }
     let verdicts = audit(&conn);
     let reasons = failures(&verdicts, schema);
     if !reasons.is_empty() {
         return Err(BackupError::Failed {
-            path: path.to_path_buf(),
+            path: shown.to_path_buf(),
             reasons: reasons.join("; "),
         });
     }

@@ -4,7 +4,7 @@
 //! `-wal` and `-shm` under the same name, so SQLite can still open them
 //! together).
 
-use super::{check, files, sync_dir, BackupError};
+use super::{check_named, files, sync_dir, BackupError};
 use crate::ledger::files::{companions, lock_for_daemon, prepare_folder, LockError, FILE_MODE};
 use crate::ledger::Ts;
 use std::fs::{OpenOptions, Permissions};
@@ -54,7 +54,7 @@ pub fn restore(file: &Path, ledger: &Path, now: Ts) -> Result<Restored, RestoreE
     let mut tmp_name = ledger.file_name().unwrap_or_default().to_owned();
     tmp_name.push(format!(".restoring-{}", std::process::id()));
     let tmp = dir.join(tmp_name);
-    let placed = copy(file, &tmp).and_then(|()| check(&tmp));
+    let placed = copy(file, &tmp).and_then(|()| check_named(&tmp, file));
     let checked = match placed {
         Ok(c) => c,
         Err(e) => {

@@ -8,10 +8,11 @@
 //! jobs whose counts make no sense set aside for review ([`review`]), a wrong
 //! wall clock ([`clock`]), a printer-sent print user that would forge a log
 //! line or a table row ([`forged`]), `ipps://` printers with private
-//! certificates ([`tls`]), and SIGKILL at random moments ([`crash`],
-//! [`release_crash`]).
+//! certificates ([`tls`]), backups and restore ([`backup`]), and SIGKILL
+//! at random moments ([`crash`], [`release_crash`]).
 
 mod analysis;
+mod backup;
 mod clock;
 mod crash;
 mod faults;
