@@ -364,3 +364,46 @@ fn a_failing_backup_is_an_error_once_and_its_recovery_one_line() {
         "{log}"
     );
 }
+
+#[test]
+fn a_daemon_upgrading_an_older_ledger_backs_it_up_before_the_migration() {
+    let site = Site::new(&[]);
+    site.cli(&[
+        "grant", "alice", "--name", "Alice", "--amount", "20", "--reason", "welcome",
+    ]);
+    site.cli(&["charge", "alice", "--amount", "5", "--reason", "posters"]);
+    // Back to schema 8, as a ledger an older tallyd wrote.
+    Connection::open(site.path("ledger.db"))
+        .expect("open")
+        .execute_batch(
+            "DROP TRIGGER history_no_update; DROP TRIGGER usages_no_update;
+             DROP TRIGGER overage_no_update;
+             ALTER TABLE history DROP COLUMN hash; ALTER TABLE usages DROP COLUMN hash;
+             ALTER TABLE overage DROP COLUMN hash; DROP TABLE chain_tips;
+             CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+                 BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+             CREATE TRIGGER usages_no_update BEFORE UPDATE ON usages
+                 BEGIN SELECT RAISE(ABORT, 'usages are append-only'); END;
+             CREATE TRIGGER overage_no_update BEFORE UPDATE ON overage
+                 BEGIN SELECT RAISE(ABORT, 'overage is append-only'); END;
+             PRAGMA user_version = 8;",
+        )
+        .expect("schema 8");
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    let log = daemon.log();
+    let line = lines_with(
+        &log,
+        &["backup written", "reason=before-migration", "schema=8"],
+    );
+    assert_eq!(line.len(), 1, "{log}");
+    let kept = backups(&site.path("backups"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with("-v8.db"), "{kept:?}");
+    daemon.stop();
+    // The backup is the schema-8 ledger, and restores (the daemon then
+    // migrates it again, with a backup again).
+    let file = site.path("backups").join(&kept[0]);
+    let out = site.cli(&["restore", file.to_str().unwrap()]);
+    assert!(out.contains("schema 8, checked"), "{out}");
+}
