@@ -125,6 +125,8 @@ pub enum LedgerError {
     NotWritable(#[source] SqliteCause),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
+    #[error("unknown team `{0}` (teams come from the grants file)")]
+    UnknownTeam(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
     UnknownCredit(String),
     #[error("idempotency key `{0}` was already used for different content; nothing was charged")]

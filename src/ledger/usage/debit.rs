@@ -114,7 +114,13 @@ fn pay(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Paid> {
 }
 
 /// Writes the usage row, its takes from lots and its overage.
-fn insert(conn: &Connection, req: &UsageRequest, fp: &str, is_hold: bool, paid: &Paid) -> Result<Charge> {
+fn insert(
+    conn: &Connection,
+    req: &UsageRequest,
+    fp: &str,
+    is_hold: bool,
+    paid: &Paid,
+) -> Result<Charge> {
     let (available, allocation) = (paid.available, &paid.allocation);
     let (origin, printer, resource) = req.origin.parts();
     // Unattributed usage is recorded, but owed by nobody.
@@ -196,15 +202,7 @@ fn insert(conn: &Connection, req: &UsageRequest, fp: &str, is_hold: bool, paid: 
     }
     if let Some(owes) = &paid.owes {
         let unit = req.payable.unit();
-        add_overage(
-            conn,
-            owes,
-            usage,
-            unit,
-            kind,
-            allocation.uncovered,
-            req.at,
-        )?;
+        add_overage(conn, owes, usage, unit, kind, allocation.uncovered, req.at)?;
     }
     Ok(Charge {
         usage_id: usage,

@@ -2,8 +2,8 @@
 //! void it; and the one question the printer side asks, whether a key has an
 //! open hold.
 
-use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw, USAGE_LOTS};
 use super::entries::{add_overage, charge_of, give_back, take_from_lot};
+use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw, USAGE_LOTS};
 use super::rules::{settle_plan, SettlePlan};
 use super::{Charge, Payable};
 use crate::ledger::history::HistoryKind;

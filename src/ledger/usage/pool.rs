@@ -44,7 +44,10 @@ impl Paying {
 
     /// Own credit plus what the pool allows: what the next charge can use.
     pub fn available(&self) -> Result<i64> {
-        crate::ledger::add(sum(self.own.iter().map(|c| c.remaining))?, self.pool_allows()?)
+        crate::ledger::add(
+            sum(self.own.iter().map(|c| c.remaining))?,
+            self.pool_allows()?,
+        )
     }
 
     pub fn allocate(self, amount: i64) -> Allocation {
@@ -247,7 +250,8 @@ pub fn record_draw(conn: &Connection, d: &Draw<'_>) -> Result<()> {
 
 /// The pool lots `usage` drew from.
 pub fn pool_lots(conn: &Connection, usage: i64) -> Result<HashSet<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT lot_id FROM pool_draws WHERE usage_id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT lot_id FROM pool_draws WHERE usage_id = ?1")?;
     let lots = stmt.query_map([usage], |r| r.get(0))?;
     Ok(lots.collect::<rusqlite::Result<_>>()?)
 }

@@ -45,7 +45,9 @@ fn usage_row(conn: &Connection, key: &str) -> Result<UsageRow> {
 fn refund_at(conn: &Connection, u: &UsageRow, at: Ts) -> Result<Ts> {
     let last: Option<Ts> = match &u.member {
         Some(m) => conn
-            .prepare_cached(&format!("SELECT MAX(at) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT MAX(at) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1"
+            ))?
             .query_row(params![u.id, m], |r| r.get(0))?,
         None => None,
     };
