@@ -9,7 +9,8 @@
 //! wall clock ([`clock`]), a printer-sent print user that would forge a log
 //! line or a table row ([`forged`]), `ipps://` printers with private
 //! certificates ([`tls`]), and SIGKILL at random moments ([`crash`],
-//! [`release_crash`]).
+//! [`release_crash`]); team members drawing on their pool at the printer
+//! and the door ([`teams`]).
 
 mod analysis;
 mod clock;
@@ -27,4 +28,5 @@ mod review;
 mod sessions;
 mod signals;
 mod supervision;
+mod teams;
 mod tls;
