@@ -291,8 +291,9 @@ const MIGRATIONS: &[&str] = &[
     // made while in a team (`team_usages`: its team, who owes its overage,
     // and the calendar month whose pool limit it counts against), and every
     // unit it drew from, or returned to, a lot of the pool (`pool_draws`).
+    // `IF NOT EXISTS`: it can run again on a ledger rolled back below it.
     r#"
-    CREATE TABLE teams (
+    CREATE TABLE IF NOT EXISTS teams (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         payer_id TEXT NOT NULL REFERENCES members(id),
@@ -304,24 +305,24 @@ const MIGRATIONS: &[&str] = &[
         closed_at INTEGER
     );
     -- `*` shares every credit.
-    CREATE TABLE team_shares (
+    CREATE TABLE IF NOT EXISTS team_shares (
         team_id TEXT NOT NULL REFERENCES teams(id),
         credit TEXT NOT NULL,
         PRIMARY KEY (team_id, credit)
     );
-    CREATE TABLE team_members (
+    CREATE TABLE IF NOT EXISTS team_members (
         member_id TEXT PRIMARY KEY REFERENCES members(id),
         team_id TEXT NOT NULL REFERENCES teams(id)
     );
-    CREATE INDEX team_members_by_team ON team_members(team_id);
-    CREATE TABLE team_usages (
+    CREATE INDEX IF NOT EXISTS team_members_by_team ON team_members(team_id);
+    CREATE TABLE IF NOT EXISTS team_usages (
         usage_id INTEGER PRIMARY KEY REFERENCES usages(id),
         team_id TEXT NOT NULL REFERENCES teams(id),
         member_id TEXT NOT NULL REFERENCES members(id),
         billed_to TEXT NOT NULL REFERENCES members(id),
         month INTEGER NOT NULL
     );
-    CREATE TABLE pool_draws (
+    CREATE TABLE IF NOT EXISTS pool_draws (
         id INTEGER PRIMARY KEY,
         usage_id INTEGER NOT NULL REFERENCES usages(id),
         team_id TEXT NOT NULL REFERENCES teams(id),
@@ -333,15 +334,15 @@ const MIGRATIONS: &[&str] = &[
         month INTEGER NOT NULL,
         at INTEGER NOT NULL
     );
-    CREATE INDEX pool_draws_by_usage ON pool_draws(usage_id);
-    CREATE INDEX pool_draws_by_month ON pool_draws(member_id, unit, month);
-    CREATE TRIGGER team_usages_no_update BEFORE UPDATE ON team_usages
+    CREATE INDEX IF NOT EXISTS pool_draws_by_usage ON pool_draws(usage_id);
+    CREATE INDEX IF NOT EXISTS pool_draws_by_month ON pool_draws(member_id, unit, month);
+    CREATE TRIGGER IF NOT EXISTS team_usages_no_update BEFORE UPDATE ON team_usages
         BEGIN SELECT RAISE(ABORT, 'team usages are append-only'); END;
-    CREATE TRIGGER team_usages_no_delete BEFORE DELETE ON team_usages
+    CREATE TRIGGER IF NOT EXISTS team_usages_no_delete BEFORE DELETE ON team_usages
         BEGIN SELECT RAISE(ABORT, 'team usages are append-only'); END;
-    CREATE TRIGGER pool_draws_no_update BEFORE UPDATE ON pool_draws
+    CREATE TRIGGER IF NOT EXISTS pool_draws_no_update BEFORE UPDATE ON pool_draws
         BEGIN SELECT RAISE(ABORT, 'pool draws are append-only'); END;
-    CREATE TRIGGER pool_draws_no_delete BEFORE DELETE ON pool_draws
+    CREATE TRIGGER IF NOT EXISTS pool_draws_no_delete BEFORE DELETE ON pool_draws
         BEGIN SELECT RAISE(ABORT, 'pool draws are append-only'); END;
     "#,
 ];

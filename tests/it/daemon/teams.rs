@@ -62,6 +62,14 @@ member_limit_cents = 30
     text
 }
 
+/// The integer `name=` field of a log line.
+fn field(line: &str, name: &str) -> i64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
 fn readers(desk: &Pty, door: &Pty) -> String {
     format!(
         r#"
@@ -127,23 +135,26 @@ fn team_members_draw_on_the_pool_at_the_printer_and_the_door() {
         cupsd.wait_state("upstairs", id, 4, LIMIT);
     }
 
-    // Ann (20c of her own, credits-only) taps: her job's 50c estimate is
-    // held 20c from her own and 30c from the pool; it prints 3 pages (30c),
-    // and the 20c given back go to the pool lot last taken.
+    // Ann (20c of her own, credits-only) taps: her job's estimate (30c
+    // once analysed, 50c before) is held 20c from her own and the rest from
+    // the pool; it prints 3 pages (30c), and what is given back goes to the
+    // pool lot last taken.
     desk.write(&rdm6300(ANN));
     daemon.wait_log("<6>release member=ann", LIMIT);
     let release = lines_with(&daemon.log(), &["<6>release member=ann"]).join("");
-    assert!(
-        release.contains(&format!("jobs={a1}")) && release.contains("pool_cents=30"),
-        "{release}"
-    );
+    let estimate = field(&release, "estimate_cents");
+    assert!(release.contains(&format!("jobs={a1}")), "{release}");
+    assert_eq!(field(&release, "pool_cents"), estimate - 20, "{release}");
     cupsd.wait_state("upstairs", a1, 9, LIMIT);
     daemon.wait_log("released job settled member=ann", LIMIT);
-    // Ben (nothing of his own) taps: all 50c from the pool; it prints 10c.
+    // Ben (nothing of his own) taps: his whole estimate is held from the
+    // pool; it prints 10c.
     desk.write(&rdm6300(BEN));
     daemon.wait_log("<6>release member=ben", LIMIT);
     let release = lines_with(&daemon.log(), &["<6>release member=ben"]).join("");
-    assert!(release.contains("pool_cents=50"), "{release}");
+    let estimate = field(&release, "estimate_cents");
+    assert!(estimate > 0, "{release}");
+    assert_eq!(field(&release, "pool_cents"), estimate, "{release}");
     cupsd.wait_state("upstairs", b1, 9, LIMIT);
     daemon.wait_log("released job settled member=ben", LIMIT);
     assert_eq!(site.printing_balance("ann"), 0);
@@ -152,9 +163,7 @@ fn team_members_draw_on_the_pool_at_the_printer_and_the_door() {
     let draws: Vec<&str> = statement.lines().skip(1).collect();
     assert!(
         draws.iter().any(|l| l.contains(",ann,hold,printing,boss,"))
-            && draws
-                .iter()
-                .any(|l| l.contains(",ben,settle,printing,boss,")),
+            && draws.iter().any(|l| l.contains(",ben,hold,printing,boss,")),
         "{statement}"
     );
 
