@@ -5,6 +5,9 @@
 //! - durable single debits per second (one transaction each) and their ratio
 //!   to that raw rate (goal: 0.5 or better);
 //! - hold + settle jobs per second (two transactions each);
+//! - durable single debits of team members with no lots of their own, paid
+//!   from their team's pool (100 teams of 10), as a ratio to personal
+//!   debits measured in interleaved rounds (goal: 0.8 or better);
 //! - balance query p50 and p99;
 //! - a burst of 10,000 debits queued at once through the group-commit writer
 //!   (goal: 20,000/s or more);
@@ -25,6 +28,7 @@ use tallyd::ledger::chain::Field;
 use tallyd::ledger::integrity::{self, Chain};
 use tallyd::ledger::lots::{self, GrantRequest};
 use tallyd::ledger::query;
+use tallyd::ledger::teams::{self, TeamDef};
 use tallyd::ledger::writer::Writer;
 use tallyd::ledger::{usage, HoldOutcome, Ledger, Origin, Payable, Site, SourceKind, UsageRequest};
 use tallyd::printer::jobs::{price_job, Job, COMPLETED};
@@ -118,6 +122,57 @@ fn debit(i: usize, key: String) -> UsageRequest {
         amount: 10 + (i % 90) as i64,
         detail: "{\"impressions\":3}".into(),
         at: NOW,
+    }
+}
+
+const TEAMS: usize = 100;
+const TEAM_SIZE: usize = 10;
+
+/// 100 teams: each paid by a bench member (with lots), with 9 more members
+/// who have no lots of their own. A limit far above what the bench draws,
+/// so every pool debit reads what its member drew this month.
+fn add_teams(ledger: &mut Ledger) {
+    let members: Vec<Vec<String>> = (0..TEAMS)
+        .map(|t| {
+            std::iter::once(format!("member-{:05}", t * 100))
+                .chain((1..TEAM_SIZE).map(|j| format!("team-{t:03}-{j}")))
+                .collect()
+        })
+        .collect();
+    let ids: Vec<String> = (0..TEAMS).map(|t| format!("team-{t:03}")).collect();
+    let shares = vec!["printing".to_string()];
+    ledger
+        .write(|conn, _| {
+            for m in members.iter().flat_map(|t| t.iter().skip(1)) {
+                lots::ensure_member(conn, m, m, 0)?;
+            }
+            let defs: Vec<TeamDef<'_>> = (0..TEAMS)
+                .map(|t| TeamDef {
+                    id: &ids[t],
+                    name: &ids[t],
+                    payer: &members[t][0],
+                    members: &members[t],
+                    shares: &shares,
+                    combine: false,
+                    limit_cents: Some(1_000_000_000),
+                    limit_minutes: None,
+                    billing: "individual",
+                })
+                .collect();
+            teams::define(conn, &defs, 0)
+        })
+        .expect("teams");
+}
+
+/// A debit by a team member with no lots: the pool pays.
+fn pool_debit(i: usize, key: String) -> UsageRequest {
+    UsageRequest {
+        member: Some(format!(
+            "team-{:03}-{}",
+            (i * 7) % TEAMS,
+            1 + i % (TEAM_SIZE - 1)
+        )),
+        ..debit(i, key)
     }
 }
 
@@ -286,6 +341,28 @@ fn main() {
     let sync_rate = n as f64 / sync_time.as_secs_f64();
     let direct_rate = n as f64 / direct_time.as_secs_f64();
 
+    // Team pool debits against personal ones, in interleaved rounds.
+    add_teams(&mut ledger);
+    let (mut own_time, mut pool_time) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        let span = round * (n / rounds)..(round + 1) * (n / rounds);
+        let t = Instant::now();
+        for i in span.clone() {
+            ledger.debit(&debit(i, format!("own:{i}"))).expect("debit");
+        }
+        own_time += t.elapsed();
+        let t = Instant::now();
+        for i in span {
+            let c = ledger
+                .debit(&pool_debit(i, format!("pool:{i}")))
+                .expect("pool debit");
+            assert_eq!(c.pooled, c.covered, "own lots empty: the pool pays");
+        }
+        pool_time += t.elapsed();
+    }
+    let own_rate = n as f64 / own_time.as_secs_f64();
+    let pool_rate = n as f64 / pool_time.as_secs_f64();
+
     let jobs = 1000;
     let t = Instant::now();
     for i in 0..jobs {
@@ -372,6 +449,11 @@ fn main() {
         direct_rate / sync_rate
     );
     println!("hold + settle jobs (2 tx each):     {hold_rate:>9.0} /s");
+    println!("team pool debits (own lots empty):  {pool_rate:>9.0} /s   (personal, same rounds: {own_rate:.0} /s)");
+    println!(
+        "ratio team pool / personal debits:  {:>9.2}   (goal >= 0.80)",
+        pool_rate / own_rate
+    );
     println!(
         "balance query:                      p50 {:>6} us   p99 {:>6} us",
         percentile(&times, 0.50).as_micros(),

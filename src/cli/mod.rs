@@ -14,6 +14,7 @@ mod read;
 mod review;
 mod sync;
 mod sync_output;
+mod team;
 mod write;
 
 use crate::clock;
@@ -56,7 +57,11 @@ pub enum Command {
     /// Credit left per member (printing, each time credit, overage owed).
     Balance {
         /// One member; all members when omitted.
+        #[arg(conflicts_with = "team")]
         member: Option<String>,
+        /// A team: its pool, and each member's own credit and limit left.
+        #[arg(long, conflicts_with = "at")]
+        team: Option<String>,
         /// A past instant (`2026-11-03`, `2026-11-03 14:30`), rebuilt from history.
         #[arg(long)]
         at: Option<String>,
@@ -65,7 +70,12 @@ pub enum Command {
     Lots { member: String },
     /// Every change to a member's credit over a period.
     Statement {
-        member: String,
+        /// The member (or `--team T`).
+        #[arg(required_unless_present = "team", conflicts_with = "team")]
+        member: Option<String>,
+        /// A team: every draw on its pool, by member, with keys.
+        #[arg(long)]
+        team: Option<String>,
         /// First day (inclusive); default: the first of this month.
         #[arg(long)]
         from: Option<String>,
@@ -221,10 +231,20 @@ fn name_the_ledger(mut e: anyhow::Error, ledger: &Path) -> anyhow::Error {
 fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Balance { member, at } => {
+        Command::Balance { team: Some(t), .. } => team::balance(ctx, &mut out, &t),
+        Command::Balance { member, at, .. } => {
             read::balance(ctx, &mut out, member.as_deref(), at.as_deref())
         }
-        Command::Statement { member, from, to } => {
+        Command::Statement {
+            team: Some(t),
+            from,
+            to,
+            ..
+        } => team::statement(ctx, &mut out, &t, from.as_deref(), to.as_deref()),
+        Command::Statement {
+            member, from, to, ..
+        } => {
+            let member = member.unwrap_or_default();
             read::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref())
         }
         Command::Report { month, by } => read::report(ctx, &mut out, &month, by),

@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use std::collections::BTreeSet;
 use std::io::Write;
 
-fn open(ctx: &Ctx) -> Result<Ledger> {
+pub(super) fn open(ctx: &Ctx) -> Result<Ledger> {
     Ok(Ledger::open_read_only(&ctx.ledger, ctx.config.site())?)
 }
 
@@ -75,8 +75,9 @@ pub fn balance(
     at: Option<&str>,
 ) -> Result<()> {
     let ledger = open(ctx)?;
+    let now = at.is_none();
     // Now: what the next charge can use. A past instant: rebuilt from history.
-    let (at, balances) = match at {
+    let (at, mut balances) = match at {
         Some(text) => {
             let at = clock::parse_datetime(ctx.config.tz, text).ok_or_else(|| {
                 anyhow!("--at `{text}` is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)")
@@ -88,6 +89,9 @@ pub fn balance(
             query::balances_now(ledger.conn(), member, ctx.now)?,
         ),
     };
+    if now {
+        super::team::add_pools(ctx, ledger.conn(), &mut balances)?;
+    }
     match ctx.format {
         Format::Json => write_json(out, &balances)?,
         Format::Csv => balance_table(ctx, &balances, true).write_csv(out)?,
@@ -99,6 +103,7 @@ pub fn balance(
             )?;
             balance_table(ctx, &balances, false).write(out)?;
             write_next_expiries(ctx, out, &balances)?;
+            super::team::write_pools(ctx, out, &balances)?;
         }
     }
     Ok(())
@@ -174,7 +179,7 @@ pub fn statement(
 
 /// A statement's first and last day: `--from` (default: the first of this
 /// month) and `--to` (default: today), in order.
-fn statement_days(
+pub(super) fn statement_days(
     ctx: &Ctx,
     from: Option<&str>,
     to: Option<&str>,
@@ -324,8 +329,12 @@ impl ReportUnits<'_> {
 /// A report's columns for its grouping; raw ones name their unit.
 fn report_header(by: ReportBy, raw: bool) -> Vec<&'static str> {
     match (by, raw) {
-        (ReportBy::Member, true) => vec![
-            "member",
+        (ReportBy::Member | ReportBy::Team, true) => vec![
+            if by == ReportBy::Team {
+                "team"
+            } else {
+                "member"
+            },
             "jobs",
             "impressions",
             "printing_cents",
@@ -335,8 +344,12 @@ fn report_header(by: ReportBy, raw: bool) -> Vec<&'static str> {
             "overage_minutes",
             "refunds",
         ],
-        (ReportBy::Member, false) => vec![
-            "member",
+        (ReportBy::Member | ReportBy::Team, false) => vec![
+            if by == ReportBy::Team {
+                "team"
+            } else {
+                "member"
+            },
             "jobs",
             "impressions",
             "printing",
@@ -370,7 +383,7 @@ fn report_header(by: ReportBy, raw: bool) -> Vec<&'static str> {
 /// One report row's cells, in [`report_header`]'s columns.
 fn report_cells(by: ReportBy, r: &ReportRow, units: &ReportUnits<'_>) -> Vec<String> {
     match by {
-        ReportBy::Member => vec![
+        ReportBy::Member | ReportBy::Team => vec![
             r.key.clone(),
             r.jobs.to_string(),
             r.impressions.to_string(),

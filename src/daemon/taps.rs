@@ -110,10 +110,10 @@ async fn release_at(
             let moved = moved.join(", ");
             if kept.is_empty() {
                 tracing::info!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
-                    estimate_cents = r.estimate, moved = %moved, kept = "", "release");
+                    estimate_cents = r.estimate, pool_cents = r.pooled, moved = %moved, kept = "", "release");
             } else {
                 tracing::warn!(member = %member, printer = %printer, reader = %reader.id, jobs = %jobs.join(","),
-                    estimate_cents = r.estimate, moved = %moved, kept = %kept.join("; "), "release");
+                    estimate_cents = r.estimate, pool_cents = r.pooled, moved = %moved, kept = %kept.join("; "), "release");
             }
         }
         Err(e) => {

@@ -52,6 +52,8 @@ struct RawFile {
     products: Vec<RawProduct>,
     #[serde(default, rename = "member")]
     members: Vec<RawMember>,
+    #[serde(default, rename = "team")]
+    teams: Vec<RawTeam>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +155,33 @@ struct RawMember {
     purchases: Vec<RawPurchase>,
     #[serde(default, rename = "grant")]
     grants: Vec<RawAccountGrant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    payer: String,
+    members: Vec<String>,
+    share: RawShare,
+    #[serde(default)]
+    combine: bool,
+    #[serde(default)]
+    member_limit_cents: Option<i64>,
+    #[serde(default)]
+    member_limit_minutes: Option<i64>,
+    #[serde(default)]
+    billing: Option<String>,
+}
+
+/// `share = "all"` or a list of credits (`["printing", "meeting-hours"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawShare {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +289,52 @@ pub struct Member {
     pub grants: Vec<AccountGrant>,
 }
 
+/// Which credits a team pools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Share {
+    /// Every credit: printing and every time credit.
+    All,
+    /// These credits (`printing` and time credit ids), sorted.
+    Credits(Vec<String>),
+}
+
+/// Who owes a team member's overage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Billing {
+    /// Each member owes their own, under their own policy (the default).
+    Individual,
+    /// The payer owes it, under the payer's policy and cap.
+    Merged,
+}
+
+impl Billing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::Individual => "individual",
+            Billing::Merged => "merged",
+        }
+    }
+}
+
+/// A company: members who share the payer's credit (see README "Teams").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Team {
+    pub name: String,
+    /// A member id; always one of `members`.
+    pub payer: String,
+    /// Member ids, sorted; each in no other team.
+    pub members: Vec<String>,
+    pub share: Share,
+    /// Members' own plan lots of shared credits join the pool.
+    pub combine: bool,
+    /// Most a member may take from the pool in a calendar month.
+    pub member_limit_cents: Option<i64>,
+    pub member_limit_minutes: Option<i64>,
+    pub billing: Billing,
+}
+
 /// A validated grants file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Catalog {
@@ -272,6 +347,7 @@ pub struct Catalog {
     pub plans: BTreeMap<String, Plan>,
     pub products: BTreeMap<String, Product>,
     pub members: BTreeMap<String, Member>,
+    pub teams: BTreeMap<String, Team>,
 }
 
 /// A location in the file, for errors: `member[2].plan[0].start`.
@@ -295,6 +371,11 @@ impl Path {
         let mut p = self.key(k);
         p.0.push(Seg::Index(i));
         p
+    }
+
+    fn at_index(mut self, i: usize) -> Path {
+        self.0.push(Seg::Index(i));
+        self
     }
 
     fn dotted(&self) -> String {

@@ -22,6 +22,7 @@ pub mod kind {
     pub const PRODUCT: &str = "product";
     pub const MEMBER: &str = "member";
     pub const ACCOUNT_GRANT: &str = "account_grant";
+    pub const TEAM: &str = "team";
 }
 
 pub use crate::ledger::catalog::CatalogRow;
@@ -87,6 +88,8 @@ pub struct SyncPlan {
     pub changes: Vec<Change>,
     /// Definitions changed: rewrite resource types, resources, time credits.
     pub definitions_changed: bool,
+    /// Teams changed (added, edited, removed): rewrite them.
+    pub teams_changed: bool,
     /// Members to create or update, with their effective overage policy.
     pub members: Vec<(Member, Option<OveragePolicy>)>,
     pub closes: Vec<String>,
@@ -222,6 +225,7 @@ pub fn reconcile(cat: &Catalog, snap: &Snapshot, tz: Tz, now: Ts) -> SyncPlan {
         purchases(&mut plan, cat, snap, tz, now, member);
         account_grants(&mut plan, snap, tz, now, member, &mut grants_present);
     }
+    plan.teams_changed = plan.diff_all(snap, kind::TEAM, &cat.teams, now);
     for (id, _) in plan.deletions(snap, kind::MEMBER, &present) {
         if snap.members.get(&id).is_some_and(|closed| !closed) {
             plan.closes.push(id);

@@ -2,9 +2,10 @@
 //! plan, write it in the caller's transaction. A file that failed to parse
 //! never gets here, so a bad file changes nothing.
 
-use super::model::Catalog;
+use super::model::{Catalog, Share};
 use super::reconcile::{kind, reconcile, AppliedGrant, Counts, Snapshot, SyncPlan};
 use crate::ledger::catalog::{self, ChangeRow, TimeCreditDef};
+use crate::ledger::teams::{self, TeamDef};
 use crate::ledger::{lots, owners, Result, Ts};
 use chrono_tz::Tz;
 use rusqlite::Connection;
@@ -32,6 +33,9 @@ pub fn apply(conn: &Connection, catalog: &Catalog, plan: &SyncPlan, now: Ts) -> 
     for (member, policy) in &plan.members {
         lots::upsert_member(conn, &member.id, &member.name, *policy, now)?;
         owners::set_identities(conn, &member.id, &member.cards, &member.print_users)?;
+    }
+    if plan.teams_changed {
+        write_teams(conn, catalog, now)?;
     }
     for id in &plan.closes {
         lots::close_member(conn, id, now)?;
@@ -91,6 +95,29 @@ fn record_account(
     })
     .unwrap_or_default();
     catalog::put_body(conn, kind::ACCOUNT_GRANT, &id, &body, now)
+}
+
+fn write_teams(conn: &Connection, cat: &Catalog, now: Ts) -> Result<()> {
+    let all = vec![teams::ALL.to_string()];
+    let defs: Vec<TeamDef<'_>> = cat
+        .teams
+        .iter()
+        .map(|(id, t)| TeamDef {
+            id,
+            name: &t.name,
+            payer: &t.payer,
+            members: &t.members,
+            shares: match &t.share {
+                Share::All => &all,
+                Share::Credits(c) => c,
+            },
+            combine: t.combine,
+            limit_cents: t.member_limit_cents,
+            limit_minutes: t.member_limit_minutes,
+            billing: t.billing.as_str(),
+        })
+        .collect();
+    teams::define(conn, &defs, now)
 }
 
 fn write_definitions(conn: &Connection, cat: &Catalog) -> Result<()> {

@@ -71,12 +71,26 @@ pub struct Allocation {
     /// The sum of `takes`, counted down from the amount (so never summed,
     /// never overflowing).
     covered: i64,
+    /// `takes[pool_from..]` came from a team's pool.
+    pool_from: usize,
+    /// What the pool paid (part of `covered`).
+    pooled: i64,
 }
 
 impl Allocation {
     /// What the lots paid: the amount allocated less what they left uncovered.
     pub fn covered(&self) -> i64 {
         self.covered
+    }
+
+    /// The takes from a team's pool, `(lot, amount)`.
+    pub fn pool_takes(&self) -> &[(i64, i64)] {
+        self.takes.get(self.pool_from..).unwrap_or(&[])
+    }
+
+    /// What a team's pool paid.
+    pub fn pooled(&self) -> i64 {
+        self.pooled
     }
 }
 
@@ -99,11 +113,46 @@ pub fn allocate(mut candidates: Vec<Candidate>, amount: i64) -> Allocation {
             left -= take;
         }
     }
+    let pool_from = takes.len();
     Allocation {
         takes,
         uncovered: left,
         covered: amount - left,
+        pool_from,
+        pooled: 0,
     }
+}
+
+/// Takes `amount` from a team member's `own` lots in consumption order,
+/// then what is left, up to `allowance` (the member's pool limit left this
+/// month; `None`: no limit), from the pool's tiers in turn (the payer's
+/// lots, then the other members' plan lots), each in consumption order.
+pub fn allocate_pooled(
+    own: Vec<Candidate>,
+    pool: Vec<Vec<Candidate>>,
+    allowance: Option<i64>,
+    amount: i64,
+) -> Allocation {
+    let mut paid = allocate(own, amount);
+    let want = match allowance {
+        Some(a) => paid.uncovered.min(a.max(0)),
+        None => paid.uncovered,
+    };
+    // `rest` stays from 0 to `want`, which is at most `uncovered`.
+    let mut rest = want;
+    for tier in pool {
+        if rest == 0 {
+            break;
+        }
+        let part = allocate(tier, rest);
+        paid.takes.extend(part.takes);
+        rest = part.uncovered;
+    }
+    let pooled = want - rest;
+    paid.uncovered -= pooled;
+    paid.covered += pooled;
+    paid.pooled = pooled;
+    paid
 }
 
 #[cfg(test)]
@@ -174,6 +223,40 @@ mod tests {
         assert_eq!(a.takes, vec![(1, 10)]);
         assert_eq!(a.uncovered, 15);
         assert_eq!(a.covered(), 10);
+    }
+
+    #[test]
+    fn a_pool_pays_after_own_lots_tier_by_tier() {
+        let own = vec![lot(1, 10, None, SourceKind::Plan, 0)];
+        let payer = vec![
+            lot(2, 10, None, SourceKind::Account, 0),
+            lot(3, 10, Some(50), SourceKind::Plan, 0),
+        ];
+        let others = vec![lot(4, 100, Some(10), SourceKind::Plan, 0)];
+        let a = allocate_pooled(own.clone(), vec![payer.clone(), others.clone()], None, 35);
+        // Own first; then the payer's in consumption order; then others,
+        // even though lot 4 expires before every other lot.
+        assert_eq!(a.takes, vec![(1, 10), (3, 10), (2, 10), (4, 5)]);
+        assert_eq!(a.pool_takes(), &[(3, 10), (2, 10), (4, 5)]);
+        assert_eq!((a.covered(), a.pooled(), a.uncovered), (35, 25, 0));
+        // A limit of 12 left this month: the pool pays 12, the rest is uncovered.
+        let a = allocate_pooled(own, vec![payer, others], Some(12), 35);
+        assert_eq!(a.takes, vec![(1, 10), (3, 10), (2, 2)]);
+        assert_eq!((a.covered(), a.pooled(), a.uncovered), (22, 12, 13));
+    }
+
+    #[test]
+    fn a_spent_limit_or_no_pool_is_a_personal_allocation() {
+        let own = vec![lot(1, 10, None, SourceKind::Plan, 0)];
+        let pool = vec![vec![lot(2, 10, None, SourceKind::Plan, 0)]];
+        assert_eq!(
+            allocate_pooled(own.clone(), pool, Some(-3), 15),
+            allocate(own.clone(), 15)
+        );
+        assert_eq!(
+            allocate_pooled(own.clone(), vec![], None, 15),
+            allocate(own, 15)
+        );
     }
 
     #[test]

@@ -118,6 +118,13 @@ pub struct Granted {
     pub created: bool,
 }
 
+/// The member a lot belongs to.
+pub fn owner(conn: &Connection, lot: i64) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT member_id FROM lots WHERE id = ?1")?
+        .query_row([lot], |r| r.get(0))?)
+}
+
 /// Grants a lot, once per source key. The amount is from 1 to
 /// [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn grant(conn: &Connection, g: &GrantRequest) -> Result<Granted> {

@@ -20,6 +20,7 @@
 //! - [`owners`]: who a card or print user name belongs to, unknown cards;
 //! - [`sessions`]: room sessions, charged in time credits;
 //! - [`catalog`], [`sync_state`]: the grants file as last applied;
+//! - [`teams`]: teams as last applied, whose pools usage draws on;
 //! - [`query`]: balances, statements, reports;
 //! - [`schema`]: migrations and the check that lots equal their history;
 //! - [`chain`], [`integrity`]: the hash chains over the money rows (pure,
@@ -46,6 +47,7 @@ pub mod query;
 pub mod schema;
 pub mod sessions;
 pub mod sync_state;
+pub mod teams;
 pub mod usage;
 pub mod writer;
 
@@ -133,6 +135,8 @@ pub enum LedgerError {
     },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
+    #[error("unknown team `{0}` (teams come from the grants file)")]
+    UnknownTeam(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]
     UnknownCredit(String),
     #[error("idempotency key `{0}` was already used for different content; nothing was charged")]

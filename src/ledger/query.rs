@@ -4,6 +4,7 @@
 
 mod balance;
 mod lots;
+pub mod team;
 
 use balance::members;
 pub use balance::{balances, balances_now, Balance, NextExpiry};
@@ -266,6 +267,8 @@ pub enum ReportBy {
     Member,
     Printer,
     Resource,
+    /// By the team each usage was made in (usages outside a team are left out).
+    Team,
 }
 
 /// One row of a monthly report. Which columns matter depends on the grouping.
@@ -296,8 +299,9 @@ const CHARGED: &str = "
                 ELSE u.amount END AS charged,
            CASE WHEN r.usage_id IS NOT NULL THEN 0
                 ELSE COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END AS impressions,
-           r.usage_id IS NOT NULL AS refunded
+           r.usage_id IS NOT NULL AS refunded, tu.team_id AS team
     FROM usages u
+    LEFT JOIN team_usages tu ON tu.usage_id = u.id
     LEFT JOIN refunds r ON r.usage_id = u.id
     LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
     WHERE u.at >= ?1 AND u.at < ?2";
@@ -308,11 +312,13 @@ pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec
         ReportBy::Member => "COALESCE(c.member_id, '(unattributed)')",
         ReportBy::Printer => "c.printer",
         ReportBy::Resource => "c.resource",
+        ReportBy::Team => "c.team",
     };
     let filter = match by {
         ReportBy::Member => "1",
         ReportBy::Printer => "c.origin = 'print'",
         ReportBy::Resource => "c.origin = 'session'",
+        ReportBy::Team => "c.team IS NOT NULL",
     };
     let sql = format!(
         "WITH c AS ({CHARGED})
@@ -344,10 +350,34 @@ pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    if by == ReportBy::Member {
-        add_member_overage(conn, start, end, &mut rows)?;
+    match by {
+        ReportBy::Member => add_member_overage(conn, start, end, &mut rows)?,
+        ReportBy::Team => add_team_overage(conn, start, end, &mut rows)?,
+        _ => {}
     }
     Ok(rows)
+}
+
+/// Fills in the overage each team's usages ran up in `[start, end)`, in
+/// cents and in minutes, whoever owes it.
+fn add_team_overage(conn: &Connection, start: Ts, end: Ts, rows: &mut [ReportRow]) -> Result<()> {
+    let mut ov = conn.prepare_cached(
+        "SELECT o.unit, COALESCE(SUM(o.amount), 0) FROM overage o JOIN team_usages tu ON tu.usage_id = o.usage_id
+         WHERE tu.team_id = ?1 AND o.at >= ?2 AND o.at < ?3 GROUP BY o.unit",
+    )?;
+    for row in rows {
+        let sums = ov.query_map(params![row.key, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for s in sums {
+            let (unit, amount) = s?;
+            match unit.as_str() {
+                "minutes" => row.overage_minutes = amount,
+                _ => row.overage_cents = amount,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fills in the overage each member of a by-member report ran up in

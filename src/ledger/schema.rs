@@ -285,6 +285,66 @@ const MIGRATIONS: &[&str] = &[
         hash BLOB NOT NULL
     );
     "#,
+    // 10: teams (issue 14), self-contained: the teams the grants file
+    // declares as last applied (current membership and shares rewritten by
+    // each sync; history is in `catalog_changes`), every usage a team member
+    // made while in a team (`team_usages`: its team, who owes its overage,
+    // and the calendar month whose pool limit it counts against), and every
+    // unit it drew from, or returned to, a lot of the pool (`pool_draws`).
+    // `IF NOT EXISTS`: it can run again on a ledger rolled back below it.
+    r#"
+    CREATE TABLE IF NOT EXISTS teams (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        payer_id TEXT NOT NULL REFERENCES members(id),
+        combine INTEGER NOT NULL CHECK (combine IN (0, 1)),
+        member_limit_cents INTEGER CHECK (member_limit_cents >= 0),
+        member_limit_minutes INTEGER CHECK (member_limit_minutes >= 0),
+        billing TEXT NOT NULL CHECK (billing IN ('individual', 'merged')),
+        created_at INTEGER NOT NULL,
+        closed_at INTEGER
+    );
+    -- `*` shares every credit.
+    CREATE TABLE IF NOT EXISTS team_shares (
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        credit TEXT NOT NULL,
+        PRIMARY KEY (team_id, credit)
+    );
+    CREATE TABLE IF NOT EXISTS team_members (
+        member_id TEXT PRIMARY KEY REFERENCES members(id),
+        team_id TEXT NOT NULL REFERENCES teams(id)
+    );
+    CREATE INDEX IF NOT EXISTS team_members_by_team ON team_members(team_id);
+    CREATE TABLE IF NOT EXISTS team_usages (
+        usage_id INTEGER PRIMARY KEY REFERENCES usages(id),
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        member_id TEXT NOT NULL REFERENCES members(id),
+        billed_to TEXT NOT NULL REFERENCES members(id),
+        month INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS pool_draws (
+        id INTEGER PRIMARY KEY,
+        usage_id INTEGER NOT NULL REFERENCES usages(id),
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        member_id TEXT NOT NULL REFERENCES members(id),
+        lot_id INTEGER NOT NULL REFERENCES lots(id),
+        unit TEXT NOT NULL CHECK (unit IN ('cents', 'minutes')),
+        kind TEXT NOT NULL CHECK (kind IN ('debit', 'hold', 'settle', 'void', 'refund')),
+        amount INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pool_draws_by_usage ON pool_draws(usage_id);
+    CREATE INDEX IF NOT EXISTS pool_draws_by_month ON pool_draws(member_id, unit, month);
+    CREATE TRIGGER IF NOT EXISTS team_usages_no_update BEFORE UPDATE ON team_usages
+        BEGIN SELECT RAISE(ABORT, 'team usages are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS team_usages_no_delete BEFORE DELETE ON team_usages
+        BEGIN SELECT RAISE(ABORT, 'team usages are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS pool_draws_no_update BEFORE UPDATE ON pool_draws
+        BEGIN SELECT RAISE(ABORT, 'pool draws are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS pool_draws_no_delete BEFORE DELETE ON pool_draws
+        BEGIN SELECT RAISE(ABORT, 'pool draws are append-only'); END;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.
@@ -315,7 +375,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
 }
 
 /// The triggers that keep history append-only; each must be present.
-pub const APPEND_ONLY_TRIGGERS: [&str; 19] = [
+pub const APPEND_ONLY_TRIGGERS: [&str; 23] = [
     "history_no_update",
     "history_no_delete",
     "overage_no_update",
@@ -335,6 +395,10 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 19] = [
     "review_resolutions_no_delete",
     "expiry_reversals_no_update",
     "expiry_reversals_no_delete",
+    "team_usages_no_update",
+    "team_usages_no_delete",
+    "pool_draws_no_update",
+    "pool_draws_no_delete",
 ];
 
 /// The append-only triggers a ledger of schema `version` has: those its

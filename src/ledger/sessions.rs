@@ -182,11 +182,15 @@ fn start(
             reason: format!("resource `{resource}` is not in the grants file"),
         });
     };
-    let policy = usage::policy_of(conn, site, member)?;
     let payable = Payable::Time { resource_type };
-    let available = usage::available(conn, member, &payable, now.wall)?;
+    // Own time credit plus what the team's pool allows this member; the
+    // policy and cap are of whoever owes the overage (the payer, merged).
+    let paying = usage::pool::paying(conn, site.tz, member, &payable, now.wall)?;
+    let available = paying.available()?;
+    let owes = paying.billed_to(member);
+    let policy = usage::policy_of(conn, site, owes)?;
     let month = clock::month_start(site.tz, now.wall);
-    let overage = usage::overage_since(conn, member, Unit::Minutes, month)?;
+    let overage = usage::overage_since(conn, owes, Unit::Minutes, month)?;
     if let Some(reason) = session_refusal(policy, available, overage) {
         return Ok(TapOutcome::Refused { reason });
     }

@@ -22,6 +22,8 @@ pub struct Released {
     pub jobs: Vec<i32>,
     /// The sum of their estimates, in cents.
     pub estimate: i64,
+    /// Of `estimate`, what the members' team pool reserved, in cents.
+    pub pooled: i64,
     /// Jobs left held, each with why.
     pub kept: Vec<(i32, String)>,
     /// Follow-me jobs among `jobs`, with the queue each was moved from.
@@ -123,7 +125,7 @@ pub async fn release(
         }
         let job = w.job;
         match release_one(cfg, w.follow_me, clients, writer, site, clock, member, &job).await {
-            Ok(cents) => {
+            Ok((cents, pooled)) => {
                 out.jobs.push(job.id);
                 if let Some(fm) = w.follow_me {
                     out.moved.push((job.id, fm.id.clone()));
@@ -131,6 +133,7 @@ pub async fn release(
                 // A figure for the log line only (each estimate is at most
                 // MAX_UNITS); the holds themselves are in the ledger.
                 out.estimate = out.estimate.saturating_add(cents);
+                out.pooled = out.pooled.saturating_add(pooled);
             }
             Err(why) => out.kept.push((job.id, why)),
         }
@@ -153,7 +156,8 @@ fn oldest_first(job: &Job) -> (i64, i32) {
 }
 
 /// Holds `job`'s estimate, moves it from `follow_me` to `cfg` if it waits
-/// there, and releases it: its estimate, or why it stays held.
+/// there, and releases it: its estimate and what of it the team pool
+/// reserved, or why it stays held.
 #[allow(clippy::too_many_arguments)]
 async fn release_one(
     cfg: &PrinterConfig,
@@ -164,7 +168,7 @@ async fn release_one(
     clock: &Clock,
     member: &str,
     job: &Job,
-) -> Result<i64, String> {
+) -> Result<(i64, i64), String> {
     let client = clients.get(&cfg.id);
     let Some(estimate) = jobs::estimate_job(cfg, job) else {
         return Err("no estimate".into());
@@ -186,8 +190,8 @@ async fn release_one(
     let placed = writer
         .call_async(move |conn| crate::ledger::usage::hold(conn, &site, &req))
         .await;
-    match placed {
-        Ok(HoldOutcome::Placed(_)) => {}
+    let pooled = match placed {
+        Ok(HoldOutcome::Placed(charge)) => charge.pooled,
         Ok(HoldOutcome::Refused {
             available,
             needed,
@@ -199,7 +203,7 @@ async fn release_one(
             ))
         }
         Err(e) => return Err(format!("ledger: {}", error_chain(&e))),
-    }
+    };
     // Whatever goes wrong from here on voids the hold: the job stays held.
     let sent = match follow_me {
         Some(fm) => match move_job(fm, cfg, clients.get(&fm.id), job.id).await {
@@ -217,7 +221,7 @@ async fn release_one(
             .map_err(|e| format!("Release-Job failed: {}", error_chain(&e))),
     };
     let Err(reason) = sent else {
-        return Ok(estimate.cents);
+        return Ok((estimate.cents, pooled));
     };
     let (k, r, at) = (key, reason.clone(), clock.wall());
     let voided = writer

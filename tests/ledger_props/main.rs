@@ -29,6 +29,9 @@
 //! at that instant.
 //!
 //! A few deterministic tests in `cases.rs` pin the same rules on small cases.
+//! `teams.rs` runs its own property test of team pools (limits, `combine`,
+//! membership changes, exact-lot returns) and a concurrent test of one pool
+//! under the group-committing writer.
 //!
 //! Layout: `setup.rs` (members, credits, the starting ledger), `sql.rs` (raw
 //! SQL helpers), `model.rs` (the independent model and the harness),
@@ -44,6 +47,7 @@ mod resolve;
 mod setup;
 mod spend;
 mod sql;
+mod teams;
 
 use proptest::prelude::*;
 use tallyd::ledger::{Ledger, Site};

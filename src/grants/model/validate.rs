@@ -9,6 +9,7 @@
 //! members in `members`.
 
 mod members;
+mod teams;
 
 use super::{
     Benefit, Catalog, Expiry, Path, Plan, Product, RawBenefit, RawDate, RawFile, RawNamed, RawPlan,
@@ -213,6 +214,7 @@ impl Validator<'_> {
             products: &products,
         };
         let members = self.members(&root, &raw.members, &defined)?;
+        let teams = self.teams(&root, &raw.teams, &members, &credits)?;
         Ok(Catalog {
             tz,
             printing_name,
@@ -222,6 +224,7 @@ impl Validator<'_> {
             plans,
             products,
             members,
+            teams,
         })
     }
 

@@ -23,6 +23,10 @@ pub struct Balance {
     /// Per credit, the next amount to expire and when (balances now only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub next_expiry: Vec<NextExpiry>,
+    /// What the member's team pool makes available to them on top (balances
+    /// now only; `balance` fills it in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<super::team::PoolAvailable>,
 }
 
 /// The spendable credit of one kind that expires first, and when.
@@ -118,6 +122,7 @@ fn balance_of(
         overage_cents: 0,
         overage_minutes: 0,
         next_expiry: Vec::new(),
+        pool: None,
     };
     for row in credit {
         let (credit, sum) = row?;

@@ -1,15 +1,16 @@
 //! Debits (usage that happened) and holds (an estimate reserved before a
 //! usage), both recorded once per idempotency key.
 
-use super::credit::{candidates, member_exists, overage_since, policy_of};
-use super::entries::{add_overage, take_from_lot};
+use super::credit::{member_exists, overage_since, policy_of};
+use super::entries::{add_overage, pooled_of, take_from_lot};
+use super::pool::{self, Draw, Paying, TeamUse};
 use super::rules::{hold_verdict, over_cap, HoldVerdict};
 use super::{Charge, HoldOutcome, UsageRequest};
 use crate::clock;
-use crate::ledger::allocate::{allocate, Allocation};
+use crate::ledger::allocate::Allocation;
 use crate::ledger::history::HistoryKind;
 use crate::ledger::integrity::{self, Chain};
-use crate::ledger::{bounded, sub, sum, LedgerError, Result, Site};
+use crate::ledger::{bounded, sub, LedgerError, Result, Site};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -60,6 +61,7 @@ fn replay(conn: &Connection, req: &UsageRequest, fp: &str) -> Result<Option<Char
                     covered: r.get(2)?,
                     overage: r.get(3)?,
                     balance_after: r.get(4)?,
+                    pooled: 0,
                     replayed: true,
                 },
             ))
@@ -67,23 +69,48 @@ fn replay(conn: &Connection, req: &UsageRequest, fp: &str) -> Result<Option<Char
         .optional()?;
     match seen {
         Some((first_fp, _)) if first_fp != fp => Err(LedgerError::KeyConflict(req.key.clone())),
-        Some((_, first)) => Ok(Some(first)),
+        Some((_, first)) => Ok(Some(Charge {
+            pooled: pooled_of(conn, first.usage_id)?,
+            ..first
+        })),
         None => Ok(None),
     }
 }
 
-/// What the member could spend before this usage, and how it is paid.
-fn pay(conn: &Connection, req: &UsageRequest) -> Result<(i64, Allocation)> {
+/// How a usage is paid: what the member could spend before it (own lots and
+/// what their team's pool allows), the allocation, and the team it is made
+/// in, if any.
+struct Paid {
+    available: i64,
+    allocation: Allocation,
+    team: Option<TeamUse>,
+    /// Who owes what credit does not cover.
+    owes: Option<String>,
+}
+
+fn pay(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Paid> {
     let Some(member) = &req.member else {
-        return Ok((0, Allocation::default()));
+        return Ok(Paid {
+            available: 0,
+            allocation: Allocation::default(),
+            team: None,
+            owes: None,
+        });
     };
-    let lots = candidates(conn, member, &req.payable, req.at)?;
-    if lots.is_empty() {
+    let paying: Paying = pool::paying(conn, site.tz, member, &req.payable, req.at)?;
+    if paying.own.is_empty() && paying.team.is_none() {
         // Only then can an unknown member hide behind "no credit".
         member_exists(conn, member)?;
     }
-    let available = sum(lots.iter().map(|c| c.remaining))?;
-    Ok((available, allocate(lots, req.amount)))
+    let available = paying.available()?;
+    let owes = Some(paying.billed_to(member).to_string());
+    let team = paying.team.clone();
+    Ok(Paid {
+        available,
+        allocation: paying.allocate(req.amount),
+        team,
+        owes,
+    })
 }
 
 /// Writes the usage row, its takes from lots and its overage.
@@ -92,9 +119,9 @@ fn insert(
     req: &UsageRequest,
     fp: &str,
     is_hold: bool,
-    available: i64,
-    allocation: &Allocation,
+    paid: &Paid,
 ) -> Result<Charge> {
+    let (available, allocation) = (paid.available, &paid.allocation);
     let (origin, printer, resource) = req.origin.parts();
     // Unattributed usage is recorded, but owed by nobody.
     let overage = if req.member.is_some() {
@@ -158,23 +185,31 @@ fn insert(
     for &(lot, take) in &allocation.takes {
         take_from_lot(conn, lot, take, kind, Some(usage), "", req.at)?;
     }
-    if let Some(member) = &req.member {
+    if let (Some(member), Some(team)) = (&req.member, &paid.team) {
+        pool::record_team_usage(conn, usage, member, team)?;
+        for &(lot, amount) in allocation.pool_takes() {
+            let draw = Draw {
+                usage,
+                member,
+                lot,
+                unit: req.payable.unit(),
+                kind,
+                amount,
+                at: req.at,
+            };
+            pool::record_draw(conn, &draw)?;
+        }
+    }
+    if let Some(owes) = &paid.owes {
         let unit = req.payable.unit();
-        add_overage(
-            conn,
-            member,
-            usage,
-            unit,
-            kind,
-            allocation.uncovered,
-            req.at,
-        )?;
+        add_overage(conn, owes, usage, unit, kind, allocation.uncovered, req.at)?;
     }
     Ok(Charge {
         usage_id: usage,
         covered: allocation.covered(),
         overage,
         balance_after,
+        pooled: allocation.pooled(),
         replayed: false,
     })
 }
@@ -190,18 +225,21 @@ fn record(
     if let Some(first) = replay(conn, req, &fp)? {
         return Ok(HoldOutcome::Placed(first));
     }
-    let (available, allocation) = pay(conn, req)?;
-    if let (true, Some(member), true) = (is_hold, &req.member, allocation.uncovered > 0) {
+    let paid = pay(conn, site, req)?;
+    let uncovered = paid.allocation.uncovered;
+    if let (true, Some(owes), true) = (is_hold, &paid.owes, uncovered > 0) {
         let unit = req.payable.unit();
-        if let Some(refusal) = refuse(conn, site, member, unit, req, allocation.uncovered)? {
+        if let Some(refusal) = refuse(conn, site, owes, unit, req, uncovered)? {
             return Ok(refusal);
         }
     }
-    let charge = insert(conn, req, &fp, is_hold, available, &allocation)?;
+    let charge = insert(conn, req, &fp, is_hold, &paid)?;
     Ok(HoldOutcome::Placed(charge))
 }
 
-/// Applies the overage policy to a hold whose estimate leaves `uncovered`.
+/// Applies the overage policy of the member who owes the overage (the payer
+/// under a team's merged billing) to a hold whose estimate leaves
+/// `uncovered`.
 fn refuse(
     conn: &Connection,
     site: &Site,

@@ -2,6 +2,7 @@
 //! its history row, overage recorded, and a usage's totals read back.
 
 use super::credit::available;
+use super::pool::USAGE_LOTS;
 use super::{Charge, Payable};
 use crate::ledger::history::{self, Entry, HistoryKind};
 use crate::ledger::integrity::{self, Chain};
@@ -114,14 +115,15 @@ pub(super) fn add_overage(
 }
 
 /// The usage's totals so far: taken from lots, and on the overage account.
-/// History rows of a usage are found through its member's lots (there is no
-/// index on `history.usage_id`: every index costs each debit's commit a page).
+/// History rows of a usage are found through its member's lots and the pool
+/// lots it drew from (there is no index on `history.usage_id`: every index
+/// costs each debit's commit a page).
 pub(super) fn totals(conn: &Connection, usage: i64, member: Option<&str>) -> Result<(i64, i64)> {
     let covered: i64 = match member {
         Some(m) => conn
             .prepare_cached(
-                "SELECT COALESCE(-SUM(delta), 0) FROM history
-                 WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')",
+                &format!("SELECT COALESCE(-SUM(delta), 0) FROM history
+                 WHERE {USAGE_LOTS} AND usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')"),
             )?
             .query_row(params![usage, m], |r| r.get(0))?,
         None => 0,
@@ -151,7 +153,17 @@ pub(super) fn charge_of(
         usage_id: usage,
         covered,
         overage,
+        pooled: pooled_of(conn, usage)?,
         balance_after,
         replayed,
     })
+}
+
+/// What `usage` took from its team's pool, net of what went back.
+pub(super) fn pooled_of(conn: &Connection, usage: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount), 0) FROM pool_draws WHERE usage_id = ?1 AND kind <> 'refund'",
+        )?
+        .query_row([usage], |r| r.get(0))?)
 }

@@ -2,11 +2,10 @@
 //! void it; and the one question the printer side asks, whether a key has an
 //! open hold.
 
-use super::credit::candidates;
 use super::entries::{add_overage, charge_of, give_back, take_from_lot};
+use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw, USAGE_LOTS};
 use super::rules::{settle_plan, SettlePlan};
 use super::{Charge, Payable};
-use crate::ledger::allocate::allocate;
 use crate::ledger::history::HistoryKind;
 use crate::ledger::{bounded, LedgerError, Result, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -101,10 +100,10 @@ pub(super) fn resolution(conn: &Connection, usage: i64) -> Result<Option<(String
 /// The lots a hold reserved from, in the order it took them, and the overage
 /// it reserved.
 fn reserved(conn: &Connection, usage: i64, member: &str) -> Result<(Vec<(i64, i64)>, i64)> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT lot_id, -SUM(delta) FROM history WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1 AND kind = 'hold'
-         GROUP BY lot_id ORDER BY MIN(id)",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT lot_id, -SUM(delta) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1 AND kind = 'hold'
+         GROUP BY lot_id ORDER BY MIN(id)"
+    ))?;
     let lots = stmt
         .query_map(params![usage, member], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
@@ -140,30 +139,42 @@ fn apply(
     at: Ts,
 ) -> Result<()> {
     let unit = hold.payable.unit();
+    let owes = owes_overage(conn, hold.usage, &hold.member)?;
     match plan {
         SettlePlan::TakeMore { extra } => {
-            let lots = candidates(conn, &hold.member, &hold.payable, at)?;
-            let more = allocate(lots, extra);
+            let paying = paying_for_usage(conn, hold.usage, &hold.member, &hold.payable, at)?;
+            let more = paying.allocate(extra);
             for &(lot, take) in &more.takes {
                 take_from_lot(conn, lot, take, kind, Some(hold.usage), "", at)?;
             }
-            add_overage(
-                conn,
-                &hold.member,
-                hold.usage,
-                unit,
-                kind,
-                more.uncovered,
-                at,
-            )
+            for &(lot, amount) in more.pool_takes() {
+                record_draw(conn, &draw(hold, lot, kind, amount, at))?;
+            }
+            add_overage(conn, &owes, hold.usage, unit, kind, more.uncovered, at)
         }
         SettlePlan::GiveBack { overage, lots } => {
-            add_overage(conn, &hold.member, hold.usage, unit, kind, -overage, at)?;
+            add_overage(conn, &owes, hold.usage, unit, kind, -overage, at)?;
+            let pooled = pool_lots(conn, hold.usage)?;
             for (lot, amount) in lots {
                 give_back(conn, lot, amount, kind, hold.usage, at)?;
+                if pooled.contains(&lot) {
+                    record_draw(conn, &draw(hold, lot, kind, -amount, at))?;
+                }
             }
             Ok(())
         }
+    }
+}
+
+fn draw(hold: &HoldRow, lot: i64, kind: HistoryKind, amount: i64, at: Ts) -> Draw<'_> {
+    Draw {
+        usage: hold.usage,
+        member: &hold.member,
+        lot,
+        unit: hold.payable.unit(),
+        kind,
+        amount,
+        at,
     }
 }
 

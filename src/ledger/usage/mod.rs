@@ -11,6 +11,7 @@
 //!   back and in what order, where a refund returns credit);
 //! - [`credit`]: what a member can spend, and their policy;
 //! - [`entries`]: the rows a usage moves (lots, history, overage);
+//! - [`pool`]: a team member's pool, their monthly limit, and the draws;
 //! - [`debit`], [`hold`], [`refund`]: the operations, each applying a rule;
 //! - [`agree`]: whether a usage agrees with its history and overage rows
 //!   (`tallyd check-ledger`).
@@ -20,6 +21,7 @@ mod credit;
 mod debit;
 mod entries;
 mod hold;
+pub mod pool;
 mod refund;
 pub mod rules;
 
@@ -132,8 +134,11 @@ pub struct Charge {
     pub usage_id: i64,
     /// Taken from lots.
     pub covered: i64,
-    /// Recorded on the member's overage account.
+    /// Recorded on the member's overage account (the payer's, under a
+    /// team's merged billing).
     pub overage: i64,
+    /// Of `covered`, what came from the member's team pool (net of returns).
+    pub pooled: i64,
     /// What the member has left for this kind of usage afterwards.
     pub balance_after: i64,
     /// True when the key had been seen before and nothing changed.

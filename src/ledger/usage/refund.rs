@@ -4,6 +4,7 @@
 
 use super::entries::{add_overage, take_from_lot, totals};
 use super::hold::resolution;
+use super::pool::{owes_overage, pool_lots, record_draw, Draw, USAGE_LOTS};
 use super::rules::{refund_plan, RefundStep, Taken};
 use super::{Payable, Refund};
 use crate::ledger::allocate::SourceKind;
@@ -44,7 +45,9 @@ fn usage_row(conn: &Connection, key: &str) -> Result<UsageRow> {
 fn refund_at(conn: &Connection, u: &UsageRow, at: Ts) -> Result<Ts> {
     let last: Option<Ts> = match &u.member {
         Some(m) => conn
-            .prepare_cached("SELECT MAX(at) FROM history WHERE lot_id IN (SELECT id FROM lots WHERE member_id = ?2) AND usage_id = ?1")?
+            .prepare_cached(&format!(
+                "SELECT MAX(at) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1"
+            ))?
             .query_row(params![u.id, m], |r| r.get(0))?,
         None => None,
     };
@@ -79,7 +82,9 @@ fn taken(conn: &Connection, usage: i64, member: &str, at: Ts) -> Result<Vec<Take
         "SELECT h.lot_id, -SUM(h.delta), l.credit,
                 (l.voided_at IS NOT NULL OR (l.expires_at IS NOT NULL AND l.expires_at <= ?2))
          FROM history h JOIN lots l ON l.id = h.lot_id
-         WHERE h.lot_id IN (SELECT id FROM lots WHERE member_id = ?3) AND h.usage_id = ?1
+         WHERE (h.lot_id IN (SELECT id FROM lots WHERE member_id = ?3)
+                OR h.lot_id IN (SELECT lot_id FROM pool_draws WHERE usage_id = ?1))
+           AND h.usage_id = ?1
            AND h.kind IN ('debit', 'hold', 'settle', 'void')
          GROUP BY h.lot_id ORDER BY MIN(h.id)",
     )?;
@@ -104,8 +109,10 @@ fn give_back(
     out: &mut Refund,
 ) -> Result<()> {
     let note = format!("refunded: {reason}");
+    let pooled = pool_lots(conn, u.id)?;
+    let unit = u.payable.unit();
     for step in refund_plan(taken(conn, u.id, member, at)?) {
-        match step {
+        let (lot, amount) = match step {
             RefundStep::Restore { lot, amount } => {
                 take_from_lot(
                     conn,
@@ -117,14 +124,16 @@ fn give_back(
                     at,
                 )?;
                 out.restored = add(out.restored, amount)?;
+                (lot, amount)
             }
             RefundStep::Regrant {
                 lot,
                 credit,
                 amount,
             } => {
+                // To the lot's owner: the payer, for a lot of the pool.
                 let grant = GrantRequest {
-                    member: member.to_string(),
+                    member: lots::owner(conn, lot)?,
                     credit,
                     amount,
                     valid_from: at,
@@ -136,12 +145,25 @@ fn give_back(
                 };
                 lots::grant(conn, &grant)?;
                 out.regranted = add(out.regranted, amount)?;
+                (lot, amount)
             }
+        };
+        if pooled.contains(&lot) {
+            let draw = Draw {
+                usage: u.id,
+                member,
+                lot,
+                unit,
+                kind: HistoryKind::Refund,
+                amount: -amount,
+                at,
+            };
+            record_draw(conn, &draw)?;
         }
     }
     let (_, overage) = totals(conn, u.id, Some(member))?;
-    let unit = u.payable.unit();
-    add_overage(conn, member, u.id, unit, HistoryKind::Refund, -overage, at)?;
+    let owes = owes_overage(conn, u.id, member)?;
+    add_overage(conn, &owes, u.id, unit, HistoryKind::Refund, -overage, at)?;
     out.overage_reversed = overage;
     Ok(())
 }

@@ -63,6 +63,23 @@ pub fn session_refusal(
     }
 }
 
+/// What a team member may still take from the pool this month: the limit
+/// less what they drew (net of returns, holds included); `None` when the
+/// team sets no limit. Never below 0, even when a lowered limit is
+/// already passed.
+pub fn pool_allowance(limit: Option<i64>, drawn: i64) -> Option<i64> {
+    limit.map(|l| l.saturating_sub(drawn).max(0))
+}
+
+/// Who owes a team member's overage: the payer under merged billing.
+pub fn billed_to<'a>(member: &'a str, payer: &'a str, merged: bool) -> &'a str {
+    if merged {
+        payer
+    } else {
+        member
+    }
+}
+
 /// How a hold settles to the real cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettlePlan {
@@ -173,6 +190,17 @@ mod tests {
         assert!(!over_cap(300, 250, 50));
         assert!(over_cap(300, 251, 50));
         assert!(over_cap(300, i64::MAX, 1));
+    }
+
+    #[test]
+    fn the_pool_allows_the_limit_less_this_months_draws() {
+        assert_eq!(pool_allowance(None, 5_000), None);
+        assert_eq!(pool_allowance(Some(1000), 300), Some(700));
+        assert_eq!(pool_allowance(Some(1000), 1000), Some(0));
+        // A limit lowered below what was drawn allows nothing, never less.
+        assert_eq!(pool_allowance(Some(100), 300), Some(0));
+        assert_eq!(billed_to("bob", "acme-boss", true), "acme-boss");
+        assert_eq!(billed_to("bob", "acme-boss", false), "bob");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! wall clock ([`clock`]), a printer-sent print user that would forge a log
 //! line or a table row ([`forged`]), `ipps://` printers with private
 //! certificates ([`tls`]), backups and restore ([`backup`]), and SIGKILL
-//! at random moments ([`crash`], [`release_crash`]).
+//! at random moments ([`crash`], [`release_crash`]); team members drawing
+//! on their pool at the printer and the door ([`teams`]).
 
 mod analysis;
 mod backup;
@@ -28,4 +29,5 @@ mod review;
 mod sessions;
 mod signals;
 mod supervision;
+mod teams;
 mod tls;

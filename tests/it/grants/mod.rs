@@ -2,10 +2,12 @@
 //! broken files rejected by the real binary with nothing changed ([`bad`]),
 //! the URL source against a real HTTP server ([`http`]), and its
 //! credentials, never shown in output or logs ([`secrets`]); HTTPS with a
-//! private CA or a self-signed certificate ([`tls`]).
+//! private CA or a self-signed certificate ([`tls`]); teams under the sync
+//! rules ([`teams`]).
 
 mod bad;
 mod http;
 mod secrets;
 mod sync;
+mod teams;
 mod tls;

@@ -1,0 +1,263 @@
+//! A team member's pool: the lots beyond their own that can pay for a usage
+//! (the payer's lots of a shared credit, then with `combine` the other
+//! members' plan lots of it), what their monthly limit still allows, and the
+//! rows that record each draw and return, so a settle, void or refund finds
+//! the exact lots again and the limit counts every draw.
+
+use super::credit::candidates;
+use super::Payable;
+use crate::clock;
+use crate::ledger::allocate::{allocate_pooled, Allocation, Candidate, SourceKind};
+use crate::ledger::history::HistoryKind;
+use crate::ledger::teams::{terms_of, Terms, ALL};
+use crate::ledger::usage::rules::{billed_to, pool_allowance};
+use crate::ledger::{sum, Result, Ts};
+use crate::money::Unit;
+use chrono_tz::Tz;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
+
+/// A usage made by a member of a team: the team's terms and the calendar
+/// month (its start) whose pool limit it counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamUse {
+    pub terms: Terms,
+    pub month: Ts,
+}
+
+/// Everything a member can spend on one usage: their own lots, the pool's
+/// tiers, and what their limit lets them take from the pool.
+#[derive(Debug, Clone, Default)]
+pub struct Paying {
+    pub own: Vec<Candidate>,
+    pub pool: Vec<Vec<Candidate>>,
+    pub allowance: Option<i64>,
+    pub team: Option<TeamUse>,
+}
+
+impl Paying {
+    /// What the pool can give this member now: its lots, up to the limit.
+    pub fn pool_allows(&self) -> Result<i64> {
+        let lots = sum(self.pool.iter().flatten().map(|c| c.remaining))?;
+        Ok(self.allowance.map_or(lots, |a| lots.min(a)))
+    }
+
+    /// Own credit plus what the pool allows: what the next charge can use.
+    pub fn available(&self) -> Result<i64> {
+        crate::ledger::add(
+            sum(self.own.iter().map(|c| c.remaining))?,
+            self.pool_allows()?,
+        )
+    }
+
+    pub fn allocate(self, amount: i64) -> Allocation {
+        allocate_pooled(self.own, self.pool, self.allowance, amount)
+    }
+
+    /// Who owes overage: the payer under merged billing.
+    pub fn billed_to<'a>(&'a self, member: &'a str) -> &'a str {
+        match &self.team {
+            Some(t) => billed_to(member, &t.terms.payer, t.terms.merged),
+            None => member,
+        }
+    }
+}
+
+/// What `member` can spend on `payable` at `at`, with their team's pool as
+/// the ledger holds it now (months in `tz`).
+pub fn paying(
+    conn: &Connection,
+    tz: Tz,
+    member: &str,
+    payable: &Payable,
+    at: Ts,
+) -> Result<Paying> {
+    let own = candidates(conn, member, payable, at)?;
+    let Some(terms) = terms_of(conn, member)? else {
+        return Ok(Paying {
+            own,
+            ..Paying::default()
+        });
+    };
+    let month = clock::month_start(tz, at);
+    with_pool(conn, own, member, payable, at, TeamUse { terms, month })
+}
+
+fn with_pool(
+    conn: &Connection,
+    own: Vec<Candidate>,
+    member: &str,
+    payable: &Payable,
+    at: Ts,
+    team: TeamUse,
+) -> Result<Paying> {
+    let unit = payable.unit();
+    let limit = match unit {
+        Unit::Cents => team.terms.limit_cents,
+        Unit::Minutes => team.terms.limit_minutes,
+    };
+    let allowance = match limit {
+        Some(_) => pool_allowance(limit, drawn(conn, member, unit, team.month)?),
+        None => None,
+    };
+    let mut pool = vec![tier(conn, member, &team.terms, payable, at, false)?];
+    if team.terms.combine {
+        pool.push(tier(conn, member, &team.terms, payable, at, true)?);
+    }
+    Ok(Paying {
+        own,
+        pool,
+        allowance,
+        team: Some(team),
+    })
+}
+
+/// What a hold's settle can spend: the pool of the team it was made in,
+/// counted in the hold's month, only while the member is still in it.
+pub fn paying_for_usage(
+    conn: &Connection,
+    usage: i64,
+    member: &str,
+    payable: &Payable,
+    at: Ts,
+) -> Result<Paying> {
+    let own = candidates(conn, member, payable, at)?;
+    let recorded = team_of_usage(conn, usage)?;
+    let current = terms_of(conn, member)?;
+    match (recorded, current) {
+        (Some((team, _, month)), Some(terms)) if terms.team == team => {
+            with_pool(conn, own, member, payable, at, TeamUse { terms, month })
+        }
+        _ => Ok(Paying {
+            own,
+            ..Paying::default()
+        }),
+    }
+}
+
+/// One tier of the pool: the payer's lots (`others` false; none when the
+/// member is the payer) or the other members' plan lots.
+fn tier(
+    conn: &Connection,
+    member: &str,
+    terms: &Terms,
+    payable: &Payable,
+    at: Ts,
+    others: bool,
+) -> Result<Vec<Candidate>> {
+    let whose = if others {
+        "member_id IN (SELECT member_id FROM team_members WHERE team_id = ?4 AND member_id <> ?1 AND member_id <> ?5) AND source = 'plan'"
+    } else {
+        "member_id = ?1 AND member_id <> ?5"
+    };
+    let sql = format!(
+        "SELECT id, remaining, expires_at, source, valid_from FROM lots
+         WHERE {whose} AND remaining > 0 AND valid_from <= ?2
+           AND (expires_at IS NULL OR expires_at > ?2) AND voided_at IS NULL
+           AND ((?3 IS NULL AND credit = '{printing}')
+                OR credit IN (SELECT credit_id FROM time_credit_types WHERE resource_type = ?3))
+           AND (EXISTS (SELECT 1 FROM team_shares WHERE team_id = ?4 AND credit = '{ALL}')
+                OR credit IN (SELECT credit FROM team_shares WHERE team_id = ?4))",
+        printing = crate::ledger::PRINTING,
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![terms.payer, at, payable.resource_type(), terms.team, member],
+        |r| {
+            let source: String = r.get(3)?;
+            Ok(Candidate {
+                lot: r.get(0)?,
+                remaining: r.get(1)?,
+                expires_at: r.get(2)?,
+                source: SourceKind::parse(&source).unwrap_or(SourceKind::Adjustment),
+                valid_from: r.get(4)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What `member` drew from their pool in `unit` for usages of the month
+/// starting at `month`, net of what went back.
+pub fn drawn(conn: &Connection, member: &str, unit: Unit, month: Ts) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(amount), 0) FROM pool_draws WHERE member_id = ?1 AND unit = ?2 AND month = ?3",
+        )?
+        .query_row(params![member, unit.as_str(), month], |r| r.get(0))?)
+}
+
+/// Records that `usage` was made by `member` in a team.
+pub fn record_team_usage(
+    conn: &Connection,
+    usage: i64,
+    member: &str,
+    team: &TeamUse,
+) -> Result<()> {
+    let owes = billed_to(member, &team.terms.payer, team.terms.merged);
+    conn.prepare_cached(
+        "INSERT INTO team_usages (usage_id, team_id, member_id, billed_to, month) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![usage, team.terms.team, member, owes, team.month])?;
+    Ok(())
+}
+
+/// The team a usage was made in, who owes its overage, and its month.
+pub fn team_of_usage(conn: &Connection, usage: i64) -> Result<Option<(String, String, Ts)>> {
+    Ok(conn
+        .prepare_cached("SELECT team_id, billed_to, month FROM team_usages WHERE usage_id = ?1")?
+        .query_row([usage], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// Who owes `usage`'s overage: as recorded for a team usage, else `member`.
+pub fn owes_overage(conn: &Connection, usage: i64, member: &str) -> Result<String> {
+    Ok(team_of_usage(conn, usage)?.map_or_else(|| member.to_string(), |(_, owes, _)| owes))
+}
+
+/// One draw from (positive) or return to (negative) a lot of the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw<'a> {
+    pub usage: i64,
+    pub member: &'a str,
+    pub lot: i64,
+    pub unit: Unit,
+    pub kind: HistoryKind,
+    pub amount: i64,
+    pub at: Ts,
+}
+
+/// Records a draw, counted in its usage's team and month.
+pub fn record_draw(conn: &Connection, d: &Draw<'_>) -> Result<()> {
+    if d.amount == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO pool_draws (usage_id, team_id, member_id, lot_id, unit, kind, amount, month, at)
+         SELECT ?1, team_id, ?2, ?3, ?4, ?5, ?6, month, ?7 FROM team_usages WHERE usage_id = ?1",
+    )?
+    .execute(params![
+        d.usage,
+        d.member,
+        d.lot,
+        d.unit.as_str(),
+        d.kind.as_str(),
+        d.amount,
+        d.at
+    ])?;
+    Ok(())
+}
+
+/// The pool lots `usage` drew from.
+pub fn pool_lots(conn: &Connection, usage: i64) -> Result<HashSet<i64>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT lot_id FROM pool_draws WHERE usage_id = ?1")?;
+    let lots = stmt.query_map([usage], |r| r.get(0))?;
+    Ok(lots.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The history rows of a usage are on its member's lots and the pool lots
+/// it drew from: this condition (on `lot_id`, with the usage as `?1` and
+/// the member as `?2`) finds them.
+pub const USAGE_LOTS: &str = "(lot_id IN (SELECT id FROM lots WHERE member_id = ?2)
+     OR lot_id IN (SELECT lot_id FROM pool_draws WHERE usage_id = ?1))";
