@@ -1,5 +1,6 @@
 use super::*;
 use crate::ledger::lots::{self, GrantRequest};
+use crate::ledger::schema::SCHEMA_VERSION;
 use crate::ledger::{Ledger, Origin, Payable, Site, SourceKind, UsageRequest};
 use std::os::unix::fs::MetadataExt;
 
@@ -54,9 +55,12 @@ fn a_backup_is_checked_named_and_0600_in_a_0700_folder() {
     let w = take(&path, &dir, 1_796_007_600).expect("backup");
     assert_eq!(
         w.path,
-        tmp.path().join("backups/ledger-20261130T030000Z-v9.db")
+        tmp.path().join(format!(
+            "backups/ledger-20261130T030000Z-v{SCHEMA_VERSION}.db"
+        ))
     );
-    assert_eq!((w.schema, mode(&w.path), mode(&dir)), (9, 0o600, 0o700));
+    let modes = (w.schema, mode(&w.path), mode(&dir));
+    assert_eq!(modes, (SCHEMA_VERSION, 0o600, 0o700));
     assert!(w.verdicts.iter().all(|v| v.ok), "{:?}", w.verdicts);
     // Nothing else is left in the folder: no temporary file, no journal.
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
@@ -129,7 +133,7 @@ fn an_older_schema_is_backed_up_before_it_is_migrated() {
     let listed = list(&path, &default_dir(&path)).expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].name.ends_with("-v8.db"), "{listed:?}");
-    // Opened again at schema 9: no migration, no backup.
+    // Opened again at the current schema: no migration, no backup.
     drop(reopened);
     let again = Ledger::open(&path, Site::default()).expect("open");
     assert!(again.migration_backup().is_none());
