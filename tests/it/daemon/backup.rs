@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// The schema version this build writes (backups carry it in their name).
+const SCHEMA: i64 = tallyd::ledger::schema::SCHEMA_VERSION;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).expect("metadata").mode() & 0o777
@@ -101,7 +103,7 @@ fn a_backup_during_a_burst_of_charges_is_consistent_and_restores_to_a_daemon_tha
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         list.lines()
-            .any(|l| l.starts_with(&name) && l.contains(" 9 ")),
+            .any(|l| l.starts_with(&name) && l.contains(&format!(" {SCHEMA} "))),
         "{list}"
     );
 
@@ -166,6 +168,7 @@ fn site_with_a_backup() -> (Site, PathBuf) {
 
 #[test]
 fn a_truncated_byte_flipped_tampered_or_newer_backup_is_refused_with_its_reason() {
+    let _serial = crate::support::serial();
     let (site, good) = site_with_a_backup();
     let bytes = std::fs::read(&good).expect("read");
     let ledger_before = std::fs::read(site.path("ledger.db")).expect("ledger");
@@ -223,7 +226,9 @@ fn a_truncated_byte_flipped_tampered_or_newer_backup_is_refused_with_its_reason(
     let err = site.cli_fails(&["restore", newer.to_str().unwrap()]);
     println!("newer: {err}");
     assert!(
-        err.contains("schema version 99 is newer than this tallyd's (9)"),
+        err.contains(&format!(
+            "schema version 99 is newer than this tallyd's ({SCHEMA})"
+        )),
         "{err}"
     );
 
@@ -262,6 +267,7 @@ fn rfc3339(ts: i64) -> String {
 
 #[test]
 fn scheduled_backups_run_on_the_test_clock_and_keep_exactly_keep() {
+    let _serial = crate::support::serial();
     let site = Site::new(&[]);
     let (at, due) = two_hours_ahead();
     site.write_config_with(
@@ -298,7 +304,7 @@ fn scheduled_backups_run_on_the_test_clock_and_keep_exactly_keep() {
     for field in [
         "bytes=",
         "seconds=",
-        "schema=9",
+        &format!("schema={SCHEMA}"),
         &format!("file={}", new.display()),
     ] {
         assert!(line[0].contains(field), "{field} in {}", line[0]);
@@ -319,6 +325,7 @@ fn scheduled_backups_run_on_the_test_clock_and_keep_exactly_keep() {
 
 #[test]
 fn a_failing_backup_is_an_error_once_and_its_recovery_one_line() {
+    let _serial = crate::support::serial();
     let site = Site::new(&[]);
     let (at, _) = two_hours_ahead();
     // The folder cannot be created: a file is in its way.
@@ -367,6 +374,7 @@ fn a_failing_backup_is_an_error_once_and_its_recovery_one_line() {
 
 #[test]
 fn a_daemon_upgrading_an_older_ledger_backs_it_up_before_the_migration() {
+    let _serial = crate::support::serial();
     let site = Site::new(&[]);
     site.cli(&[
         "grant", "alice", "--name", "Alice", "--amount", "20", "--reason", "welcome",
