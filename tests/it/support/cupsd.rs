@@ -54,7 +54,8 @@ pub struct Cupsd {
 }
 
 impl Cupsd {
-    pub(super) fn start(shared: Arc<Shared>, port: u16, log_level: &str) -> Cupsd {
+    /// `extra` is more `cupsd.conf` lines (e.g. `MaxJobs 0\n`).
+    pub(super) fn start(shared: Arc<Shared>, port: u16, log_level: &str, extra: &str) -> Cupsd {
         let started = Instant::now();
         let cupsd = require("cupsd");
         require("lpadmin");
@@ -74,7 +75,7 @@ impl Cupsd {
         let conf = format!(
             "LogLevel {log_level}\nMaxLogSize 0\nListen 127.0.0.1:{port}\nBrowsing No\n\
              BrowseLocalProtocols none\nDefaultAuthType None\nWebInterface No\n\
-             PreserveJobHistory Yes\n\
+             PreserveJobHistory Yes\n{extra}\
              <Location />\n  Order allow,deny\n  Allow all\n</Location>\n\
              <Policy default>\n  JobPrivateAccess all\n  JobPrivateValues none\n\
              \x20 SubscriptionPrivateAccess all\n  SubscriptionPrivateValues none\n\

@@ -102,13 +102,20 @@ impl Peers {
 
     /// Starts a private cupsd on `port`; panics if it cannot listen there.
     pub fn cupsd_on(&self, port: u16) -> Cupsd {
-        Cupsd::start(self.shared.clone(), port, "debug")
+        Cupsd::start(self.shared.clone(), port, "debug", "")
     }
 
     /// A private cupsd logging only warnings, as a production cupsd does
     /// (`LogLevel debug` costs cupsd more CPU per request than the request).
     #[allow(dead_code, reason = "only the benches use it")]
     pub fn cupsd_quiet(&self) -> Cupsd {
-        Cupsd::start(self.shared.clone(), free_port(), "warn")
+        self.cupsd_quiet_with("")
+    }
+
+    /// [`Peers::cupsd_quiet`] with more `cupsd.conf` lines, e.g.
+    /// `MaxJobs 0\n` (cupsd keeps at most 500 jobs by default).
+    #[allow(dead_code, reason = "only the benches use it")]
+    pub fn cupsd_quiet_with(&self, extra: &str) -> Cupsd {
+        Cupsd::start(self.shared.clone(), free_port(), "warn", extra)
     }
 }
