@@ -6,6 +6,7 @@ use crate::config::{Binding, Mode, PrinterConfig, ReaderConfig};
 use crate::ledger::owners::{card_owner, CardOwner};
 use crate::ledger::sessions::{self, TapOutcome};
 use crate::ledger::writer::WriterHandle;
+use crate::printer::client::IppError;
 use crate::printer::client::PrinterClients;
 use crate::printer::release;
 use crate::reader::port::Tap;
@@ -25,36 +26,63 @@ pub struct TapContext {
     pub clock: Clock,
 }
 
-/// Handles one tap; logs one line for what it did.
+/// Handles one tap; logs one line for what it did. At a printer, the
+/// printer is asked about its jobs while the card is looked up.
 pub async fn handle(ctx: &TapContext, tap: Tap) {
     let Some(reader) = ctx.readers.iter().find(|r| r.id == tap.reader).cloned() else {
         return;
     };
     let now = Now::read(&ctx.clock);
     let (card, reader_id, at) = (tap.card.clone(), reader.id.clone(), now.wall);
-    let owner = ctx
+    let lookup = ctx
         .writer
-        .call_async(move |conn| card_owner(conn, &card, &reader_id, at))
-        .await;
+        .call_async(move |conn| card_owner(conn, &card, &reader_id, at));
+    match &reader.binding {
+        Binding::Printer(printer) => {
+            let Some(cfg) = ctx.printers.iter().find(|p| &p.id == printer) else {
+                return;
+            };
+            let follow_me: Vec<&PrinterConfig> = ctx
+                .printers
+                .iter()
+                .filter(|p| p.mode == Mode::FollowMe && p.release_to.iter().any(|t| t == printer))
+                .collect();
+            let (owner, survey) =
+                tokio::join!(lookup, release::survey(cfg, &follow_me, &ctx.clients));
+            if let Some((member, users)) = member_of(owner, &reader, &tap) {
+                release_at(ctx, &reader, printer, &member, &users, survey).await
+            }
+        }
+        Binding::Resource(resource) => {
+            if let Some((member, _)) = member_of(lookup.await, &reader, &tap) {
+                session_at(ctx, &reader, resource, &member, now).await
+            }
+        }
+    }
+}
+
+/// The tapping member and their print user names, or `None` (logged) for a
+/// closed member's or an unknown card, or a ledger that cannot be read.
+fn member_of(
+    owner: crate::ledger::Result<CardOwner>,
+    reader: &ReaderConfig,
+    tap: &Tap,
+) -> Option<(String, Vec<String>)> {
     let card = tap.card.masked();
-    let (member, users) = match owner {
-        Ok(CardOwner::Member { id, print_users }) => (id, print_users),
+    match owner {
+        Ok(CardOwner::Member { id, print_users }) => Some((id, print_users)),
         Ok(CardOwner::Closed { id }) => {
             tracing::warn!(reader = %reader.id, card = %card, member = %id, "tap refused: the member is closed");
-            return;
+            None
         }
         Ok(CardOwner::Unknown) => {
             tracing::warn!(reader = %reader.id, card = %card, "tap refused: unknown card (see `tallyd cards` to enrol it)");
-            return;
+            None
         }
         Err(e) => {
             tracing::error!(reader = %reader.id, card = %card, error = %e, "tap failed: cannot read the ledger");
-            return;
+            None
         }
-    };
-    match &reader.binding {
-        Binding::Printer(printer) => release_at(ctx, &reader, printer, &member, &users).await,
-        Binding::Resource(resource) => session_at(ctx, &reader, resource, &member, now).await,
     }
 }
 
@@ -64,25 +92,20 @@ async fn release_at(
     printer: &str,
     member: &str,
     users: &[String],
+    survey: Result<release::Survey<'_>, IppError>,
 ) {
-    let Some(cfg) = ctx.printers.iter().find(|p| p.id == printer) else {
-        return;
+    let released = async {
+        release::release(
+            survey?,
+            &ctx.clients,
+            &ctx.writer,
+            &ctx.site,
+            &ctx.clock,
+            member,
+            users,
+        )
+        .await
     };
-    let follow_me: Vec<&PrinterConfig> = ctx
-        .printers
-        .iter()
-        .filter(|p| p.mode == Mode::FollowMe && p.release_to.iter().any(|t| t == printer))
-        .collect();
-    let released = release::release(
-        cfg,
-        &follow_me,
-        &ctx.clients,
-        &ctx.writer,
-        &ctx.site,
-        &ctx.clock,
-        member,
-        users,
-    );
     match released.await {
         Ok(r) if r.blocked.is_some() => {
             let held: Vec<String> = r.kept.iter().map(|(j, _)| j.to_string()).collect();

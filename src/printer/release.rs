@@ -52,28 +52,27 @@ struct Waiting<'a> {
     follow_me: Option<&'a PrinterConfig>,
 }
 
-/// Releases `member`'s held jobs at `cfg`, and those waiting for them at
-/// the `follow_me` queues that list `cfg` in their `release_to`: unless
-/// the printer says it cannot print now (see [`state`]), for each job,
-/// oldest first, place a hold for its estimate at `cfg`'s prices (the
-/// member's overage policy may refuse it, and later, smaller jobs may still
-/// fit), move a follow-me job to `cfg` with `CUPS-Move-Job`, then send
-/// Release-Job; a failed move or release voids the hold and the job stays
-/// held. Ledger rows are dated by `clock`.
-#[allow(clippy::too_many_arguments)]
-pub async fn release(
-    cfg: &PrinterConfig,
-    follow_me: &[&PrinterConfig],
+/// What a tap at `cfg` needs to know from the printers before it knows
+/// whose card it was: the printer's state, and the jobs not completed there
+/// and at each follow-me queue that lists it.
+pub struct Survey<'a> {
+    cfg: &'a PrinterConfig,
+    printer: state::PrinterState,
+    own: Vec<Job>,
+    elsewhere: Vec<(&'a PrinterConfig, Vec<Job>)>,
+}
+
+/// Asks `cfg`'s printer its state and lists the jobs waiting there and at
+/// the `follow_me` queues that list `cfg` in their `release_to`, all at
+/// once (the state costs a tap no extra round trip; a tap looks its card up
+/// meanwhile).
+pub async fn survey<'a>(
+    cfg: &'a PrinterConfig,
+    follow_me: &[&'a PrinterConfig],
     clients: &PrinterClients,
-    writer: &WriterHandle,
-    site: &LiveSite,
-    clock: &Clock,
-    member: &str,
-    users: &[String],
-) -> Result<Released, IppError> {
+) -> Result<Survey<'a>, IppError> {
     // Each printer through its own client (its ca_file or fingerprint).
     let client = clients.get(&cfg.id);
-    // All questions at once: the state costs the tap no extra round trip.
     let query = JobsQuery::new(cfg, Which::NotCompleted)?;
     let elsewhere = async {
         let mut all = Vec::new();
@@ -81,17 +80,52 @@ pub async fn release(
             let listed = JobsQuery::new(fm, Which::NotCompleted)?
                 .fetch(clients.get(&fm.id))
                 .await?;
-            all.extend(held_jobs_of(listed, users).into_iter().map(|job| Waiting {
-                job,
-                follow_me: Some(*fm),
-            }));
+            all.push((*fm, listed));
         }
         Ok::<_, IppError>(all)
     };
-    let (printer, listed, elsewhere) =
+    let (printer, own, elsewhere) =
         tokio::join!(state::fetch(cfg, client), query.fetch(client), elsewhere);
-    let (printer, listed, elsewhere) = (printer?, listed?, elsewhere?);
-    let mut waiting: Vec<Waiting> = held_jobs_of(listed, users)
+    Ok(Survey {
+        cfg,
+        printer: printer?,
+        own: own?,
+        elsewhere: elsewhere?,
+    })
+}
+
+/// Releases `member`'s held jobs found by `survey` at its printer and at
+/// the follow-me queues: unless the printer says it cannot print now (see
+/// [`state`]), for each job, oldest first, place a hold for its estimate at
+/// the printer's prices (the member's overage policy may refuse it, and
+/// later, smaller jobs may still fit), move a follow-me job there with
+/// `CUPS-Move-Job`, then send Release-Job; a failed move or release voids
+/// the hold and the job stays held. Ledger rows are dated by `clock`.
+#[allow(clippy::too_many_arguments)]
+pub async fn release(
+    survey: Survey<'_>,
+    clients: &PrinterClients,
+    writer: &WriterHandle,
+    site: &LiveSite,
+    clock: &Clock,
+    member: &str,
+    users: &[String],
+) -> Result<Released, IppError> {
+    let Survey {
+        cfg,
+        printer,
+        own,
+        elsewhere,
+    } = survey;
+    let elsewhere = elsewhere.into_iter().flat_map(|(fm, listed)| {
+        held_jobs_of(listed, users)
+            .into_iter()
+            .map(move |job| Waiting {
+                job,
+                follow_me: Some(fm),
+            })
+    });
+    let mut waiting: Vec<Waiting> = held_jobs_of(own, users)
         .into_iter()
         .map(|job| Waiting {
             job,
