@@ -34,6 +34,24 @@ pub fn error_chain(error: &dyn Error) -> String {
     line
 }
 
+/// `text` with its control characters written as Rust escapes (`\n`,
+/// `\r`, `\u{1b}`): what a file, an argument or a peer said, quoted in one
+/// line, cannot start a second one.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,21 +120,9 @@ where
     }
 }
 
-/// `text` with its control characters written as Rust escapes.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+/// `text` with its control characters written as Rust escapes (it lives
+/// in the leaf [`crate::error`], so errors below this floor use it too).
+pub use crate::error::escape_controls;
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,9 @@ pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
 pub use grants::{GrantsAuth, GrantsConfig};
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
-pub use readers::{Binding, OtherMember, ReaderConfig};
+pub use readers::{Binding, OtherMember, ReaderConfig, MAX_SESSION_MINUTES};
 
+use crate::error::escape_controls;
 use crate::money;
 use crate::pricing::PriceTable;
 use crate::site::{OveragePolicy, PolicyKind, Site};
@@ -41,14 +42,16 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// One line, whatever the file holds: the field and the message quote
+    /// its text (a key with a carriage return in it, a value), so their
+    /// control characters are written escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = escape_controls(&self.file);
+        let field = escape_controls(&self.field);
+        let message = escape_controls(&self.message);
         match self.line {
-            Some(line) => write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, line, self.field, self.message
-            ),
-            None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+            Some(line) => write!(f, "{file}:{line}: {field}: {message}"),
+            None => write!(f, "{file}: {field}: {message}"),
         }
     }
 }
@@ -405,6 +408,16 @@ mod tests {
     fn relative_ledger_paths_are_beside_the_config() {
         let c = parse("[site]\ntimezone = \"UTC\"\nledger = \"ledger.db\"\n").expect("valid");
         assert_eq!(c.ledger, PathBuf::from("/etc/tallyd/ledger.db"));
+    }
+
+    /// Found by the `grants_file` fuzz target (`fixtures/fuzz/grants_file/`):
+    /// a bare carriage return inside a key made the refusal two lines.
+    #[test]
+    fn a_refusal_quoting_a_control_character_is_one_line() {
+        let e = parse("[site]\ntimezone = \"UTC\"\nnam\re = 1\n").expect_err("bad key");
+        let line = e.to_string();
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
+        assert!(line.starts_with("test.toml:3: site.nam\\re: "), "{line:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`ledger_integrity`]: `tallyd check-ledger` and the hash chains against
 //!   tampered, byte-flipped and trigger-less ledgers.
 //! - [`daemon`]: `tallyd run` against real printers, readers and signals.
+//! - [`fuzz_regressions`]: inputs the fuzz targets found, replayed.
 //! - [`peers_smoke`]: the peers of [`support`] do what they promise.
 //! - [`support`]: the peers (one file each) and the helpers that run tallyd.
 //!
@@ -19,6 +20,7 @@ mod analysis;
 mod bounds;
 mod cli;
 mod daemon;
+mod fuzz_regressions;
 mod grants;
 mod ledger_crash;
 mod ledger_integrity;
