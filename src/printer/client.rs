@@ -272,7 +272,8 @@ pub fn success(header: &IppHeader) -> Result<(), IppError> {
     Ok(())
 }
 
-/// Parses a whole IPP response held in memory.
+/// Parses a whole IPP response held in memory. A value the `ipp` crate
+/// would panic on is refused first ([`check_with_language`]).
 pub fn parse_response(body: Vec<u8>) -> Result<IppRequestResponse, IppError> {
     if body.len() < 8 {
         return Err(IppError::TooShort(body.len()));
@@ -280,9 +281,68 @@ pub fn parse_response(body: Vec<u8>) -> Result<IppRequestResponse, IppError> {
     if body[0] != 1 && body[0] != 2 {
         return Err(IppError::UnknownVersion(body[0]));
     }
+    check_with_language(&body, 8)
+        .map_err(|name| IppError::Malformed(format!("{name}: {LENGTHS_PAST_VALUE}")))?;
     ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
         .parse()
         .map_err(IppError::Parse)
+}
+
+/// Why [`check_with_language`] refuses a value.
+pub const LENGTHS_PAST_VALUE: &str = "a value with a language whose lengths run past it";
+
+/// Checks the attributes framed in `bytes` from `at` on before the `ipp`
+/// crate reads them: version 8 of the crate takes the two inner lengths of
+/// a `textWithLanguage` or `nameWithLanguage` value on trust and panics when
+/// one runs past the value (found by the `ipp_jobs` fuzz target). `Err` is
+/// the name of the first such value (why: [`LENGTHS_PAST_VALUE`]). Framing
+/// that stops making sense is left to the crate (or [`super::listing`]) to
+/// refuse.
+pub fn check_with_language(bytes: &[u8], mut at: usize) -> Result<(), String> {
+    const FIRST_VALUE_TAG: u8 = 0x10;
+    const END_OF_ATTRIBUTES: u8 = 0x03;
+    const TEXT_WITH_LANGUAGE: u8 = 0x35;
+    const NAME_WITH_LANGUAGE: u8 = 0x36;
+    while let Some(&tag) = bytes.get(at) {
+        if tag == END_OF_ATTRIBUTES {
+            break;
+        }
+        at += 1;
+        if tag < FIRST_VALUE_TAG {
+            continue;
+        }
+        let Some((name, rest)) = length_prefixed(bytes.get(at..).unwrap_or_default()) else {
+            break;
+        };
+        let Some((value, _)) = length_prefixed(rest) else {
+            break;
+        };
+        if (tag == TEXT_WITH_LANGUAGE || tag == NAME_WITH_LANGUAGE) && !two_strings(value) {
+            let name: String = String::from_utf8_lossy(name)
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .take(64)
+                .collect();
+            return Err(name);
+        }
+        at += 4 + name.len() + value.len();
+    }
+    Ok(())
+}
+
+/// A two-byte length, that many bytes, and what follows them.
+fn length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
+/// Whether `value` begins with two strings, each after its two-byte length
+/// (a language, then the text: RFC 8010 §3.9).
+fn two_strings(value: &[u8]) -> bool {
+    length_prefixed(value)
+        .and_then(|(_, rest)| length_prefixed(rest))
+        .is_some()
 }
 
 /// Sorts a transport error by what a printer's status should say.

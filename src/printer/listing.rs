@@ -127,6 +127,11 @@ fn record(head: &[u8], group: &[u8]) -> Record {
 
 /// The crate's reading of one job group.
 fn parse_group(head: &[u8], group: &[u8]) -> Result<Job, IppParseError> {
+    // The attribute is named by `salvage`, which reads them one by one.
+    client::check_with_language(group, 0).map_err(|_| {
+        let why = client::LENGTHS_PAST_VALUE;
+        IppParseError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+    })?;
     let mut bytes = Vec::with_capacity(head.len() + group.len() + 2);
     bytes.extend_from_slice(head);
     bytes.push(JOB_GROUP);

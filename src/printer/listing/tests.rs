@@ -182,3 +182,47 @@ fn control_characters_in_a_broken_name_are_not_passed_on() {
     };
     assert_eq!(bad.error, "job-?name: invalid string length: 256, max: 255");
 }
+
+/// Found by the `ipp_jobs` fuzz target: a `textWithLanguage` value whose
+/// inner length runs past it made the `ipp` crate panic (`range end index
+/// 2026 out of range for slice of length 9`), and with it the poller, at
+/// every poll. Now that job alone is unreadable and the others are read.
+#[test]
+fn a_value_with_a_language_whose_lengths_run_past_it_costs_that_job_alone() {
+    let found =
+        include_bytes!("../../../fixtures/fuzz/ipp_jobs/text-with-language-lengths-past-value.ipp");
+    let listing = read(found).expect("an IPP answer");
+    assert!(listing
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::Unreadable(u) if u.error.contains("lengths run past it"))));
+
+    let mut bad = job_group(7, 8);
+    // textWithLanguage: a language of 2026 bytes in a value of 9.
+    attr(
+        &mut bad,
+        0x35,
+        "job-name",
+        b"\x07\xea\x0b\x1e\x115\x0e\x00+",
+    );
+    let listing = read(&answer(&[job_group(6, 8), bad, job_group(8, 8)])).expect("read");
+    assert_eq!(ids(&listing), vec![(6, true), (7, false), (8, true)]);
+    let Record::Unreadable(u) = &listing.records[1] else {
+        panic!("job 7 is unreadable");
+    };
+    assert_eq!(
+        u.error,
+        "job-name: a value with a language whose lengths run past it"
+    );
+    let whole = client::parse_response(answer(&[job_group(6, 8), bad_group()])).err();
+    assert_eq!(
+        whole.map(|e| error_chain(&e)).as_deref(),
+        Some("not an IPP response: job-name: a value with a language whose lengths run past it")
+    );
+}
+
+fn bad_group() -> Vec<u8> {
+    let mut g = job_group(9, 8);
+    attr(&mut g, 0x36, "job-name", b"\x00\x02en\x00\x09abc");
+    g
+}
