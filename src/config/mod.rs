@@ -195,25 +195,34 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
 pub(crate) type ErrAt<'a> =
     dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError + 'a;
 
-/// An optional, non-zero duration field (`30s`, `15m`, `2h`), else `default`.
+/// The longest duration a config field may give: 1000 years, in seconds.
+/// The daemon compares durations with `i64` timestamps and multiplies a
+/// poll interval for its backoff. Found while writing the site_config fuzz
+/// target, whose checks fail on both: `hold_timeout = "9999999999999999999s"`
+/// wrapped negative (every held job cancelled at once) and a `poll_interval`
+/// of 10^16 s panicked the poller's backoff.
+pub const MAX_DURATION_SECS: u64 = 1000 * 365 * 24 * 3600;
+
+/// An optional, non-zero duration field (`30s`, `15m`, `2h`) of at most
+/// [`MAX_DURATION_SECS`], else `default`.
 fn duration_field(
     value: &Option<Spanned<String>>,
     field: &str,
     default: std::time::Duration,
     err: &ErrAt<'_>,
 ) -> Result<std::time::Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(d) => parse_duration(d.get_ref())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                err(
-                    Some(d.span()),
-                    field,
-                    format!("`{}` is not a duration like 30s, 15m or 2h", d.get_ref()),
-                )
-            }),
+    let Some(d) = value else {
+        return Ok(default);
+    };
+    let at = |message: String| err(Some(d.span()), field, message);
+    let text = d.get_ref();
+    let parsed = parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| at(format!("`{text}` is not a duration like 30s, 15m or 2h")))?;
+    if parsed.as_secs() > MAX_DURATION_SECS {
+        return Err(at(format!("`{text}` is longer than 1000 years")));
     }
+    Ok(parsed)
 }
 
 /// A `ca_file` field (relative to the config's folder), read and checked
@@ -418,6 +427,30 @@ mod tests {
         let line = e.to_string();
         assert!(!line.contains(['\r', '\n']), "{line:?}");
         assert!(line.starts_with("test.toml:3: site.nam\\re: "), "{line:?}");
+    }
+
+    #[test]
+    fn a_duration_longer_than_1000_years_is_refused() {
+        let printer = |field: &str, value: &str| {
+            format!(
+                "[site]\ntimezone = \"UTC\"\n[prices.s]\ndefault_media = \"a4\"\n\
+                 [prices.s.media.a4]\nmono = {{ one_sided = 1, two_sided = 1 }}\n\
+                 colour = {{ one_sided = 1, two_sided = 1 }}\n[[printers]]\nid = \"p\"\n\
+                 uri = \"ipp://h/x\"\nprices = \"s\"\n{field} = \"{value}\"\n"
+            )
+        };
+        let years = format!("{MAX_DURATION_SECS}s");
+        let c = parse(&printer("hold_timeout", &years)).expect("1000 years");
+        assert_eq!(c.printers[0].hold_timeout.as_secs(), MAX_DURATION_SECS);
+        for (field, value) in [
+            ("hold_timeout", "9999999999999999999s"),
+            ("poll_interval", "10000000000000000s"),
+            ("timeout", &format!("{}s", MAX_DURATION_SECS + 1)),
+        ] {
+            let e = parse(&printer(field, value)).expect_err(value);
+            assert_eq!(e.field, format!("printers[0].{field}"));
+            assert_eq!(e.message, format!("`{value}` is longer than 1000 years"));
+        }
     }
 
     #[test]

@@ -248,11 +248,15 @@ mod tests {
             (e.line, e.field.as_str()),
             (Some(8), "readers[0].increment")
         );
-        let e = parse(room("15m", "9999999999h")).expect_err("session too long");
+        let e = parse(room("15m", &over)).expect_err("session too long");
         assert_eq!(
             (e.line, e.field.as_str()),
             (Some(9), "readers[0].max_session")
         );
         assert!(e.message.contains("at most 500000000 minutes"), "{e}");
+        // Past any duration a config may give (1000 years), that bound says so.
+        let e = parse(room("15m", "9999999999h")).expect_err("session too long");
+        assert_eq!(e.field, "readers[0].max_session");
+        assert!(e.message.contains("longer than 1000 years"), "{e}");
     }
 }

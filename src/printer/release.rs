@@ -288,7 +288,7 @@ pub async fn cancel_expired(
     listed: &[Job],
     now: i64,
 ) -> Vec<i32> {
-    let limit = cfg.hold_timeout.as_secs() as i64;
+    let limit = i64::try_from(cfg.hold_timeout.as_secs()).unwrap_or(i64::MAX);
     let mut cancelled = Vec::new();
     for job in listed.iter().filter(|j| j.state == PENDING_HELD) {
         let Some(created) = job.created_at else {

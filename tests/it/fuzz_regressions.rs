@@ -45,13 +45,24 @@ fn grants_file_inputs_are_refused_in_one_line() {
     }
 }
 
+/// A config is refused in one line, or its durations are ones the daemon
+/// can use: a hold timeout in `i64` seconds, a poll backoff that does not
+/// overflow.
 #[test]
-fn site_config_inputs_are_refused_in_one_line() {
+fn site_config_inputs_are_refused_in_one_line_or_usable() {
     let empty = tempfile::tempdir().expect("tempdir");
     for (file, bytes) in found("site_config") {
         let text = String::from_utf8(bytes).expect("a text fixture");
-        if let Err(e) = Config::parse(&text, "fuzz.toml", empty.path()) {
-            one_line(&file, e.to_string());
+        let config = match Config::parse(&text, "fuzz.toml", empty.path()) {
+            Ok(config) => config,
+            Err(e) => {
+                one_line(&file, e.to_string());
+                continue;
+            }
+        };
+        for p in &config.printers {
+            assert!(i64::try_from(p.hold_timeout.as_secs()).is_ok());
+            tallyd::printer::poller::backoff(p.poll_interval, 40, 1000);
         }
     }
 }
