@@ -66,6 +66,8 @@ fuzz_target!(|data: &[u8]| {
             .validate()
             .expect("an accepted price table passes its check");
     }
+    usable("backup.every", config.backup.every);
+    usable("analysis.timeout", config.analysis.timeout);
     if let Some(g) = &config.grants {
         usable("grants.interval", g.interval);
         usable("grants.timeout", g.timeout);
