@@ -9,6 +9,8 @@
 //! - an accepted file holds only amounts from 1 to `MAX_UNITS` and caps
 //!   from 0 to `MAX_UNITS`, ids and names without control characters,
 //!   canonical card ids and no two member ids that differ only by case;
+//!   teams of known members (the payer among them, no member in two) with
+//!   limits from 0 to `MAX_UNITS`;
 //! - every lot its sync would issue has an amount from 1 to `MAX_UNITS`,
 //!   and expires, if ever, after it becomes valid.
 
@@ -94,6 +96,28 @@ fuzz_target!(|data: &[u8]| {
         m.grants
             .iter()
             .for_each(|g| amount("account grant", g.amount));
+    }
+    let mut in_a_team = BTreeSet::new();
+    for (id, team) in &catalog.teams {
+        plain("team", id);
+        plain("team name", &team.name);
+        assert!(
+            team.members.contains(&team.payer),
+            "team {id}: payer not a member"
+        );
+        for m in &team.members {
+            assert!(
+                catalog.members.contains_key(m),
+                "team {id}: unknown member {m}"
+            );
+            assert!(in_a_team.insert(m.clone()), "member {m} in two teams");
+        }
+        for limit in [team.member_limit_cents, team.member_limit_minutes]
+            .into_iter()
+            .flatten()
+        {
+            assert!((0..=MAX_UNITS).contains(&limit), "team {id}: limit {limit}");
+        }
     }
 
     let tz = catalog.tz.unwrap_or(chrono_tz::UTC);
