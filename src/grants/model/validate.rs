@@ -18,7 +18,7 @@ use super::{
 use crate::config::ConfigError;
 use crate::grants::periods::{Frequency, Span};
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
-use crate::logging::escape_controls;
+use crate::error::escape_controls;
 use crate::money;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
