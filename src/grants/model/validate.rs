@@ -16,9 +16,9 @@ use super::{
     RawProduct, RawResource, RawTimeCredit, Syntax, TimeCredit,
 };
 use crate::config::ConfigError;
+use crate::error::escape_controls;
 use crate::grants::periods::{Frequency, Span};
 use crate::ledger::{OveragePolicy, PolicyKind, PRINTING};
-use crate::error::escape_controls;
 use crate::money;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
