@@ -60,7 +60,7 @@ impl ClockGuard {
     /// A guard over `raw`, with what `ledger` says about time (read before
     /// the writer takes the ledger). Judges the clock at once.
     pub fn open(ledger: &Ledger, raw: Clock) -> Result<ClockGuard, LedgerError> {
-        let newest = clock_marks::newest_since(ledger.conn(), Seen::default())?;
+        let newest = clock_marks::newest(ledger.conn())?;
         let mark = clock_marks::load_mark(ledger.conn())?;
         let boot_id = clock::boot_id();
         let anchor = mark.and_then(|m| m.anchor_on(&boot_id));

@@ -61,6 +61,65 @@ pub fn newest_since(conn: &Connection, since: Seen) -> Result<Newest> {
     })
 }
 
+const NEWEST: &str = "clock_newest";
+
+/// Rows read after which [`newest`] remembers where it got to.
+const REMEMBER_AFTER: i64 = 1_000;
+
+/// The newest clock-dated row of all: the one remembered (rows are never
+/// updated or deleted, so it stays the newest of the rows up to where it
+/// was found), and the rows written after it. Remembers the new result when
+/// the scan read [`REMEMBER_AFTER`] rows or more, so the daemon's start
+/// and `tallyd expire` read what was written since, not all of history.
+/// Needs a connection that can write.
+pub fn newest(conn: &Connection) -> Result<Newest> {
+    let before = remembered(conn)?;
+    let after = newest_since(conn, before.seen)?;
+    let out = Newest {
+        at: before.at.max(after.at),
+        seen: after.seen,
+    };
+    let read = (out.seen.history - before.seen.history)
+        + (out.seen.usages - before.seen.usages)
+        + (out.seen.sessions - before.seen.sessions);
+    if read >= REMEMBER_AFTER {
+        let s = out.seen;
+        let at = out.at.map_or("-".into(), |t| t.to_string());
+        let text = format!("{} {} {} {at}", s.history, s.usages, s.sessions);
+        sync_state::set(conn, NEWEST, Some(&text))?;
+    }
+    Ok(out)
+}
+
+/// What [`newest`] remembered; nothing (a full scan) if it does not read
+/// back or lies past the newest rows.
+fn remembered(conn: &Connection) -> Result<Newest> {
+    let text = sync_state::get(conn, NEWEST)?.unwrap_or_default();
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [h, u, s, at] = parts[..] else {
+        return Ok(Newest::default());
+    };
+    let (Ok(history), Ok(usages), Ok(sessions)) = (h.parse(), u.parse(), s.parse()) else {
+        return Ok(Newest::default());
+    };
+    let seen = Seen {
+        history,
+        usages,
+        sessions,
+    };
+    let past_the_end = seen.history > max_id(conn, "history")?
+        || seen.usages > max_id(conn, "usages")?
+        || seen.sessions > max_id(conn, "sessions")?;
+    Ok(match (past_the_end, at) {
+        (true, _) => Newest::default(),
+        (false, "-") => Newest { at: None, seen },
+        (false, at) => match at.parse() {
+            Ok(at) => Newest { at: Some(at), seen },
+            Err(_) => Newest::default(),
+        },
+    })
+}
+
 const MARK: &str = "clock_mark";
 
 /// The clock mark, if one was saved (and reads back).
@@ -143,6 +202,30 @@ mod tests {
                 .expect("scan")
                 .at,
             Some(T + 50)
+        );
+    }
+
+    #[test]
+    fn the_newest_row_is_remembered_and_only_later_rows_are_read() {
+        let mut ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        ledger
+            .write(|c, _| {
+                lots::ensure_member(c, "alice", "Alice", T)?;
+                (0..REMEMBER_AFTER).try_for_each(|i| grant(c, &format!("g{i}"), T + i, None))
+            })
+            .expect("grants");
+        let first = newest(ledger.conn()).expect("scan");
+        assert_eq!(first.at, Some(T + REMEMBER_AFTER - 1));
+        assert_eq!(remembered(ledger.conn()).expect("remembered"), first);
+        // A row dated earlier than the newest, then one later.
+        ledger.write(|c, _| grant(c, "early", T, None)).expect("grant");
+        assert_eq!(newest(ledger.conn()).expect("scan").at, first.at);
+        let later = T + 10 * REMEMBER_AFTER;
+        ledger.write(|c, _| grant(c, "late", later, None)).expect("grant");
+        assert_eq!(newest(ledger.conn()).expect("scan").at, Some(later));
+        assert_eq!(
+            newest(ledger.conn()).expect("scan"),
+            newest_since(ledger.conn(), Seen::default()).expect("full scan")
         );
     }
 

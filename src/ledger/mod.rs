@@ -42,6 +42,7 @@ pub mod history;
 pub mod integrity;
 pub mod jobs;
 pub mod lots;
+pub mod lots_verified;
 pub mod owners;
 pub mod query;
 pub mod schema;
@@ -261,8 +262,8 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens (creating if needed) the ledger for writing: WAL journal,
-    /// `synchronous=FULL`, schema migrated, every lot checked against its
-    /// history. A ledger of an older schema is backed up first, into
+    /// `synchronous=FULL`, schema migrated, the lots changed since the last
+    /// open checked against their history. A ledger of an older schema is backed up first, into
     /// [`backup::default_dir`].
     pub fn open(path: &Path, site: Site) -> Result<Self> {
         Ledger::open_with_backups(path, site, &backup::default_dir(path))
@@ -380,7 +381,8 @@ impl Ledger {
 
 /// The writer's connection on `path`: WAL journal, `synchronous=FULL`,
 /// schema migrated (after a backup into `backups` if the ledger has an
-/// older schema), every lot checked against its history.
+/// older schema), the lots changed since the last open checked against
+/// their history ([`lots_verified`]).
 fn open_for_writing(path: &Path, backups: &Path) -> Result<(Connection, Option<backup::Written>)> {
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
@@ -396,7 +398,7 @@ fn open_for_writing(path: &Path, backups: &Path) -> Result<(Connection, Option<b
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     let taken = backup_before_migration(&conn, path, backups)?;
     schema::migrate(&mut conn)?;
-    schema::verify(&conn)?;
+    lots_verified::verify_since_remembered(&conn)?;
     Ok((conn, taken))
 }
 

@@ -345,6 +345,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER IF NOT EXISTS pool_draws_no_delete BEFORE DELETE ON pool_draws
         BEGIN SELECT RAISE(ABORT, 'pool draws are append-only'); END;
     "#,
+    // 11: years of history (issue 15). A monthly report finds the month's
+    // usages by time instead of reading every usage; a statement finds a
+    // lot's rows of a period by lot and time instead of all the lot's rows
+    // (this index replaces `history_by_lot`); a settle or refund finds its
+    // usage's rows by usage instead of reading every row of the member's
+    // lots, which grew with the member's years. Each debit writes one usage
+    // and one history index entry more, at their ends (the same hot pages
+    // each commit): measured by `cargo bench --bench ledger`.
+    r#"
+    CREATE INDEX IF NOT EXISTS usages_by_at ON usages(at);
+    CREATE INDEX IF NOT EXISTS history_by_lot_at ON history(lot_id, at);
+    DROP INDEX IF EXISTS history_by_lot;
+    CREATE INDEX IF NOT EXISTS history_by_usage ON history(usage_id)
+        WHERE usage_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.
