@@ -216,6 +216,7 @@ fn reap(pid: u32) -> (i32, u64) {
 }
 
 /// One run of `tallyd ARGS` on `config`: wall time and peak RSS (KiB).
+#[allow(clippy::zombie_processes)] // reaped by `reap` (wait4), for its rusage
 fn run_once(bin: &Path, config: &Path, args: &[String]) -> (Duration, u64) {
     let t = Instant::now();
     let child = Command::new(bin)
@@ -232,6 +233,7 @@ fn run_once(bin: &Path, config: &Path, args: &[String]) -> (Duration, u64) {
 }
 
 /// `tallyd run` to its `tallyd ready` line, then SIGTERM: time and RSS.
+#[allow(clippy::zombie_processes)] // reaped by `reap` (wait4), for its rusage
 fn start_once(bin: &Path, config: &Path) -> (Duration, u64) {
     let t = Instant::now();
     let mut child = Command::new(bin)

@@ -218,10 +218,14 @@ mod tests {
         assert_eq!(first.at, Some(T + REMEMBER_AFTER - 1));
         assert_eq!(remembered(ledger.conn()).expect("remembered"), first);
         // A row dated earlier than the newest, then one later.
-        ledger.write(|c, _| grant(c, "early", T, None)).expect("grant");
+        ledger
+            .write(|c, _| grant(c, "early", T, None))
+            .expect("grant");
         assert_eq!(newest(ledger.conn()).expect("scan").at, first.at);
         let later = T + 10 * REMEMBER_AFTER;
-        ledger.write(|c, _| grant(c, "late", later, None)).expect("grant");
+        ledger
+            .write(|c, _| grant(c, "late", later, None))
+            .expect("grant");
         assert_eq!(newest(ledger.conn()).expect("scan").at, Some(later));
         assert_eq!(
             newest(ledger.conn()).expect("scan"),
