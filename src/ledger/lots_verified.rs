@@ -67,14 +67,16 @@ pub fn verify_since_remembered(conn: &Connection) -> Result<()> {
 }
 
 /// The lots with history after `p.history` or ids after `p.lot`, each
-/// against all of its history.
+/// against all of its history. A union, not `OR`: each lot is found by its
+/// id, where `OR` scanned every lot.
 fn verify_changed(conn: &Connection, p: Point) -> Result<()> {
     let bad = conn
         .query_row(
             "SELECT l.id, l.member_id, l.remaining, COALESCE(SUM(h.delta), 0), l.granted,
                     COALESCE(SUM(h.granted_delta), 0)
              FROM lots l LEFT JOIN history h ON h.lot_id = l.id
-             WHERE l.id IN (SELECT lot_id FROM history WHERE id > ?1) OR l.id > ?2
+             WHERE l.id IN (SELECT lot_id FROM history WHERE id > ?1
+                            UNION SELECT id FROM lots WHERE id > ?2)
              GROUP BY l.id
              HAVING l.remaining <> COALESCE(SUM(h.delta), 0)
                  OR l.granted <> COALESCE(SUM(h.granted_delta), 0)
