@@ -87,8 +87,10 @@ fn a_backup_during_a_burst_of_charges_is_consistent_and_restores_to_a_daemon_tha
     assert_eq!((mode(&file), mode(&dir)), (0o600, 0o700));
     let (in_backup, orphans) = usages_and_orphans(&file);
     println!("{in_backup} of {BURST} usages in the backup");
+    // At least the 3 charged before it began; all 16 when a slow machine
+    // let the burst finish first (consistency is what is checked).
     assert!(
-        (3..BURST as i64).contains(&in_backup),
+        (3..=BURST as i64).contains(&in_backup),
         "taken during the burst: {in_backup} usages in the backup"
     );
     assert_eq!(orphans, 0, "every usage in the backup has its rows");
