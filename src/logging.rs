@@ -44,6 +44,8 @@ where
 {
     // rustls-platform-verifier logs every refused certificate itself, at
     // error, on every retry; tallyd says it once per outage (see `tls`).
+    // Invariant: a constant, well-formed `target=level` directive always
+    // parses (the logging tests build this subscriber).
     let quiet = "rustls_platform_verifier=off".parse().expect("a directive");
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
