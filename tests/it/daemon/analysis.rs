@@ -7,7 +7,7 @@
 use crate::support::daemon::{lines_with, PrinterSpec, Site};
 use crate::support::documents::{write_pdf_of, Mark};
 use crate::support::peers::Peers;
-use crate::support::pty::{rdm6300, Pty};
+use crate::support::pty::{printer_reader, rdm6300, Pty};
 
 use std::time::Duration;
 
@@ -24,11 +24,13 @@ fn held_jobs_are_reserved_and_charged_by_what_their_documents_hold() {
     let site = Site::new(&[]);
     let desk = Pty::start(site.dir(), "desk");
     site.write_config_with(
-        &[PrinterSpec::held("upstairs", &cupsd.queue_uri("upstairs"), "300ms", "4h")],
-        &format!(
-            "\n[[readers]]\nid = \"desk\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"upstairs\"\ndebounce = \"1s\"\n",
-            desk.reader.display()
-        ),
+        &[PrinterSpec::held(
+            "upstairs",
+            &cupsd.queue_uri("upstairs"),
+            "300ms",
+            "4h",
+        )],
+        &printer_reader("desk", &desk, "upstairs"),
     );
     let mut daemon = site.start();
     daemon.wait_ready();

@@ -8,19 +8,12 @@ use crate::support::daemon::{lines_with, PrinterSpec, Site};
 use crate::support::documents::{write_pdf_of, Mark};
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
-use crate::support::pty::{rdm6300, Pty};
+use crate::support::pty::{printer_reader, rdm6300, Pty};
 
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const ALICE: &str = "14008EC793";
-
-fn reader(id: &str, pty: &Pty, printer: &str) -> String {
-    format!(
-        "\n[[readers]]\nid = \"{id}\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"{printer}\"\ndebounce = \"1s\"\n",
-        pty.reader.display()
-    )
-}
 
 /// The mono-only printer downstairs is cheaper.
 const CHEAP: &str = r#"
@@ -64,8 +57,8 @@ fn a_follow_me_job_comes_out_where_its_owner_taps_at_that_printers_prices() {
         ],
         &format!(
             "{}{}{CHEAP}",
-            reader("up", &up, "upstairs"),
-            reader("down", &down, "downstairs")
+            printer_reader("up", &up, "upstairs"),
+            printer_reader("down", &down, "downstairs")
         ),
     );
     let check = site.cli(&["check-config"]);

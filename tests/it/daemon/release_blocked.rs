@@ -5,7 +5,7 @@
 use crate::support::daemon::{lines_with, PrinterSpec, Site};
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
-use crate::support::pty::{rdm6300, Pty};
+use crate::support::pty::{printer_reader, rdm6300, Pty};
 
 use std::process::Command;
 use std::time::Duration;
@@ -42,10 +42,7 @@ fn a_jammed_printer_releases_nothing_until_it_is_back() {
             "300ms",
             "4h",
         )],
-        &format!(
-            "\n[[readers]]\nid = \"desk\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"upstairs\"\ndebounce = \"1s\"\n",
-            desk.reader.display()
-        ),
+        &printer_reader("desk", &desk, "upstairs"),
     );
     let mut daemon = site.start();
     daemon.wait_ready();

@@ -6,7 +6,7 @@ use crate::support;
 use crate::support::daemon::{PrinterSpec, Site};
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
-use crate::support::pty::{rdm6300, Pty};
+use crate::support::pty::{printer_reader, rdm6300, Pty};
 
 use std::time::Duration;
 
@@ -24,11 +24,13 @@ fn sigkill_between_release_and_completion_charges_each_released_job_once() {
     let site = Site::new(&[]);
     let desk = Pty::start(site.dir(), "desk");
     site.write_config_with(
-        &[PrinterSpec::held("held", &cupsd.queue_uri("held"), "200ms", "4h")],
-        &format!(
-            "\n[[readers]]\nid = \"desk\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"held\"\ndebounce = \"1s\"\n",
-            desk.reader.display()
-        ),
+        &[PrinterSpec::held(
+            "held",
+            &cupsd.queue_uri("held"),
+            "200ms",
+            "4h",
+        )],
+        &printer_reader("desk", &desk, "held"),
     );
     let pdf = write_pdf(peers.dir(), "two", 2);
     let mono = ["-o", "print-color-mode=monochrome"];

@@ -94,3 +94,12 @@ pub fn rdm6300(card: &str) -> Vec<u8> {
     f.push(0x03);
     f
 }
+
+/// A `[[readers]]` table: RDM6300 reader `id` on `pty`, bound to the held
+/// printer `printer`, with a 1 s debounce.
+pub fn printer_reader(id: &str, pty: &Pty, printer: &str) -> String {
+    format!(
+        "\n[[readers]]\nid = \"{id}\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"{printer}\"\ndebounce = \"1s\"\n",
+        pty.reader.display()
+    )
+}
