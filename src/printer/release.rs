@@ -13,6 +13,7 @@ use crate::error_chain;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{HoldOutcome, Origin, Payable, UsageRequest};
 use crate::site::LiveSite;
+use futures_util::future::try_join_all;
 use ipp::prelude::Operation;
 
 /// What one tap released.
@@ -74,16 +75,13 @@ pub async fn survey<'a>(
     // Each printer through its own client (its ca_file or fingerprint).
     let client = clients.get(&cfg.id);
     let query = JobsQuery::new(cfg, Which::NotCompleted)?;
-    let elsewhere = async {
-        let mut all = Vec::new();
-        for fm in follow_me {
-            let listed = JobsQuery::new(fm, Which::NotCompleted)?
-                .fetch(clients.get(&fm.id))
-                .await?;
-            all.push((*fm, listed));
-        }
-        Ok::<_, IppError>(all)
-    };
+    // Every follow-me queue at once: a tap waits for the slowest, not the sum.
+    let elsewhere = try_join_all(follow_me.iter().map(|fm| async move {
+        let listed = JobsQuery::new(fm, Which::NotCompleted)?
+            .fetch(clients.get(&fm.id))
+            .await?;
+        Ok::<_, IppError>((*fm, listed))
+    }));
     let (printer, own, elsewhere) =
         tokio::join!(state::fetch(cfg, client), query.fetch(client), elsewhere);
     Ok(Survey {
