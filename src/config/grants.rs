@@ -134,7 +134,7 @@ fn auth(
         return Err(at("needs an http:// or https:// source".into()));
     }
     let file = base.join(path.get_ref().trim());
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let text = read_secret(&file).map_err(|e| {
         let mut error = at(format!("cannot read {}: {e}", file.display()));
         error.source = Some(Arc::new(e));
         error
@@ -157,6 +157,25 @@ fn auth(
             file.display()
         ))),
     }
+}
+
+/// A secret file is a line, not a stream: anything past [`SECRET_MAX`]
+/// bytes (a wrong path to a log or a device) is refused, unread.
+const SECRET_MAX: u64 = 64 * 1024;
+
+fn read_secret(file: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)?
+        .take(SECRET_MAX + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > SECRET_MAX {
+        return Err(std::io::Error::other(format!(
+            "it is over {} KiB, not a secret",
+            SECRET_MAX / 1024
+        )));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -208,6 +227,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("empty"), "\n").expect("write");
         std::fs::write(dir.path().join("nocolon"), "s3cret\n").expect("write");
+        std::fs::write(dir.path().join("huge"), "x".repeat(64 * 1024 + 1)).expect("write");
         let url = "source = \"https://h/g.toml\"\n";
         let cases = [
             (
@@ -217,6 +237,11 @@ mod tests {
             ),
             (
                 format!("{url}token_file = \"empty\"\n"),
+                "grants.token_file",
+                5,
+            ),
+            (
+                format!("{url}token_file = \"huge\"\n"),
                 "grants.token_file",
                 5,
             ),

@@ -390,7 +390,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
 }
 
 /// The triggers that keep history append-only; each must be present.
-pub const APPEND_ONLY_TRIGGERS: [&str; 23] = [
+pub const APPEND_ONLY_TRIGGERS: [&str; 25] = [
     "history_no_update",
     "history_no_delete",
     "overage_no_update",
@@ -410,6 +410,8 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 23] = [
     "review_resolutions_no_delete",
     "expiry_reversals_no_update",
     "expiry_reversals_no_delete",
+    "job_analyses_no_update",
+    "job_analyses_no_delete",
     "team_usages_no_update",
     "team_usages_no_delete",
     "pool_draws_no_update",
@@ -424,7 +426,10 @@ pub fn append_only_triggers_at(version: i64) -> Vec<&'static str> {
         .into_iter()
         .filter(|name| {
             let create = format!("CREATE TRIGGER {name} ");
-            applied.iter().any(|sql| sql.contains(&create))
+            let create_new = format!("CREATE TRIGGER IF NOT EXISTS {name} ");
+            applied
+                .iter()
+                .any(|sql| sql.contains(&create) || sql.contains(&create_new))
         })
         .collect()
 }
