@@ -16,6 +16,10 @@
 //!      ([`error_chain`]), for log lines and the command line;
 //!    - [`tls`]: whom a TLS peer must be (system roots, a `ca_file`, a
 //!      pinned fingerprint), and why a peer's certificate was refused;
+//!    - [`observe`]: what the daemon's tasks observe (printers and readers
+//!      up or down, grants syncs, backups, restarts, jobs by outcome, commit
+//!      latency) as a snapshot and a broadcast of one-off notices, for
+//!      metrics, health and alerts;
 //!    - [`analysis`]: what a job's document holds before it prints (its
 //!      pages, which are colour, the impressions a layout makes of them),
 //!      through Ghostscript or the format's own headers; it imports only
@@ -57,6 +61,7 @@ pub mod ipp_uri;
 pub mod ledger;
 pub mod logging;
 pub mod money;
+pub mod observe;
 pub mod pricing;
 pub mod printer;
 pub mod reader;

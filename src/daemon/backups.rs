@@ -9,6 +9,7 @@ use crate::clock::schedule::{first_slot, next_after};
 use crate::clock::Clock;
 use crate::config::BackupConfig;
 use crate::ledger::backup::{self, BackupError, Written};
+use crate::observe::Observer;
 use chrono_tz::Tz;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,8 +35,9 @@ pub struct Schedule {
     pub tz: Tz,
 }
 
-/// Takes a backup whenever one is due, until `stop`.
-pub async fn scheduler(s: Schedule, clock: Clock, stop: CancellationToken) {
+/// Takes a backup whenever one is due, until `stop`; tells `observer` how
+/// each went.
+pub async fn scheduler(s: Schedule, clock: Clock, observer: Observer, stop: CancellationToken) {
     let dir = dir_for(&s.config, &s.ledger);
     let (tz, at, every) = (s.tz, s.config.at, s.config.every);
     let newest = {
@@ -54,7 +56,12 @@ pub async fn scheduler(s: Schedule, clock: Clock, stop: CancellationToken) {
     loop {
         let now = clock.wall();
         if now >= due && clock.trusted() {
-            due = match once(&s.ledger, &dir, s.config.keep, now, &mut failing).await {
+            let passed = once(&s.ledger, &dir, s.config.keep, now, &mut failing).await;
+            match &passed {
+                Ok(()) => observer.backup_written(),
+                Err(error) => observer.backup_failed(error),
+            }
+            due = match passed.is_ok() {
                 true => next_after(tz, at, every, now),
                 false => now.saturating_add(RETRY.min(every).as_secs() as i64),
             };
@@ -69,8 +76,14 @@ pub async fn scheduler(s: Schedule, clock: Clock, stop: CancellationToken) {
 }
 
 /// One backup and its retention, off the async threads; logs it. Whether
-/// it passed.
-async fn once(ledger: &Path, dir: &Path, keep: usize, now: i64, failing: &mut Option<u32>) -> bool {
+/// it passed, or why not.
+async fn once(
+    ledger: &Path,
+    dir: &Path,
+    keep: usize,
+    now: i64,
+    failing: &mut Option<u32>,
+) -> Result<(), String> {
     let (l, d) = (ledger.to_path_buf(), dir.to_path_buf());
     let done = tokio::task::spawn_blocking(move || {
         let written = backup::take(&l, &d, now)?;
@@ -93,21 +106,16 @@ async fn once(ledger: &Path, dir: &Path, keep: usize, now: i64, failing: &mut Op
             if let Some(failed) = failing.take() {
                 tracing::info!(dir = %dir.display(), failed, "backups work again");
             }
-            true
+            Ok(())
         }
-        Ok(Err(e)) => {
-            failed(dir, &crate::error_chain(&e), failing);
-            false
-        }
-        Err(join) => {
-            failed(dir, &join.to_string(), failing);
-            false
-        }
+        Ok(Err(e)) => Err(failed(dir, crate::error_chain(&e), failing)),
+        Err(join) => Err(failed(dir, join.to_string(), failing)),
     }
 }
 
-/// A failure: ERROR for the first of a streak, DEBUG for the rest.
-fn failed(dir: &Path, error: &str, failing: &mut Option<u32>) {
+/// A failure: ERROR for the first of a streak, DEBUG for the rest. The
+/// error, for the caller.
+fn failed(dir: &Path, error: String, failing: &mut Option<u32>) -> String {
     match failing {
         None => {
             tracing::error!(dir = %dir.display(), error = %error,
@@ -119,6 +127,7 @@ fn failed(dir: &Path, error: &str, failing: &mut Option<u32>) {
             tracing::debug!(dir = %dir.display(), error = %error, failed = *n, "backup still failing");
         }
     }
+    error
 }
 
 /// The line a backup that passed its check is logged with.

@@ -16,6 +16,11 @@
 //! answers controls and pings the systemd watchdog. Every task reads the
 //! time through the clock guard (`clock_guard`), which holds the
 //! time-driven ones while the wall clock is judged wrong.
+//!
+//! Every task reports what it sees to one [`Observer`](crate::observe)
+//! (printers and readers up or down, grants syncs, backups, restarts, jobs
+//! by outcome, held jobs, open sessions, the writer's commit times), stamped
+//! with the guard's clock.
 
 mod backups;
 pub mod clock_guard;
@@ -33,6 +38,7 @@ use crate::ledger::chain::hex;
 use crate::ledger::integrity::Chain;
 use crate::ledger::writer::Writer;
 use crate::ledger::{IoCause, Ledger, LedgerError};
+use crate::observe::Observer;
 use crate::printer::client::{IppError, PrinterClients};
 use clock_guard::ClockGuard;
 use running::Daemon;
@@ -197,8 +203,20 @@ pub async fn serve(
     let guard = ClockGuard::open(&ledger, clock)
         .map_err(|e| DaemonError::ClockWitnesses(e.at(ledger.path())))?;
     let path = ledger.path().to_path_buf();
-    let writer = Writer::spawn(ledger).map_err(DaemonError::Writer)?;
-    let mut daemon = Daemon::start(config, path, writer.handle(), clients, guard.clone()).await;
+    let observed = guard.clock();
+    let observer = Observer::new(move || observed.wall());
+    let commits = observer.clone();
+    let writer = Writer::spawn_timed(ledger, Box::new(move |took| commits.ledger_commit(took)))
+        .map_err(DaemonError::Writer)?;
+    let mut daemon = Daemon::start(
+        config,
+        path,
+        writer.handle(),
+        clients,
+        guard.clone(),
+        observer,
+    )
+    .await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers(), "tallyd ready");
     daemon.answer(shutdown, &mut controls).await;

@@ -9,6 +9,7 @@ use crate::analysis::Limits;
 use crate::clock::{self, Clock};
 use crate::config::{Config, GrantsConfig, PrinterConfig};
 use crate::ledger::writer::WriterHandle;
+use crate::observe::Observer;
 use crate::printer::analyse::Analyser;
 use crate::printer::client::PrinterClients;
 use crate::printer::poller::{Poller, StatusBoard};
@@ -40,6 +41,8 @@ pub(super) struct Daemon {
     started: Instant,
     /// The spool analysis's queue, when `[analysis]` is on.
     analyser: Option<Analyser>,
+    /// What the tasks observe, for metrics, health and alerts.
+    observer: Observer,
 }
 
 impl Daemon {
@@ -51,20 +54,21 @@ impl Daemon {
         writer: WriterHandle,
         clients: PrinterClients,
         guard: ClockGuard,
+        observer: Observer,
     ) -> Daemon {
         let site = LiveSite::new(config.site());
         let clock = guard.clock();
         let grants_outage = tasks::SyncOutage::default();
         if let Some(g) = &config.grants {
             if clock.trusted() {
-                tasks::sync_grants(&writer, &site, &clock, g, &grants_outage).await;
+                tasks::sync_grants(&writer, &site, &clock, g, &grants_outage, &observer).await;
             } else {
                 tracing::info!(source = %crate::grants::source::redact(&g.source), "grants sync held until the wall clock agrees");
             }
         }
         let (grants, _) = watch::channel(config.grants.clone());
         let mut daemon = Daemon {
-            tasks: Supervisor::new(CancellationToken::new()),
+            tasks: Supervisor::new(CancellationToken::new(), observer.clone()),
             board: Arc::new(Mutex::new(BTreeMap::new())),
             sync_now: Arc::new(Notify::new()),
             started: Instant::now(),
@@ -78,6 +82,7 @@ impl Daemon {
             guard,
             grants,
             grants_outage,
+            observer,
         };
         daemon.start_background();
         daemon.start_backups();
@@ -148,10 +153,10 @@ impl Daemon {
             now: self.sync_now.clone(),
             trust: self.guard.subscribe(),
         };
-        let outage = self.grants_outage.clone();
+        let (outage, o) = (self.grants_outage.clone(), self.observer.clone());
         self.tasks.start("grants-sync", move |stop| {
             let (w, s, c) = (w.clone(), s.clone(), c.clone());
-            tasks::syncer(w, s, c, wakers.clone(), outage.clone(), stop)
+            tasks::syncer(w, s, c, wakers.clone(), outage.clone(), o.clone(), stop)
         });
         let (w, c, trust) = (
             self.writer.clone(),
@@ -173,9 +178,9 @@ impl Daemon {
             config: self.config.backup.clone(),
             tz: self.config.tz,
         };
-        let clock = self.clock.clone();
+        let (clock, o) = (self.clock.clone(), self.observer.clone());
         self.tasks.start("backup", move |stop| {
-            super::backups::scheduler(schedule.clone(), clock.clone(), stop)
+            super::backups::scheduler(schedule.clone(), clock.clone(), o.clone(), stop)
         });
     }
 
@@ -187,6 +192,7 @@ impl Daemon {
             writer: self.writer.clone(),
             site: self.site.clone(),
             clock: self.clock.clone(),
+            observer: self.observer.clone(),
         }
     }
 
@@ -213,7 +219,7 @@ impl Daemon {
     fn start_printer(&mut self, p: PrinterConfig) {
         let (client, writer) = (self.clients.get(&p.id).clone(), self.writer.clone());
         let (site, board, clock) = (self.site.clone(), self.board.clone(), self.clock.clone());
-        let analyser = self.analyser.clone();
+        let (analyser, observer) = (self.analyser.clone(), self.observer.clone());
         self.tasks.start(format!("printer:{}", p.id), move |stop| {
             let poller = Poller::new(
                 p.clone(),
@@ -222,6 +228,7 @@ impl Daemon {
                 site.clone(),
                 board.clone(),
                 clock.clone(),
+                observer.clone(),
             );
             match analyser.clone() {
                 Some(a) => poller.with_analyser(a).run(stop),
@@ -252,6 +259,7 @@ impl Daemon {
         if let Ok(mut b) = self.board.lock() {
             b.remove(id);
         }
+        self.observer.printer_removed(id);
     }
 
     /// A new config (SIGHUP, loaded and checked by the caller): restart only
@@ -298,6 +306,8 @@ impl Daemon {
         self.config = config;
         if readers_changed {
             self.stop_readers().await;
+            let ids: Vec<&str> = self.config.readers.iter().map(|r| r.id.as_str()).collect();
+            self.observer.readers_configured(&ids);
             self.start_readers();
         }
         if backups_changed {

@@ -9,6 +9,7 @@
 //! task's token (a reload), or the root (shutdown), after which every task
 //! has one shared grace period to end before it is aborted.
 
+use crate::observe::Observer;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,16 +46,20 @@ pub struct Supervisor {
     tracker: TaskTracker,
     running: BTreeMap<String, Supervised>,
     restarts: Restarts,
+    /// Told of every restart.
+    observer: Observer,
 }
 
 impl Supervisor {
-    /// Tasks started here stop when `root` is cancelled.
-    pub fn new(root: CancellationToken) -> Supervisor {
+    /// Tasks started here stop when `root` is cancelled; restarts are
+    /// reported to `observer`.
+    pub fn new(root: CancellationToken, observer: Observer) -> Supervisor {
         Supervisor {
             root,
             tracker: TaskTracker::new(),
             running: BTreeMap::new(),
             restarts: Arc::default(),
+            observer,
         }
     }
 
@@ -74,6 +79,7 @@ impl Supervisor {
             make,
             self.tracker.clone(),
             self.restarts.clone(),
+            self.observer.clone(),
         ));
         if let Some(old) = self.running.insert(name, Supervised { token, handle }) {
             // Callers stop a task before starting it again; if one did not,
@@ -153,6 +159,7 @@ async fn supervise<F, Fut>(
     mut make: F,
     tracker: TaskTracker,
     restarts: Restarts,
+    observer: Observer,
 ) where
     F: FnMut(CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -184,6 +191,7 @@ async fn supervise<F, Fut>(
         };
         tracing::error!(task = %name, cause = %cause, restarts = count,
             delay_ms = wait.as_millis() as u64, "task failed; restarting it after a backoff");
+        observer.task_restarted(&name, &cause);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = token.cancelled() => return,
@@ -233,7 +241,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_task_that_panics_is_restarted_and_counted_until_it_is_stopped() {
         let runs = Arc::new(AtomicU32::new(0));
-        let mut sup = Supervisor::new(CancellationToken::new());
+        let mut sup = Supervisor::new(CancellationToken::new(), Observer::default());
         let counted = runs.clone();
         sup.start("printer:lobby", move |stop: CancellationToken| {
             let run = counted.fetch_add(1, Ordering::SeqCst);
@@ -255,7 +263,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_task_that_ignores_its_token_is_aborted_after_the_grace_period() {
-        let mut sup = Supervisor::new(CancellationToken::new());
+        let mut sup = Supervisor::new(CancellationToken::new(), Observer::default());
         sup.start("stuck", |_stop| std::future::pending::<()>());
         sup.start("polite", |stop: CancellationToken| async move {
             stop.cancelled().await

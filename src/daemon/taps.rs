@@ -6,6 +6,7 @@ use crate::config::{Binding, Mode, PrinterConfig, ReaderConfig};
 use crate::ledger::owners::{card_owner, CardOwner};
 use crate::ledger::sessions::{self, TapOutcome};
 use crate::ledger::writer::WriterHandle;
+use crate::observe::Observer;
 use crate::printer::client::IppError;
 use crate::printer::client::PrinterClients;
 use crate::printer::release;
@@ -24,6 +25,8 @@ pub struct TapContext {
     pub site: LiveSite,
     /// Where taps and the session sweep read the time.
     pub clock: Clock,
+    /// Told of readers up and down and of open sessions.
+    pub observer: Observer,
 }
 
 /// Handles one tap; logs one line for what it did. At a printer, the
@@ -160,7 +163,10 @@ async fn session_at(
         .await;
     let outcome = match tapped {
         Ok((overlong, outcome)) => {
-            overlong.iter().for_each(log_ended);
+            if let Some(e) = &overlong {
+                ctx.observer.session_changed(false);
+                log_ended(e);
+            }
             outcome
         }
         Err(e) => {
@@ -170,6 +176,7 @@ async fn session_at(
     };
     match outcome {
         TapOutcome::Started { session } => {
+            ctx.observer.session_changed(true);
             tracing::info!(member = %member, resource = %resource, reader = %reader.id, session, "session started")
         }
         TapOutcome::Refused { reason } => {
@@ -182,7 +189,10 @@ async fn session_at(
             tracing::warn!(member = %member, resource = %resource, reader = %reader.id, open_by = %open_by,
                 "tap refused: another member's session is open in this room")
         }
-        TapOutcome::Ended(e) | TapOutcome::EndedOther(e) => log_ended(&e),
+        TapOutcome::Ended(e) | TapOutcome::EndedOther(e) => {
+            ctx.observer.session_changed(false);
+            log_ended(&e)
+        }
     }
 }
 
@@ -193,7 +203,8 @@ pub fn log_ended(e: &sessions::Ended) {
         overage = e.charge.overage, balance_after = e.charge.balance_after, "session ended");
 }
 
-/// Ends sessions that reached their room's maximum length.
+/// Ends sessions that reached their room's maximum length; tells the
+/// observer how many stay open.
 pub async fn close_overlong(ctx: &TapContext) {
     let readers = ctx.readers.clone();
     let site = ctx.site.get();
@@ -202,7 +213,9 @@ pub async fn close_overlong(ctx: &TapContext) {
         .writer
         .call_async(move |conn| {
             let mut ended = Vec::new();
-            for open in sessions::all_open(conn)? {
+            let all = sessions::all_open(conn)?;
+            let count = all.len();
+            for open in all {
                 let binding = Binding::Resource(open.resource.clone());
                 let Some(r) = readers.iter().find(|r| r.binding == binding) else {
                     continue;
@@ -212,11 +225,15 @@ pub async fn close_overlong(ctx: &TapContext) {
                     ended.push(sessions::end_at_max(conn, &site, &room, open, &now)?);
                 }
             }
-            Ok(ended)
+            Ok((count, ended))
         })
         .await;
     match ended {
-        Ok(list) => list.iter().for_each(log_ended),
+        Ok((count, list)) => {
+            let open = count.saturating_sub(list.len());
+            ctx.observer.open_sessions(open as u64);
+            list.iter().for_each(log_ended)
+        }
         Err(e) => tracing::error!(error = %e, "could not close overlong sessions"),
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{GrantsConfig, ReaderConfig};
 use crate::grants::{self, source::Access, source::Source};
 use crate::ledger::expiry;
 use crate::ledger::writer::WriterHandle;
+use crate::observe::Observer;
 use crate::reader::port;
 use crate::site::LiveSite;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,15 +46,33 @@ impl SyncOutage {
     }
 }
 
-/// One sync of the grants file through the writer. Logs one line, except
-/// for a fetch that fails as the last one did (see [`SyncOutage`]).
+/// One sync of the grants file through the writer, told to `observer`.
+/// Logs one line, except for a fetch that fails as the last one did (see
+/// [`SyncOutage`]).
 pub async fn sync_grants(
     writer: &WriterHandle,
     site: &LiveSite,
     clock: &Clock,
     grants: &GrantsConfig,
     outage: &SyncOutage,
+    observer: &Observer,
 ) -> bool {
+    let synced = sync_grants_once(writer, site, clock, grants, outage).await;
+    match &synced {
+        Ok(()) => observer.grants_synced(),
+        Err(error) => observer.grants_failed(error),
+    }
+    synced.is_ok()
+}
+
+/// [`sync_grants`]: `Err` with the failure as logged.
+async fn sync_grants_once(
+    writer: &WriterHandle,
+    site: &LiveSite,
+    clock: &Clock,
+    grants: &GrantsConfig,
+    outage: &SyncOutage,
+) -> Result<(), String> {
     let src = Source::parse(&grants.source);
     // The source as logs show it: a URL's userinfo redacted.
     let shown = src.name();
@@ -65,14 +84,14 @@ pub async fn sync_grants(
         Ok(last) => last,
         Err(e) => {
             tracing::error!(source = %shown, error = %e, "grants sync failed: cannot read the ledger");
-            return false;
+            return Err(e.to_string());
         }
     };
     let fetched = match grants::fetch(&src, Access::of(grants), last, grants.timeout).await {
         Ok(f) => f,
         Err(e) => {
             log_fetch_failure(&shown, &e, outage);
-            return false;
+            return Err(e.to_string());
         }
     };
     if let Some(was) = outage.ended() {
@@ -101,11 +120,11 @@ pub async fn sync_grants(
             let c = report.counts;
             tracing::info!(source = %report.source, digest = %report.digest, issued = c.issued,
                 adjusted = c.adjusted, voided = c.voided, closed = c.closed, members, "grants sync");
-            true
+            Ok(())
         }
         Err(e) => {
             tracing::error!(source = %shown, error = %e, "grants sync failed; nothing changed");
-            false
+            Err(e.to_string())
         }
     }
 }
@@ -147,6 +166,7 @@ pub async fn syncer(
     clock: Clock,
     wakers: SyncWakers,
     outage: SyncOutage,
+    observer: Observer,
     stop: CancellationToken,
 ) {
     let SyncWakers {
@@ -172,7 +192,7 @@ pub async fn syncer(
                 tracing::debug!("grants sync held until the wall clock agrees")
             }
             Some(g) => {
-                sync_grants(&writer, &site, &clock, &g, &outage).await;
+                sync_grants(&writer, &site, &clock, &g, &outage, &observer).await;
             }
             None => {}
         }
@@ -253,7 +273,7 @@ pub async fn reader(cfg: ReaderConfig, ctx: TapContext, stop: CancellationToken)
     let thread_stop = stop.child_token();
     let stop_thread = thread_stop.clone().drop_guard();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let thread = match port::spawn(cfg.clone(), tx, thread_stop) {
+    let thread = match port::spawn(cfg.clone(), tx, thread_stop, ctx.observer.clone()) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(reader = %cfg.id, error = %e, "cannot start the reader's thread");

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most jobs committed in one transaction.
@@ -22,6 +23,8 @@ type Reply = Box<dyn FnOnce(Outcome) + Send>;
 /// A queued job. Called with `None` it does not run and only yields its reply
 /// (for a batch that could not start).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
+/// Told how long each batch took, from `BEGIN` to its `COMMIT` returning.
+pub type OnCommit = Box<dyn Fn(Duration) + Send>;
 
 /// A cloneable handle for sending work to the writer. Its answers name the
 /// ledger file when the file failed ([`LedgerError::at`]).
@@ -40,13 +43,19 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on an opened ledger.
     pub fn spawn(ledger: Ledger) -> std::io::Result<Writer> {
+        Writer::spawn_timed(ledger, Box::new(|_| {}))
+    }
+
+    /// [`Writer::spawn`], telling `on_commit` how long each batch took
+    /// (committed or not), on the writer thread: it must be quick.
+    pub fn spawn_timed(ledger: Ledger, on_commit: OnCommit) -> std::io::Result<Writer> {
         // The writer decides nothing by site settings: callers read the live
         // site when they build a job and move what they need into it.
         let (conn, _, path) = ledger.into_parts();
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, queue))?;
+            .spawn(move || run(conn, queue, on_commit))?;
         Ok(Writer {
             handle: WriterHandle {
                 jobs,
@@ -124,7 +133,7 @@ impl WriterHandle {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, on_commit: OnCommit) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -133,7 +142,9 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
         commit_batch(&conn, batch);
+        on_commit(started.elapsed());
     }
 }
 

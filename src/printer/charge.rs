@@ -9,6 +9,7 @@ use crate::ledger::jobs::review::{self, Suspect};
 use crate::ledger::jobs::{self as ledger_jobs, Recorded};
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{Charge, LedgerError, Result, Site};
+use crate::observe::{Observer, Outcome};
 use tokio::sync::oneshot;
 
 /// A job handed to the writer, waiting for its commit.
@@ -112,13 +113,41 @@ fn suspect(cfg: &PrinterConfig, job: &Job, s: &Suspicion, now: i64) -> Suspect {
     }
 }
 
-/// Waits for the commit and logs one line for what happened; `Ok(true)`
-/// when the job was charged now. An error is for the caller to log once.
-pub async fn finish(printer: &str, mut p: Pending) -> Result<bool> {
+/// Waits for the commit, logs one line for what happened and tells
+/// `observer`; `Ok(true)` when the job was charged now. An error is for the
+/// caller to log once.
+pub async fn finish(printer: &str, mut p: Pending, observer: &Observer) -> Result<bool> {
     let recorded = (&mut p.reply)
         .await
         .unwrap_or(Err(LedgerError::WriterGone))?;
+    observe(printer, &p, &recorded, observer);
     Ok(log(printer, &p, recorded))
+}
+
+/// Counts a job newly recorded by its outcome (a review is notified too).
+fn observe(printer: &str, p: &Pending, recorded: &Recorded, observer: &Observer) {
+    let (job, verdict) = (&p.job, &p.verdict);
+    let priced = match verdict {
+        Verdict::Charge(priced) => priced,
+        Verdict::Review(s) => {
+            if matches!(recorded, Recorded::SetAside) {
+                observer.job_to_review(printer, job.id, job.owner(), &s.reason);
+            }
+            return;
+        }
+        Verdict::Nothing => return,
+    };
+    let outcome = match recorded {
+        Recorded::Charged { member: None, .. } => Outcome::Unattributed,
+        Recorded::Charged { .. } | Recorded::Settled { .. } => Outcome::Charged,
+        _ => return,
+    };
+    let impressions = priced
+        .facts
+        .impressions()
+        .and_then(|n| u64::try_from(n).ok());
+    let impressions = impressions.unwrap_or(0);
+    observer.job_recorded(printer, outcome, impressions, priced.cents);
 }
 
 fn log(printer: &str, p: &Pending, recorded: Recorded) -> bool {

@@ -13,11 +13,15 @@ use crate::clock::Clock;
 use crate::config::{Mode, PrinterConfig};
 use crate::error_chain;
 use crate::ledger::writer::WriterHandle;
+use crate::observe::Observer;
 use crate::site::LiveSite;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// IPP's `pending-held`: a job waiting for its release.
+const HELD: i32 = 4;
 
 /// The longest wait between tries at a printer that is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -44,6 +48,8 @@ pub struct Poller {
     site: LiveSite,
     board: StatusBoard,
     clock: Clock,
+    /// Told of the printer up and down, its jobs and held queue.
+    observer: Observer,
     /// Keys of listed jobs already dealt with (charged, or costing nothing).
     done: HashSet<String>,
     /// Keys whose charge failed, with the error last logged for them.
@@ -80,10 +86,12 @@ impl Poller {
         site: LiveSite,
         board: StatusBoard,
         clock: Clock,
+        observer: Observer,
     ) -> Poller {
         if let Ok(mut b) = board.lock() {
             b.entry(cfg.id.clone()).or_default();
         }
+        observer.printer_known(&cfg.id);
         Poller {
             completed: JobsQuery::new(&cfg, Which::Completed).map_err(|e| error_chain(&e)),
             not_completed: (cfg.mode != Mode::Direct)
@@ -95,6 +103,7 @@ impl Poller {
             site,
             board,
             clock,
+            observer,
             done: HashSet::new(),
             failed: HashMap::new(),
             down: None,
@@ -170,6 +179,8 @@ impl Poller {
         if self.cfg.mode == Mode::Direct {
             return;
         }
+        let held = listed.iter().filter(|j| j.state == HELD).count();
+        self.observer.held_jobs(&self.cfg.id, held as u64);
         if !self.clock.trusted() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
             return;
@@ -272,7 +283,7 @@ impl Poller {
         let mut charged = 0;
         for p in pending {
             let (key, job_id) = (p.key.clone(), p.job.id);
-            match charge::finish(&id, p).await {
+            match charge::finish(&id, p, &self.observer).await {
                 Ok(now_charged) => {
                     charged += u64::from(now_charged);
                     self.failed.remove(&key);
@@ -325,6 +336,7 @@ impl Poller {
                 s.last_error = None;
             }
         }
+        self.observer.printer_up(id);
         if let Some(reason) = self.down.take() {
             tracing::info!(printer = %id, uri = %self.cfg.uri, was = %reason, "printer is back");
         } else if first {
@@ -341,6 +353,7 @@ impl Poller {
                 s.last_error = Some(reason.clone());
             }
         }
+        self.observer.printer_down(id, &reason);
         if self.down.is_none() {
             if self.certificate {
                 tracing::error!(printer = %id, uri = %self.cfg.uri, error = %reason,

@@ -5,6 +5,7 @@
 use super::decode::{Decoder, Event};
 use crate::config::ReaderConfig;
 use crate::ids::CardId;
+use crate::observe::Observer;
 use std::io::Read;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -25,18 +26,25 @@ pub struct Tap {
     pub card: CardId,
 }
 
-/// Starts the reader's thread; it runs until `stop` is cancelled.
+/// Starts the reader's thread; it runs until `stop` is cancelled, and
+/// tells `observer` when the device goes and comes back.
 pub fn spawn(
     cfg: ReaderConfig,
     taps: mpsc::UnboundedSender<Tap>,
     stop: CancellationToken,
+    observer: Observer,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("reader-{}", cfg.id))
-        .spawn(move || run(cfg, taps, stop))
+        .spawn(move || run(cfg, taps, stop, observer))
 }
 
-fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: CancellationToken) {
+fn run(
+    cfg: ReaderConfig,
+    taps: mpsc::UnboundedSender<Tap>,
+    stop: CancellationToken,
+    observer: Observer,
+) {
     let framing = cfg.framing;
     let origin = Instant::now();
     let mut decoder = Decoder::new(framing, cfg.debounce, STALE_AFTER);
@@ -54,6 +62,7 @@ fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: CancellationTo
                     tracing::warn!(reader = %cfg.id, device = %cfg.device.display(), error = %e,
                         "card reader is gone; reopening with backoff");
                     gone = Some(e.to_string());
+                    observer.reader_down(&cfg.id, &e.to_string());
                 }
                 first = false;
                 sleep_unless_stopped(backoff, &stop);
@@ -62,6 +71,9 @@ fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: CancellationTo
             }
         };
         backoff = Duration::from_millis(250);
+        if gone.is_some() || first {
+            observer.reader_up(&cfg.id);
+        }
         match gone.take() {
             Some(was) => {
                 tracing::info!(reader = %cfg.id, device = %cfg.device.display(), was = %was, "card reader is back")
@@ -93,6 +105,7 @@ fn run(cfg: ReaderConfig, taps: mpsc::UnboundedSender<Tap>, stop: CancellationTo
         };
         tracing::warn!(reader = %cfg.id, device = %cfg.device.display(), error = %why,
             "card reader is gone; reopening with backoff");
+        observer.reader_down(&cfg.id, &why);
         gone = Some(why);
         drop(port);
         sleep_unless_stopped(backoff, &stop);
