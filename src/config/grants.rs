@@ -6,12 +6,11 @@
 //! `ca_file` (the CAs an `https://` source is checked against) that cannot
 //! be read or holds no PEM certificate.
 
+use super::credential::{self, GrantsAuth};
 use super::{ca_file, duration_field, ConfigError, ErrAt};
 use crate::tls::Trust;
 use serde::Deserialize;
-use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -46,25 +45,6 @@ pub struct GrantsConfig {
     pub trust: Trust,
 }
 
-/// A credential for the grants URL, read from a file. Its `Debug` never
-/// shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub enum GrantsAuth {
-    /// `Authorization: Bearer <token>`.
-    Bearer(String),
-    /// `Authorization: Basic`, from a file holding `user:password`.
-    Basic { user: String, password: String },
-}
-
-impl fmt::Debug for GrantsAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GrantsAuth::Bearer(_) => f.write_str("Bearer(***)"),
-            GrantsAuth::Basic { user, .. } => write!(f, "Basic({user}:***)"),
-        }
-    }
-}
-
 /// `[grants]`: a source (a URL, or a path relative to the config's folder),
 /// how often to sync it (15 minutes by default), how long a fetch may
 /// take (10 seconds), and an optional credential file.
@@ -95,7 +75,17 @@ pub(super) fn section(
         source,
         interval: duration(&g.interval, "grants.interval", 900)?,
         timeout: duration(&g.timeout, "grants.timeout", 10)?,
-        auth: auth(g, is_url, base, err)?,
+        auth: credential::read(
+            credential::Fields {
+                section: "grants",
+                target: "source",
+                token_file: g.token_file.as_ref(),
+                basic_auth_file: g.basic_auth_file.as_ref(),
+            },
+            is_url,
+            base,
+            err,
+        )?,
         trust: match &g.ca_file {
             None => Trust::System,
             Some(_) if !is_https => {
@@ -108,74 +98,6 @@ pub(super) fn section(
             Some(path) => Trust::CaFile(ca_file(path, base, "grants.ca_file", err)?),
         },
     })
-}
-
-/// `token_file` or `basic_auth_file` (not both, and only for a URL), read now.
-fn auth(
-    g: &RawGrants,
-    is_url: bool,
-    base: &Path,
-    err: &ErrAt<'_>,
-) -> Result<Option<GrantsAuth>, ConfigError> {
-    let (path, field) = match (&g.token_file, &g.basic_auth_file) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(b)) => {
-            return Err(err(
-                Some(b.span()),
-                "grants.basic_auth_file",
-                "set token_file or basic_auth_file, not both".into(),
-            ))
-        }
-        (Some(t), None) => (t, "grants.token_file"),
-        (None, Some(b)) => (b, "grants.basic_auth_file"),
-    };
-    let at = |message: String| err(Some(path.span()), field, message);
-    if !is_url {
-        return Err(at("needs an http:// or https:// source".into()));
-    }
-    let file = base.join(path.get_ref().trim());
-    let text = read_secret(&file).map_err(|e| {
-        let mut error = at(format!("cannot read {}: {e}", file.display()));
-        error.source = Some(Arc::new(e));
-        error
-    })?;
-    // One trailing newline (or CR LF) is how files end; the secret is the rest.
-    let secret = text.trim_end_matches(['\n', '\r']);
-    if secret.trim().is_empty() {
-        return Err(at(format!("{} is empty", file.display())));
-    }
-    if g.token_file.is_some() {
-        return Ok(Some(GrantsAuth::Bearer(secret.trim().to_string())));
-    }
-    match secret.split_once(':') {
-        Some((user, password)) if !user.is_empty() => Ok(Some(GrantsAuth::Basic {
-            user: user.to_string(),
-            password: password.to_string(),
-        })),
-        _ => Err(at(format!(
-            "{} does not hold `user:password`",
-            file.display()
-        ))),
-    }
-}
-
-/// A secret file is a line, not a stream: anything past [`SECRET_MAX`]
-/// bytes (a wrong path to a log or a device) is refused, unread.
-const SECRET_MAX: u64 = 64 * 1024;
-
-fn read_secret(file: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(file)?
-        .take(SECRET_MAX + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > SECRET_MAX {
-        return Err(std::io::Error::other(format!(
-            "it is over {} KiB, not a secret",
-            SECRET_MAX / 1024
-        )));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -1,16 +1,20 @@
 //! The site config (`tallyd.toml`): parsed from a string, validated into a
 //! richer type, and every problem reported with file, line and field.
 
+mod alerts;
 mod analysis;
 mod backup;
+mod credential;
 mod grants;
 mod prices;
 mod printers;
 mod readers;
 
+pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
-pub use grants::{GrantsAuth, GrantsConfig};
+pub use credential::GrantsAuth;
+pub use grants::GrantsConfig;
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig, MAX_SESSION_MINUTES};
 
@@ -155,6 +159,8 @@ struct RawConfig {
     analysis: Option<analysis::RawAnalysis>,
     #[serde(default)]
     backup: Option<backup::RawBackup>,
+    #[serde(default)]
+    alerts: Option<alerts::RawAlerts>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +265,8 @@ pub struct Config {
     pub readers: Vec<ReaderConfig>,
     pub analysis: AnalysisConfig,
     pub backup: BackupConfig,
+    /// `[alerts]`, off unless configured.
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -317,7 +325,12 @@ impl Config {
         let readers = readers::validate(raw.readers, &printers, base, &err)?;
         let analysis = analysis::section(raw.analysis, &err)?;
         let backup = backup::section(raw.backup, base, &err)?;
+        let alerts = match &raw.alerts {
+            None => None,
+            Some(a) => Some(alerts::section(a, base, &err)?),
+        };
         Ok(Config {
+            alerts,
             analysis,
             backup,
             readers,
