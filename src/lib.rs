@@ -40,7 +40,10 @@
 //!    - [`printer`]: IPP printers: the client, the requests, what a job
 //!      costs (`jobs`), the per-printer poller, held release;
 //!    - [`reader`]: serial card readers: pure frame decoders and the port
-//!      threads that feed them.
+//!      threads that feed them;
+//!    - [`alerts`]: telling a person: the pure rules (what the observer
+//!      saw and the time → which alerts to send) and the alert command and
+//!      webhook.
 //! 6. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
 //!    rooms (what a tap does lives here), the grants syncer and the sweeps,
 //!    as supervised tasks under one cancellation token. Its entry,
@@ -49,6 +52,7 @@
 //! 7. [`cli`] and [`logging`]: the manager's subcommands and the log format;
 //!    `main.rs` only calls [`cli::main`].
 
+pub mod alerts;
 pub mod analysis;
 pub mod cli;
 pub mod clock;

@@ -11,7 +11,7 @@
 //! Inside, on a tokio runtime: supervised tasks (`supervisor`) under one
 //! cancellation token — one per printer (`printer:<id>`), one per card
 //! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
-//! `expiry-sweep`, `session-sweep`, `clock-guard` and `backup` — and the ledger writer
+//! `expiry-sweep`, `session-sweep`, `clock-guard`, `backup` and `alerts` — and the ledger writer
 //! thread, the one owner of the SQLite writer connection. The main loop
 //! answers controls and pings the systemd watchdog. Every task reads the
 //! time through the clock guard (`clock_guard`), which holds the
@@ -22,6 +22,7 @@
 //! by outcome, held jobs, open sessions, the writer's commit times), stamped
 //! with the guard's clock.
 
+mod alerts;
 mod backups;
 pub mod clock_guard;
 mod running;

@@ -43,6 +43,8 @@ pub(super) struct Daemon {
     analyser: Option<Analyser>,
     /// What the tasks observe, for metrics, health and alerts.
     observer: Observer,
+    /// The alert rules' state, kept across the alerts task's runs.
+    alerts: Arc<Mutex<crate::alerts::Alerter>>,
 }
 
 impl Daemon {
@@ -83,6 +85,7 @@ impl Daemon {
             grants,
             grants_outage,
             observer,
+            alerts: Arc::default(),
         };
         daemon.start_background();
         daemon.start_backups();
@@ -91,6 +94,7 @@ impl Daemon {
             daemon.start_printer(p);
         }
         daemon.start_readers();
+        daemon.start_alerts();
         daemon
     }
 
@@ -181,6 +185,26 @@ impl Daemon {
         let (clock, o) = (self.clock.clone(), self.observer.clone());
         self.tasks.start("backup", move |stop| {
             super::backups::scheduler(schedule.clone(), clock.clone(), o.clone(), stop)
+        });
+    }
+
+    /// The alerts task, when `[alerts]` is configured.
+    fn start_alerts(&mut self) {
+        let Some(config) = self.config.alerts.clone() else {
+            return;
+        };
+        let task = super::alerts::AlertsTask {
+            config,
+            origin: crate::alerts::Origin {
+                site: self.config.site_name.clone(),
+                host: super::alerts::host_name(),
+                tz: self.config.tz,
+            },
+            observer: self.observer.clone(),
+            state: self.alerts.clone(),
+        };
+        self.tasks.start("alerts", move |stop| {
+            super::alerts::alerter(task.clone(), stop)
         });
     }
 
@@ -299,6 +323,8 @@ impl Daemon {
         let readers_changed =
             config.readers != self.config.readers || config.printers != self.config.printers;
         let backups_changed = config.backup != self.config.backup;
+        let alerts_changed = (&config.alerts, &config.site_name, config.tz)
+            != (&self.config.alerts, &self.config.site_name, self.config.tz);
         let _ = self.grants.send(config.grants.clone());
         self.sync_now.notify_one();
         tracing::info!(printers = config.printers.len(), added = %added.join(","),
@@ -313,6 +339,10 @@ impl Daemon {
         if backups_changed {
             self.tasks.stop("backup", STOP_GRACE).await;
             self.start_backups();
+        }
+        if alerts_changed {
+            self.tasks.stop("alerts", STOP_GRACE).await;
+            self.start_alerts();
         }
         notify(&[NotifyState::Ready]);
     }
