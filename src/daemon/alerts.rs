@@ -120,7 +120,7 @@ async fn deliver(task: &AlertsTask, poster: Option<&Poster>, alert: &Alert) {
                 CommandError::TimedOut { .. } => "the alert command timed out and was killed",
                 _ => "the alert command failed",
             };
-            tracing::warn!(kind, subject = %subject, state, error = %crate::error_chain(&e),
+            tracing::warn!(kind = %kind, subject = %subject, state = %state, error = %crate::error_chain(&e),
                 "alert not delivered: {why}; not retried");
         }
         None => {}
@@ -128,10 +128,10 @@ async fn deliver(task: &AlertsTask, poster: Option<&Poster>, alert: &Alert) {
     match by_webhook {
         Some(Ok(())) => delivered.push("webhook"),
         Some(Err(e)) => {
-            tracing::warn!(kind, subject = %subject, state, error = %crate::error_chain(&e),
+            tracing::warn!(kind = %kind, subject = %subject, state = %state, error = %crate::error_chain(&e),
                 "alert not delivered: the webhook failed; not retried");
         }
         None => {}
     }
-    tracing::info!(kind, subject = %subject, state, delivered = %delivered.join(","), "alert");
+    tracing::info!(kind = %kind, subject = %subject, state = %state, delivered = %delivered.join(","), "alert");
 }

@@ -10,8 +10,10 @@
 //! line or a table row ([`forged`]), `ipps://` printers with private
 //! certificates ([`tls`]), backups and restore ([`backup`]), and SIGKILL
 //! at random moments ([`crash`], [`release_crash`]); team members drawing
-//! on their pool at the printer and the door ([`teams`]).
+//! on their pool at the printer and the door ([`teams`]); alerts to a
+//! command and an HTTPS webhook ([`alerts`]).
 
+mod alerts;
 mod analysis;
 mod backup;
 mod clock;

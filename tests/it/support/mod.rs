@@ -25,6 +25,8 @@
 //! - [`tls`]: certificates made with `openssl` (a private CA, a leaf it
 //!   signed, a self-signed one) and `socat` serving TLS in front of a plain
 //!   server here.
+//! - [`webhook`]: a plain HTTP server recording the requests it gets (an
+//!   alert webhook's receiver), answering the status a test sets.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
 //! - [`daemon`]: a site folder and `tallyd run` in it, its log and ledger.
 //! - [`ledger`]: a dump of every row of a ledger, to show nothing changed.
@@ -68,6 +70,7 @@ pub mod pty;
 pub mod recorded;
 pub mod tallyd;
 pub mod tls;
+pub mod webhook;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
