@@ -3,6 +3,7 @@
 
 use crate::clock;
 use chrono_tz::Tz;
+use serde::Serialize;
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,26 +85,49 @@ pub struct Origin {
     pub tz: Tz,
 }
 
+/// The JSON an alert is written as, its keys in this order.
+#[derive(Serialize)]
+struct Json<'a> {
+    kind: &'static str,
+    subject: &'a str,
+    state: &'static str,
+    since: String,
+    reason: &'a str,
+    site: &'a str,
+    host: &'a str,
+    time: String,
+    #[serde(flatten)]
+    job: Option<JobJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct JobJson<'a> {
+    printer: &'a str,
+    job_id: i32,
+    owner: Option<&'a str>,
+}
+
 impl Alert {
     /// The alert as one line of JSON (no newline inside; serde escapes every
     /// control character a reason may hold).
     pub fn to_json(&self, origin: &Origin) -> String {
         let time = |t: i64| clock::format_rfc3339(origin.tz, t);
-        let mut v = serde_json::json!({
-            "kind": self.kind.as_str(),
-            "subject": self.subject,
-            "state": self.state.as_str(),
-            "since": time(self.since),
-            "reason": self.reason,
-            "site": origin.site,
-            "host": origin.host,
-            "time": time(self.at),
-        });
-        if let Some(job) = &self.job {
-            v["printer"] = job.printer.clone().into();
-            v["job_id"] = job.job_id.into();
-            v["owner"] = job.owner.clone().into();
-        }
-        v.to_string()
+        let json = Json {
+            kind: self.kind.as_str(),
+            subject: &self.subject,
+            state: self.state.as_str(),
+            since: time(self.since),
+            reason: &self.reason,
+            site: &origin.site,
+            host: &origin.host,
+            time: time(self.at),
+            job: self.job.as_ref().map(|j| JobJson {
+                printer: &j.printer,
+                job_id: j.job_id,
+                owner: j.owner.as_deref(),
+            }),
+        };
+        // Strings and integers only: serializing cannot fail.
+        serde_json::to_string(&json).unwrap_or_default()
     }
 }

@@ -370,7 +370,38 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         )?,
         None => writeln!(out, "grants: none configured")?,
     }
+    writeln!(out, "{}", describe_alerts(c.alerts.as_ref()))?;
     Ok(())
+}
+
+/// `check-config`'s line for `[alerts]`: where alerts go and when.
+fn describe_alerts(a: Option<&crate::config::AlertsConfig>) -> String {
+    let Some(a) = a else {
+        return "alerts: none configured".into();
+    };
+    let mut to = Vec::new();
+    if let Some(c) = &a.command {
+        to.push(format!("command {}", c.display()));
+    }
+    if let Some(w) = &a.webhook {
+        let auth = match w.auth {
+            Some(crate::config::GrantsAuth::Bearer(_)) => " (bearer token from token_file)",
+            Some(crate::config::GrantsAuth::Basic { .. }) => " (basic auth from basic_auth_file)",
+            None => "",
+        };
+        to.push(format!(
+            "webhook {}{auth}{}",
+            w.url,
+            describe_trust(&w.trust)
+        ));
+    }
+    format!(
+        "alerts: to {}; after {}s, repeat {}s, timeout {}s",
+        to.join(" and "),
+        a.after.as_secs(),
+        a.repeat.as_secs(),
+        a.timeout.as_secs()
+    )
 }
 
 /// `check-config`'s line for a printer: where it is, how jobs reach it, and

@@ -263,3 +263,27 @@ fn the_json_names_kind_subject_state_times_site_and_host() {
     assert_eq!(v["since"], "1970-01-12T13:46:40+00:00");
     assert_eq!(v["time"], v["since"]);
 }
+
+#[test]
+fn the_json_keys_come_in_the_documented_order() {
+    let alert = Alert {
+        kind: Kind::PrinterDown,
+        subject: "lobby".into(),
+        state: State::Firing,
+        since: 0,
+        reason: "refused".into(),
+        at: 300,
+        job: None,
+    };
+    let origin = crate::alerts::Origin {
+        site: "Cowork".into(),
+        host: "pi".into(),
+        tz: chrono_tz::UTC,
+    };
+    assert_eq!(
+        alert.to_json(&origin),
+        "{\"kind\":\"printer_down\",\"subject\":\"lobby\",\"state\":\"firing\",\
+         \"since\":\"1970-01-01T00:00:00+00:00\",\"reason\":\"refused\",\"site\":\"Cowork\",\
+         \"host\":\"pi\",\"time\":\"1970-01-01T00:05:00+00:00\"}"
+    );
+}

@@ -299,6 +299,14 @@ fn the_webhook_gets_the_json_over_https_with_the_token_trusted_through_ca_file()
             certs.ca.cert.display()
         ),
     );
+    let check = site.cli(&["check-config"]);
+    let line = format!(
+        "alerts: to webhook {url} (bearer token from token_file), trusting 1 certificate(s) \
+         of ca_file {}; after 1s, repeat 3600s, timeout 10s\n",
+        certs.ca.cert.display()
+    );
+    assert!(check.contains(&line), "{line} in {check}");
+    assert!(!check.contains("s3cret-token"), "{check}");
     let daemon = site.start();
     daemon.wait_ready();
     let got = hook.wait(1, LIMIT);
