@@ -4,7 +4,7 @@
 //! A printer down for `after` alerts once, and once more when it is back; a
 //! job set aside for review alerts with its printer and job; a failing
 //! command is logged once and not retried; a hanging one is killed at the
-//! time limit, with what it started.
+//! time limit, with what it started; a reload keeps what was sent.
 
 use crate::support;
 use crate::support::daemon::{lines_with, Daemon, PrinterSpec, Site};
@@ -380,4 +380,54 @@ fn a_webhook_answering_an_error_is_logged_once_and_not_retried() {
     let warned = lines_with(&log, &["<4>alert not delivered: the webhook failed"]);
     assert_eq!(warned.len(), 1, "{log}");
     assert!(warned[0].contains("answered HTTP 500"), "{}", warned[0]);
+}
+
+#[test]
+fn a_reload_keeps_what_was_sent_and_sends_new_alerts_through_the_new_command() {
+    let site = Site::new(&[]);
+    recorder(&site);
+    let second = site.path("second.jsonl");
+    script(
+        site.dir(),
+        "second.sh",
+        &format!("cat >> '{}'\n", second.display()),
+    );
+    let printers = [closed_printer()];
+    let config = |command: &str| format!("\n[alerts]\ncommand = \"{command}\"\nafter = \"1s\"\n");
+    site.write_config_with(&printers, &config("notify.sh"));
+    let daemon = site.start();
+    daemon.wait_ready();
+    let alerts = wait_recorded(&site, &daemon, 1);
+    assert_eq!(alerts[0]["state"], "firing");
+
+    // `attic` stays down across the reload: not alerted again; `cellar`,
+    // added and down, is alerted through the new command.
+    let mut cellar = closed_printer();
+    cellar.id = "cellar".into();
+    let [attic] = printers;
+    site.write_config_with(&[attic, cellar], &config("second.sh"));
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", LIMIT);
+    let start = Instant::now();
+    while std::fs::read_to_string(&second)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(start.elapsed() < LIMIT, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(recorded(&site).len(), 1, "{}", daemon.log());
+    let sent = std::fs::read_to_string(&second).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = sent
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{sent}");
+    assert_eq!(
+        (&lines[0]["subject"], &lines[0]["state"]),
+        (&"cellar".into(), &"firing".into())
+    );
+    let log = daemon.log();
+    assert_eq!(lines_with(&log, &["<6>alert "]).len(), 2, "{log}");
 }
