@@ -118,7 +118,7 @@ fn one_usage(
         17 | 18 => {
             if let HoldOutcome::Placed(_) = usage::hold(conn, site, &print(200))? {
                 let detail = format!("{{\"job\":{i},\"impressions\":{}}}", 1 + i % 12);
-                usage::settle(conn, &key, 20 + (i % 30) as i64 * 5, &detail, at + 60)?;
+                usage::settle(conn, site, &key, 20 + (i % 30) as i64 * 5, &detail, at + 60)?;
             }
         }
         _ => {

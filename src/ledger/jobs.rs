@@ -71,7 +71,7 @@ pub fn record_finished(conn: &Connection, site: &Site, job: &FinishedJob) -> Res
 fn charge_finished(conn: &Connection, site: &Site, job: &FinishedJob) -> Result<Recorded> {
     if let Some(hold) = usage::open_hold(conn, &job.key)? {
         let detail = job.detail.to_json();
-        let charge = usage::settle(conn, &job.key, job.cents, &detail, job.at)?;
+        let charge = usage::settle(conn, site, &job.key, job.cents, &detail, job.at)?;
         return Ok(Recorded::Settled {
             member: hold.member,
             estimate: hold.amount,

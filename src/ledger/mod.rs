@@ -363,7 +363,7 @@ impl Ledger {
     }
 
     pub fn settle(&mut self, key: &str, actual: i64, detail: &str, at: Ts) -> Result<Charge> {
-        self.write(|c, _| usage::settle(c, key, actual, detail, at))
+        self.write(|c, site| usage::settle(c, site, key, actual, detail, at))
     }
 
     pub fn void(&mut self, key: &str, reason: &str, at: Ts) -> Result<()> {

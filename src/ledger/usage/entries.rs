@@ -1,13 +1,13 @@
 //! The rows a usage moves: credit taken from (or given back to) a lot with
 //! its history row, overage recorded, and a usage's totals read back.
 
-use super::credit::available;
-use super::pool::USAGE_LOTS;
+use super::pool::{paying, USAGE_LOTS};
 use super::{Charge, Payable};
 use crate::ledger::history::{self, Entry, HistoryKind};
 use crate::ledger::integrity::{self, Chain};
 use crate::ledger::{LedgerError, Result, Ts};
 use crate::money::Unit;
+use chrono_tz::Tz;
 use rusqlite::{params, Connection};
 
 pub(super) fn take_from_lot(
@@ -136,8 +136,12 @@ pub(super) fn totals(conn: &Connection, usage: i64, member: Option<&str>) -> Res
     Ok((covered, overage))
 }
 
+/// A usage's charge as it stands, with what the member can spend now on
+/// the same kind of usage: own credit plus what their team's pool allows
+/// them (months in `tz`), as a debit's `balance_after` counts it.
 pub(super) fn charge_of(
     conn: &Connection,
+    tz: Tz,
     usage: i64,
     member: Option<&str>,
     payable: &Payable,
@@ -146,7 +150,7 @@ pub(super) fn charge_of(
 ) -> Result<Charge> {
     let (covered, overage) = totals(conn, usage, member)?;
     let balance_after = match member {
-        Some(m) => available(conn, m, payable, at)?,
+        Some(m) => paying(conn, tz, m, payable, at)?.available()?,
         None => 0,
     };
     Ok(Charge {

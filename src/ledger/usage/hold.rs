@@ -7,7 +7,7 @@ use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw, 
 use super::rules::{settle_plan, SettlePlan};
 use super::{Charge, Payable};
 use crate::ledger::history::HistoryKind;
-use crate::ledger::{bounded, LedgerError, Result, Ts};
+use crate::ledger::{bounded, LedgerError, Result, Site, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// How a hold was resolved (the `hold_resolutions.outcome` column).
@@ -183,7 +183,14 @@ fn draw(hold: &HoldRow, lot: i64, kind: HistoryKind, amount: i64, at: Ts) -> Dra
 /// More: the difference is debited like any usage. Settling again with the
 /// same amount is a replay; anything else on a resolved hold is an error.
 /// The real cost is from 0 to [`MAX_UNITS`](crate::money::MAX_UNITS).
-pub fn settle(conn: &Connection, key: &str, actual: i64, detail: &str, at: Ts) -> Result<Charge> {
+pub fn settle(
+    conn: &Connection,
+    site: &Site,
+    key: &str,
+    actual: i64,
+    detail: &str,
+    at: Ts,
+) -> Result<Charge> {
     bounded(actual, 0)?;
     let hold = find_hold(conn, key)?;
     // A clock that stepped back must not date the settle before its hold.
@@ -194,6 +201,7 @@ pub fn settle(conn: &Connection, key: &str, actual: i64, detail: &str, at: Ts) -
         {
             return charge_of(
                 conn,
+                site.tz,
                 hold.usage,
                 Some(&hold.member),
                 &hold.payable,
@@ -215,6 +223,7 @@ pub fn settle(conn: &Connection, key: &str, actual: i64, detail: &str, at: Ts) -
     resolve(conn, hold.usage, Resolution::Settled, actual, detail, at)?;
     charge_of(
         conn,
+        site.tz,
         hold.usage,
         Some(&hold.member),
         &hold.payable,

@@ -139,7 +139,9 @@ pub struct Charge {
     pub overage: i64,
     /// Of `covered`, what came from the member's team pool (net of returns).
     pub pooled: i64,
-    /// What the member has left for this kind of usage afterwards.
+    /// What the member has left for this kind of usage afterwards: their
+    /// own credit plus what their team's pool allows them, after a debit,
+    /// hold or settle alike.
     pub balance_after: i64,
     /// True when the key had been seen before and nothing changed.
     pub replayed: bool,

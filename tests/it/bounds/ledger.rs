@@ -87,8 +87,8 @@ fn the_ledger_refuses_amounts_out_of_bounds_and_writes_nothing() {
         invalid(&mut ledger, &path, v, |c, s| {
             usage::hold(c, s, &usage("hold:2", v))
         });
-        invalid(&mut ledger, &path, v, |c, _| {
-            usage::settle(c, "hold:1", v, "{}", AT)
+        invalid(&mut ledger, &path, v, |c, s| {
+            usage::settle(c, s, "hold:1", v, "{}", AT)
         });
     }
     // The bound itself is an amount like any other.

@@ -237,3 +237,39 @@ fn a_bad_team_is_named_with_line_and_field_and_changes_nothing() {
         .expect("count");
     assert_eq!(members, 2);
 }
+
+#[test]
+fn a_settle_reports_the_balance_after_with_the_pool_as_a_debit_does() {
+    let mut b = Bench::new();
+    b.sync(&team("\"boss\", \"ann\"", "member_limit_cents = 600"), T);
+    let req = |key: &str, amount| UsageRequest {
+        key: key.into(),
+        member: Some("ann".into()),
+        origin: Origin::Manual,
+        payable: Payable::Printing,
+        amount,
+        detail: String::new(),
+        at: T + 10,
+    };
+    // Ann has nothing of her own: 600 of the pool's 1000 are hers this month.
+    let debit = b.ledger.debit(&req("d", 100)).expect("debit");
+    assert_eq!(debit.balance_after, 500);
+    let held = match b.ledger.hold(&req("h", 300)).expect("hold") {
+        tallyd::ledger::HoldOutcome::Placed(c) => c,
+        refused => panic!("{refused:?}"),
+    };
+    assert_eq!(held.balance_after, 200);
+    // Settled to 120: 180 go back to the pool, and to her limit.
+    let settled = b.ledger.settle("h", 120, "", T + 20).expect("settle");
+    assert_eq!((settled.covered, settled.pooled), (120, 120));
+    assert_eq!(
+        settled.balance_after, 380,
+        "own 0 + pool allowance 600 - 220"
+    );
+    let again = b.ledger.settle("h", 120, "", T + 30).expect("replay");
+    assert!(again.replayed);
+    assert_eq!(again.balance_after, 380);
+    // What the next debit sees is the same.
+    let next = b.ledger.debit(&req("d2", 0)).expect("debit");
+    assert_eq!(next.balance_after, 380);
+}
