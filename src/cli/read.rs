@@ -26,6 +26,7 @@ fn balance_table(ctx: &Ctx, balances: &[Balance], raw: bool) -> Table {
         header.extend(credits.iter().map(|c| format!("{c}_minutes")));
         header.push("overage_cents".into());
         header.push("overage_minutes".into());
+        header.extend(super::team::pool_csv_header(balances));
     } else {
         header.push("printing".into());
         header.extend(credits.iter().map(|c| c.to_string()));
@@ -50,6 +51,7 @@ fn balance_table(ctx: &Ctx, balances: &[Balance], raw: bool) -> Table {
             );
             row.push(b.overage_cents.to_string());
             row.push(b.overage_minutes.to_string());
+            row.extend(super::team::pool_csv_row(balances, b));
         } else {
             row.push(format_cents(sym, b.printing_cents));
             row.extend(

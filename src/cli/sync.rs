@@ -152,5 +152,8 @@ fn dry_run_details(
     for m in &plan.closes {
         writeln!(out, "  close   {m}: removed from the grants file")?;
     }
+    for t in crate::grants::reconcile::team_changes::team_changes(&plan.changes) {
+        writeln!(out, "  team    {}", t.describe())?;
+    }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! What `tallyd sync` prints, typed once for `--json` and `--csv`: every lot
 //! it issues (or, dry, would issue), every account grant it adjusts or
-//! voids, every member it closes, with the same counts as the text.
+//! voids, every member it closes, every change to a team, with the same
+//! counts as the text.
 
+use crate::grants::reconcile::team_changes::{team_changes, TeamChange};
 use crate::grants::reconcile::{Change, SyncPlan};
 use serde::Serialize;
 
@@ -57,6 +59,8 @@ pub struct SyncOutput<'a> {
     pub adjust: Vec<AdjustLine<'a>>,
     pub void: Vec<VoidLine<'a>>,
     pub close: &'a [String],
+    /// Teams added or closed, members who join or leave, terms changed.
+    pub teams: Vec<TeamChange>,
     pub changes: &'a [Change],
 }
 
@@ -120,6 +124,7 @@ impl<'a> SyncOutput<'a> {
             adjust,
             void,
             close: &plan.closes,
+            teams: team_changes(&plan.changes),
             changes: &plan.changes,
         }
     }
@@ -169,6 +174,17 @@ impl<'a> SyncOutput<'a> {
         for m in self.close {
             let close = ["close", m, "", "", "", "", "removed from the grants file"];
             rows.push(close.iter().map(|s| s.to_string()).collect());
+        }
+        for t in &self.teams {
+            rows.push(vec![
+                format!("team-{}", t.change),
+                t.member.clone().unwrap_or_default(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                t.describe(),
+            ]);
         }
         rows
     }

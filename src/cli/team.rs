@@ -11,6 +11,7 @@ use crate::ledger::PRINTING;
 use crate::money::{format_cents, format_minutes};
 use anyhow::Result;
 use rusqlite::Connection;
+use std::collections::BTreeSet;
 use std::io::Write;
 
 fn amount(ctx: &Ctx, credit: &str, n: i64) -> String {
@@ -38,9 +39,65 @@ pub(super) fn add_pools(ctx: &Ctx, conn: &Connection, balances: &mut [Balance]) 
     Ok(())
 }
 
+/// The pool's credits any of `balances` can draw on, sorted.
+fn pool_credit_ids(balances: &[Balance]) -> BTreeSet<&str> {
+    balances
+        .iter()
+        .filter_map(|b| b.pool.as_ref())
+        .flat_map(|p| p.credits.keys().map(String::as_str))
+        .collect()
+}
+
+fn unit_suffix(credit: &str) -> &'static str {
+    if credit == PRINTING {
+        "cents"
+    } else {
+        "minutes"
+    }
+}
+
+/// The pool columns of `balance --csv` (none when no member listed is in a
+/// team): the team, what the pool makes available per credit, and the
+/// monthly limit left (empty: no limit).
+pub(super) fn pool_csv_header(balances: &[Balance]) -> Vec<String> {
+    if balances.iter().all(|b| b.pool.is_none()) {
+        return Vec::new();
+    }
+    let mut header = vec!["team".to_string()];
+    header.extend(
+        pool_credit_ids(balances)
+            .into_iter()
+            .map(|c| format!("pool_{c}_{}", unit_suffix(c))),
+    );
+    header.push("pool_limit_left_cents".into());
+    header.push("pool_limit_left_minutes".into());
+    header
+}
+
+/// One member's pool columns, matching [`pool_csv_header`].
+pub(super) fn pool_csv_row(balances: &[Balance], b: &Balance) -> Vec<String> {
+    if balances.iter().all(|b| b.pool.is_none()) {
+        return Vec::new();
+    }
+    let credits = pool_credit_ids(balances);
+    let opt = |o: Option<i64>| o.map_or_else(String::new, |n| n.to_string());
+    let Some(p) = &b.pool else {
+        return std::iter::repeat_n(String::new(), credits.len() + 3).collect();
+    };
+    let mut row = vec![p.team.clone()];
+    row.extend(
+        credits
+            .into_iter()
+            .map(|c| p.credits.get(c).copied().unwrap_or(0).to_string()),
+    );
+    row.push(opt(p.limit_left_cents));
+    row.push(opt(p.limit_left_minutes));
+    row
+}
+
 /// Under a balance table: per team member and credit, what the pool adds.
 pub(super) fn write_pools(ctx: &Ctx, out: &mut dyn Write, balances: &[Balance]) -> Result<()> {
-    let mut t = Table::new(["member", "team", "credit", "from the pool"]);
+    let mut t = Table::new(["member", "team", "credit", "from the pool", "limit left"]);
     for b in balances {
         let Some(p) = &b.pool else { continue };
         if p.credits.is_empty() {
@@ -49,14 +106,22 @@ pub(super) fn write_pools(ctx: &Ctx, out: &mut dyn Write, balances: &[Balance]) 
                 p.team.clone(),
                 "-".into(),
                 "nothing".into(),
+                String::new(),
             ]);
         }
         for (credit, n) in &p.credits {
+            let cents = credit == PRINTING;
+            let left = if cents {
+                p.limit_left_cents
+            } else {
+                p.limit_left_minutes
+            };
             t.push(vec![
                 b.member.clone(),
                 p.team.clone(),
                 credit.clone(),
                 amount(ctx, credit, *n),
+                limit(ctx, cents, left),
             ]);
         }
     }

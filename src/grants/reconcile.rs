@@ -25,6 +25,8 @@ pub mod kind {
     pub const TEAM: &str = "team";
 }
 
+pub mod team_changes;
+
 pub use crate::ledger::catalog::CatalogRow;
 
 /// What the ledger holds that a sync needs to know.

@@ -3,11 +3,12 @@
 //! the URL source against a real HTTP server ([`http`]), and its
 //! credentials, never shown in output or logs ([`secrets`]); HTTPS with a
 //! private CA or a self-signed certificate ([`tls`]); teams under the sync
-//! rules ([`teams`]).
+//! rules ([`teams`]) and through the manager's commands ([`teams_cli`]).
 
 mod bad;
 mod http;
 mod secrets;
 mod sync;
 mod teams;
+mod teams_cli;
 mod tls;
