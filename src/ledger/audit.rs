@@ -1,7 +1,8 @@
 //! Every check `tallyd check-ledger` runs, each with its own verdict:
 //! SQLite's full `integrity_check`, the append-only triggers, every lot
 //! against its history, every usage against its history and overage rows,
-//! and each hash chain from its first row. A check that cannot run (a
+//! every team pool draw against the history it stands for, and each hash
+//! chain from its first row. A check that cannot run (a
 //! damaged file) fails on its own; the others still run.
 
 use super::integrity::{self, Chain};
@@ -35,6 +36,7 @@ pub fn audit(conn: &Connection) -> Vec<Verdict> {
         verdict("append-only triggers", triggers(conn)),
         verdict("lots against history", lots(conn)),
         verdict("usages against history and overage", usages(conn)),
+        verdict("pool draws against history", pool_draws(conn)),
     ];
     for chain in Chain::ALL {
         let name = match chain {
@@ -106,6 +108,24 @@ fn usages(conn: &Connection) -> Outcome {
         checked += 1;
     }
     Ok(Ok(format!("{checked} usages agree")))
+}
+
+fn pool_draws(conn: &Connection) -> Outcome {
+    use super::usage::pool_agree::{pool_disagreement, pool_totals};
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < schema::TEAMS {
+        return Ok(Ok(format!(
+            "the ledger predates teams (schema {version}): no pool"
+        )));
+    }
+    let totals = pool_totals(conn)?;
+    if let Some((t, why)) = totals
+        .iter()
+        .find_map(|t| pool_disagreement(t).map(|why| (t, why)))
+    {
+        return Ok(Err(format!("usage {} (`{}`): {why}", t.usage, t.key)));
+    }
+    Ok(Ok(format!("{} usage lots of the pool agree", totals.len())))
 }
 
 fn chained(conn: &Connection, chain: Chain) -> Outcome {

@@ -365,6 +365,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version whose migration hashes the existing money rows.
 pub const CHAINED: i64 = 9;
 
+/// The schema version that adds teams and their pool draws.
+pub const TEAMS: i64 = 10;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -419,7 +422,7 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 25] = [
 ];
 
 /// The append-only triggers a ledger of schema `version` has: those its
-/// migrations created (all of [`APPEND_ONLY_TRIGGERS`] from schema 7).
+/// migrations created (all of [`APPEND_ONLY_TRIGGERS`] from schema 10).
 pub fn append_only_triggers_at(version: i64) -> Vec<&'static str> {
     let applied = &MIGRATIONS[..(version.clamp(0, SCHEMA_VERSION) as usize)];
     APPEND_ONLY_TRIGGERS

@@ -3,7 +3,8 @@
 //! (limits and `combine` drawn at random) on a fresh ledger. After every
 //! step, with raw SQL and a small model of what the API reported:
 //!
-//! 1. no lot leaves `0..=granted`, and every lot equals its history;
+//! 1. no lot leaves `0..=granted`, every lot equals its history, and every
+//!    pool draw agrees with the history it stands for (`check-ledger`);
 //! 2. no member's net draws on their pool in a calendar month pass the
 //!    team's monthly limit (or go below 0);
 //! 3. conservation, per unit: every unit granted is remaining, used or held
@@ -21,7 +22,7 @@ use proptest::prelude::*;
 use rusqlite::{params, Connection};
 use tallyd::ledger::lots::{self, GrantRequest};
 use tallyd::ledger::teams::{self, TeamDef};
-use tallyd::ledger::usage::{self, HoldOutcome, Origin, Payable, UsageRequest};
+use tallyd::ledger::usage::{self, pool_agree, HoldOutcome, Origin, Payable, UsageRequest};
 use tallyd::ledger::writer::Writer;
 use tallyd::ledger::{schema, Ledger, OveragePolicy, Site, SourceKind};
 
@@ -454,6 +455,11 @@ impl World {
             )
             .expect("bounds");
         assert_eq!(bad, 0);
+        // Every pool draw agrees with the history it stands for
+        // (`check-ledger`), refunds' regrants of dead lots included.
+        for t in pool_agree::pool_totals(c).expect("pool totals") {
+            assert_eq!(pool_agree::pool_disagreement(&t), None, "{t:?}");
+        }
         self.check_limits();
         for unit in 0..2 {
             self.check_conservation(unit);

@@ -14,7 +14,9 @@
 //! - [`pool`]: a team member's pool, their monthly limit, and the draws;
 //! - [`debit`], [`hold`], [`refund`]: the operations, each applying a rule;
 //! - [`agree`]: whether a usage agrees with its history and overage rows
-//!   (`tallyd check-ledger`).
+//!   (`tallyd check-ledger`);
+//! - [`pool_agree`]: whether its pool draws agree with its history on the
+//!   pool's lots (`tallyd check-ledger`).
 
 pub mod agree;
 mod credit;
@@ -22,6 +24,7 @@ mod debit;
 mod entries;
 mod hold;
 pub mod pool;
+pub mod pool_agree;
 mod refund;
 pub mod rules;
 

@@ -5,6 +5,7 @@
 //! `--csv` each.
 
 use crate::support::tallyd::SiteDir;
+use rusqlite::Connection;
 
 const CONFIG: &str = r#"
 [site]
@@ -204,4 +205,39 @@ fn a_dry_run_shows_members_joining_and_leaving_and_terms_and_writes_nothing() {
     );
     let text = sync(&site, &["--dry-run"]);
     assert!(text.contains("  team    team acme: closed"), "{text}");
+}
+
+#[test]
+fn check_ledger_ties_every_pool_draw_to_its_history() {
+    let site = acme();
+    let out = site.ok(NOW, &["check-ledger"]);
+    assert!(
+        out.contains("ok   pool draws against history: 1 usage lots of the pool agree")
+            && out.contains("ok   append-only triggers: all 25 present"),
+        "{out}"
+    );
+    // Ann's draw lowered by hand, to lift her monthly limit: the money in
+    // the history is unchanged, the draw no longer agrees with it.
+    let conn = Connection::open(site.ledger()).expect("open");
+    conn.execute_batch(
+        "DROP TRIGGER pool_draws_no_update;
+         UPDATE pool_draws SET amount = 10;",
+    )
+    .expect("tamper");
+    drop(conn);
+    let out = site.run(NOW, &["check-ledger"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("failed 2 of 8 checks"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("FAIL append-only triggers: missing: pool_draws_no_update"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL pool draws against history: usage 1 (")
+            && stdout.contains(
+                "its pool draws on lot 1 sum to 10 but its history on that lot takes 100"
+            ),
+        "{stdout}"
+    );
 }
