@@ -11,13 +11,32 @@ use std::io::Write;
 
 fn verdicts(ctx: &Ctx) -> Vec<Verdict> {
     match Ledger::open_read_only(&ctx.ledger, ctx.config.site()) {
-        Ok(ledger) => audit(ledger.conn()),
+        Ok(ledger) => {
+            let mut verdicts = audit(ledger.conn());
+            verdicts.push(teams(ledger.conn()));
+            verdicts
+        }
         // A file SQLite cannot even open is one failed check.
         Err(e) => vec![Verdict {
             check: "open",
             ok: false,
             detail: crate::error_chain(&e),
         }],
+    }
+}
+
+/// The teams usage draws on are the catalog's (the grants file's, as last
+/// synced): a check above the ledger, which does not read catalog bodies.
+fn teams(conn: &rusqlite::Connection) -> Verdict {
+    let (ok, detail) = match crate::grants::teams_check::check(conn) {
+        Ok(Ok(detail)) => (true, detail),
+        Ok(Err(why)) => (false, why),
+        Err(e) => (false, crate::error_chain(&e)),
+    };
+    Verdict {
+        check: "teams against the catalog",
+        ok,
+        detail,
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`reconcile`]: the pure plan of what a sync issues, adjusts, voids, closes.
 //! - [`sync`]: reading the ledger's snapshot and writing a plan.
 //! - [`source`]: reading a path or fetching a URL (conditional GET).
+//! - [`teams_check`]: whether the ledger's teams are the catalog's
+//!   (`tallyd check-ledger`).
 //!
 //! A sync parses and validates the whole file first; a file with any problem
 //! changes nothing. A good file is applied in one transaction.
@@ -15,6 +17,7 @@ pub mod periods;
 pub mod reconcile;
 pub mod source;
 pub mod sync;
+pub mod teams_check;
 
 use crate::config::ConfigError;
 use crate::error_chain;

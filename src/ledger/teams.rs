@@ -123,3 +123,73 @@ pub fn open_teams(conn: &Connection) -> Result<Vec<(String, Vec<String>)>> {
     }
     Ok(out)
 }
+
+/// One open team as the ledger holds it: what a sync last wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub id: String,
+    pub name: String,
+    pub payer: String,
+    /// Sorted.
+    pub members: Vec<String>,
+    /// Credit ids or [`ALL`], sorted.
+    pub shares: Vec<String>,
+    pub combine: bool,
+    pub limit_cents: Option<i64>,
+    pub limit_minutes: Option<i64>,
+    pub billing: String,
+}
+
+/// Every open team, by id (`tallyd check-ledger` compares them with the
+/// catalog).
+pub fn definitions(conn: &Connection) -> Result<Vec<Definition>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, payer_id, combine, member_limit_cents, member_limit_minutes, billing
+         FROM teams WHERE closed_at IS NULL ORDER BY id",
+    )?;
+    let teams = stmt
+        .query_map([], |r| {
+            Ok(Definition {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                payer: r.get(2)?,
+                members: Vec::new(),
+                shares: Vec::new(),
+                combine: r.get(3)?,
+                limit_cents: r.get(4)?,
+                limit_minutes: r.get(5)?,
+                billing: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let list = |sql: &str, team: &str| -> Result<Vec<String>> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([team], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    teams
+        .into_iter()
+        .map(|mut t| {
+            t.members = list(
+                "SELECT member_id FROM team_members WHERE team_id = ?1 ORDER BY member_id",
+                &t.id,
+            )?;
+            t.shares = list(
+                "SELECT credit FROM team_shares WHERE team_id = ?1 ORDER BY credit",
+                &t.id,
+            )?;
+            Ok(t)
+        })
+        .collect()
+}
+
+/// Members in a team the ledger holds as closed, or in none at all: rows
+/// a sync never writes.
+pub fn stray_members(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.member_id, m.team_id FROM team_members m LEFT JOIN teams t ON t.id = m.team_id
+         WHERE t.id IS NULL OR t.closed_at IS NOT NULL ORDER BY m.member_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

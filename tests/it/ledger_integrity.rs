@@ -75,7 +75,7 @@ fn a_clean_ledger_passes_every_check() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines.len(), 9, "{stdout}");
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{stdout}");
     for check in [
         "integrity_check: ok",
@@ -83,6 +83,7 @@ fn a_clean_ledger_passes_every_check() {
         "lots against history: 1 lots agree",
         "usages against history and overage: 2 usages agree",
         "pool draws against history: 0 usage lots of the pool agree",
+        "teams against the catalog: 0 teams agree",
         "history chain: 3 rows verified",
         "usages chain: 2 rows verified",
         "overage chain: 1 rows verified",
@@ -92,7 +93,7 @@ fn a_clean_ledger_passes_every_check() {
     let out = check_ledger(&site, &["--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(j["ok"], true, "{j}");
-    assert_eq!(j["checks"].as_array().map(Vec::len), Some(8));
+    assert_eq!(j["checks"].as_array().map(Vec::len), Some(9));
 }
 
 #[test]
@@ -131,7 +132,7 @@ fn a_history_row_edited_with_its_lot_is_named_and_refused_at_start() {
         "{stdout}"
     );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("failed 2 of 8 checks"), "{stderr}");
+    assert!(stderr.contains("failed 2 of 9 checks"), "{stderr}");
 
     // The row is older than the tip the daemon recorded, so a start does not
     // rehash it; it is after a fresh ledger's start (below) that it is.
@@ -284,7 +285,7 @@ fn a_byte_flipped_ledger_fails_integrity_check() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL integrity_check: "), "{stdout}");
-    assert_eq!(stdout.lines().count(), 8, "one line per check: {stdout}");
+    assert_eq!(stdout.lines().count(), 9, "one line per check: {stdout}");
 }
 
 #[test]

@@ -213,7 +213,8 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.ok(NOW, &["check-ledger"]);
     assert!(
         out.contains("ok   pool draws against history: 1 usage lots of the pool agree")
-            && out.contains("ok   append-only triggers: all 25 present"),
+            && out.contains("ok   append-only triggers: all 25 present")
+            && out.contains("ok   teams against the catalog: 1 teams agree"),
         "{out}"
     );
     // Ann's draw lowered by hand, to lift her monthly limit: the money in
@@ -228,7 +229,7 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.run(NOW, &["check-ledger"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("failed 2 of 8 checks"), "{stdout}{stderr}");
+    assert!(stderr.contains("failed 2 of 9 checks"), "{stdout}{stderr}");
     assert!(
         stdout.contains("FAIL append-only triggers: missing: pool_draws_no_update"),
         "{stdout}"
@@ -238,6 +239,28 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
             && stdout.contains(
                 "its pool draws on lot 1 sum to 10 but its history on that lot takes 100"
             ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_ledger_finds_a_member_put_in_a_team_by_hand() {
+    let site = acme();
+    // Ben, in no team, slipped into Acme's to draw on its pool: a sync never
+    // wrote that, and the catalog says otherwise.
+    let conn = Connection::open(site.ledger()).expect("open");
+    conn.execute(
+        "INSERT INTO team_members (member_id, team_id) VALUES ('ben', 'acme')",
+        [],
+    )
+    .expect("tamper");
+    drop(conn);
+    let out = site.run(NOW, &["check-ledger"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL teams against the catalog: team `acme` is ")
+            && stdout.contains("ok   pool draws against history"),
         "{stdout}"
     );
 }
