@@ -197,7 +197,7 @@ fn insert(
                 amount,
                 at: req.at,
             };
-            pool::record_draw(conn, &draw)?;
+            pool::record_new_draw(conn, &draw, team)?;
         }
     }
     if let Some(owes) = &paid.owes {

@@ -16,6 +16,7 @@ use crate::money::Unit;
 use chrono_tz::Tz;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// A usage made by a member of a team: the team's terms and the calendar
 /// month (its start) whose pool limit it counts against.
@@ -73,14 +74,56 @@ pub fn paying(
     at: Ts,
 ) -> Result<Paying> {
     let own = candidates(conn, member, payable, at)?;
-    let Some(terms) = terms_of(conn, member)? else {
+    let month = clock::month_start(tz, at);
+    let Some((terms, drawn)) = terms_and_drawn(conn, member, payable.unit(), month)? else {
         return Ok(Paying {
             own,
             ..Paying::default()
         });
     };
-    let month = clock::month_start(tz, at);
-    with_pool(conn, own, member, payable, at, TeamUse { terms, month })
+    let team = TeamUse { terms, month };
+    with_pool(conn, own, member, payable, at, team, drawn)
+}
+
+/// The limit on what a member of a team with `terms` takes in `unit`.
+fn limit_of(terms: &Terms, unit: Unit) -> Option<i64> {
+    match unit {
+        Unit::Cents => terms.limit_cents,
+        Unit::Minutes => terms.limit_minutes,
+    }
+}
+
+/// `member`'s team terms and what they drew from its pool in `unit` in the
+/// month starting at `month` (0 when no limit counts it): one statement,
+/// as a debit reads it.
+fn terms_and_drawn(
+    conn: &Connection,
+    member: &str,
+    unit: Unit,
+    month: Ts,
+) -> Result<Option<(Terms, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.id, t.payer_id, t.combine, t.member_limit_cents, t.member_limit_minutes, t.billing,
+                    CASE WHEN (CASE ?2 WHEN 'cents' THEN t.member_limit_cents
+                                      ELSE t.member_limit_minutes END) IS NULL THEN 0
+                         ELSE (SELECT COALESCE(SUM(amount), 0) FROM pool_draws
+                               WHERE member_id = ?1 AND unit = ?2 AND month = ?3) END
+             FROM team_members m JOIN teams t ON t.id = m.team_id
+             WHERE m.member_id = ?1 AND t.closed_at IS NULL",
+        )?
+        .query_row(params![member, unit.as_str(), month], |r| {
+            let terms = Terms {
+                team: r.get(0)?,
+                payer: r.get(1)?,
+                combine: r.get(2)?,
+                limit_cents: r.get(3)?,
+                limit_minutes: r.get(4)?,
+                merged: r.get::<_, String>(5)? == "merged",
+            };
+            Ok((terms, r.get(6)?))
+        })
+        .optional()?)
 }
 
 fn with_pool(
@@ -90,16 +133,10 @@ fn with_pool(
     payable: &Payable,
     at: Ts,
     team: TeamUse,
+    drawn: i64,
 ) -> Result<Paying> {
-    let unit = payable.unit();
-    let limit = match unit {
-        Unit::Cents => team.terms.limit_cents,
-        Unit::Minutes => team.terms.limit_minutes,
-    };
-    let allowance = match limit {
-        Some(_) => pool_allowance(limit, drawn(conn, member, unit, team.month)?),
-        None => None,
-    };
+    let limit = limit_of(&team.terms, payable.unit());
+    let allowance = pool_allowance(limit, drawn);
     let mut pool = vec![tier(conn, member, &team.terms, payable, at, false)?];
     if team.terms.combine {
         pool.push(tier(conn, member, &team.terms, payable, at, true)?);
@@ -126,7 +163,20 @@ pub fn paying_for_usage(
     let current = terms_of(conn, member)?;
     match (recorded, current) {
         (Some((team, _, month)), Some(terms)) if terms.team == team => {
-            with_pool(conn, own, member, payable, at, TeamUse { terms, month })
+            let unit = payable.unit();
+            let drawn = match limit_of(&terms, unit) {
+                Some(_) => drawn(conn, member, unit, month)?,
+                None => 0,
+            };
+            with_pool(
+                conn,
+                own,
+                member,
+                payable,
+                at,
+                TeamUse { terms, month },
+                drawn,
+            )
         }
         _ => Ok(Paying {
             own,
@@ -134,6 +184,27 @@ pub fn paying_for_usage(
         }),
     }
 }
+
+/// The statements of [`tier`]: the payer's lots, the other members' plan
+/// lots. Built once, not at every debit.
+static TIER_SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [
+        "member_id = ?1 AND member_id <> ?5",
+        "member_id IN (SELECT member_id FROM team_members WHERE team_id = ?4 AND member_id <> ?1 AND member_id <> ?5) AND source = 'plan'",
+    ]
+    .map(|whose| {
+        format!(
+            "SELECT id, remaining, expires_at, source, valid_from FROM lots
+             WHERE {whose} AND remaining > 0 AND valid_from <= ?2
+               AND (expires_at IS NULL OR expires_at > ?2) AND voided_at IS NULL
+               AND ((?3 IS NULL AND credit = '{printing}')
+                    OR credit IN (SELECT credit_id FROM time_credit_types WHERE resource_type = ?3))
+               AND (EXISTS (SELECT 1 FROM team_shares WHERE team_id = ?4 AND credit = '{ALL}')
+                    OR credit IN (SELECT credit FROM team_shares WHERE team_id = ?4))",
+            printing = crate::ledger::PRINTING,
+        )
+    })
+});
 
 /// One tier of the pool: the payer's lots (`others` false; none when the
 /// member is the payer) or the other members' plan lots.
@@ -145,22 +216,7 @@ fn tier(
     at: Ts,
     others: bool,
 ) -> Result<Vec<Candidate>> {
-    let whose = if others {
-        "member_id IN (SELECT member_id FROM team_members WHERE team_id = ?4 AND member_id <> ?1 AND member_id <> ?5) AND source = 'plan'"
-    } else {
-        "member_id = ?1 AND member_id <> ?5"
-    };
-    let sql = format!(
-        "SELECT id, remaining, expires_at, source, valid_from FROM lots
-         WHERE {whose} AND remaining > 0 AND valid_from <= ?2
-           AND (expires_at IS NULL OR expires_at > ?2) AND voided_at IS NULL
-           AND ((?3 IS NULL AND credit = '{printing}')
-                OR credit IN (SELECT credit_id FROM time_credit_types WHERE resource_type = ?3))
-           AND (EXISTS (SELECT 1 FROM team_shares WHERE team_id = ?4 AND credit = '{ALL}')
-                OR credit IN (SELECT credit FROM team_shares WHERE team_id = ?4))",
-        printing = crate::ledger::PRINTING,
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&TIER_SQL[usize::from(others)])?;
     let rows = stmt.query_map(
         params![terms.payer, at, payable.resource_type(), terms.team, member],
         |r| {
@@ -243,6 +299,30 @@ pub fn record_draw(conn: &Connection, d: &Draw<'_>) -> Result<()> {
         d.unit.as_str(),
         d.kind.as_str(),
         d.amount,
+        d.at
+    ])?;
+    Ok(())
+}
+
+/// Records the draws of a usage just made in `team`: its team and month
+/// are at hand, not read back.
+pub fn record_new_draw(conn: &Connection, d: &Draw<'_>, team: &TeamUse) -> Result<()> {
+    if d.amount == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO pool_draws (usage_id, team_id, member_id, lot_id, unit, kind, amount, month, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        d.usage,
+        team.terms.team,
+        d.member,
+        d.lot,
+        d.unit.as_str(),
+        d.kind.as_str(),
+        d.amount,
+        team.month,
         d.at
     ])?;
     Ok(())
