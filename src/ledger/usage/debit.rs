@@ -70,7 +70,10 @@ fn replay(conn: &Connection, req: &UsageRequest, fp: &str) -> Result<Option<Char
     match seen {
         Some((first_fp, _)) if first_fp != fp => Err(LedgerError::KeyConflict(req.key.clone())),
         Some((_, first)) => Ok(Some(Charge {
-            pooled: pooled_of(conn, first.usage_id)?,
+            pooled: match &req.member {
+                Some(m) => pooled_of(conn, first.usage_id, m)?,
+                None => 0,
+            },
             ..first
         })),
         None => Ok(None),

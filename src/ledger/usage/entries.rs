@@ -1,7 +1,7 @@
 //! The rows a usage moves: credit taken from (or given back to) a lot with
 //! its history row, overage recorded, and a usage's totals read back.
 
-use super::pool::{paying, USAGE_LOTS};
+use super::pool::paying;
 use super::{Charge, Payable};
 use crate::ledger::history::{self, Entry, HistoryKind};
 use crate::ledger::integrity::{self, Chain};
@@ -115,17 +115,16 @@ pub(super) fn add_overage(
 }
 
 /// The usage's totals so far: taken from lots, and on the overage account.
-/// History rows of a usage are found through its member's lots and the pool
-/// lots it drew from (there is no index on `history.usage_id`: every index
-/// costs each debit's commit a page).
+/// History rows of a usage (on its member's lots and the pool lots it drew
+/// from) are found by `history_by_usage`.
 pub(super) fn totals(conn: &Connection, usage: i64, member: Option<&str>) -> Result<(i64, i64)> {
     let covered: i64 = match member {
-        Some(m) => conn
+        Some(_) => conn
             .prepare_cached(
-                &format!("SELECT COALESCE(-SUM(delta), 0) FROM history
-                 WHERE {USAGE_LOTS} AND usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')"),
+                "SELECT COALESCE(-SUM(delta), 0) FROM history
+                 WHERE usage_id = ?1 AND kind IN ('debit', 'hold', 'settle', 'void')",
             )?
-            .query_row(params![usage, m], |r| r.get(0))?,
+            .query_row([usage], |r| r.get(0))?,
         None => 0,
     };
     let overage: i64 = conn
@@ -157,17 +156,24 @@ pub(super) fn charge_of(
         usage_id: usage,
         covered,
         overage,
-        pooled: pooled_of(conn, usage)?,
+        pooled: match member {
+            Some(m) => pooled_of(conn, usage, m)?,
+            None => 0,
+        },
         balance_after,
         replayed,
     })
 }
 
-/// What `usage` took from its team's pool, net of what went back.
-pub(super) fn pooled_of(conn: &Connection, usage: i64) -> Result<i64> {
+/// What `usage` of `member` took from its team's pool, net of what went
+/// back: its history on lots not the member's (every such row is a pool
+/// draw, as `check-ledger` checks), found by `history_by_usage`.
+pub(super) fn pooled_of(conn: &Connection, usage: i64, member: &str) -> Result<i64> {
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(SUM(amount), 0) FROM pool_draws WHERE usage_id = ?1 AND kind <> 'refund'",
+            "SELECT COALESCE(-SUM(h.delta), 0) FROM history h JOIN lots l ON l.id = h.lot_id
+             WHERE h.usage_id = ?1 AND l.member_id <> ?2
+               AND h.kind IN ('debit', 'hold', 'settle', 'void')",
         )?
-        .query_row([usage], |r| r.get(0))?)
+        .query_row(params![usage, member], |r| r.get(0))?)
 }

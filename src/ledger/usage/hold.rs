@@ -3,7 +3,7 @@
 //! open hold.
 
 use super::entries::{add_overage, charge_of, give_back, take_from_lot};
-use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw, USAGE_LOTS};
+use super::pool::{owes_overage, paying_for_usage, pool_lots, record_draw, Draw};
 use super::rules::{settle_plan, SettlePlan};
 use super::{Charge, Payable};
 use crate::ledger::history::HistoryKind;
@@ -99,13 +99,13 @@ pub(super) fn resolution(conn: &Connection, usage: i64) -> Result<Option<(String
 
 /// The lots a hold reserved from, in the order it took them, and the overage
 /// it reserved.
-fn reserved(conn: &Connection, usage: i64, member: &str) -> Result<(Vec<(i64, i64)>, i64)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT lot_id, -SUM(delta) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1 AND kind = 'hold'
-         GROUP BY lot_id ORDER BY MIN(id)"
-    ))?;
+fn reserved(conn: &Connection, usage: i64) -> Result<(Vec<(i64, i64)>, i64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT lot_id, -SUM(delta) FROM history WHERE usage_id = ?1 AND kind = 'hold'
+         GROUP BY lot_id ORDER BY MIN(id)",
+    )?;
     let lots = stmt
-        .query_map(params![usage, member], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([usage], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
     let overage: i64 = conn
         .prepare_cached(
@@ -154,7 +154,7 @@ fn apply(
         }
         SettlePlan::GiveBack { overage, lots } => {
             add_overage(conn, &owes, hold.usage, unit, kind, -overage, at)?;
-            let pooled = pool_lots(conn, hold.usage)?;
+            let pooled = pool_lots(conn, hold.usage, &hold.member)?;
             for (lot, amount) in lots {
                 give_back(conn, lot, amount, kind, hold.usage, at)?;
                 if pooled.contains(&lot) {
@@ -217,7 +217,7 @@ pub fn settle(
         }
         None => {}
     }
-    let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
+    let (lots, held_overage) = reserved(conn, hold.usage)?;
     let plan = settle_plan(&lots, held_overage, actual).ok_or(LedgerError::Overflow)?;
     apply(conn, &hold, plan, HistoryKind::Settle, at)?;
     resolve(conn, hold.usage, Resolution::Settled, actual, detail, at)?;
@@ -247,7 +247,7 @@ pub fn void(conn: &Connection, key: &str, reason: &str, at: Ts) -> Result<()> {
         }
         None => {}
     }
-    let (lots, held_overage) = reserved(conn, hold.usage, &hold.member)?;
+    let (lots, held_overage) = reserved(conn, hold.usage)?;
     let plan = settle_plan(&lots, held_overage, 0).ok_or(LedgerError::Overflow)?;
     apply(conn, &hold, plan, HistoryKind::Void, at)?;
     resolve(conn, hold.usage, Resolution::Voided, 0, reason, at)

@@ -328,16 +328,15 @@ pub fn record_new_draw(conn: &Connection, d: &Draw<'_>, team: &TeamUse) -> Resul
     Ok(())
 }
 
-/// The pool lots `usage` drew from.
-pub fn pool_lots(conn: &Connection, usage: i64) -> Result<HashSet<i64>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT DISTINCT lot_id FROM pool_draws WHERE usage_id = ?1")?;
-    let lots = stmt.query_map([usage], |r| r.get(0))?;
+/// The pool lots `usage` of `member` drew from: the lots not the member's
+/// that its history rows moved (every such row is a pool draw, as
+/// `check-ledger` checks), found by `history_by_usage` rather than by an
+/// index on `pool_draws` that each pool debit would write.
+pub fn pool_lots(conn: &Connection, usage: i64, member: &str) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT h.lot_id FROM history h JOIN lots l ON l.id = h.lot_id
+         WHERE h.usage_id = ?1 AND l.member_id <> ?2",
+    )?;
+    let lots = stmt.query_map(params![usage, member], |r| r.get(0))?;
     Ok(lots.collect::<rusqlite::Result<_>>()?)
 }
-
-/// The history rows of a usage are on its member's lots and the pool lots
-/// it drew from: this condition (on `lot_id`, with the usage as `?1` and
-/// the member as `?2`) finds them.
-pub const USAGE_LOTS: &str = "(lot_id IN (SELECT id FROM lots WHERE member_id = ?2)
-     OR lot_id IN (SELECT lot_id FROM pool_draws WHERE usage_id = ?1))";

@@ -4,7 +4,7 @@
 
 use super::entries::{add_overage, take_from_lot, totals};
 use super::hold::resolution;
-use super::pool::{owes_overage, pool_lots, record_draw, Draw, USAGE_LOTS};
+use super::pool::{owes_overage, pool_lots, record_draw, Draw};
 use super::rules::{refund_plan, RefundStep, Taken};
 use super::{Payable, Refund};
 use crate::ledger::allocate::SourceKind;
@@ -44,11 +44,9 @@ fn usage_row(conn: &Connection, key: &str) -> Result<UsageRow> {
 /// A refund is never dated before what it refunds (settles included).
 fn refund_at(conn: &Connection, u: &UsageRow, at: Ts) -> Result<Ts> {
     let last: Option<Ts> = match &u.member {
-        Some(m) => conn
-            .prepare_cached(&format!(
-                "SELECT MAX(at) FROM history WHERE {USAGE_LOTS} AND usage_id = ?1"
-            ))?
-            .query_row(params![u.id, m], |r| r.get(0))?,
+        Some(_) => conn
+            .prepare_cached("SELECT MAX(at) FROM history WHERE usage_id = ?1")?
+            .query_row([u.id], |r| r.get(0))?,
         None => None,
     };
     Ok(at.max(u.at).max(last.unwrap_or(u.at)))
@@ -77,18 +75,16 @@ fn check_refundable(conn: &Connection, key: &str, u: &UsageRow) -> Result<()> {
 
 /// What the usage took from each of the member's lots, net, in the order
 /// taken, and whether each lot is dead at `at`.
-fn taken(conn: &Connection, usage: i64, member: &str, at: Ts) -> Result<Vec<Taken>> {
+fn taken(conn: &Connection, usage: i64, at: Ts) -> Result<Vec<Taken>> {
     let mut stmt = conn.prepare_cached(
         "SELECT h.lot_id, -SUM(h.delta), l.credit,
                 (l.voided_at IS NOT NULL OR (l.expires_at IS NOT NULL AND l.expires_at <= ?2))
          FROM history h JOIN lots l ON l.id = h.lot_id
-         WHERE (h.lot_id IN (SELECT id FROM lots WHERE member_id = ?3)
-                OR h.lot_id IN (SELECT lot_id FROM pool_draws WHERE usage_id = ?1))
-           AND h.usage_id = ?1
+         WHERE h.usage_id = ?1
            AND h.kind IN ('debit', 'hold', 'settle', 'void')
          GROUP BY h.lot_id ORDER BY MIN(h.id)",
     )?;
-    let rows = stmt.query_map(params![usage, at, member], |r| {
+    let rows = stmt.query_map(params![usage, at], |r| {
         Ok(Taken {
             lot: r.get(0)?,
             net: r.get(1)?,
@@ -109,9 +105,9 @@ fn give_back(
     out: &mut Refund,
 ) -> Result<()> {
     let note = format!("refunded: {reason}");
-    let pooled = pool_lots(conn, u.id)?;
+    let pooled = pool_lots(conn, u.id, member)?;
     let unit = u.payable.unit();
-    for step in refund_plan(taken(conn, u.id, member, at)?) {
+    for step in refund_plan(taken(conn, u.id, at)?) {
         let (lot, amount) = match step {
             RefundStep::Restore { lot, amount } => {
                 take_from_lot(

@@ -273,3 +273,20 @@ fn a_settle_reports_the_balance_after_with_the_pool_as_a_debit_does() {
     let next = b.ledger.debit(&req("d2", 0)).expect("debit");
     assert_eq!(next.balance_after, 380);
 }
+
+/// A pool debit writes one index of `pool_draws` only (the one the monthly
+/// limit reads): a usage's pool lots are found through its history rows.
+#[test]
+fn pool_draws_keep_only_the_index_the_limit_reads() {
+    let b = Bench::new();
+    let mut stmt = b
+        .conn()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pool_draws' ORDER BY name")
+        .expect("prepare");
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    assert_eq!(names, ["pool_draws_by_month"]);
+}
