@@ -29,17 +29,14 @@ impl Latency {
         self.count = self.count.saturating_add(1);
     }
 
-    /// Each bound with how many were at or below it (cumulative, as
-    /// Prometheus histograms count); the `+Inf` bucket is [`Self::count`].
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut total = 0u64;
+    /// Each bucket's upper bound with how many fell in it (above the
+    /// bound before; not cumulative), the last one `+Inf`.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
         LATENCY_BUCKETS
             .iter()
+            .copied()
+            .chain([f64::INFINITY])
             .zip(self.counts)
-            .map(|(&bound, n)| {
-                total = total.saturating_add(n);
-                (bound, total)
-            })
             .collect()
     }
 }

@@ -66,6 +66,12 @@ struct Inner {
 #[derive(Clone)]
 pub struct Observer(Arc<Inner>);
 
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 impl Default for Observer {
     /// On the system's wall clock.
     fn default() -> Observer {
@@ -172,6 +178,12 @@ impl Observer {
     /// A backup was written and checked.
     pub fn backup_written(&self) {
         self.with(|s, now| s.backups.written(now));
+    }
+
+    /// The newest backup found on disk was taken `at` (at start): counts as
+    /// the last good one unless a newer one is known.
+    pub fn backup_found(&self, at: i64) {
+        self.with(|s, _| s.backups.last_good = s.backups.last_good.max(Some(at)));
     }
 
     /// A backup failed with `error`; notified.

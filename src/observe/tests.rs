@@ -105,14 +105,14 @@ fn restarts_and_failed_backups_are_counted_and_notified() {
 }
 
 #[test]
-fn commit_latency_buckets_are_cumulative() {
+fn commit_latency_is_counted_in_its_bucket() {
     let mut l = Latency::default();
     l.record(Duration::from_micros(300));
     l.record(Duration::from_millis(3));
     l.record(Duration::from_secs(10));
-    let c = l.cumulative();
-    assert_eq!(c[0], (0.0005, 1));
-    assert_eq!(c[3], (0.005, 2));
-    assert_eq!(c.last().map(|b| b.1), Some(2));
+    let b = l.buckets();
+    assert_eq!(b.len(), LATENCY_BUCKETS.len() + 1);
+    assert_eq!((b[0], b[2], b[3]), ((0.0005, 1), (0.0025, 0), (0.005, 1)));
+    assert_eq!(b.last(), Some(&(f64::INFINITY, 1)));
     assert_eq!(l.count, 3);
 }
