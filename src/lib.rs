@@ -43,7 +43,10 @@
 //!      threads that feed them;
 //!    - [`alerts`]: telling a person: the pure rules (what the observer
 //!      saw and the time → which alerts to send) and the alert command and
-//!      webhook.
+//!      webhook;
+//!    - [`http`]: the optional HTTP listener (axum): Prometheus `/metrics`
+//!      from the observer's snapshot, `/healthz` (a pure verdict plus a
+//!      round trip to the ledger writer), and the routes others merge in.
 //! 6. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
 //!    rooms (what a tap does lives here), the grants syncer and the sweeps,
 //!    as supervised tasks under one cancellation token. Its entry,
@@ -60,6 +63,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod grants;
+pub mod http;
 pub mod ids;
 pub mod ipp_uri;
 pub mod ledger;

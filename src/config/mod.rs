@@ -6,6 +6,7 @@ mod analysis;
 mod backup;
 mod credential;
 mod grants;
+mod http;
 mod prices;
 mod printers;
 mod readers;
@@ -15,6 +16,7 @@ pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;
+pub use http::HttpConfig;
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig, MAX_SESSION_MINUTES};
 
@@ -161,6 +163,7 @@ struct RawConfig {
     backup: Option<backup::RawBackup>,
     #[serde(default)]
     alerts: Option<alerts::RawAlerts>,
+    http: Option<http::RawHttp>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +270,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// `[alerts]`, off unless configured.
     pub alerts: Option<AlertsConfig>,
+    /// The HTTP listener, when `[http]` is given.
+    pub http: Option<HttpConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -329,8 +334,10 @@ impl Config {
             None => None,
             Some(a) => Some(alerts::section(a, base, &err)?),
         };
+        let http = http::section(raw.http, &err)?;
         Ok(Config {
             alerts,
+            http,
             analysis,
             backup,
             readers,

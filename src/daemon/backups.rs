@@ -48,6 +48,9 @@ pub async fn scheduler(s: Schedule, clock: Clock, observer: Observer, stop: Canc
             .and_then(Result::ok)
             .and_then(|l| l.last().map(|b| b.taken))
     };
+    if let Some(taken) = newest {
+        observer.backup_found(taken);
+    }
     let mut due = match newest {
         Some(last) => next_after(tz, at, every, last),
         None => first_slot(tz, at, every, clock.wall()),

@@ -11,7 +11,8 @@
 //! Inside, on a tokio runtime: supervised tasks (`supervisor`) under one
 //! cancellation token — one per printer (`printer:<id>`), one per card
 //! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
-//! `expiry-sweep`, `session-sweep`, `clock-guard`, `backup` and `alerts` — and the ledger writer
+//! `expiry-sweep`, `session-sweep`, `clock-guard`, `backup`, `alerts` and
+//! `http` (the listener of `[http]`, `web`) — and the ledger writer
 //! thread, the one owner of the SQLite writer connection. The main loop
 //! answers controls and pings the systemd watchdog. Every task reads the
 //! time through the clock guard (`clock_guard`), which holds the
@@ -32,6 +33,7 @@ pub mod taps;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod web;
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
@@ -106,6 +108,8 @@ pub enum DaemonError {
     },
     #[error("cannot read the ledger's newest row and clock mark")]
     ClockWitnesses(#[source] LedgerError),
+    #[error(transparent)]
+    Http(#[from] crate::http::BindError),
 }
 
 /// ` of printer ID` when `printer` is not empty.
@@ -201,6 +205,7 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let clients = PrinterClients::new(&config.printers)
         .map_err(|(printer, source)| DaemonError::HttpClient { printer, source })?;
+    let http = web::bind(&config)?;
     let guard = ClockGuard::open(&ledger, clock)
         .map_err(|e| DaemonError::ClockWitnesses(e.at(ledger.path())))?;
     let path = ledger.path().to_path_buf();
@@ -216,6 +221,7 @@ pub async fn serve(
         clients,
         guard.clone(),
         observer,
+        http,
     )
     .await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);

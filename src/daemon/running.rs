@@ -4,7 +4,7 @@
 use super::clock_guard::ClockGuard;
 use super::supervisor::Supervisor;
 use super::taps::TapContext;
-use super::{notify, tasks, Control, STOP_GRACE};
+use super::{notify, tasks, web, Control, STOP_GRACE};
 use crate::analysis::Limits;
 use crate::clock::{self, Clock};
 use crate::config::{Config, GrantsConfig, PrinterConfig};
@@ -45,6 +45,8 @@ pub(super) struct Daemon {
     observer: Observer,
     /// The alert rules' state, kept across the alerts task's runs.
     alerts: Arc<Mutex<crate::alerts::Alerter>>,
+    /// The HTTP listener's address, when `[http]` is on.
+    http: Option<web::Bound>,
 }
 
 impl Daemon {
@@ -57,6 +59,7 @@ impl Daemon {
         clients: PrinterClients,
         guard: ClockGuard,
         observer: Observer,
+        http: Option<web::Bound>,
     ) -> Daemon {
         let site = LiveSite::new(config.site());
         let clock = guard.clock();
@@ -86,6 +89,7 @@ impl Daemon {
             grants_outage,
             observer,
             alerts: Arc::default(),
+            http,
         };
         daemon.start_background();
         daemon.start_backups();
@@ -95,7 +99,33 @@ impl Daemon {
         }
         daemon.start_readers();
         daemon.start_alerts();
+        daemon.start_http();
         daemon
+    }
+
+    /// The HTTP listener, when `[http]` is on.
+    fn start_http(&mut self) {
+        if let Some(bound) = &self.http {
+            let routes = web::routes(&self.config, &self.observer, &self.writer);
+            web::start(&mut self.tasks, bound, routes);
+        }
+    }
+
+    /// After a reload: the listener again with the new settings, on its new
+    /// address if that changed (if it cannot be taken, the listener is off
+    /// and that is logged).
+    async fn restart_http(&mut self, old: Option<std::net::SocketAddr>) {
+        self.tasks.stop(web::TASK, STOP_GRACE).await;
+        let new = self.config.http.map(|h| h.listen);
+        if new != old {
+            self.http = None;
+            match web::bind(&self.config) {
+                Ok(bound) => self.http = bound,
+                Err(e) => tracing::error!(error = %crate::error_chain(&e),
+                    "HTTP listener off: cannot take its new address"),
+            }
+        }
+        self.start_http();
     }
 
     pub(super) fn printers(&self) -> usize {
@@ -325,6 +355,11 @@ impl Daemon {
         let backups_changed = config.backup != self.config.backup;
         let alerts_changed = (&config.alerts, &config.site_name, config.tz)
             != (&self.config.alerts, &self.config.site_name, self.config.tz);
+        let http_changed = config.http != self.config.http
+            || config.grants.as_ref().map(|g| g.interval)
+                != self.config.grants.as_ref().map(|g| g.interval)
+            || backups_changed;
+        let old_listen = self.config.http.map(|h| h.listen);
         let _ = self.grants.send(config.grants.clone());
         self.sync_now.notify_one();
         tracing::info!(printers = config.printers.len(), added = %added.join(","),
@@ -343,6 +378,9 @@ impl Daemon {
         if alerts_changed {
             self.tasks.stop("alerts", STOP_GRACE).await;
             self.start_alerts();
+        }
+        if http_changed {
+            self.restart_http(old_listen).await;
         }
         notify(&[NotifyState::Ready]);
     }

@@ -11,7 +11,8 @@
 //! certificates ([`tls`]), backups and restore ([`backup`]), and SIGKILL
 //! at random moments ([`crash`], [`release_crash`]); team members drawing
 //! on their pool at the printer and the door ([`teams`]); alerts to a
-//! command and an HTTPS webhook ([`alerts`]).
+//! command and an HTTPS webhook ([`alerts`]); the `[http]` listener's
+//! `/metrics` and `/healthz` ([`metrics`]).
 
 mod alerts;
 mod analysis;
@@ -22,6 +23,7 @@ mod faults;
 mod files;
 mod follow_me;
 mod forged;
+mod metrics;
 mod paging;
 mod print;
 mod readers;

@@ -60,6 +60,7 @@ pub mod daemon;
 pub mod documents;
 pub mod eve;
 pub mod fault;
+pub mod http;
 pub mod ipp_server;
 pub mod ipptool;
 pub mod ledger;

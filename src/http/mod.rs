@@ -1,0 +1,52 @@
+//! The optional HTTP listener (`[http]`): Prometheus `/metrics`
+//! ([`metrics`]), `/healthz` ([`health`]), and whatever routes the daemon
+//! merges in beside them. axum serves them; [`bind`] takes the address at
+//! start (so a daemon whose address is in use refuses to start) and
+//! [`serve`] answers on it until cancelled.
+
+pub mod health;
+pub mod metrics;
+
+use axum::Router;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+/// Why the listener could not take its address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {addr}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Takes `addr` (a std listener, so each run of the supervised task can
+/// serve a clone of it).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    let bound = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| BindError { addr, source })?;
+    Ok(bound)
+}
+
+/// Answers `router` on `listener` until `stop` is cancelled; requests in
+/// flight then finish. An error accepting ends it (for the supervisor to
+/// restart it), logged.
+pub async fn serve(listener: &std::net::TcpListener, router: Router, stop: CancellationToken) {
+    let listener = match listener
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve HTTP");
+            return;
+        }
+    };
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "HTTP listener failed");
+    }
+}
