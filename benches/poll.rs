@@ -5,9 +5,13 @@
 //!    daemon's tasks run) and, in the same run, 100 Get-Jobs sent one after
 //!    another by the same code. Goal: sweep / sequential under 0.5.
 //! 2. `tallyd run` idle for 60 s with 10 printers polled every 5 s: its peak
-//!    RSS and CPU time. Goals: under 20 MiB, under 1 s of CPU.
+//!    RSS and CPU time. Goals: under 20 MiB, under 1 s of CPU. Then the
+//!    same with `[http]` on and `/metrics` and `/healthz` fetched every
+//!    15 s, as a Prometheus server and a health checker would: goal, under
+//!    1 MiB more peak RSS, and the same goals.
 //!
-//! Set `POLL_BENCH_IDLE_SECS` to shorten the idle run.
+//! Set `POLL_BENCH_IDLE_SECS` to shorten the idle runs, and
+//! `POLL_BENCH_IDLE_ONLY=1` to skip part 1.
 
 // The integration tests' support folder (real peers, `tallyd run` in a
 // site folder); a bench uses only part of it.
@@ -29,6 +33,9 @@ const ROUNDS: usize = 7;
 
 fn main() {
     let peers = Peers::new();
+    if std::env::var("POLL_BENCH_IDLE_ONLY").is_ok_and(|v| v == "1") {
+        return idle_with_and_without_http(&peers);
+    }
     let cupsd = peers.cupsd_quiet();
     let pdf = write_pdf(peers.dir(), "doc", 2);
     let setup = Instant::now();
@@ -74,7 +81,17 @@ fn main() {
     );
     drop(cupsd);
 
-    idle(&peers);
+    idle_with_and_without_http(&peers);
+}
+
+fn idle_with_and_without_http(peers: &Peers) {
+    let (rss, _) = idle(peers, None);
+    let port = support::process::free_port();
+    let (with_http, _) = idle(peers, Some(port));
+    println!(
+        "  [http] adds:        {:6.2} MiB peak RSS   (goal < 1 MiB)",
+        (with_http as f64 - rss as f64) / 1024.0
+    );
 }
 
 fn printer(id: &str, uri: &str) -> PrinterConfig {
@@ -131,8 +148,9 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// `tallyd run` with 10 printers at 5 s intervals, idle.
-fn idle(peers: &Peers) {
+/// `tallyd run` with 10 printers at 5 s intervals, idle; with `[http]` on
+/// `http` (scraped every 15 s) when given. Its peak RSS (KiB) and CPU time.
+fn idle(peers: &Peers, http: Option<u16>) -> (u64, f64) {
     let secs: u64 = std::env::var("POLL_BENCH_IDLE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -145,19 +163,42 @@ fn idle(peers: &Peers) {
         specs.push(PrinterSpec::direct(&name, &cupsd.queue_uri(&name), "5s"));
     }
     let site = Site::new(&specs);
+    if let Some(port) = http {
+        site.write_config_with(
+            &specs,
+            &format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        );
+    }
     let mut daemon = site.start();
     daemon.wait_ready();
-    std::thread::sleep(Duration::from_secs(secs));
+    let start = Instant::now();
+    let mut scrapes = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Some(port) = http {
+            let samples = support::http::scrape(port).samples.len();
+            assert!(samples > 10, "{samples} samples");
+            support::http::get(port, "/healthz");
+            scrapes += 1;
+        }
+        let left = Duration::from_secs(secs).saturating_sub(start.elapsed());
+        std::thread::sleep(left.min(Duration::from_secs(15)));
+    }
     let rss = daemon.peak_rss_kib();
     let cpu = cpu_seconds(daemon.pid());
     let polls = 10 * (secs / 5 + 1);
     daemon.stop();
-    println!("daemon idle {secs} s, 10 printers every 5 s (~{polls} polls):");
+    match http {
+        None => println!("daemon idle {secs} s, 10 printers every 5 s (~{polls} polls), no [http]:"),
+        Some(_) => println!(
+            "daemon idle {secs} s, 10 printers every 5 s (~{polls} polls), [http] on, {scrapes} scrapes of /metrics and /healthz:"
+        ),
+    }
     println!(
         "  peak RSS (VmHWM):  {:6.1} MiB   (goal < 20 MiB)",
         rss as f64 / 1024.0
     );
     println!("  CPU time (user+system): {cpu:6.3} s  (goal < 1 s)");
+    (rss, cpu)
 }
 
 /// utime + stime of a process, from /proc/PID/stat.

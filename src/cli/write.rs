@@ -371,6 +371,9 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         None => writeln!(out, "grants: none configured")?,
     }
     writeln!(out, "{}", describe_alerts(c.alerts.as_ref()))?;
+    if let Some(h) = &c.http {
+        writeln!(out, "http: /metrics and /healthz on {}", h.listen)?;
+    }
     Ok(())
 }
 

@@ -34,7 +34,8 @@ pub fn bind(config: &Config) -> Result<Option<Bound>, http::BindError> {
     }))
 }
 
-/// Every route the listener serves.
+/// Every route the listener serves: `/metrics` and `/healthz`; other
+/// routers (the web console) are merged in here.
 pub fn routes(config: &Config, observer: &Observer, writer: &WriterHandle) -> Router {
     let build = metrics::BuildInfo {
         version: env!("CARGO_PKG_VERSION"),
