@@ -1,6 +1,7 @@
 //! The HTTP listener of `[http]` on a real daemon: `/metrics` scraped and
 //! parsed as the Prometheus text format while real printers charge real
-//! jobs, a printer and a reader go away, a room session opens; `/healthz`
+//! jobs, a poller panics and is restarted, a printer and a reader go away,
+//! a room session opens; `/healthz`
 //! while grants go stale and while another process holds the ledger's write
 //! lock; an address in use refuses the start.
 
@@ -44,7 +45,8 @@ fn metrics_move_with_real_charges_and_show_printers_and_readers_going_down() {
         ],
         &format!("{}{}", door(&pty), http(port, "")),
     );
-    let mut daemon = site.start();
+    // The lobby's poller panics once (a test hook): one restart counted.
+    let mut daemon = site.start_with("journald", &[("TALLYD_TEST_PANIC_PRINTER", "lobby")]);
     daemon.wait_ready();
     daemon.wait_log(
         &format!("HTTP listener started (/metrics, /healthz) listen=127.0.0.1:{port}"),
@@ -55,6 +57,11 @@ fn metrics_move_with_real_charges_and_show_printers_and_readers_going_down() {
     wait_value(port, "tallyd_printer_up", &lobby, 1.0, LIMIT);
     wait_value(port, "tallyd_reader_up", &[("reader", "door")], 1.0, LIMIT);
     let first = scrape(port);
+    let restarts = [("task", "printer:lobby")];
+    assert_eq!(
+        value(&first, "tallyd_task_restarts_total", &restarts),
+        Some(1.0)
+    );
     let build = sample(&first, "tallyd_build_info", &[]).expect("build info");
     assert_eq!(build.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
     assert!(build
