@@ -4,6 +4,7 @@
 # held queue in front of it, a socat pseudo-terminal as the card reader, and
 # `tallyd run` on a demo config. Submits a held job as alice, taps her card,
 # waits for the job to print and the hold to settle, and prints her statement.
+# Everything it started is stopped and the folder removed when it ends.
 #
 # Needs: cups cups-ipp-utils cups-client dbus socat (apt-get install -y ...).
 set -euo pipefail
@@ -17,8 +18,8 @@ for bin in cupsd ippeveprinter lpadmin lp dbus-daemon socat; do
 done
 export PATH="$PATH:/usr/sbin"
 
-cargo build --quiet
-tallyd="$PWD/target/debug/tallyd"
+cargo build --release --quiet
+tallyd="$PWD/target/release/tallyd"
 demo="$(mktemp -d /tmp/tallyd-demo-XXXXXX)"
 # cupsd runs its filters as the unprivileged lp user: they must reach the spool.
 chmod 755 "$demo"
@@ -26,6 +27,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "$demo"
 }
 trap cleanup EXIT
 

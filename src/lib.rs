@@ -52,8 +52,10 @@
 //!    as supervised tasks under one cancellation token. Its entry,
 //!    `daemon::serve`, takes the config, the ledger, a shutdown future,
 //!    reloads and the clock as values.
-//! 7. [`cli`] and [`logging`]: the manager's subcommands and the log format;
-//!    `main.rs` only calls [`cli::main`].
+//! 7. [`cli`] and [`logging`]: the manager's subcommands (and which config
+//!    they read, `cli::locate`; the man pages and completions made from
+//!    their definition, `tallyd generate`) and the log format; `main.rs`
+//!    only calls [`cli::main`].
 
 pub mod alerts;
 pub mod analysis;

@@ -9,6 +9,8 @@
 
 mod backup;
 mod check;
+mod generate;
+pub mod locate;
 mod output;
 mod read;
 mod review;
@@ -22,23 +24,23 @@ use crate::config::Config;
 use crate::ledger::query::ReportBy;
 use crate::ledger::LedgerError;
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use locate::{Located, Origin};
 use output::Format;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 /// Print- and time-accounting for coworking spaces.
 #[derive(Parser, Debug)]
-#[command(name = "tallyd", version, about)]
+#[command(name = "tallyd", about)]
 pub struct Cli {
-    /// The site config file.
-    #[arg(
-        long,
-        global = true,
-        env = "TALLYD_CONFIG",
-        default_value = "/etc/tallyd/tallyd.toml"
-    )]
-    pub config: PathBuf,
+    /// The site config file. Without it (and without TALLYD_CONFIG):
+    /// config/tallyd.toml in the current folder if it exists, else
+    /// /etc/tallyd/tallyd.toml.
+    #[arg(long, global = true, env = "TALLYD_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Use this ledger file instead of the one the config names.
     #[arg(long, global = true, env = "TALLYD_LEDGER")]
     pub ledger: Option<PathBuf>,
@@ -159,12 +161,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         log_format: crate::logging::LogFormat,
     },
+    /// Write the man pages or the shell completions into a folder (for the
+    /// Debian package).
+    #[command(hide = true, subcommand)]
+    Generate(generate::What),
+}
+
+/// `tallyd --version`: the version and the ledger schema it writes.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (ledger schema {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::ledger::schema::SCHEMA_VERSION
+    )
+});
+
+/// The command line's definition, as `--help`, the man pages and the
+/// completions show it.
+pub fn command() -> clap::Command {
+    Cli::command().version(VERSION.as_str())
 }
 
 /// What every command gets: the config, where the ledger is, how to print,
 /// and what time it is.
 pub struct Ctx {
     pub config: Config,
+    /// The config file, and why that one.
+    pub config_file: Located,
     pub ledger: PathBuf,
     pub format: Format,
     pub now: i64,
@@ -193,16 +216,26 @@ fn daemon_clock() -> clock::Clock {
     clock::Clock::system()
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
+    if let Command::Generate(what) = &cli.command {
+        return generate::generate(&mut std::io::stdout().lock(), what);
+    }
+    let given = cli.config.clone().zip(config_from);
+    let system = locate::system_path();
+    let config_file =
+        locate::locate(given, &system, Path::is_file).ok_or_else(|| locate::NotFound {
+            cwd: std::env::current_dir().unwrap_or_default(),
+            system,
+        })?;
     if let Command::Run { .. } = cli.command {
         crate::daemon::run(crate::daemon::Options {
-            config: cli.config,
+            config: config_file.path,
             ledger: cli.ledger,
             clock: daemon_clock(),
         })?;
         return Ok(());
     }
-    let config = Config::load(&cli.config)?;
+    let config = Config::load(&config_file.path)?;
     let format = match (cli.json, cli.csv) {
         (true, _) => Format::Json,
         (_, true) => Format::Csv,
@@ -213,6 +246,7 @@ fn run(cli: Cli) -> Result<()> {
         now: now(&config)?,
         pinned: std::env::var_os("TALLYD_NOW").is_some(),
         config,
+        config_file,
         format,
     };
     dispatch(&ctx, cli.command).map_err(|e| name_the_ledger(e, &ctx.ledger))
@@ -264,7 +298,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             None => review::list(ctx, &mut out, all),
             Some(action) => review::act(ctx, &mut out, &action),
         },
-        Command::Run { .. } => Ok(()),
+        Command::Run { .. } | Command::Generate(_) => Ok(()),
     }
 }
 
@@ -284,12 +318,18 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let config_from = match matches.value_source("config") {
+        Some(ValueSource::EnvVariable) => Some(Origin::Env),
+        Some(_) => Some(Origin::Flag),
+        None => None,
+    };
     crate::logging::init(match cli.command {
         Command::Run { log_format } => log_format,
         _ => crate::logging::LogFormat::Text,
     });
-    match run(cli) {
+    match run(cli, config_from) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`tallyd report | head -1`): nothing to say.
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,

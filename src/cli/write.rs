@@ -322,7 +322,13 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let c = &ctx.config;
     writeln!(
         out,
-        "config OK: site `{}`, time zone {}, ledger {}",
+        "config OK: {} ({})",
+        ctx.config_file.path.display(),
+        ctx.config_file.origin.describe()
+    )?;
+    writeln!(
+        out,
+        "site `{}`, time zone {}, ledger {}",
         c.site_name,
         c.tz,
         ctx.ledger.display()

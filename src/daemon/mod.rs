@@ -134,7 +134,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let _lock = crate::ledger::files::lock_for_daemon(&ledger_path)?;
     let ledger = open_ledger(&ledger_path, &config)?;
     tracing::info!(site = %config.site_name, ledger = %ledger_path.display(),
-        printers = config.printers.len(), pid = std::process::id(), "tallyd starting");
+        config = %opts.config.display(), printers = config.printers.len(),
+        pid = std::process::id(), "tallyd starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

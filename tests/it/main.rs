@@ -11,6 +11,8 @@
 //!   tampered, byte-flipped and trigger-less ledgers.
 //! - [`daemon`]: `tallyd run` against real printers, readers and signals.
 //! - [`fuzz_regressions`]: inputs the fuzz targets found, replayed.
+//! - [`install`]: which config a command reads when none is named,
+//!   `--version`, the man pages and completions of the Debian package.
 //! - [`peers_smoke`]: the peers of [`support`] do what they promise.
 //! - [`support`]: the peers (one file each) and the helpers that run tallyd.
 //!
@@ -22,6 +24,7 @@ mod cli;
 mod daemon;
 mod fuzz_regressions;
 mod grants;
+mod install;
 mod ledger_crash;
 mod ledger_integrity;
 mod peers_smoke;
