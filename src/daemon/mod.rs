@@ -13,7 +13,8 @@
 //! reader (`reader:<id>`: its serial thread and its taps), `grants-sync`,
 //! `expiry-sweep`, `session-sweep`, `clock-guard`, `backup`, `alerts` and
 //! `http` (the listener of `[http]`, `web`) — and the ledger writer
-//! thread, the one owner of the SQLite writer connection. The main loop
+//! thread, the one owner of the SQLite writer connection. Once ready, it
+//! checks the whole file (`file_check`) and refuses writes if it is damaged. The main loop
 //! answers controls and pings the systemd watchdog. Every task reads the
 //! time through the clock guard (`clock_guard`), which holds the
 //! time-driven ones while the wall clock is judged wrong.
@@ -26,6 +27,7 @@
 mod alerts;
 mod backups;
 pub mod clock_guard;
+mod file_check;
 mod running;
 mod signals;
 mod supervisor;
@@ -215,9 +217,10 @@ pub async fn serve(
     let commits = observer.clone();
     let writer = Writer::spawn_timed(ledger, Box::new(move |took| commits.ledger_commit(took)))
         .map_err(DaemonError::Writer)?;
+    let refusal = writer.handle().refusal();
     let mut daemon = Daemon::start(
         config,
-        path,
+        path.clone(),
         writer.handle(),
         clients,
         guard.clone(),
@@ -227,7 +230,9 @@ pub async fn serve(
     .await;
     notify(&[NotifyState::Ready, NotifyState::Status("running")]);
     tracing::info!(printers = daemon.printers(), "tallyd ready");
+    let file_check = tokio::spawn(file_check::after_ready(path, refusal));
     daemon.answer(shutdown, &mut controls).await;
+    file_check.abort();
     notify(&[NotifyState::Stopping]);
     daemon.stop(STOP_GRACE).await;
     // A last look, so that rows written since the guard's last check leave

@@ -412,7 +412,7 @@ mod tests {
         crate::ledger::schema::migrate(&mut conn).expect("migrate");
         let again: Vec<_> = Chain::ALL.iter().map(|&c| hashes(&conn, c)).collect();
         assert_eq!(live, again);
-        crate::ledger::schema::check_file(&conn).expect("the triggers are back");
+        crate::ledger::schema::check_triggers(&conn).expect("the triggers are back");
     }
 
     #[test]

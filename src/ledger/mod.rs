@@ -23,6 +23,7 @@
 //! - [`teams`]: teams as last applied, whose pools usage draws on;
 //! - [`query`]: balances, statements, reports;
 //! - [`schema`]: migrations and the check that lots equal their history;
+//!   [`file_check`]: SQLite's `quick_check` of the whole file, timed;
 //! - [`chain`], [`integrity`]: the hash chains over the money rows (pure,
 //!   and their SQL); [`audit`]: every check `tallyd check-ledger` runs;
 //! - [`backup`]: backups checked before they count, and restore.
@@ -37,6 +38,7 @@ pub mod chain;
 pub mod clock_marks;
 pub mod detail;
 pub mod expiry;
+pub mod file_check;
 pub mod files;
 pub mod history;
 pub mod integrity;
@@ -204,7 +206,7 @@ impl LedgerError {
             LedgerError::Sqlite(c) | LedgerError::NotWritable(c) | LedgerError::CommitFailed(c) => {
                 c.is_file_failure()
             }
-            LedgerError::Files { .. } | LedgerError::WriterGone => true,
+            LedgerError::Files { .. } | LedgerError::WriterGone | LedgerError::Malformed(_) => true,
             _ => false,
         }
     }
@@ -303,12 +305,13 @@ impl Ledger {
         })
     }
 
-    /// What the daemon proves before it says it is ready: the file is
-    /// whole, its history is append-only, it can be written, and the rows
-    /// written since the last verified point follow their hash chains
-    /// (whose new tips are recorded and returned, for the log).
+    /// What the daemon proves before it says it is ready: its history is
+    /// append-only, it can be written, and the rows written since the last
+    /// verified point follow their hash chains (whose new tips are recorded
+    /// and returned, for the log). The whole file's `quick_check` comes
+    /// after ready ([`file_check`]): it reads every page.
     pub fn check_for_daemon(&self) -> Result<Vec<integrity::Verified>> {
-        schema::check_file(&self.conn)
+        schema::check_triggers(&self.conn)
             .and_then(|()| schema::check_writable(&self.conn))
             .and_then(|()| integrity::verify_since_recorded(&self.conn))
             .map_err(|e| e.at(&self.path))

@@ -9,7 +9,7 @@
 use super::{Ledger, LedgerError, Result, SqliteCause};
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -32,6 +32,9 @@ pub type OnCommit = Box<dyn Fn(Duration) + Send>;
 pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     ledger: Arc<Path>,
+    /// Set once the file was found damaged ([`WriterHandle::refuse`]):
+    /// SQLite's report, shared by every clone.
+    damaged: Arc<OnceLock<String>>,
 }
 
 /// The writer thread; dropping every handle and calling [`Writer::join`] stops it.
@@ -60,6 +63,7 @@ impl Writer {
             handle: WriterHandle {
                 jobs,
                 ledger: path.into(),
+                damaged: Arc::default(),
             },
             thread,
         })
@@ -80,7 +84,32 @@ impl Writer {
     }
 }
 
+/// Refuses every later job of one writer ([`WriterHandle::refusal`]).
+#[derive(Clone)]
+pub struct Refusal(Arc<OnceLock<String>>);
+
+impl Refusal {
+    /// As [`WriterHandle::refuse`].
+    pub fn refuse(&self, report: String) -> bool {
+        self.0.set(report).is_ok()
+    }
+}
+
 impl WriterHandle {
+    /// From now on, every job (from every handle) is refused with
+    /// [`LedgerError::Malformed`]`(report)` without running: a ledger found
+    /// damaged after it was opened must not keep charging. Whether this
+    /// call set it (the first report stays).
+    pub fn refuse(&self, report: String) -> bool {
+        self.refusal().refuse(report)
+    }
+
+    /// The switch [`WriterHandle::refuse`] throws, without holding the
+    /// writer open (the writer stops once every handle is gone).
+    pub fn refusal(&self) -> Refusal {
+        Refusal(self.damaged.clone())
+    }
+
     /// Queues `f`; the receiver answers after the batch holding it committed.
     pub fn submit<R, F>(&self, f: F) -> oneshot::Receiver<Result<R>>
     where
@@ -89,6 +118,10 @@ impl WriterHandle {
     {
         let (tx, rx) = oneshot::channel();
         let file = self.ledger.clone();
+        if let Some(report) = self.damaged.get() {
+            let _ = tx.send(Err(LedgerError::Malformed(report.clone()).at(&file)));
+            return rx;
+        }
         let job: Job = Box::new(move |ledger| {
             let out = match ledger {
                 Some(conn) => f(conn),
@@ -247,6 +280,34 @@ mod tests {
             })
             .expect("the writer still works");
         assert_eq!(tables, 0, "the failed batch wrote nothing");
+        writer.join();
+    }
+
+    #[test]
+    fn a_refused_writer_runs_no_job_and_names_the_damage() {
+        let ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        let writer = Writer::spawn(ledger).expect("writer");
+        let other = writer.handle();
+        assert!(writer.handle().refuse("page 3: bad header".into()));
+        assert!(!other.refuse("a later report".into()), "the first stays");
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ran.clone();
+        let e = other
+            .call(move |_| {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .expect_err("refused");
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the job ran"
+        );
+        assert!(e.is_file_failure());
+        assert_eq!(
+            crate::error_chain(&e),
+            "ledger :memory:: the file is damaged (SQLite quick_check: page 3: bad header); restore a backup"
+        );
+        drop(other);
         writer.join();
     }
 }

@@ -73,7 +73,7 @@ fn made_ledger() -> Site {
 }
 
 #[test]
-fn a_damaged_ledger_or_a_missing_trigger_is_refused_before_ready() {
+fn a_missing_trigger_is_refused_before_ready() {
     let site = made_ledger();
     let ledger = site.path("ledger.db");
     let conn = rusqlite::Connection::open(&ledger).expect("open");
@@ -85,19 +85,61 @@ fn a_damaged_ledger_or_a_missing_trigger_is_refused_before_ready() {
         stderr.contains("append-only trigger `history_no_update` is missing"),
         "{stderr}"
     );
+}
 
-    let site = made_ledger();
+/// SQLite's `quick_check` of the whole file runs just after READY (it
+/// reads every page): a ledger damaged where the start does not read is
+/// ready, then said damaged once, and a job printed after that is not
+/// charged (it waits, as on a full disk).
+#[test]
+fn a_damaged_ledger_is_said_once_after_ready_and_charges_nothing() {
+    use crate::support::daemon::{lines_with, PrinterSpec};
+    use crate::support::peers::Peers;
+    let limit = Duration::from_secs(20);
+    let peers = Peers::new();
+    let eve = peers.eve("lobby");
+    let site = Site::new(&[PrinterSpec::direct("lobby", &eve.uri(), "200ms")]);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.stop();
     let ledger = site.path("ledger.db");
+    let conn = rusqlite::Connection::open(&ledger).expect("open");
+    let (root, page_size): (i64, i64) = conn
+        .query_row(
+            "SELECT rootpage, (SELECT page_size FROM pragma_page_size())
+             FROM sqlite_master WHERE name = 'unknown_cards'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("root page");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    drop(conn);
     let mut bytes = std::fs::read(&ledger).expect("read");
-    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
-    // Page 3's b-tree header claims 65535 cells.
-    bytes[page * 2 + 3] = 0xff;
-    bytes[page * 2 + 4] = 0xff;
+    // The table's (empty) root page claims 65535 cells.
+    let header = usize::try_from((root - 1) * page_size).expect("offset");
+    bytes[header + 3] = 0xff;
+    bytes[header + 4] = 0xff;
     std::fs::write(&ledger, &bytes).expect("write");
-    let stderr = refused(&site);
-    let named = format!("tallyd: ledger {}: the file is damaged", ledger.display());
-    assert!(stderr.starts_with(&named), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("ledger file is damaged", limit);
+    eve.submit("alice", 3);
+    daemon.wait_log("cannot charge", limit);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = daemon.log();
+    let damaged = lines_with(&log, &["ledger file is damaged"]);
+    assert_eq!(damaged.len(), 1, "said once:\n{log}");
+    assert!(damaged[0].starts_with("<3>"), "an error: {}", damaged[0]);
+    for part in ["every charge is refused", "SQLite quick_check"] {
+        assert!(damaged[0].contains(part), "{part} in {}", damaged[0]);
+    }
+    let refused = lines_with(&log, &["cannot charge: the ledger cannot be written"]);
+    assert_eq!(refused.len(), 1, "said once:\n{log}");
+    assert!(refused[0].contains("the file is damaged"), "{}", refused[0]);
+    assert_eq!(site.printing_balance("alice"), 1000, "nothing charged");
+    daemon.stop();
 }
 
 #[test]
