@@ -8,7 +8,7 @@
 use super::integrity::{self, Chain};
 use super::schema;
 use super::Result;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 /// One check's outcome.
@@ -38,6 +38,7 @@ pub fn audit(conn: &Connection) -> Vec<Verdict> {
         verdict("usages against history and overage", usages(conn)),
         verdict("pool draws against history", pool_draws(conn)),
     ];
+    out.extend(derived(conn));
     for chain in Chain::ALL {
         let name = match chain {
             Chain::History => "history chain",
@@ -47,6 +48,12 @@ pub fn audit(conn: &Connection) -> Vec<Verdict> {
         out.push(verdict(name, chained(conn, chain)));
     }
     out
+}
+
+/// The checks of what is kept as totals beside the rows it sums (for
+/// `balance` and reports): each against its rows.
+pub fn derived(conn: &Connection) -> Vec<Verdict> {
+    vec![verdict("overage owed against overage", overage_owed(conn))]
 }
 
 type Outcome = Result<std::result::Result<String, String>>;
@@ -126,6 +133,39 @@ fn pool_draws(conn: &Connection) -> Outcome {
         return Ok(Err(format!("usage {} (`{}`): {why}", t.usage, t.key)));
     }
     Ok(Ok(format!("{} usage lots of the pool agree", totals.len())))
+}
+
+/// Each member's overage total (`overage_owed`, what `balance` shows)
+/// against the sum of their overage rows.
+fn overage_owed(conn: &Connection) -> Outcome {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < schema::OVERAGE_OWED {
+        return Ok(Ok(format!(
+            "not kept before schema {}",
+            schema::OVERAGE_OWED
+        )));
+    }
+    let differs: Option<(String, String, i64, i64)> = conn
+        .query_row(
+            "SELECT COALESCE(o.member_id, w.member_id), COALESCE(o.unit, w.unit),
+                    COALESCE(w.amount, 0), COALESCE(o.total, 0)
+             FROM (SELECT member_id, unit, SUM(amount) AS total FROM overage
+                   GROUP BY member_id, unit) o
+             FULL JOIN overage_owed w ON w.member_id = o.member_id AND w.unit = o.unit
+             WHERE COALESCE(w.amount, 0) <> COALESCE(o.total, 0) LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    Ok(match differs {
+        None => Ok(format!(
+            "{} member totals agree",
+            count(conn, "overage_owed")?
+        )),
+        Some((member, unit, kept, rows)) => Err(format!(
+            "member {member}: {kept} {unit} owed but the overage rows sum to {rows}"
+        )),
+    })
 }
 
 fn chained(conn: &Connection, chain: Chain) -> Outcome {

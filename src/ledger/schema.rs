@@ -367,6 +367,27 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX IF EXISTS pool_draws_by_usage;
     "#,
+    // 13: what each member owes on the overage account, kept as a running
+    // total (issue 15): `balance` read every overage row of every member,
+    // which grows with the years. A trigger adds each overage row (debits,
+    // settles, refunds: refunds are negative rows) in its own transaction;
+    // back-filled here; `check-ledger` compares it with the rows. Only a
+    // usage that runs into overage writes it.
+    r#"
+    CREATE TABLE overage_owed (
+        member_id TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (member_id, unit)
+    ) WITHOUT ROWID;
+    INSERT INTO overage_owed (member_id, unit, amount)
+        SELECT member_id, unit, SUM(amount) FROM overage GROUP BY member_id, unit;
+    CREATE TRIGGER overage_owed_add AFTER INSERT ON overage BEGIN
+        INSERT INTO overage_owed (member_id, unit, amount)
+        VALUES (NEW.member_id, NEW.unit, NEW.amount)
+        ON CONFLICT DO UPDATE SET amount = amount + excluded.amount;
+    END;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.
@@ -374,6 +395,9 @@ pub const CHAINED: i64 = 9;
 
 /// The schema version that adds teams and their pool draws.
 pub const TEAMS: i64 = 10;
+
+/// The schema version that keeps each member's overage owed as a total.
+pub const OVERAGE_OWED: i64 = 13;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,7 +4,8 @@
 //!    each member's printing credit, and of each time credit whose resource
 //!    type no other credit pays for, is exactly what a debit of that whole
 //!    amount covers, with no overage. The debit runs in a transaction that is
-//!    rolled back, so the run goes on unchanged.
+//!    rolled back, so the run goes on unchanged. Every member's balances,
+//!    read together, are each one's own.
 
 use crate::model::Harness;
 use crate::setup::MEMBERS;
@@ -27,6 +28,14 @@ impl Harness {
     /// Checks one member per step, in turn, to keep the run short.
     pub(crate) fn check_balance_agrees(&mut self, step: usize) {
         let member = MEMBERS[step % MEMBERS.len()];
+        // Every member's balances (read together) are each one's own.
+        let conn = self.ledger.conn();
+        let all = query::balances_now(conn, None, self.now).expect("balances");
+        for one in MEMBERS {
+            let alone = query::balances_now(conn, Some(one), self.now).expect("balance");
+            let among = all.iter().find(|b| b.member == one).expect("listed");
+            assert_eq!(among, &alone[0], "{one}");
+        }
         for at in [self.now, self.now - 1, self.now + 86_400 * 40] {
             for (credit, payable) in probes() {
                 self.agree_at(member, credit, payable, at);

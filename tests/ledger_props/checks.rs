@@ -3,7 +3,7 @@
 use rusqlite::params;
 use tallyd::ledger::integrity::{self, Chain};
 use tallyd::ledger::usage::agree;
-use tallyd::ledger::{schema, Charge, UsageRequest};
+use tallyd::ledger::{audit, schema, Charge, UsageRequest};
 
 use crate::model::{Harness, HoldState};
 use crate::setup::{unit_name, MEMBERS, RETURNED_TO_VOIDED};
@@ -64,6 +64,10 @@ impl Harness {
         }
         for chain in Chain::ALL {
             integrity::verify_whole(conn, chain).expect("the chain holds");
+        }
+        // 2c. What is kept as totals (overage owed) equals its rows.
+        for v in audit::derived(conn) {
+            assert!(v.ok, "{v:?}");
         }
         // 4. Conservation, per member and unit.
         for (mi, member) in MEMBERS.iter().enumerate() {

@@ -447,6 +447,9 @@ impl World {
     fn check(&self) {
         let c = self.conn();
         schema::verify(c).expect("lots equal their history");
+        for v in tallyd::ledger::audit::derived(c) {
+            assert!(v.ok, "{v:?}");
+        }
         let bad: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM lots WHERE remaining < 0 OR remaining > granted",

@@ -2,7 +2,7 @@
 //! any past instant, rebuilt from history alone.
 
 use crate::ledger::usage;
-use crate::ledger::{LedgerError, Result, Ts, PRINTING};
+use crate::ledger::{add, LedgerError, Result, Ts, PRINTING};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,46 +63,103 @@ pub(super) fn members(
 
 /// Balances now: what each member can spend at `now`, from the same lots
 /// and the same rule ([`usage::SPENDABLE`]) a charge takes them from, and the
-/// overage owed. [`balances`] rebuilds a past instant from history.
+/// overage owed (its running total, `overage_owed`). Every member's in three
+/// queries, not three per member. [`balances`] rebuilds a past instant from
+/// history.
 pub fn balances_now(conn: &Connection, member: Option<&str>, now: Ts) -> Result<Vec<Balance>> {
-    let mut lots = conn.prepare_cached(&format!(
-        "SELECT credit, SUM(remaining) FROM lots WHERE {} GROUP BY credit",
-        usage::SPENDABLE
-    ))?;
-    let mut overage = conn.prepare_cached(
-        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 GROUP BY unit",
-    )?;
-    let mut out = Vec::new();
-    for (id, name, closed) in members(conn, member)? {
-        let credit = lots.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let owed = overage.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let mut b = balance_of(id, name, closed, credit, owed)?;
-        b.next_expiry = next_expiry(conn, &b.member, now)?;
+    let who = members(conn, member)?;
+    let mut lots = live_lots(conn, member, now)?;
+    let mut owed = overage_owed(conn, member)?;
+    let mut out = Vec::with_capacity(who.len());
+    for (id, name, closed) in who {
+        let lots = lots.remove(&id).unwrap_or_default();
+        let credit = lots.iter().map(|l| Ok((l.credit.clone(), l.remaining)));
+        let owes = owed.remove(&id).unwrap_or_default().into_iter().map(Ok);
+        let mut b = balance_of(id, name, closed, credit, owes)?;
+        b.next_expiry = next_expiry(&lots)?;
         out.push(b);
     }
     Ok(out)
 }
 
-/// Per credit, what of the member's spendable credit expires first.
-fn next_expiry(conn: &Connection, member: &str, now: Ts) -> Result<Vec<NextExpiry>> {
+/// A lot that can be spent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LiveLot {
+    credit: String,
+    remaining: i64,
+    expires_at: Option<Ts>,
+}
+
+/// The lots each member (or `member`) can spend at `now`, by member.
+fn live_lots(
+    conn: &Connection,
+    member: Option<&str>,
+    now: Ts,
+) -> Result<BTreeMap<String, Vec<LiveLot>>> {
+    // Every member's: ids from "" on, so the one rule reads them all.
+    let (sql, from) = match member {
+        Some(m) => (usage::SPENDABLE.to_string(), m),
+        None => (
+            usage::SPENDABLE.replacen("member_id = ?1", "member_id >= ?1", 1),
+            "",
+        ),
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT credit, expires_at, SUM(remaining) FROM lots
-         WHERE {} AND expires_at IS NOT NULL
-           AND expires_at = (SELECT MIN(l2.expires_at) FROM lots l2
-                             WHERE l2.member_id = lots.member_id AND l2.credit = lots.credit
-                               AND l2.remaining > 0 AND l2.valid_from <= ?2
-                               AND l2.expires_at > ?2 AND l2.voided_at IS NULL)
-         GROUP BY credit, expires_at ORDER BY credit",
-        usage::SPENDABLE
+        "SELECT member_id, credit, remaining, expires_at FROM lots WHERE {sql}"
     ))?;
-    let rows = stmt.query_map(params![member, now], |r| {
-        Ok(NextExpiry {
-            credit: r.get(0)?,
-            at: r.get(1)?,
-            amount: r.get(2)?,
-        })
+    let mut out: BTreeMap<String, Vec<LiveLot>> = BTreeMap::new();
+    let mut rows = stmt.query(params![from, now])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().push(LiveLot {
+            credit: r.get(1)?,
+            remaining: r.get(2)?,
+            expires_at: r.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
+/// What each member (or `member`) owes on the overage account, per unit.
+fn overage_owed(
+    conn: &Connection,
+    member: Option<&str>,
+) -> Result<BTreeMap<String, Vec<(String, i64)>>> {
+    let mut stmt = conn.prepare_cached(match member {
+        Some(_) => "SELECT member_id, unit, amount FROM overage_owed WHERE member_id = ?1",
+        None => "SELECT member_id, unit, amount FROM overage_owed WHERE member_id >= ?1",
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut out: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    let mut rows = stmt.query([member.unwrap_or("")])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?)
+            .or_default()
+            .push((r.get(1)?, r.get(2)?));
+    }
+    Ok(out)
+}
+
+/// Per credit, what of the spendable `lots` expires first: the earliest
+/// expiry and the sum of the lots that expire then.
+fn next_expiry(lots: &[LiveLot]) -> Result<Vec<NextExpiry>> {
+    let mut first: BTreeMap<&str, (Ts, i64)> = BTreeMap::new();
+    for l in lots {
+        let Some(at) = l.expires_at else { continue };
+        let slot = first.entry(&l.credit).or_insert((at, 0));
+        if at < slot.0 {
+            *slot = (at, 0);
+        }
+        if at == slot.0 {
+            slot.1 = add(slot.1, l.remaining)?;
+        }
+    }
+    Ok(first
+        .into_iter()
+        .map(|(credit, (at, amount))| NextExpiry {
+            credit: credit.to_string(),
+            amount,
+            at,
+        })
+        .collect())
 }
 
 /// A balance from (credit, amount) and (unit, overage) rows.
