@@ -53,7 +53,10 @@ pub fn audit(conn: &Connection) -> Vec<Verdict> {
 /// The checks of what is kept as totals beside the rows it sums (for
 /// `balance` and reports): each against its rows.
 pub fn derived(conn: &Connection) -> Vec<Verdict> {
-    vec![verdict("overage owed against overage", overage_owed(conn))]
+    vec![
+        verdict("overage owed against overage", overage_owed(conn)),
+        verdict("monthly roll-up against usages", usage_months(conn)),
+    ]
 }
 
 type Outcome = Result<std::result::Result<String, String>>;
@@ -166,6 +169,19 @@ fn overage_owed(conn: &Connection) -> Outcome {
             "member {member}: {kept} {unit} owed but the overage rows sum to {rows}"
         )),
     })
+}
+
+/// Each UTC month of the roll-up reports read against its usages and
+/// overage rows.
+fn usage_months(conn: &Connection) -> Outcome {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < schema::USAGE_MONTHS {
+        return Ok(Ok(format!(
+            "not kept before schema {}",
+            schema::USAGE_MONTHS
+        )));
+    }
+    super::query::months::first_disagreement(conn)
 }
 
 fn chained(conn: &Connection, chain: Chain) -> Outcome {

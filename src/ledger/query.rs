@@ -4,6 +4,7 @@
 
 mod balance;
 mod lots;
+pub mod months;
 pub mod team;
 
 use balance::members;
@@ -11,6 +12,7 @@ pub use balance::{balances, balances_now, Balance, NextExpiry};
 pub use lots::{lots_of, LotLine, LotStatus};
 
 use super::detail::UsageDetail;
+use super::usage::CreditKind;
 use super::{add, LedgerError, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -290,113 +292,72 @@ pub struct ReportRow {
     pub refunds: i64,
 }
 
-/// What each usage in `[start, end)` finally cost: the amount of a debit, the
-/// settled amount of a hold (0 while open or voided), 0 once refunded.
-const CHARGED: &str = "
-    SELECT u.id, u.member_id, u.origin, u.printer, u.resource, u.credit_kind,
-           CASE WHEN r.usage_id IS NOT NULL THEN 0
-                WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0)
-                ELSE u.amount END AS charged,
-           CASE WHEN r.usage_id IS NOT NULL THEN 0
-                ELSE COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END AS impressions,
-           r.usage_id IS NOT NULL AS refunded, tu.team_id AS team
-    FROM usages u
-    LEFT JOIN team_usages tu ON tu.usage_id = u.id
-    LEFT JOIN refunds r ON r.usage_id = u.id
-    LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-    WHERE u.at >= ?1 AND u.at < ?2";
-
-/// Usage in `[start, end)` grouped by member, printer or resource.
+/// Usage in `[start, end)` grouped by member, printer, resource or team,
+/// from the monthly roll-up ([`months`]).
 pub fn report(conn: &Connection, start: Ts, end: Ts, by: ReportBy) -> Result<Vec<ReportRow>> {
-    let group = match by {
-        ReportBy::Member => "COALESCE(c.member_id, '(unattributed)')",
-        ReportBy::Printer => "c.printer",
-        ReportBy::Resource => "c.resource",
-        ReportBy::Team => "c.team",
-    };
-    let filter = match by {
-        ReportBy::Member => "1",
-        ReportBy::Printer => "c.origin = 'print'",
-        ReportBy::Resource => "c.origin = 'session'",
-        ReportBy::Team => "c.team IS NOT NULL",
-    };
-    let sql = format!(
-        "WITH c AS ({CHARGED})
-         SELECT {group} AS k,
-                SUM(c.origin = 'print'),
-                SUM(CASE WHEN c.origin = 'print' THEN c.impressions ELSE 0 END),
-                SUM(CASE WHEN c.credit_kind = 'printing' THEN c.charged ELSE 0 END),
-                SUM(CASE WHEN c.credit_kind = 'printing' AND c.member_id IS NULL THEN c.charged ELSE 0 END),
-                SUM(c.origin = 'session'),
-                SUM(CASE WHEN c.credit_kind = 'time' THEN c.charged ELSE 0 END),
-                SUM(c.refunded)
-         FROM c WHERE {filter} GROUP BY k ORDER BY k"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt
-        .query_map(params![start, end], |r| {
-            Ok(ReportRow {
-                key: r
-                    .get::<_, Option<String>>(0)?
-                    .unwrap_or_else(|| "(none)".into()),
-                jobs: r.get(1)?,
-                impressions: r.get(2)?,
-                printing_cents: r.get(3)?,
-                unattributed_cents: r.get(4)?,
-                sessions: r.get(5)?,
-                minutes: r.get(6)?,
-                refunds: r.get(7)?,
+    group_report(&months::totals(conn, start, end)?, by)
+}
+
+/// The report's rows from each group's sums: one per key with a usage in
+/// the period, in key order. Overage is shown by member and by team.
+fn group_report(totals: &months::Totals, by: ReportBy) -> Result<Vec<ReportRow>> {
+    // Each key's row and how many usages it has.
+    let mut rows: std::collections::BTreeMap<String, (ReportRow, i64)> = Default::default();
+    for (g, s) in totals {
+        let (key, counted) = match by {
+            ReportBy::Member => (g.member.as_str(), true),
+            ReportBy::Printer => (g.printer.as_str(), g.origin == "print"),
+            ReportBy::Resource => (g.resource.as_str(), g.origin == "session"),
+            ReportBy::Team => (g.team.as_str(), !g.team.is_empty()),
+        };
+        if !counted {
+            continue;
+        }
+        let key = match (key, by) {
+            ("", ReportBy::Member) => "(unattributed)",
+            ("", _) => "(none)",
+            (k, _) => k,
+        };
+        let (row, usages) = rows.entry(key.to_string()).or_insert_with(|| {
+            let row = ReportRow {
+                key: key.to_string(),
                 ..ReportRow::default()
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    match by {
-        ReportBy::Member => add_member_overage(conn, start, end, &mut rows)?,
-        ReportBy::Team => add_team_overage(conn, start, end, &mut rows)?,
-        _ => {}
+            };
+            (row, 0)
+        });
+        *usages = add(*usages, s.usages)?;
+        add_group(row, g, s, matches!(by, ReportBy::Member | ReportBy::Team))?;
     }
-    Ok(rows)
+    Ok(rows
+        .into_values()
+        .filter(|(_, usages)| *usages > 0)
+        .map(|(row, _)| row)
+        .collect())
 }
 
-/// Fills in the overage each team's usages ran up in `[start, end)`, in
-/// cents and in minutes, whoever owes it.
-fn add_team_overage(conn: &Connection, start: Ts, end: Ts, rows: &mut [ReportRow]) -> Result<()> {
-    let mut ov = conn.prepare_cached(
-        "SELECT o.unit, COALESCE(SUM(o.amount), 0) FROM overage o JOIN team_usages tu ON tu.usage_id = o.usage_id
-         WHERE tu.team_id = ?1 AND o.at >= ?2 AND o.at < ?3 GROUP BY o.unit",
+/// Adds one group's sums to its report row (its overage only if `overage`).
+fn add_group(
+    row: &mut ReportRow,
+    g: &months::Group,
+    s: &months::Sums,
+    overage: bool,
+) -> Result<()> {
+    let (print, session) = (g.origin == "print", g.origin == "session");
+    let printing = g.credit_kind == CreditKind::Printing.as_str();
+    let pick = |yes: bool, n: i64| if yes { n } else { 0 };
+    row.jobs = add(row.jobs, pick(print, s.usages))?;
+    row.impressions = add(row.impressions, pick(print, s.impressions))?;
+    row.printing_cents = add(row.printing_cents, pick(printing, s.charged))?;
+    let unattributed = printing && g.member.is_empty();
+    row.unattributed_cents = add(row.unattributed_cents, pick(unattributed, s.charged))?;
+    row.sessions = add(row.sessions, pick(session, s.usages))?;
+    row.minutes = add(
+        row.minutes,
+        pick(g.credit_kind == CreditKind::Time.as_str(), s.charged),
     )?;
-    for row in rows {
-        let sums = ov.query_map(params![row.key, start, end], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for s in sums {
-            let (unit, amount) = s?;
-            match unit.as_str() {
-                "minutes" => row.overage_minutes = amount,
-                _ => row.overage_cents = amount,
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Fills in the overage each member of a by-member report ran up in
-/// `[start, end)`, in cents and in minutes.
-fn add_member_overage(conn: &Connection, start: Ts, end: Ts, rows: &mut [ReportRow]) -> Result<()> {
-    let mut ov = conn.prepare_cached(
-        "SELECT unit, COALESCE(SUM(amount), 0) FROM overage WHERE member_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY unit",
-    )?;
-    for row in rows {
-        let sums = ov.query_map(params![row.key, start, end], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for sum in sums {
-            match sum? {
-                (unit, n) if unit == "cents" => row.overage_cents = n,
-                (_, n) => row.overage_minutes = n,
-            }
-        }
-    }
+    row.refunds = add(row.refunds, s.refunds)?;
+    row.overage_cents = add(row.overage_cents, pick(overage, s.overage_cents))?;
+    row.overage_minutes = add(row.overage_minutes, pick(overage, s.overage_minutes))?;
     Ok(())
 }
 

@@ -388,6 +388,133 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT DO UPDATE SET amount = amount + excluded.amount;
     END;
     "#,
+    // 14: a monthly roll-up of usage (issue 15): one row per UTC month and
+    // member, origin, printer, resource, team and credit kind, with what a
+    // report sums (usages, impressions, what they finally cost, refunds,
+    // overage). Kept by triggers, so every usage, settle, refund, team
+    // usage and overage row updates it in its own transaction; back-filled
+    // here. A report reads the months it covers from here and only the
+    // hours between the site's month and the UTC months from usages
+    // (`query::months`); `check-ledger` compares each month with its usages.
+    // Keyed by member and team, so a report may group by either. Absent
+    // keys are '' (NULLs would make the primary key never conflict).
+    r#"
+    CREATE TABLE usage_months (
+        month INTEGER NOT NULL,
+        member_id TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        printer TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        credit_kind TEXT NOT NULL,
+        usages INTEGER NOT NULL DEFAULT 0,
+        impressions INTEGER NOT NULL DEFAULT 0,
+        charged INTEGER NOT NULL DEFAULT 0,
+        refunds INTEGER NOT NULL DEFAULT 0,
+        overage_cents INTEGER NOT NULL DEFAULT 0,
+        overage_minutes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (month, member_id, origin, printer, resource, team_id, credit_kind)
+    ) WITHOUT ROWID;
+    INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
+                              usages, impressions, charged, refunds)
+    SELECT unixepoch(u.at, 'unixepoch', 'start of month'), COALESCE(u.member_id, ''), u.origin,
+           COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
+           u.credit_kind, COUNT(*),
+           SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0 ELSE
+               COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END),
+           SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0
+                    WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END),
+           SUM(r.usage_id IS NOT NULL)
+    FROM usages u
+    LEFT JOIN team_usages tu ON tu.usage_id = u.id
+    LEFT JOIN refunds r ON r.usage_id = u.id
+    LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
+                              overage_cents, overage_minutes)
+    SELECT unixepoch(o.at, 'unixepoch', 'start of month'), o.member_id, u.origin,
+           COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
+           u.credit_kind, SUM(CASE WHEN o.unit = 'cents' THEN o.amount ELSE 0 END),
+           SUM(CASE WHEN o.unit = 'minutes' THEN o.amount ELSE 0 END)
+    FROM overage o JOIN usages u ON u.id = o.usage_id
+    LEFT JOIN team_usages tu ON tu.usage_id = u.id
+    WHERE true
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT DO UPDATE SET overage_cents = overage_cents + excluded.overage_cents,
+        overage_minutes = overage_minutes + excluded.overage_minutes;
+    CREATE TRIGGER usage_months_usage AFTER INSERT ON usages BEGIN
+        INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
+                                  usages, impressions, charged)
+        VALUES (unixepoch(NEW.at, 'unixepoch', 'start of month'), COALESCE(NEW.member_id, ''),
+                NEW.origin, COALESCE(NEW.printer, ''), COALESCE(NEW.resource, ''), '',
+                NEW.credit_kind, 1, COALESCE(json_extract(NEW.detail, '$.impressions'), 0),
+                CASE WHEN NEW.is_hold = 1 THEN 0 ELSE NEW.amount END)
+        ON CONFLICT DO UPDATE SET usages = usages + 1,
+            impressions = impressions + excluded.impressions, charged = charged + excluded.charged;
+    END;
+    CREATE TRIGGER usage_months_team AFTER INSERT ON team_usages BEGIN
+        UPDATE usage_months SET usages = usages - 1,
+            impressions = impressions - COALESCE(json_extract(u.detail, '$.impressions'), 0),
+            charged = charged - CASE WHEN u.is_hold = 1 THEN 0 ELSE u.amount END
+        FROM usages u
+        WHERE u.id = NEW.usage_id
+          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
+          AND usage_months.printer = COALESCE(u.printer, '')
+          AND usage_months.resource = COALESCE(u.resource, '')
+          AND usage_months.team_id = '' AND usage_months.credit_kind = u.credit_kind;
+        INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
+                                  usages, impressions, charged)
+        SELECT unixepoch(u.at, 'unixepoch', 'start of month'), COALESCE(u.member_id, ''), u.origin,
+               COALESCE(u.printer, ''), COALESCE(u.resource, ''), NEW.team_id, u.credit_kind, 1,
+               COALESCE(json_extract(u.detail, '$.impressions'), 0),
+               CASE WHEN u.is_hold = 1 THEN 0 ELSE u.amount END
+        FROM usages u WHERE u.id = NEW.usage_id
+        ON CONFLICT DO UPDATE SET usages = usages + 1,
+            impressions = impressions + excluded.impressions, charged = charged + excluded.charged;
+    END;
+    CREATE TRIGGER usage_months_settle AFTER INSERT ON hold_resolutions
+        WHEN NEW.outcome = 'settled' BEGIN
+        UPDATE usage_months SET charged = charged + NEW.actual,
+            impressions = impressions
+                + COALESCE(json_extract(COALESCE(NEW.detail, u.detail), '$.impressions'), 0)
+                - COALESCE(json_extract(u.detail, '$.impressions'), 0)
+        FROM usages u LEFT JOIN team_usages tu ON tu.usage_id = u.id
+        WHERE u.id = NEW.usage_id
+          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
+          AND usage_months.printer = COALESCE(u.printer, '')
+          AND usage_months.resource = COALESCE(u.resource, '')
+          AND usage_months.team_id = COALESCE(tu.team_id, '')
+          AND usage_months.credit_kind = u.credit_kind;
+    END;
+    CREATE TRIGGER usage_months_refund AFTER INSERT ON refunds BEGIN
+        UPDATE usage_months SET refunds = refunds + 1,
+            charged = charged - CASE WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END,
+            impressions = impressions
+                - COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0)
+        FROM usages u LEFT JOIN team_usages tu ON tu.usage_id = u.id
+            LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+        WHERE u.id = NEW.usage_id
+          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
+          AND usage_months.printer = COALESCE(u.printer, '')
+          AND usage_months.resource = COALESCE(u.resource, '')
+          AND usage_months.team_id = COALESCE(tu.team_id, '')
+          AND usage_months.credit_kind = u.credit_kind;
+    END;
+    CREATE TRIGGER usage_months_overage AFTER INSERT ON overage BEGIN
+        INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
+                                  overage_cents, overage_minutes)
+        SELECT unixepoch(NEW.at, 'unixepoch', 'start of month'), NEW.member_id, u.origin,
+               COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
+               u.credit_kind, CASE WHEN NEW.unit = 'cents' THEN NEW.amount ELSE 0 END,
+               CASE WHEN NEW.unit = 'minutes' THEN NEW.amount ELSE 0 END
+        FROM usages u LEFT JOIN team_usages tu ON tu.usage_id = u.id WHERE u.id = NEW.usage_id
+        ON CONFLICT DO UPDATE SET overage_cents = overage_cents + excluded.overage_cents,
+            overage_minutes = overage_minutes + excluded.overage_minutes;
+    END;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.
@@ -398,6 +525,9 @@ pub const TEAMS: i64 = 10;
 
 /// The schema version that keeps each member's overage owed as a total.
 pub const OVERAGE_OWED: i64 = 13;
+
+/// The schema version that keeps the monthly roll-up of usage.
+pub const USAGE_MONTHS: i64 = 14;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

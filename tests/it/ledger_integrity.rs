@@ -75,7 +75,7 @@ fn a_clean_ledger_passes_every_check() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 10, "{stdout}");
+    assert_eq!(lines.len(), 11, "{stdout}");
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{stdout}");
     for check in [
         "integrity_check: ok",
@@ -85,6 +85,7 @@ fn a_clean_ledger_passes_every_check() {
         "pool draws against history: 0 usage lots of the pool agree",
         "teams against the catalog: 0 teams agree",
         "overage owed against overage: 1 member totals agree",
+        "monthly roll-up against usages: 1 months agree",
         "history chain: 3 rows verified",
         "usages chain: 2 rows verified",
         "overage chain: 1 rows verified",
@@ -94,7 +95,7 @@ fn a_clean_ledger_passes_every_check() {
     let out = check_ledger(&site, &["--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(j["ok"], true, "{j}");
-    assert_eq!(j["checks"].as_array().map(Vec::len), Some(10));
+    assert_eq!(j["checks"].as_array().map(Vec::len), Some(11));
 }
 
 #[test]

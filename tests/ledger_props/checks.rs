@@ -2,6 +2,7 @@
 
 use rusqlite::params;
 use tallyd::ledger::integrity::{self, Chain};
+use tallyd::ledger::query::months;
 use tallyd::ledger::usage::agree;
 use tallyd::ledger::{audit, schema, Charge, UsageRequest};
 
@@ -65,10 +66,17 @@ impl Harness {
         for chain in Chain::ALL {
             integrity::verify_whole(conn, chain).expect("the chain holds");
         }
-        // 2c. What is kept as totals (overage owed) equals its rows.
+        // 2c. What is kept as totals (overage owed, the monthly roll-up)
+        // equals its rows, and a report's period that is not whole UTC
+        // months reads the same from them as from the rows.
         for v in audit::derived(conn) {
             assert!(v.ok, "{v:?}");
         }
+        let (from, to) = (self.now - 40 * 86_400 + 3_600, self.now + 1);
+        assert_eq!(
+            months::totals(conn, from, to).expect("totals"),
+            months::scanned(conn, from, to).expect("scanned")
+        );
         // 4. Conservation, per member and unit.
         for (mi, member) in MEMBERS.iter().enumerate() {
             for unit in 0..2 {

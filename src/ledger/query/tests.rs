@@ -116,12 +116,75 @@ fn migrations_13_and_14_back_fill_what_triggers_keep_after() {
     for v in crate::ledger::audit::derived(conn) {
         assert!(v.ok, "{v:?}");
     }
+    let rolled = |conn: &Connection| months::rolled_up(conn, 0, i64::MAX / 2).expect("rolled");
+    let rolled_by_triggers = rolled(conn);
+    assert_eq!(
+        rolled_by_triggers,
+        months::scanned(conn, 0, i64::MAX / 2).unwrap()
+    );
+    // June: d1 refunded, d2, d3 unattributed, h1 settled in July for 40.
+    let june = months::month_floor(1_751_324_400);
+    let july = months::next_month(june);
+    let report_june = report(conn, june, july, ReportBy::Member).expect("report");
+    let row = |key: &str| report_june.iter().find(|r| r.key == key).cloned().unwrap();
+    let alice = row("alice");
+    assert_eq!(
+        (
+            alice.jobs,
+            alice.impressions,
+            alice.printing_cents,
+            alice.refunds
+        ),
+        (3, 3 + 2, 900 + 40, 1)
+    );
+    // Overage goes by its own time: d2's 200 and the hold's 50 in June,
+    // the settle's -10 in July.
+    assert_eq!(alice.overage_cents, 250);
+    let nobody = row("(unattributed)");
+    assert_eq!((nobody.jobs, nobody.unattributed_cents), (1, 70));
+    let july_report = report(conn, july, months::next_month(july), ReportBy::Member).unwrap();
+    assert!(july_report.is_empty(), "no usage in July: {july_report:?}");
+
     // As a ledger of schema 12 would be: no totals; migrated again.
     conn.execute_batch(
-        "DROP TRIGGER overage_owed_add; DROP TABLE overage_owed; PRAGMA user_version = 12;",
+        "DROP TRIGGER overage_owed_add; DROP TABLE overage_owed;
+         DROP TRIGGER usage_months_usage; DROP TRIGGER usage_months_team;
+         DROP TRIGGER usage_months_settle; DROP TRIGGER usage_months_refund;
+         DROP TRIGGER usage_months_overage; DROP TABLE usage_months;
+         PRAGMA user_version = 12;",
     )
     .expect("schema 11");
     let (mut conn, _, _) = ledger.into_parts();
     crate::ledger::schema::migrate(&mut conn).expect("migrate");
     assert_eq!(kept(&conn), by_triggers);
+    assert_eq!(rolled(&conn), rolled_by_triggers);
+}
+
+/// A report for a month of a site east or west of UTC reads the UTC
+/// months from the roll-up and the hours between from the usages: the
+/// same as reading every usage of the site's month.
+#[test]
+fn a_report_off_utc_equals_reading_its_usages() {
+    let ledger = used_ledger();
+    let conn = ledger.conn();
+    for tz in [
+        chrono_tz::Asia::Tokyo,
+        chrono_tz::America::Los_Angeles,
+        chrono_tz::Asia::Kathmandu,
+    ] {
+        for month in [6, 7] {
+            let (start, end) = crate::clock::month_bounds(tz, 2025, month).unwrap();
+            assert_eq!(
+                months::totals(conn, start, end).unwrap(),
+                months::scanned(conn, start, end).unwrap(),
+                "{tz} 2025-{month}"
+            );
+        }
+    }
+    // A range shorter than a month, inside one.
+    let (a, b) = (1_751_324_400 - 100, 1_751_324_400 + 200);
+    assert_eq!(
+        months::totals(conn, a, b).unwrap(),
+        months::scanned(conn, a, b).unwrap()
+    );
 }
