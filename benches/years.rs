@@ -8,7 +8,7 @@
 //! `YEARS_LARGE` (default 10,000,000).
 //!
 //! Then, against each ledger in the same run, it times the release binary
-//! (`target/release/tallyd`, built first): `balance MEMBER`, `balance`,
+//! (`target/release/tallyd`, built first, or `YEARS_BIN`): `balance MEMBER`, `balance`,
 //! `statement MEMBER` for one month, `report --month` by each grouping,
 //! `charge`, `grant`, `refund` and `tallyd run` (no printers) to READY,
 //! with each command's peak RSS (`wait4`); SQLite's `quick_check` on its
@@ -386,19 +386,34 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Set to N, the bench builds the ledger of N usages and exits.
+const BUILD_ONLY: &str = "YEARS_BUILD_ONLY";
+
 fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-years");
+    if let Some(n) = std::env::var(BUILD_ONLY).ok().and_then(|v| v.parse().ok()) {
+        let rate = build(&dir.join(format!("ledger-{n}.db")), n);
+        println!("ledger of {n} usages: built at {rate:.0} usages/s");
+        return;
+    }
     let large: usize = std::env::var("YEARS_LARGE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "tallyd"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "cargo build --release");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/tallyd");
-    let dir = root.join("target/bench-years");
+    // YEARS_BIN: time another build of tallyd (say, the one before a
+    // change) against the same ledgers.
+    let bin = match std::env::var_os("YEARS_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--bin", "tallyd"])
+                .status()
+                .expect("cargo build");
+            assert!(status.success(), "cargo build --release");
+            root.join("target/release/tallyd")
+        }
+    };
     std::fs::create_dir_all(&dir).expect("cache dir");
 
     let mut figures = Vec::new();
@@ -407,8 +422,14 @@ fn main() {
         if path.exists() {
             println!("ledger of {n} usages: cached at {}", path.display());
         } else {
-            let rate = build(&path, n);
-            println!("ledger of {n} usages: built at {rate:.0} usages/s");
+            // In a process of its own: a command's peak RSS (wait4) counts
+            // the memory of the process that spawned it, which the build's
+            // page cache would swell.
+            let status = Command::new(std::env::current_exe().expect("own path"))
+                .env(BUILD_ONLY, format!("{n}"))
+                .status()
+                .expect("build");
+            assert!(status.success(), "build of {n} usages");
         }
         figures.push(commands(&bin, &dir, &path, n));
     }
