@@ -372,17 +372,18 @@ const MIGRATIONS: &[&str] = &[
     // which grows with the years. A trigger adds each overage row (debits,
     // settles, refunds: refunds are negative rows) in its own transaction;
     // back-filled here; `check-ledger` compares it with the rows. Only a
-    // usage that runs into overage writes it.
+    // usage that runs into overage writes it. Run again, it recomputes.
     r#"
-    CREATE TABLE overage_owed (
+    CREATE TABLE IF NOT EXISTS overage_owed (
         member_id TEXT NOT NULL,
         unit TEXT NOT NULL,
         amount INTEGER NOT NULL,
         PRIMARY KEY (member_id, unit)
     ) WITHOUT ROWID;
+    DELETE FROM overage_owed;
     INSERT INTO overage_owed (member_id, unit, amount)
         SELECT member_id, unit, SUM(amount) FROM overage GROUP BY member_id, unit;
-    CREATE TRIGGER overage_owed_add AFTER INSERT ON overage BEGIN
+    CREATE TRIGGER IF NOT EXISTS overage_owed_add AFTER INSERT ON overage BEGIN
         INSERT INTO overage_owed (member_id, unit, amount)
         VALUES (NEW.member_id, NEW.unit, NEW.amount)
         ON CONFLICT DO UPDATE SET amount = amount + excluded.amount;
@@ -397,9 +398,10 @@ const MIGRATIONS: &[&str] = &[
     // hours between the site's month and the UTC months from usages
     // (`query::months`); `check-ledger` compares each month with its usages.
     // Keyed by member and team, so a report may group by either. Absent
-    // keys are '' (NULLs would make the primary key never conflict).
+    // keys are '' (NULLs would make the primary key never conflict). Run
+    // again (a ledger set back to an older version), it recomputes.
     r#"
-    CREATE TABLE usage_months (
+    CREATE TABLE IF NOT EXISTS usage_months (
         month INTEGER NOT NULL,
         member_id TEXT NOT NULL,
         origin TEXT NOT NULL,
@@ -415,6 +417,7 @@ const MIGRATIONS: &[&str] = &[
         overage_minutes INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (month, member_id, origin, printer, resource, team_id, credit_kind)
     ) WITHOUT ROWID;
+    DELETE FROM usage_months;
     INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                               usages, impressions, charged, refunds)
     SELECT unixepoch(u.at, 'unixepoch', 'start of month'), COALESCE(u.member_id, ''), u.origin,
@@ -442,7 +445,7 @@ const MIGRATIONS: &[&str] = &[
     GROUP BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT DO UPDATE SET overage_cents = overage_cents + excluded.overage_cents,
         overage_minutes = overage_minutes + excluded.overage_minutes;
-    CREATE TRIGGER usage_months_usage AFTER INSERT ON usages BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_months_usage AFTER INSERT ON usages BEGIN
         INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                                   usages, impressions, charged)
         VALUES (unixepoch(NEW.at, 'unixepoch', 'start of month'), COALESCE(NEW.member_id, ''),
@@ -452,7 +455,7 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT DO UPDATE SET usages = usages + 1,
             impressions = impressions + excluded.impressions, charged = charged + excluded.charged;
     END;
-    CREATE TRIGGER usage_months_team AFTER INSERT ON team_usages BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_months_team AFTER INSERT ON team_usages BEGIN
         UPDATE usage_months SET usages = usages - 1,
             impressions = impressions - COALESCE(json_extract(u.detail, '$.impressions'), 0),
             charged = charged - CASE WHEN u.is_hold = 1 THEN 0 ELSE u.amount END
@@ -473,7 +476,7 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT DO UPDATE SET usages = usages + 1,
             impressions = impressions + excluded.impressions, charged = charged + excluded.charged;
     END;
-    CREATE TRIGGER usage_months_settle AFTER INSERT ON hold_resolutions
+    CREATE TRIGGER IF NOT EXISTS usage_months_settle AFTER INSERT ON hold_resolutions
         WHEN NEW.outcome = 'settled' BEGIN
         UPDATE usage_months SET charged = charged + NEW.actual,
             impressions = impressions
@@ -488,7 +491,7 @@ const MIGRATIONS: &[&str] = &[
           AND usage_months.team_id = COALESCE(tu.team_id, '')
           AND usage_months.credit_kind = u.credit_kind;
     END;
-    CREATE TRIGGER usage_months_refund AFTER INSERT ON refunds BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_months_refund AFTER INSERT ON refunds BEGIN
         UPDATE usage_months SET refunds = refunds + 1,
             charged = charged - CASE WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END,
             impressions = impressions
@@ -503,7 +506,7 @@ const MIGRATIONS: &[&str] = &[
           AND usage_months.team_id = COALESCE(tu.team_id, '')
           AND usage_months.credit_kind = u.credit_kind;
     END;
-    CREATE TRIGGER usage_months_overage AFTER INSERT ON overage BEGIN
+    CREATE TRIGGER IF NOT EXISTS usage_months_overage AFTER INSERT ON overage BEGIN
         INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                                   overage_cents, overage_minutes)
         SELECT unixepoch(NEW.at, 'unixepoch', 'start of month'), NEW.member_id, u.origin,
