@@ -399,7 +399,10 @@ const MIGRATIONS: &[&str] = &[
     // (`query::months`); `check-ledger` compares each month with its usages.
     // Keyed by member and team, so a report may group by either. Absent
     // keys are '' (NULLs would make the primary key never conflict). Run
-    // again (a ledger set back to an older version), it recomputes.
+    // again (a ledger set back to an older version), it recomputes. A
+    // detail that is not JSON, or whose impressions are not a whole number,
+    // counts as 0 (whole) impressions, and a time SQLite cannot date
+    // (past year 9999) goes to month 0: it must never fail the usage.
     r#"
     CREATE TABLE IF NOT EXISTS usage_months (
         month INTEGER NOT NULL,
@@ -420,11 +423,11 @@ const MIGRATIONS: &[&str] = &[
     DELETE FROM usage_months;
     INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                               usages, impressions, charged, refunds)
-    SELECT unixepoch(u.at, 'unixepoch', 'start of month'), COALESCE(u.member_id, ''), u.origin,
+    SELECT COALESCE(unixepoch(u.at, 'unixepoch', 'start of month'), 0), COALESCE(u.member_id, ''), u.origin,
            COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
            u.credit_kind, COUNT(*),
            SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0 ELSE
-               COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END),
+               CAST(COALESCE(CASE WHEN json_valid(COALESCE(hr.detail, u.detail)) THEN json_extract(COALESCE(hr.detail, u.detail), '$.impressions') END, 0) AS INTEGER) END),
            SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0
                     WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END),
            SUM(r.usage_id IS NOT NULL)
@@ -435,7 +438,7 @@ const MIGRATIONS: &[&str] = &[
     GROUP BY 1, 2, 3, 4, 5, 6, 7;
     INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                               overage_cents, overage_minutes)
-    SELECT unixepoch(o.at, 'unixepoch', 'start of month'), o.member_id, u.origin,
+    SELECT COALESCE(unixepoch(o.at, 'unixepoch', 'start of month'), 0), o.member_id, u.origin,
            COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
            u.credit_kind, SUM(CASE WHEN o.unit = 'cents' THEN o.amount ELSE 0 END),
            SUM(CASE WHEN o.unit = 'minutes' THEN o.amount ELSE 0 END)
@@ -448,29 +451,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER IF NOT EXISTS usage_months_usage AFTER INSERT ON usages BEGIN
         INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                                   usages, impressions, charged)
-        VALUES (unixepoch(NEW.at, 'unixepoch', 'start of month'), COALESCE(NEW.member_id, ''),
+        VALUES (COALESCE(unixepoch(NEW.at, 'unixepoch', 'start of month'), 0), COALESCE(NEW.member_id, ''),
                 NEW.origin, COALESCE(NEW.printer, ''), COALESCE(NEW.resource, ''), '',
-                NEW.credit_kind, 1, COALESCE(json_extract(NEW.detail, '$.impressions'), 0),
+                NEW.credit_kind, 1, CAST(COALESCE(CASE WHEN json_valid(NEW.detail) THEN json_extract(NEW.detail, '$.impressions') END, 0) AS INTEGER),
                 CASE WHEN NEW.is_hold = 1 THEN 0 ELSE NEW.amount END)
         ON CONFLICT DO UPDATE SET usages = usages + 1,
             impressions = impressions + excluded.impressions, charged = charged + excluded.charged;
     END;
     CREATE TRIGGER IF NOT EXISTS usage_months_team AFTER INSERT ON team_usages BEGIN
         UPDATE usage_months SET usages = usages - 1,
-            impressions = impressions - COALESCE(json_extract(u.detail, '$.impressions'), 0),
+            impressions = impressions - CAST(COALESCE(CASE WHEN json_valid(u.detail) THEN json_extract(u.detail, '$.impressions') END, 0) AS INTEGER),
             charged = charged - CASE WHEN u.is_hold = 1 THEN 0 ELSE u.amount END
         FROM usages u
         WHERE u.id = NEW.usage_id
-          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.month = COALESCE(unixepoch(u.at, 'unixepoch', 'start of month'), 0)
           AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
           AND usage_months.printer = COALESCE(u.printer, '')
           AND usage_months.resource = COALESCE(u.resource, '')
           AND usage_months.team_id = '' AND usage_months.credit_kind = u.credit_kind;
         INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                                   usages, impressions, charged)
-        SELECT unixepoch(u.at, 'unixepoch', 'start of month'), COALESCE(u.member_id, ''), u.origin,
+        SELECT COALESCE(unixepoch(u.at, 'unixepoch', 'start of month'), 0), COALESCE(u.member_id, ''), u.origin,
                COALESCE(u.printer, ''), COALESCE(u.resource, ''), NEW.team_id, u.credit_kind, 1,
-               COALESCE(json_extract(u.detail, '$.impressions'), 0),
+               CAST(COALESCE(CASE WHEN json_valid(u.detail) THEN json_extract(u.detail, '$.impressions') END, 0) AS INTEGER),
                CASE WHEN u.is_hold = 1 THEN 0 ELSE u.amount END
         FROM usages u WHERE u.id = NEW.usage_id
         ON CONFLICT DO UPDATE SET usages = usages + 1,
@@ -480,11 +483,11 @@ const MIGRATIONS: &[&str] = &[
         WHEN NEW.outcome = 'settled' BEGIN
         UPDATE usage_months SET charged = charged + NEW.actual,
             impressions = impressions
-                + COALESCE(json_extract(COALESCE(NEW.detail, u.detail), '$.impressions'), 0)
-                - COALESCE(json_extract(u.detail, '$.impressions'), 0)
+                + CAST(COALESCE(CASE WHEN json_valid(COALESCE(NEW.detail, u.detail)) THEN json_extract(COALESCE(NEW.detail, u.detail), '$.impressions') END, 0) AS INTEGER)
+                - CAST(COALESCE(CASE WHEN json_valid(u.detail) THEN json_extract(u.detail, '$.impressions') END, 0) AS INTEGER)
         FROM usages u LEFT JOIN team_usages tu ON tu.usage_id = u.id
         WHERE u.id = NEW.usage_id
-          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.month = COALESCE(unixepoch(u.at, 'unixepoch', 'start of month'), 0)
           AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
           AND usage_months.printer = COALESCE(u.printer, '')
           AND usage_months.resource = COALESCE(u.resource, '')
@@ -495,11 +498,11 @@ const MIGRATIONS: &[&str] = &[
         UPDATE usage_months SET refunds = refunds + 1,
             charged = charged - CASE WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END,
             impressions = impressions
-                - COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0)
+                - CAST(COALESCE(CASE WHEN json_valid(COALESCE(hr.detail, u.detail)) THEN json_extract(COALESCE(hr.detail, u.detail), '$.impressions') END, 0) AS INTEGER)
         FROM usages u LEFT JOIN team_usages tu ON tu.usage_id = u.id
             LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
         WHERE u.id = NEW.usage_id
-          AND usage_months.month = unixepoch(u.at, 'unixepoch', 'start of month')
+          AND usage_months.month = COALESCE(unixepoch(u.at, 'unixepoch', 'start of month'), 0)
           AND usage_months.member_id = COALESCE(u.member_id, '') AND usage_months.origin = u.origin
           AND usage_months.printer = COALESCE(u.printer, '')
           AND usage_months.resource = COALESCE(u.resource, '')
@@ -509,7 +512,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER IF NOT EXISTS usage_months_overage AFTER INSERT ON overage BEGIN
         INSERT INTO usage_months (month, member_id, origin, printer, resource, team_id, credit_kind,
                                   overage_cents, overage_minutes)
-        SELECT unixepoch(NEW.at, 'unixepoch', 'start of month'), NEW.member_id, u.origin,
+        SELECT COALESCE(unixepoch(NEW.at, 'unixepoch', 'start of month'), 0), NEW.member_id, u.origin,
                COALESCE(u.printer, ''), COALESCE(u.resource, ''), COALESCE(tu.team_id, ''),
                u.credit_kind, CASE WHEN NEW.unit = 'cents' THEN NEW.amount ELSE 0 END,
                CASE WHEN NEW.unit = 'minutes' THEN NEW.amount ELSE 0 END

@@ -166,7 +166,7 @@ pub fn scanned(conn: &Connection, from: Ts, to: Ts) -> Result<Totals> {
         "SELECT COALESCE(u.member_id, ''), u.origin, COALESCE(u.printer, ''),
                 COALESCE(u.resource, ''), COALESCE(tu.team_id, ''), u.credit_kind, COUNT(*),
                 SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0 ELSE
-                    COALESCE(json_extract(COALESCE(hr.detail, u.detail), '$.impressions'), 0) END),
+                    CAST(COALESCE(CASE WHEN json_valid(COALESCE(hr.detail, u.detail)) THEN json_extract(COALESCE(hr.detail, u.detail), '$.impressions') END, 0) AS INTEGER) END),
                 SUM(CASE WHEN r.usage_id IS NOT NULL THEN 0
                          WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END),
                 SUM(r.usage_id IS NOT NULL), 0, 0

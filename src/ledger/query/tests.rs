@@ -188,3 +188,38 @@ fn a_report_off_utc_equals_reading_its_usages() {
         months::scanned(conn, a, b).unwrap()
     );
 }
+
+/// The roll-up's triggers must never fail a usage: a detail that is not
+/// JSON, or impressions that are not a whole number, count 0 (or whole)
+/// impressions, read the same from the roll-up and the rows.
+#[test]
+fn a_usage_whose_detail_is_not_json_is_charged_and_rolled_up() {
+    use crate::ledger::{Origin, Payable, UsageRequest};
+    let mut ledger = used_ledger();
+    for (key, detail) in [
+        ("odd1", "not json"),
+        ("odd2", r#"{"impressions":"x"}"#),
+        ("odd3", r#"{"impressions":2.5}"#),
+    ] {
+        let req = UsageRequest {
+            key: key.into(),
+            member: None,
+            origin: Origin::Print {
+                printer: "odd".into(),
+            },
+            payable: Payable::Printing,
+            amount: 10,
+            detail: detail.into(),
+            at: 1_751_324_400,
+        };
+        ledger.debit(&req).expect("charged");
+    }
+    let conn = ledger.conn();
+    for v in crate::ledger::audit::derived(conn) {
+        assert!(v.ok, "{v:?}");
+    }
+    let june = months::month_floor(1_751_324_400);
+    let rows = report(conn, june, months::next_month(june), ReportBy::Printer).unwrap();
+    let odd = rows.iter().find(|r| r.key == "odd").expect("odd printer");
+    assert_eq!((odd.jobs, odd.impressions, odd.printing_cents), (3, 2, 30));
+}
