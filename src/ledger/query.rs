@@ -4,6 +4,8 @@
 
 mod balance;
 mod lots;
+pub mod members;
+pub mod now;
 pub mod team;
 
 use balance::members;
