@@ -2,6 +2,7 @@
 //! statement for a period) and "now" (held jobs, open room sessions, the
 //! review queue, today's usages).
 
+use super::held::{self, HeldAt};
 use super::{pages, Failure, Me, St};
 use crate::clock;
 use crate::config::Config;
@@ -256,6 +257,7 @@ fn statement_table(config: &Config, lines: &[StatementLine]) -> Markup {
 
 /// What the now page shows.
 struct NowView {
+    held: Vec<HeldAt>,
     holds: Vec<live::UsageLine>,
     sessions: Vec<sessions::Open>,
     reviews: Vec<review::Review>,
@@ -268,9 +270,15 @@ const TODAY_LIMIT: usize = 100;
 pub async fn now(state: St, me: Me) -> Response {
     let config = state.config();
     let midnight = clock::local_midnight(config.tz, clock::local_date(config.tz, state.now()));
+    let mut held = match state.clients() {
+        Ok(clients) => held::survey(&config, &clients).await,
+        Err(e) => return e.into_response(),
+    };
     let view = state
         .read(move |c, _| {
+            held::owners_of(c, &mut held)?;
             Ok(NowView {
+                held,
                 holds: live::open_holds(c)?,
                 sessions: sessions::all_open(c)?,
                 reviews: review::list(c, true)?,
@@ -287,7 +295,27 @@ pub async fn now(state: St, me: Me) -> Response {
     let body = html! {
         p.note { "As of " (at(state.now())) ". " a href="/console/now" { "Refresh" } }
         section aria-labelledby="held" {
-            h2 #held { "Held jobs (" (view.holds.len()) ")" }
+            h2 #held { "Held jobs (" (view.held.iter().map(|h| h.jobs.len()).sum::<usize>()) ")" }
+            @if view.held.is_empty() { p { "No held printers." } }
+            @for h in &view.held {
+                h3 { (h.printer) }
+                @if let Some(e) = &h.error { p.down { "Cannot list its jobs: " (e) } }
+                @else if h.jobs.is_empty() { p { "None waiting." } }
+                @else { div.scroll { table {
+                    thead { tr { th { "Job" } th { "Owner" } th.n { "Estimate" } th { "Document" } th { "Since" } } }
+                    tbody { @for j in &h.jobs { tr {
+                        td { (j.id) }
+                        td { @if let Some(m) = &j.member { a href=(member_link(m)) { (m) } }
+                             @else { (j.user.as_deref().unwrap_or("?")) " (no member)" } }
+                        td.n { (j.estimate.map(|c| format_cents(&config.currency_symbol, c)).unwrap_or_else(|| "?".into())) }
+                        td { (j.name.as_deref().unwrap_or("")) }
+                        td { (j.created_at.map(at).unwrap_or_default()) }
+                    } } }
+                } } }
+            }
+        }
+        section aria-labelledby="printing" {
+            h2 #printing { "Released, printing (" (view.holds.len()) ")" }
             @if view.holds.is_empty() { p { "None." } } @else {
                 div.scroll { table {
                     thead { tr { th { "Printer" } th { "Owner" } th.n { "Estimate" } th { "Job" } th { "Since" } th { "Key" } } }

@@ -11,6 +11,7 @@
 
 mod actions;
 pub mod guard;
+mod held;
 mod login;
 mod members;
 pub mod pages;
@@ -21,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{Ledger, LedgerError};
+use crate::printer::client::PrinterClients;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -46,6 +48,9 @@ struct Inner {
     writer: WriterHandle,
     clock: Clock,
     guard: Mutex<Guard>,
+    /// The IPP clients the now page asks held printers with, made at its
+    /// first use and again after a reload.
+    clients: Mutex<Option<Arc<PrinterClients>>>,
 }
 
 impl ConsoleState {
@@ -56,6 +61,7 @@ impl ConsoleState {
             writer,
             clock,
             guard: Mutex::new(Guard::default()),
+            clients: Mutex::new(None),
         }))
     }
 
@@ -64,6 +70,24 @@ impl ConsoleState {
     pub fn set_config(&self, config: Config) {
         let mut c = self.0.config.write().unwrap_or_else(|e| e.into_inner());
         *c = Arc::new(config);
+        *self.0.clients.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The printers' IPP clients (made now if not yet).
+    fn clients(&self) -> Result<Arc<PrinterClients>, Failure> {
+        let mut slot = self.0.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let made = PrinterClients::new(&self.config().printers).map_err(|(printer, e)| {
+            Failure::internal(&format!(
+                "cannot set up the IPP client of printer {printer}: {}",
+                crate::error_chain(&e)
+            ))
+        })?;
+        let made = Arc::new(made);
+        *slot = Some(made.clone());
+        Ok(made)
     }
 
     fn config(&self) -> Arc<Config> {
