@@ -8,7 +8,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::ledger::jobs::review;
 use crate::ledger::query::{self, members, now as live, Balance, Statement, StatementLine};
-use crate::ledger::sessions;
+use crate::ledger::{enrolments, sessions};
 use crate::money::{format_cents, format_minutes};
 use axum::extract::Query;
 use axum::response::{IntoResponse, Response};
@@ -35,6 +35,10 @@ pub async fn search(state: St, me: Me, Query(q): Query<SearchQuery>) -> Response
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
+    let unknown = match super::enrol::unknown_cards(&state).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
     let body = html! {
         section {
             form.inline method="get" action="/console/members" role="search" {
@@ -57,6 +61,7 @@ pub async fn search(state: St, me: Me, Query(q): Query<SearchQuery>) -> Response
                 }
             }
         }
+        (unknown)
     };
     me.page(&state, "Members", body)
 }
@@ -94,6 +99,7 @@ struct MemberView {
     team: Option<String>,
     statement: Statement,
     credits: Vec<String>,
+    enrolled: Vec<enrolments::Enrolment>,
 }
 
 pub async fn member(state: St, me: Me, Query(q): Query<MemberQuery>) -> Response {
@@ -123,6 +129,7 @@ async fn member_page(state: &St, me: &Me, q: MemberQuery) -> Result<Response, Fa
                 team,
                 statement: query::statement(c, &id, start, end)?,
                 credits: members::time_credit_ids(c)?,
+                enrolled: enrolments::of_member(c, &id)?,
             })
         })
         .await?;
@@ -135,6 +142,11 @@ async fn member_page(state: &St, me: &Me, q: MemberQuery) -> Result<Response, Fa
                 "Team: " (view.team.as_deref().unwrap_or("none"))
                 " · Cards: " @if view.cards.is_empty() { "none" } @else { (view.cards.join(", ")) }
             }
+            @for e in &view.enrolled {
+                p.note { "Card " (e.card) " enrolled by " (e.manager) " on "
+                    (clock::format_local(config.tz, e.at)) ": " (e.reason) }
+            }
+            p { a href=(format!("/console/enrol?member={}", query_escape(&b.member))) { "Enrol a card for " (b.member) "…" } }
             (balance_table(&config, b))
         }
         section aria-labelledby="st" {

@@ -10,6 +10,7 @@
 //! [`guard`].
 
 mod actions;
+mod enrol;
 pub mod guard;
 mod held;
 mod login;
@@ -147,6 +148,7 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/refund",
             get(actions::refund_form).post(actions::refund),
         )
+        .route("/console/enrol", get(enrol::form).post(enrol::submit))
         .route("/console/review", get(review::list))
         .route("/console/review/resolve", get(review::resolve_form))
         .route("/console/review/charge", post(review::charge))

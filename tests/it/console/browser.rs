@@ -10,23 +10,33 @@ use crate::support::chromium::Chromium;
 use crate::support::daemon::PrinterSpec;
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
-use crate::support::pty::{printer_reader, Pty};
+use crate::support::pty::{printer_reader, rdm6300, Pty};
 use crate::support::recorded::{fixture, with_attr, Recorded, Script};
 use fantoccini::{Client, Locator};
 use ipp::prelude::IppValue;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// A card no member has in the grants file.
+const NEW_CARD: &str = "00C0FFEE11";
 /// carol's 12-page job in `eve-completed.ipp`.
 const CAROL_TWELVE: i32 = 3;
 
+/// The page's main text (retried while a navigation just started leaves
+/// the old page's element stale).
 async fn text(c: &Client) -> String {
-    c.find(Locator::Css("main"))
-        .await
-        .expect("main")
-        .text()
-        .await
-        .expect("text")
+    let start = Instant::now();
+    loop {
+        let found = match c.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(t) => return t,
+            Err(e) if start.elapsed() > LIMIT => panic!("no page text: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -62,7 +72,7 @@ async fn wait_for(c: &Client, url: &str, needle: &str) -> String {
 }
 
 #[test]
-fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_and_resolves_a_review() {
+fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_and_enrols_a_card() {
     let _serial = crate::support::serial();
     let peers = Peers::new();
     let cupsd = peers.cupsd();
@@ -189,6 +199,47 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_and_resolves_a_review
         assert_eq!(site.printing_balance("carol"), carol_before - 120);
         let review = site.cli(&["review", "--all"]);
         assert!(review.contains("charged"), "{review}");
+
+        // An unknown card taps at the desk; the manager enrols it to bob;
+        // bob's next tap with it releases his held job.
+        desk.write(&rdm6300(NEW_CARD));
+        daemon.wait_log("unknown card", LIMIT);
+        wait_for(c, &served.url("/console/members"), NEW_CARD).await;
+        b.screenshots("unknown-cards").await;
+        click(c, &format!("a[href='/console/enrol?card={NEW_CARD}']")).await;
+        fill(c, "input[name=member]", "bob").await;
+        fill(c, "input[name=reason]", "new badge, old one lost").await;
+        b.screenshots("enrol").await;
+        click(c, "input[name=confirm]").await;
+        click(c, "form[action='/console/enrol'] button").await;
+        let done = text(c).await;
+        assert!(
+            done.contains(&format!("Card {NEW_CARD} is bob's now")),
+            "{done}"
+        );
+        let job = cupsd.lp(
+            "upstairs",
+            "bob@corp.example",
+            &pdf,
+            &["-o", "print-color-mode=monochrome"],
+        );
+        cupsd.wait_state("upstairs", job, 4, LIMIT);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // past the debounce
+        desk.write(&rdm6300(NEW_CARD));
+        daemon.wait_log("<6>release member=bob", LIMIT);
+        cupsd.wait_state("upstairs", job, 9, LIMIT);
+        // The grants file's cards cannot be enrolled to someone else.
+        c.goto(&served.url("/console/enrol?card=14008EC793&member=bob"))
+            .await
+            .expect("goto");
+        fill(c, "input[name=reason]", "mistake").await;
+        click(c, "input[name=confirm]").await;
+        click(c, "form[action='/console/enrol'] button").await;
+        let refused = text(c).await;
+        assert!(
+            refused.contains("is alice's in the grants file, which wins"),
+            "{refused}"
+        );
         b.close().await;
     });
     daemon.stop();

@@ -213,7 +213,7 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.ok(NOW, &["check-ledger"]);
     assert!(
         out.contains("ok   pool draws against history: 1 usage lots of the pool agree")
-            && out.contains("ok   append-only triggers: all 25 present")
+            && out.contains("ok   append-only triggers: all 29 present")
             && out.contains("ok   teams against the catalog: 1 teams agree"),
         "{out}"
     );
