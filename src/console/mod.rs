@@ -17,6 +17,7 @@ mod login;
 mod members;
 pub mod pages;
 pub mod password;
+mod report;
 mod review;
 
 use crate::clock::Clock;
@@ -149,6 +150,8 @@ pub fn router(state: ConsoleState) -> Router {
             get(actions::refund_form).post(actions::refund),
         )
         .route("/console/enrol", get(enrol::form).post(enrol::submit))
+        .route("/console/report", get(report::page))
+        .route("/console/report.csv", get(report::csv))
         .route("/console/review", get(review::list))
         .route("/console/review/resolve", get(review::resolve_form))
         .route("/console/review/charge", post(review::charge))

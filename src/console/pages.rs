@@ -32,6 +32,7 @@ pub fn page(site: &str, title: &str, viewer: Option<&Viewer<'_>>, body: Markup) 
                             a href="/console/now" { "Now" }
                             a href="/console/members" { "Members" }
                             a href="/console/review" { "Review" }
+                            a href="/console/report" { "Reports" }
                         }
                         form.inline method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(v.logout_token);

@@ -3,6 +3,7 @@
 //! SQL; safe to run while the daemon writes.
 
 mod balance;
+pub mod columns;
 mod lots;
 pub mod members;
 pub mod now;
@@ -445,3 +446,20 @@ pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests;
+
+/// What the usages of each period in `days` finally cost, as the monthly
+/// report counts them: (printing cents, minutes) per period.
+pub fn daily_totals(conn: &Connection, days: &[(Ts, Ts)]) -> Result<Vec<(i64, i64)>> {
+    let sql = format!(
+        "WITH c AS ({CHARGED})
+         SELECT COALESCE(SUM(CASE WHEN c.credit_kind = 'printing' THEN c.charged ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN c.credit_kind = 'time' THEN c.charged ELSE 0 END), 0)
+         FROM c"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut out = Vec::with_capacity(days.len());
+    for (start, end) in days {
+        out.push(stmt.query_row(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))?);
+    }
+    Ok(out)
+}

@@ -240,6 +240,42 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_and
             refused.contains("is alice's in the grants file, which wins"),
             "{refused}"
         );
+
+        // This month's report, its chart, and its CSV (fetched by the
+        // browser with its session) as `tallyd report --csv` prints it.
+        let month = chrono::Utc::now().format("%Y-%m").to_string();
+        for by in ["member", "printer"] {
+            c.goto(&served.url(&format!("/console/report?month={month}&by={by}")))
+                .await
+                .expect("goto");
+            let report = text(c).await;
+            assert!(
+                report.contains(&format!("Usage in {month} by {by}")),
+                "{report}"
+            );
+            assert!(report.contains("Printing per day, total"), "{report}");
+            if by == "member" {
+                b.screenshots("report").await;
+            }
+            let href = c
+                .find(Locator::Css("a[download]"))
+                .await
+                .expect("the CSV link")
+                .attr("href")
+                .await
+                .expect("href")
+                .expect("an href");
+            let got = c
+                .execute_async(
+                    "const done = arguments[arguments.length - 1];\
+                     fetch(arguments[0]).then(r => r.text()).then(done);",
+                    vec![serde_json::json!(href)],
+                )
+                .await
+                .expect("fetch the CSV");
+            let want = site.cli(&["report", "--month", &month, "--by", by, "--csv"]);
+            assert_eq!(got.as_str(), Some(want.as_str()), "by {by}");
+        }
         b.close().await;
     });
     daemon.stop();
