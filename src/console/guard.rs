@@ -25,8 +25,9 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const FAILURES_PER_NAME: usize = 5;
 /// Failed logins one client address may have in the window.
 pub const FAILURES_PER_ADDRESS: usize = 20;
-/// Form tokens kept per session (the oldest go first).
-const TOKENS_PER_SESSION: usize = 64;
+/// Form tokens kept per session (the oldest go first): two hours of the
+/// now page reloading itself every 15 s, beside forms open in other tabs.
+const TOKENS_PER_SESSION: usize = 512;
 /// Login form tokens kept in all.
 const LOGIN_TOKENS: usize = 1024;
 /// Names and addresses whose failures are tracked, at most.

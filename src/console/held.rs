@@ -74,3 +74,37 @@ pub fn owners_of(
     }
     Ok(())
 }
+
+/// Cancels held job `job_id` at `printer` (Cancel-Job), after checking it
+/// is still waiting held there; returns its print user. A held job that was
+/// never released has no ledger row: nothing is charged or given back.
+pub async fn cancel(
+    config: &Config,
+    clients: &PrinterClients,
+    printer: &str,
+    job_id: i32,
+) -> Result<Option<String>, String> {
+    let cfg = config
+        .printers
+        .iter()
+        .find(|p| p.id == printer && p.mode != Mode::Direct)
+        .ok_or_else(|| format!("`{printer}` is not a held printer in the config"))?;
+    let client = clients.get(&cfg.id);
+    let listed = JobsQuery::new(cfg, Which::NotCompleted)
+        .map_err(|e| crate::error_chain(&e))?
+        .fetch(client)
+        .await
+        .map_err(|e| crate::error_chain(&e))?;
+    let job = listed
+        .into_iter()
+        .find(|j| j.id == job_id && j.state == PENDING_HELD)
+        .ok_or_else(|| format!("job {job_id} is not waiting held at {printer} (any more)"))?;
+    let request =
+        crate::printer::requests::job_request(ipp::prelude::Operation::CancelJob, &cfg.uri, job_id)
+            .map_err(|e| crate::error_chain(&e))?;
+    client
+        .send(&cfg.uri, request, cfg.timeout)
+        .await
+        .map_err(|e| crate::error_chain(&e))?;
+    Ok(job.owner())
+}

@@ -276,6 +276,9 @@ struct NowView {
     today: Vec<live::UsageLine>,
 }
 
+/// How often the now page reloads itself.
+const NOW_REFRESH_SECS: u32 = 15;
+
 /// Most of today's usages the now page lists.
 const TODAY_LIMIT: usize = 100;
 
@@ -305,7 +308,7 @@ pub async fn now(state: St, me: Me) -> Response {
     let at = |t| clock::format_local(config.tz, t);
     let who = |m: &Option<String>| m.clone().unwrap_or_else(|| "(no member)".into());
     let body = html! {
-        p.note { "As of " (at(state.now())) ". " a href="/console/now" { "Refresh" } }
+        p.note { "As of " (at(state.now())) "; this page reloads every " (NOW_REFRESH_SECS) " seconds. " a href="/console/now" { "Refresh now" } }
         section aria-labelledby="held" {
             h2 #held { "Held jobs (" (view.held.iter().map(|h| h.jobs.len()).sum::<usize>()) ")" }
             @if view.held.is_empty() { p { "No held printers." } }
@@ -314,7 +317,7 @@ pub async fn now(state: St, me: Me) -> Response {
                 @if let Some(e) = &h.error { p.down { "Cannot list its jobs: " (e) } }
                 @else if h.jobs.is_empty() { p { "None waiting." } }
                 @else { div.scroll { table {
-                    thead { tr { th { "Job" } th { "Owner" } th.n { "Estimate" } th { "Document" } th { "Since" } } }
+                    thead { tr { th { "Job" } th { "Owner" } th.n { "Estimate" } th { "Document" } th { "Since" } th { span.note { "Action" } } } }
                     tbody { @for j in &h.jobs { tr {
                         td { (j.id) }
                         td { @if let Some(m) = &j.member { a href=(member_link(m)) { (m) } }
@@ -322,6 +325,7 @@ pub async fn now(state: St, me: Me) -> Response {
                         td.n { (j.estimate.map(|c| format_cents(&config.currency_symbol, c)).unwrap_or_else(|| "?".into())) }
                         td { (j.name.as_deref().unwrap_or("")) }
                         td { (j.created_at.map(at).unwrap_or_default()) }
+                        td { a href=(format!("/console/held/cancel?printer={}&job={}", query_escape(&h.printer), j.id)) { "Cancel…" } }
                     } } }
                 } } }
             }
@@ -373,5 +377,5 @@ pub async fn now(state: St, me: Me) -> Response {
             }
         }
     };
-    me.page(&state, "Now", body)
+    me.page_refreshed(&state, "Now", body, Some(NOW_REFRESH_SECS))
 }

@@ -10,6 +10,7 @@
 //! [`guard`].
 
 mod actions;
+mod cancel;
 mod enrol;
 pub mod guard;
 mod held;
@@ -149,6 +150,10 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/refund",
             get(actions::refund_form).post(actions::refund),
         )
+        .route(
+            "/console/held/cancel",
+            get(cancel::form).post(cancel::submit),
+        )
         .route("/console/enrol", get(enrol::form).post(enrol::submit))
         .route("/console/report", get(report::page))
         .route("/console/report.csv", get(report::csv))
@@ -242,10 +247,23 @@ impl Me {
 
     /// A whole page for this manager.
     fn page(&self, state: &ConsoleState, title: &str, body: Markup) -> Response {
+        self.page_refreshed(state, title, body, None)
+    }
+
+    /// A page that reloads itself every `refresh` seconds (the now page's
+    /// short poll: no JavaScript).
+    fn page_refreshed(
+        &self,
+        state: &ConsoleState,
+        title: &str,
+        body: Markup,
+        refresh: Option<u32>,
+    ) -> Response {
         let token = self.token(state);
         let viewer = pages::Viewer {
             manager: &self.name,
             logout_token: &token,
+            refresh,
         };
         let site = state.config().site_name.clone();
         html_page(pages::page(&site, title, Some(&viewer), body))

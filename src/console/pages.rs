@@ -10,6 +10,8 @@ pub const STYLE: &str = include_str!("style.css");
 pub struct Viewer<'a> {
     pub manager: &'a str,
     pub logout_token: &'a str,
+    /// Reload the page every this many seconds.
+    pub refresh: Option<u32>,
 }
 
 /// A whole page: the header with the site, the sections and the manager's
@@ -23,6 +25,9 @@ pub fn page(site: &str, title: &str, viewer: Option<&Viewer<'_>>, body: Markup) 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (site) }
                 link rel="stylesheet" href="/console/style.css";
+                @if let Some(secs) = viewer.and_then(|v| v.refresh) {
+                    meta http-equiv="refresh" content=(secs);
+                }
             }
             body {
                 header {

@@ -72,7 +72,8 @@ async fn wait_for(c: &Client, url: &str, needle: &str) -> String {
 }
 
 #[test]
-fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_and_enrols_a_card() {
+fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enrols_a_card_and_cancels_a_held_job(
+) {
     let _serial = crate::support::serial();
     let peers = Peers::new();
     let cupsd = peers.cupsd();
@@ -140,13 +141,13 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_and
 
         // A job sent to the held queue appears, with its owner and estimate.
         let pdf = write_pdf(peers.dir(), "one", 1);
-        let job = cupsd.lp(
+        let alice_job = cupsd.lp(
             "upstairs",
             "alice",
             &pdf,
             &["-o", "print-color-mode=monochrome"],
         );
-        cupsd.wait_state("upstairs", job, 4, LIMIT);
+        cupsd.wait_state("upstairs", alice_job, 4, LIMIT);
         let now = wait_for(c, &served.url("/console/now"), "Held jobs (1)").await;
         assert!(now.contains("upstairs") && now.contains("alice"), "{now}");
         assert!(now.contains("$0.50"), "page estimate 5 at 10c: {now}");
@@ -240,6 +241,23 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_and
             refused.contains("is alice's in the grants file, which wins"),
             "{refused}"
         );
+
+        // Alice's job still waits held: the manager cancels it.
+        c.goto(&served.url("/console/now")).await.expect("goto");
+        click(
+            c,
+            &format!("a[href='/console/held/cancel?printer=upstairs&job={alice_job}']"),
+        )
+        .await;
+        fill(c, "input[name=reason]", "left the building").await;
+        click(c, "input[name=confirm]").await;
+        click(c, "form[action='/console/held/cancel'] button").await;
+        let done = text(c).await;
+        assert!(
+            done.contains(&format!("Cancelled job {alice_job} at upstairs")),
+            "{done}"
+        );
+        cupsd.wait_state("upstairs", alice_job, 7, LIMIT);
 
         // This month's report, its chart, and its CSV (fetched by the
         // browser with its session) as `tallyd report --csv` prints it.
