@@ -350,9 +350,10 @@ pub async fn now(state: St, me: Me) -> Response {
             h2 #rooms { "Open room sessions (" (view.sessions.len()) ")" }
             @if view.sessions.is_empty() { p { "None." } } @else {
                 div.scroll { table {
-                    thead { tr { th { "Room" } th { "Member" } th { "Since" } } }
+                    thead { tr { th { "Room" } th { "Member" } th { "Since" } th { span.note { "Action" } } } }
                     tbody { @for s in &view.sessions { tr {
                         td { (s.resource) } td { a href=(member_link(&s.member)) { (s.member) } } td { (at(s.started_at)) }
+                        td { a href=(format!("/console/session/end?id={}", s.id)) { "End…" } }
                     } } }
                 } }
             }

@@ -20,6 +20,7 @@ pub mod pages;
 pub mod password;
 mod report;
 mod review;
+mod rooms;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -109,6 +110,10 @@ impl ConsoleState {
         self.0.clock.wall()
     }
 
+    fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
     /// Runs a read-only query on its own connection, off the async threads.
     async fn read<R: Send + 'static>(
         &self,
@@ -154,6 +159,7 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/held/cancel",
             get(cancel::form).post(cancel::submit),
         )
+        .route("/console/session/end", get(rooms::form).post(rooms::submit))
         .route("/console/enrol", get(enrol::form).post(enrol::submit))
         .route("/console/report", get(report::page))
         .route("/console/report.csv", get(report::csv))

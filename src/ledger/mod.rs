@@ -137,6 +137,8 @@ pub enum LedgerError {
     },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
+    #[error("no open room session {0} (ended already, or its reader is gone from the config)")]
+    UnknownSession(i64),
     #[error("member `{0}` is closed")]
     MemberClosed(String),
     #[error("card {card} is {member}'s in the grants file, which wins; not enrolled")]

@@ -17,6 +17,8 @@ use ipp::prelude::IppValue;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// alice's card in the grants file.
+const ALICE: &str = "14008EC793";
 /// A card no member has in the grants file.
 const NEW_CARD: &str = "00C0FFEE11";
 /// carol's 12-page job in `eve-completed.ipp`.
@@ -72,7 +74,7 @@ async fn wait_for(c: &Client, url: &str, needle: &str) -> String {
 }
 
 #[test]
-fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enrols_a_card_and_cancels_a_held_job(
+fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enrols_a_card_cancels_a_held_job_and_ends_a_room_session(
 ) {
     let _serial = crate::support::serial();
     let peers = Peers::new();
@@ -89,14 +91,21 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
     let zero = Recorded::start(Script::finished(&answer));
     let site_dir = tempfile::tempdir().expect("tempdir");
     let desk = Pty::start(site_dir.path(), "desk");
+    let door = Pty::start(site_dir.path(), "door");
     let printers = [
         PrinterSpec::held("upstairs", &cupsd.queue_uri("upstairs"), "300ms", "4h"),
         PrinterSpec::direct("zero", &zero.uri(), "300ms"),
     ];
-    let site = site_with(&printers, &printer_reader("desk", &desk, "upstairs"));
+    let readers = format!(
+        "{}\n[[readers]]\nid = \"door\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nresource = \"room-a\"\ndebounce = \"1s\"\nincrement = \"15m\"\n",
+        printer_reader("desk", &desk, "upstairs"),
+        door.reader.display()
+    );
+    let site = site_with(&printers, &readers);
     let mut daemon = site.start();
     daemon.wait_ready();
     daemon.wait_log("card reader is up reader=desk", LIMIT);
+    daemon.wait_log("card reader is up reader=door", LIMIT);
     site.wait_usages("zero", 2, LIMIT);
     daemon.wait_log("job set aside for review", LIMIT);
     let served = Served::start(&site);
@@ -258,6 +267,26 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
             "{done}"
         );
         cupsd.wait_state("upstairs", alice_job, 7, LIMIT);
+
+        // Alice taps into room A and leaves without tapping out: the
+        // manager ends her session, charged one 15-minute increment.
+        let minutes_before = site.time_balance("alice", "room-hours");
+        door.write(&rdm6300(ALICE));
+        daemon.wait_log("session started member=alice resource=room-a", LIMIT);
+        wait_for(c, &served.url("/console/now"), "Open room sessions (1)").await;
+        click(c, "a[href^='/console/session/end?id=']").await;
+        fill(c, "input[name=reason]", "forgot to tap out").await;
+        click(c, "input[name=confirm]").await;
+        click(c, "form[action='/console/session/end'] button").await;
+        let done = text(c).await;
+        assert!(
+            done.contains("Ended alice's session in room-a: 0h 15m charged"),
+            "{done}"
+        );
+        assert_eq!(
+            site.time_balance("alice", "room-hours"),
+            minutes_before - 15
+        );
 
         // This month's report, its chart, and its CSV (fetched by the
         // browser with its session) as `tallyd report --csv` prints it.
