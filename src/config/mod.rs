@@ -4,8 +4,8 @@
 mod alerts;
 mod analysis;
 mod backup;
-mod credential;
 mod console;
+mod credential;
 mod grants;
 mod http;
 mod prices;
@@ -15,10 +15,10 @@ mod readers;
 pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
+pub use console::{valid_manager_name, ConsoleConfig, Manager};
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;
 pub use http::HttpConfig;
-pub use console::{valid_manager_name, ConsoleConfig, Manager};
 pub use printers::{Mode, PrinterConfig, MAX_JOB_IMPRESSIONS_LIMIT};
 pub use readers::{Binding, OtherMember, ReaderConfig, MAX_SESSION_MINUTES};
 

@@ -309,6 +309,28 @@ pub async fn now(state: St, me: Me) -> Response {
     let who = |m: &Option<String>| m.clone().unwrap_or_else(|| "(no member)".into());
     let body = html! {
         p.note { "As of " (at(state.now())) "; this page reloads every " (NOW_REFRESH_SECS) " seconds. " a href="/console/now" { "Refresh now" } }
+        @if let Some(snap) = state.observer().map(|o| o.snapshot()) {
+            section aria-labelledby="devices" {
+                h2 #devices { "Printers and readers" }
+                div.scroll { table {
+                    thead { tr { th { "Printer or reader" } th { "State" } th { "Since" } th { "Why" } } }
+                    tbody {
+                        @for (kind, map) in [("printer", &snap.printers), ("reader", &snap.readers)] {
+                            @for (id, c) in map { tr {
+                                td { (kind) " " (id) }
+                                @match c.up {
+                                    Some(true) => td.up { "up" },
+                                    Some(false) => td.down { "down" },
+                                    None => td { "not yet known" },
+                                }
+                                td { (at(c.since)) }
+                                td { (c.reason.as_deref().unwrap_or("")) }
+                            } }
+                        }
+                    }
+                } }
+            }
+        }
         section aria-labelledby="held" {
             h2 #held { "Held jobs (" (view.held.iter().map(|h| h.jobs.len()).sum::<usize>()) ")" }
             @if view.held.is_empty() { p { "No held printers." } }

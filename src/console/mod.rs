@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ledger::writer::WriterHandle;
 use crate::ledger::{Ledger, LedgerError};
+use crate::observe::Observer;
 use crate::printer::client::PrinterClients;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
@@ -55,6 +56,9 @@ struct Inner {
     /// The IPP clients the now page asks held printers with, made at its
     /// first use and again after a reload.
     clients: Mutex<Option<Arc<PrinterClients>>>,
+    /// What the daemon's tasks observe (printers and readers up or down),
+    /// when the console runs inside the daemon.
+    observer: Option<Observer>,
 }
 
 impl ConsoleState {
@@ -66,7 +70,28 @@ impl ConsoleState {
             clock,
             guard: Mutex::new(Guard::default()),
             clients: Mutex::new(None),
+            observer: None,
         }))
+    }
+
+    /// As [`ConsoleState::new`], inside the daemon: the now page shows
+    /// what `observer` says of the printers and readers.
+    pub fn in_daemon(
+        config: Config,
+        ledger: PathBuf,
+        writer: WriterHandle,
+        clock: Clock,
+        observer: Observer,
+    ) -> Self {
+        let mut state = ConsoleState::new(config, ledger, writer, clock);
+        if let Some(inner) = Arc::get_mut(&mut state.0) {
+            inner.observer = Some(observer);
+        }
+        state
+    }
+
+    fn observer(&self) -> Option<&Observer> {
+        self.0.observer.as_ref()
     }
 
     /// Applies a reloaded config (managers added or removed take effect;

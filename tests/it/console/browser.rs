@@ -1,15 +1,16 @@
 //! The manager's day in a real browser: headless Chromium, over WebDriver,
-//! against the console served over the ledger of a real `tallyd run` with
-//! real peers (a private cupsd with a held queue, a recorded IPP printer
+//! against the console served by a real `tallyd run` (its `[http]`
+//! listener) with real peers (a private cupsd with a held queue, a recorded IPP printer
 //! whose one job goes to review, a socat pty as the desk's card reader).
 //! Screenshots of every page, at desktop and phone widths, go to
 //! `target/console-screenshots/`.
 
-use super::{site_with, Served, MANAGER, PASSWORD};
+use super::{site_with, Listening, MANAGER, PASSWORD};
 use crate::support::chromium::Chromium;
 use crate::support::daemon::PrinterSpec;
 use crate::support::pdf::write_pdf;
 use crate::support::peers::Peers;
+use crate::support::process::free_port;
 use crate::support::pty::{printer_reader, rdm6300, Pty};
 use crate::support::recorded::{fixture, with_attr, Recorded, Script};
 use fantoccini::{Client, Locator};
@@ -101,14 +102,17 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         printer_reader("desk", &desk, "upstairs"),
         door.reader.display()
     );
-    let site = site_with(&printers, &readers);
+    let port = free_port();
+    let http = format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    let site = site_with(&printers, &format!("{readers}{http}"));
     let mut daemon = site.start();
     daemon.wait_ready();
     daemon.wait_log("card reader is up reader=desk", LIMIT);
     daemon.wait_log("card reader is up reader=door", LIMIT);
     site.wait_usages("zero", 2, LIMIT);
     daemon.wait_log("job set aside for review", LIMIT);
-    let served = Served::start(&site);
+    // The daemon serves the console on its [http] listener.
+    let served = Listening::at(port);
     let alice_before = site.printing_balance("alice");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -135,6 +139,8 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         let now = text(c).await;
         assert!(now.contains("Held jobs (0)"), "{now}");
         assert!(now.contains("Review queue (1)"), "{now}");
+        assert!(now.contains("printer upstairs up"), "{now}");
+        assert!(now.contains("reader desk up"), "{now}");
 
         // Find alice by her card (typed as a reader might print it).
         c.goto(&served.url("/console/members")).await.expect("goto");
@@ -274,6 +280,8 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         door.write(&rdm6300(ALICE));
         daemon.wait_log("session started member=alice resource=room-a", LIMIT);
         wait_for(c, &served.url("/console/now"), "Open room sessions (1)").await;
+        // Ten minutes pass on the daemon's clocks (boot and wall alike).
+        site.set_clock_offset(600);
         click(c, "a[href^='/console/session/end?id=']").await;
         fill(c, "input[name=reason]", "forgot to tap out").await;
         click(c, "input[name=confirm]").await;

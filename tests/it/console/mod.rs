@@ -4,7 +4,8 @@
 //!
 //! - [`refusals`]: plain HTTP: a wrong password, login limits, no session,
 //!   a form without its token or sent twice.
-//! - [`browser`]: headless Chromium over WebDriver: the manager's day.
+//! - [`browser`]: headless Chromium over WebDriver: the manager's day, on
+//!   the console the daemon serves.
 
 mod browser;
 mod refusals;
@@ -96,6 +97,19 @@ impl Drop for Served {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The console served by a daemon's `[http]` listener on `port`.
+pub struct Listening(String);
+
+impl Listening {
+    pub fn at(port: u16) -> Listening {
+        Listening(format!("http://127.0.0.1:{port}"))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
     }
 }
 
