@@ -9,9 +9,9 @@
 
 mod backup;
 mod check;
+mod console;
 mod generate;
 pub mod locate;
-mod console;
 mod output;
 mod read;
 mod review;
