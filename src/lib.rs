@@ -47,12 +47,16 @@
 //!    - [`http`]: the optional HTTP listener (axum): Prometheus `/metrics`
 //!      from the observer's snapshot, `/healthz` (a pure verdict plus a
 //!      round trip to the ledger writer), and the routes others merge in.
-//! 6. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
+//! 6. [`console`]: the manager's web console (an axum router of
+//!    server-rendered pages): reads the ledger read-only, acts through the
+//!    same ledger operations as the CLI, sent to the ledger writer; manager
+//!    accounts, sessions, form tokens and login limits.
+//! 7. [`daemon`]: `tallyd run`, which orchestrates printers, readers and
 //!    rooms (what a tap does lives here), the grants syncer and the sweeps,
 //!    as supervised tasks under one cancellation token. Its entry,
 //!    `daemon::serve`, takes the config, the ledger, a shutdown future,
 //!    reloads and the clock as values.
-//! 7. [`cli`] and [`logging`]: the manager's subcommands (and which config
+//! 8. [`cli`] and [`logging`]: the manager's subcommands (and which config
 //!    they read, `cli::locate`; the man pages and completions made from
 //!    their definition, `tallyd generate`) and the log format; `main.rs`
 //!    only calls [`cli::main`].
@@ -62,6 +66,7 @@ pub mod analysis;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod error;
 pub mod grants;

@@ -9,6 +9,7 @@
 
 mod backup;
 mod check;
+mod console;
 mod generate;
 pub mod locate;
 mod output;
@@ -154,6 +155,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<review::Action>,
     },
+    /// The manager's web console: accounts.
+    Console {
+        #[command(subcommand)]
+        action: console::Action,
+    },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
         /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
@@ -219,6 +225,9 @@ fn daemon_clock() -> clock::Clock {
 fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
     if let Command::Generate(what) = &cli.command {
         return generate::generate(&mut std::io::stdout().lock(), what);
+    }
+    if let Command::Console { action } = &cli.command {
+        return console::act(&mut std::io::stdout().lock(), action);
     }
     let given = cli.config.clone().zip(config_from);
     let system = locate::system_path();
@@ -298,7 +307,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             None => review::list(ctx, &mut out, all),
             Some(action) => review::act(ctx, &mut out, &action),
         },
-        Command::Run { .. } | Command::Generate(_) => Ok(()),
+        Command::Run { .. } | Command::Generate(_) | Command::Console { .. } => Ok(()),
     }
 }
 

@@ -3,7 +3,8 @@
 use super::output::{write_json, Format, Table};
 use super::Ctx;
 use crate::clock;
-use crate::ledger::query::{self, Balance, ReportBy, ReportRow, StatementLine};
+use crate::ledger::query::columns::{report_cells, report_header, ReportUnits};
+use crate::ledger::query::{self, Balance, ReportBy, StatementLine};
 use crate::ledger::Ledger;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{anyhow, Result};
@@ -301,116 +302,6 @@ pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Resu
         }
     }
     Ok(())
-}
-
-/// How a report writes amounts: integer cents and minutes (raw, for CSV) or
-/// money and hours (for people).
-struct ReportUnits<'a> {
-    raw: bool,
-    sym: &'a str,
-}
-
-impl ReportUnits<'_> {
-    fn money(&self, cents: i64) -> String {
-        if self.raw {
-            cents.to_string()
-        } else {
-            format_cents(self.sym, cents)
-        }
-    }
-
-    fn time(&self, minutes: i64) -> String {
-        if self.raw {
-            minutes.to_string()
-        } else {
-            format_minutes(minutes)
-        }
-    }
-}
-
-/// A report's columns for its grouping; raw ones name their unit.
-fn report_header(by: ReportBy, raw: bool) -> Vec<&'static str> {
-    match (by, raw) {
-        (ReportBy::Member | ReportBy::Team, true) => vec![
-            if by == ReportBy::Team {
-                "team"
-            } else {
-                "member"
-            },
-            "jobs",
-            "impressions",
-            "printing_cents",
-            "sessions",
-            "minutes",
-            "overage_cents",
-            "overage_minutes",
-            "refunds",
-        ],
-        (ReportBy::Member | ReportBy::Team, false) => vec![
-            if by == ReportBy::Team {
-                "team"
-            } else {
-                "member"
-            },
-            "jobs",
-            "impressions",
-            "printing",
-            "sessions",
-            "time",
-            "overage",
-            "overage time",
-            "refunds",
-        ],
-        (ReportBy::Printer, true) => vec![
-            "printer",
-            "jobs",
-            "impressions",
-            "charged_cents",
-            "unattributed_cents",
-            "refunds",
-        ],
-        (ReportBy::Printer, false) => vec![
-            "printer",
-            "jobs",
-            "impressions",
-            "charged",
-            "unattributed",
-            "refunds",
-        ],
-        (ReportBy::Resource, true) => vec!["resource", "sessions", "minutes", "refunds"],
-        (ReportBy::Resource, false) => vec!["resource", "sessions", "time", "refunds"],
-    }
-}
-
-/// One report row's cells, in [`report_header`]'s columns.
-fn report_cells(by: ReportBy, r: &ReportRow, units: &ReportUnits<'_>) -> Vec<String> {
-    match by {
-        ReportBy::Member | ReportBy::Team => vec![
-            r.key.clone(),
-            r.jobs.to_string(),
-            r.impressions.to_string(),
-            units.money(r.printing_cents),
-            r.sessions.to_string(),
-            units.time(r.minutes),
-            units.money(r.overage_cents),
-            units.time(r.overage_minutes),
-            r.refunds.to_string(),
-        ],
-        ReportBy::Printer => vec![
-            r.key.clone(),
-            r.jobs.to_string(),
-            r.impressions.to_string(),
-            units.money(r.printing_cents),
-            units.money(r.unattributed_cents),
-            r.refunds.to_string(),
-        ],
-        ReportBy::Resource => vec![
-            r.key.clone(),
-            r.sessions.to_string(),
-            units.time(r.minutes),
-            r.refunds.to_string(),
-        ],
-    }
 }
 
 /// `tallyd cards`: recent unknown cards (whole ids, for enrolment).

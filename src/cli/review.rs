@@ -6,13 +6,11 @@ use super::output::{write_json, Format, Table};
 use super::Ctx;
 use crate::clock;
 use crate::config::MAX_JOB_IMPRESSIONS_LIMIT;
-use crate::ledger::detail::ColourMode;
 use crate::ledger::jobs::review::{self, Review};
 use crate::ledger::jobs::Recorded;
 use crate::ledger::Ledger;
 use crate::money::format_cents;
-use crate::pricing::{self, JobFacts, Sides};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use std::io::Write;
 
 /// What a manager does with a job in review.
@@ -90,34 +88,6 @@ fn row(ctx: &Ctx, r: &Review, raw: bool) -> Vec<String> {
     ]
 }
 
-/// What `impressions` of the job in review cost at its printer's prices.
-fn price(ctx: &Ctx, r: &Review, impressions: i64) -> Result<i64> {
-    let printer = ctx
-        .config
-        .printers
-        .iter()
-        .find(|p| p.id == r.printer)
-        .ok_or_else(|| {
-            anyhow!(
-                "printer `{}` is not in the config, so its prices are unknown",
-                r.printer
-            )
-        })?;
-    let colour = r.detail.colour == Some(ColourMode::Colour);
-    let facts = JobFacts {
-        mono_impressions: if colour { 0 } else { impressions },
-        colour_impressions: if colour { impressions } else { 0 },
-        sides: r.detail.sides.unwrap_or(Sides::OneSided),
-        media: r.detail.media.clone(),
-    };
-    pricing::price(&printer.prices, &facts).ok_or_else(|| {
-        anyhow!(
-            "{impressions} impressions cannot be priced at `{}`",
-            r.printer
-        )
-    })
-}
-
 pub fn act(ctx: &Ctx, out: &mut dyn Write, action: &Action) -> Result<()> {
     let mut ledger = open_ledger(ctx)?;
     match action {
@@ -127,14 +97,16 @@ pub fn act(ctx: &Ctx, out: &mut dyn Write, action: &Action) -> Result<()> {
             reason,
         } => {
             let r = review::get(ledger.conn(), key)?;
-            let n = match impressions.or(r.proposed) {
-                Some(n) => n,
-                None => bail!("the printer did not say how big `{key}` is: give --impressions N"),
-            };
-            if !(1..=MAX_JOB_IMPRESSIONS_LIMIT).contains(&n) {
-                bail!("--impressions must be from 1 to {MAX_JOB_IMPRESSIONS_LIMIT} (waive a job that printed nothing)");
-            }
-            let cents = price(ctx, &r, n)?;
+            let (n, cents) = review::charge_of(&ctx.config.printers, &r, *impressions)
+                .map_err(|e| match e {
+                    review::PriceError::SizeUnknown(_) => anyhow!(
+                        "the printer did not say how big `{key}` is: give --impressions N"
+                    ),
+                    review::PriceError::OutOfRange => anyhow!(
+                        "--impressions must be from 1 to {MAX_JOB_IMPRESSIONS_LIMIT} (waive a job that printed nothing)"
+                    ),
+                    e => anyhow!(e),
+                })?;
             let recorded =
                 ledger.write(|c, s| review::charge(c, s, key, n, cents, reason, ctx.now))?;
             let member = member_of(&recorded).unwrap_or_default();

@@ -61,6 +61,7 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
     if !dry_run {
         tracing::info!(source = %report.source, digest = %report.digest, issued = c.issued, adjusted = c.adjusted,
             voided = c.voided, closed = c.closed, members = catalog.members.len(), "grants sync");
+        crate::grants::log_overridden(&report);
     }
     let output = SyncOutput::new(
         &report.plan,

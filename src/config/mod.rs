@@ -4,6 +4,7 @@
 mod alerts;
 mod analysis;
 mod backup;
+mod console;
 mod credential;
 mod grants;
 mod http;
@@ -14,6 +15,7 @@ mod readers;
 pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
+pub use console::{valid_manager_name, ConsoleConfig, Manager};
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;
 pub use http::HttpConfig;
@@ -164,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     alerts: Option<alerts::RawAlerts>,
     http: Option<http::RawHttp>,
+    #[serde(default)]
+    console: Option<console::RawConsole>,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +276,7 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// The HTTP listener, when `[http]` is given.
     pub http: Option<HttpConfig>,
+    pub console: ConsoleConfig,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -335,7 +340,9 @@ impl Config {
             Some(a) => Some(alerts::section(a, base, &err)?),
         };
         let http = http::section(raw.http, &err)?;
+        let console = console::section(raw.console, &err)?;
         Ok(Config {
+            console,
             alerts,
             http,
             analysis,

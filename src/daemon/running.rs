@@ -8,6 +8,7 @@ use super::{notify, tasks, web, Control, STOP_GRACE};
 use crate::analysis::Limits;
 use crate::clock::{self, Clock};
 use crate::config::{Config, GrantsConfig, PrinterConfig};
+use crate::console::ConsoleState;
 use crate::ledger::writer::WriterHandle;
 use crate::observe::Observer;
 use crate::printer::analyse::Analyser;
@@ -47,6 +48,9 @@ pub(super) struct Daemon {
     alerts: Arc<Mutex<crate::alerts::Alerter>>,
     /// The HTTP listener's address, when `[http]` is on.
     http: Option<web::Bound>,
+    /// The web console (served by the HTTP listener): its sessions outlive
+    /// a reload.
+    console: ConsoleState,
 }
 
 impl Daemon {
@@ -72,7 +76,15 @@ impl Daemon {
             }
         }
         let (grants, _) = watch::channel(config.grants.clone());
+        let console = ConsoleState::in_daemon(
+            config.clone(),
+            ledger.clone(),
+            writer.clone(),
+            clock.clone(),
+            observer.clone(),
+        );
         let mut daemon = Daemon {
+            console,
             tasks: Supervisor::new(CancellationToken::new(), observer.clone()),
             board: Arc::new(Mutex::new(BTreeMap::new())),
             sync_now: Arc::new(Notify::new()),
@@ -106,7 +118,8 @@ impl Daemon {
     /// The HTTP listener, when `[http]` is on.
     fn start_http(&mut self) {
         if let Some(bound) = &self.http {
-            let routes = web::routes(&self.config, &self.observer, &self.writer);
+            let routes = web::routes(&self.config, &self.observer, &self.writer)
+                .merge(crate::console::router(self.console.clone()));
             web::start(&mut self.tasks, bound, routes);
         }
     }
@@ -364,6 +377,7 @@ impl Daemon {
         self.sync_now.notify_one();
         tracing::info!(printers = config.printers.len(), added = %added.join(","),
             changed = %changed.join(","), removed = %removed.join(","), "config reloaded");
+        self.console.set_config(config.clone());
         self.config = config;
         if readers_changed {
             self.stop_readers().await;

@@ -120,6 +120,7 @@ async fn sync_grants_once(
             let c = report.counts;
             tracing::info!(source = %report.source, digest = %report.digest, issued = c.issued,
                 adjusted = c.adjusted, voided = c.voided, closed = c.closed, members, "grants sync");
+            grants::log_overridden(&report);
             Ok(())
         }
         Err(e) => {

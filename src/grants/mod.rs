@@ -51,6 +51,9 @@ pub struct SyncReport {
     pub counts: Counts,
     pub plan: SyncPlan,
     pub dry_run: bool,
+    /// Cards enrolled in the console that this file now gives to a member
+    /// (the file wins), each reported once.
+    pub overridden: Vec<crate::ledger::enrolments::Overridden>,
 }
 
 /// Reconciles a validated catalog into the ledger, in the caller's
@@ -69,6 +72,7 @@ pub fn apply(
 ) -> Result<SyncReport> {
     let plan = sync::plan(conn, catalog, tz, now)?;
     let digest = digest(text);
+    let mut overridden = Vec::new();
     let counts = if dry_run {
         plan.counts()
     } else {
@@ -82,6 +86,7 @@ pub fn apply(
             synced_at: now,
         };
         sync_state::save(conn, &last)?;
+        overridden = crate::ledger::enrolments::note_overridden(conn, now)?;
         counts
     };
     Ok(SyncReport {
@@ -90,7 +95,18 @@ pub fn apply(
         counts,
         plan,
         dry_run,
+        overridden,
     })
+}
+
+/// Logs, once each, the console enrolments a grants file overrode.
+pub fn log_overridden(report: &SyncReport) {
+    for o in &report.overridden {
+        let e = &o.enrolment;
+        tracing::warn!(card = %crate::ids::mask(&e.card), enrolled_to = %e.member,
+            enrolled_by = %e.manager, file_member = %o.file_member,
+            "card enrolled in the console is given to another member by the grants file; the grants file wins");
+    }
 }
 
 /// The last good grants file applied from `source`: its text and the

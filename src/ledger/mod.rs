@@ -37,6 +37,7 @@ pub mod cause;
 pub mod chain;
 pub mod clock_marks;
 pub mod detail;
+pub mod enrolments;
 pub mod expiry;
 pub mod file_check;
 pub mod files;
@@ -138,6 +139,12 @@ pub enum LedgerError {
     },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
+    #[error("no open room session {0} (ended already, or its reader is gone from the config)")]
+    UnknownSession(i64),
+    #[error("member `{0}` is closed")]
+    MemberClosed(String),
+    #[error("card {card} is {member}'s in the grants file, which wins; not enrolled")]
+    CardInGrantsFile { card: String, member: String },
     #[error("unknown team `{0}` (teams come from the grants file)")]
     UnknownTeam(String),
     #[error("unknown credit `{0}` (time credits come from the grants file)")]

@@ -19,7 +19,8 @@ pub enum CardOwner {
     Unknown,
 }
 
-/// Looks a card up; an unknown card is remembered for `tallyd cards`.
+/// Looks a card up: the grants file's cards first, then the cards enrolled
+/// in the console; an unknown card is remembered for `tallyd cards`.
 pub fn card_owner(conn: &Connection, card: &CardId, reader: &str, at: Ts) -> Result<CardOwner> {
     let found: Option<(String, Option<i64>)> = conn
         .prepare_cached(
@@ -34,14 +35,22 @@ pub fn card_owner(conn: &Connection, card: &CardId, reader: &str, at: Ts) -> Res
             print_users: print_users_of(conn, &id)?,
             id,
         }),
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO unknown_cards (card, reader, seen_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![card.as_str(), reader, at])?;
-            Ok(CardOwner::Unknown)
-        }
+        None => match super::enrolments::enrolled_owner(conn, card.as_str())? {
+            Some((id, true)) => Ok(CardOwner::Closed { id }),
+            Some((id, false)) => Ok(CardOwner::Member {
+                print_users: print_users_of(conn, &id)?,
+                id,
+            }),
+            None => unknown(conn, card, reader, at),
+        },
     }
+}
+
+/// Remembers a card no member has, for `tallyd cards`.
+fn unknown(conn: &Connection, card: &CardId, reader: &str, at: Ts) -> Result<CardOwner> {
+    conn.prepare_cached("INSERT INTO unknown_cards (card, reader, seen_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![card.as_str(), reader, at])?;
+    Ok(CardOwner::Unknown)
 }
 
 /// The member's print user names.

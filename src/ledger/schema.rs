@@ -515,6 +515,35 @@ const MIGRATIONS: &[&str] = &[
             overage_minutes = overage_minutes + excluded.overage_minutes;
     END;
     "#,
+    // 15: cards enrolled in the console (issue 17): a manager gives an
+    // unknown card to a member, kept here with who, why and when, until the
+    // grants file says otherwise. The grants file's cards win on a conflict;
+    // each enrolment it overrode is noted once (`card_enrolment_overrides`),
+    // so the log says so once. Both append-only.
+    r#"
+    CREATE TABLE IF NOT EXISTS card_enrolments (
+        id INTEGER PRIMARY KEY,
+        card TEXT NOT NULL,
+        member_id TEXT NOT NULL REFERENCES members(id),
+        manager TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS card_enrolments_by_card ON card_enrolments(card);
+    CREATE TABLE IF NOT EXISTS card_enrolment_overrides (
+        enrolment_id INTEGER PRIMARY KEY REFERENCES card_enrolments(id),
+        file_member_id TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS card_enrolments_no_update BEFORE UPDATE ON card_enrolments
+        BEGIN SELECT RAISE(ABORT, 'card enrolments are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS card_enrolments_no_delete BEFORE DELETE ON card_enrolments
+        BEGIN SELECT RAISE(ABORT, 'card enrolments are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS card_enrolment_overrides_no_update BEFORE UPDATE ON card_enrolment_overrides
+        BEGIN SELECT RAISE(ABORT, 'card enrolment overrides are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS card_enrolment_overrides_no_delete BEFORE DELETE ON card_enrolment_overrides
+        BEGIN SELECT RAISE(ABORT, 'card enrolment overrides are append-only'); END;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.
@@ -554,7 +583,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
 }
 
 /// The triggers that keep history append-only; each must be present.
-pub const APPEND_ONLY_TRIGGERS: [&str; 25] = [
+pub const APPEND_ONLY_TRIGGERS: [&str; 29] = [
     "history_no_update",
     "history_no_delete",
     "overage_no_update",
@@ -578,6 +607,10 @@ pub const APPEND_ONLY_TRIGGERS: [&str; 25] = [
     "job_analyses_no_delete",
     "team_usages_no_update",
     "team_usages_no_delete",
+    "card_enrolments_no_update",
+    "card_enrolments_no_delete",
+    "card_enrolment_overrides_no_update",
+    "card_enrolment_overrides_no_delete",
     "pool_draws_no_update",
     "pool_draws_no_delete",
 ];

@@ -79,7 +79,7 @@ fn a_clean_ledger_passes_every_check() {
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{stdout}");
     for check in [
         "integrity_check: ok",
-        "append-only triggers: all 25 present",
+        "append-only triggers: all 29 present",
         "lots against history: 1 lots agree",
         "usages against history and overage: 2 usages agree",
         "pool draws against history: 0 usage lots of the pool agree",

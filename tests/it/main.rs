@@ -5,6 +5,7 @@
 //! - [`analysis`]: pages and colour of a corpus of generated documents.
 //! - [`bounds`]: amounts out of bounds refused at every entry point.
 //! - [`cli`]: the manager's commands on temporary ledgers.
+//! - [`console`]: the manager's web console, over HTTP and in a real browser.
 //! - [`grants`]: syncing the central grants file (rules, broken files, URL).
 //! - [`ledger_crash`]: SIGKILL at random moments during group commits.
 //! - [`ledger_integrity`]: `tallyd check-ledger` and the hash chains against
@@ -21,6 +22,7 @@
 mod analysis;
 mod bounds;
 mod cli;
+mod console;
 mod daemon;
 mod fuzz_regressions;
 mod grants;

@@ -8,6 +8,10 @@
 //! a charge settles it and a waiver voids it. Reviews and their resolutions
 //! are append-only.
 
+mod price;
+
+pub use price::{charge_of, PriceError};
+
 use super::{charge_finished, is_recorded, void_hold, FinishedJob, Recorded};
 use crate::ledger::detail::UsageDetail;
 use crate::ledger::usage;

@@ -213,7 +213,7 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.ok(NOW, &["check-ledger"]);
     assert!(
         out.contains("ok   pool draws against history: 1 usage lots of the pool agree")
-            && out.contains("ok   append-only triggers: all 25 present")
+            && out.contains("ok   append-only triggers: all 29 present")
             && out.contains("ok   teams against the catalog: 1 teams agree"),
         "{out}"
     );
@@ -229,7 +229,7 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.run(NOW, &["check-ledger"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("failed 2 of 9 checks"), "{stdout}{stderr}");
+    assert!(stderr.contains("failed 2 of 11 checks"), "{stdout}{stderr}");
     assert!(
         stdout.contains("FAIL append-only triggers: missing: pool_draws_no_update"),
         "{stdout}"

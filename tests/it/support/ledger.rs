@@ -22,8 +22,10 @@ pub fn dump_except(ledger: &Path, skip: &[&str]) -> String {
         .unwrap();
     let mut out = String::new();
     for table in tables.iter().filter(|t| !skip.contains(&t.as_str())) {
+        // A WITHOUT ROWID table (the running totals) is read in its key order.
         let mut stmt = conn
             .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
+            .or_else(|_| conn.prepare(&format!("SELECT * FROM \"{table}\"")))
             .unwrap();
         let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
         out.push_str(&format!("== {table} ({})\n", columns.join(", ")));

@@ -27,6 +27,8 @@
 //!   server here.
 //! - [`webhook`]: a plain HTTP server recording the requests it gets (an
 //!   alert webhook's receiver), answering the status a test sets.
+//! - [`chromium`]: headless Chromium driven over WebDriver (chromedriver),
+//!   for the console's browser tests.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
 //! - [`daemon`]: a site folder and `tallyd run` in it, its log and ledger.
 //! - [`ledger`]: a dump of every row of a ledger, to show nothing changed.
@@ -55,6 +57,7 @@
 //!
 //! The benches include this folder too (`#[path]`), and use part of it.
 
+pub mod chromium;
 pub mod cupsd;
 pub mod daemon;
 pub mod documents;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// What to install when a binary is missing.
 pub const APT_INSTALL: &str =
-    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils faketime socat openssl ghostscript";
+    "apt-get install -y --no-install-recommends cups cups-ipp-utils cups-client dbus poppler-utils faketime socat openssl ghostscript chromium chromium-driver";
 
 /// How long any one external command (ipptool, lp, lpadmin) may run.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,6 +81,8 @@ fn package_of(bin: &str) -> &'static str {
         "kill" => "procps",
         "socat" => "socat",
         "openssl" => "openssl",
+        "chromium" => "chromium",
+        "chromedriver" => "chromium-driver",
         _ => "unknown",
     }
 }
