@@ -4,6 +4,7 @@
 mod alerts;
 mod analysis;
 mod backup;
+mod central;
 mod credential;
 mod grants;
 mod http;
@@ -14,6 +15,7 @@ mod readers;
 pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
+pub use central::CentralConfig;
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;
 pub use http::HttpConfig;
@@ -164,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     alerts: Option<alerts::RawAlerts>,
     http: Option<http::RawHttp>,
+    #[serde(default)]
+    central: Option<central::RawCentral>,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +276,9 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// The HTTP listener, when `[http]` is given.
     pub http: Option<HttpConfig>,
+    /// `[central]`: this site ships its outbox to a chain's centre; off
+    /// (single-site) unless configured.
+    pub central: Option<CentralConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -335,8 +342,13 @@ impl Config {
             Some(a) => Some(alerts::section(a, base, &err)?),
         };
         let http = http::section(raw.http, &err)?;
+        let central = match &raw.central {
+            None => None,
+            Some(c) => Some(central::section(c, &err)?),
+        };
         Ok(Config {
             alerts,
+            central,
             http,
             analysis,
             backup,

@@ -45,6 +45,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod lots;
 pub mod lots_verified;
+pub mod outbox;
 pub mod owners;
 pub mod query;
 pub mod schema;
@@ -136,6 +137,8 @@ pub enum LedgerError {
         #[source]
         source: Box<backup::BackupError>,
     },
+    #[error("this ledger ships to the centre as site `{ledger}`, but `[central] site_id` says `{config}`; a ledger belongs to one site")]
+    OtherSite { ledger: String, config: String },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("unknown team `{0}` (teams come from the grants file)")]
