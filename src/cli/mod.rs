@@ -154,6 +154,13 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<review::Action>,
     },
+    /// Run the centre of a chain (`--config` names its central.toml):
+    /// the site protocol in front of PostgreSQL.
+    Central {
+        /// As for `run`.
+        #[arg(long, value_enum, default_value = "auto")]
+        log_format: crate::logging::LogFormat,
+    },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
         /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
@@ -219,6 +226,13 @@ fn daemon_clock() -> clock::Clock {
 fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
     if let Command::Generate(what) = &cli.command {
         return generate::generate(&mut std::io::stdout().lock(), what);
+    }
+    if let Command::Central { .. } = cli.command {
+        // The centre has no site config to look for: only its own file.
+        let Some(central) = &cli.config else {
+            anyhow::bail!("tallyd central needs --config naming its central.toml");
+        };
+        return crate::central::run(central);
     }
     let given = cli.config.clone().zip(config_from);
     let system = locate::system_path();
@@ -298,7 +312,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             None => review::list(ctx, &mut out, all),
             Some(action) => review::act(ctx, &mut out, &action),
         },
-        Command::Run { .. } | Command::Generate(_) => Ok(()),
+        Command::Run { .. } | Command::Generate(_) | Command::Central { .. } => Ok(()),
     }
 }
 
@@ -326,7 +340,7 @@ pub fn main() -> ExitCode {
         None => None,
     };
     crate::logging::init(match cli.command {
-        Command::Run { log_format } => log_format,
+        Command::Run { log_format } | Command::Central { log_format } => log_format,
         _ => crate::logging::LogFormat::Text,
     });
     match run(cli, config_from) {
