@@ -20,6 +20,7 @@
 
 mod analysis;
 mod bounds;
+mod central;
 mod cli;
 mod daemon;
 mod fuzz_regressions;
