@@ -112,10 +112,9 @@ async fn round(
                 "the centre gave this ledger a new epoch (restored or cloned); unacknowledged entries move to it");
             return Ok(Round::Again);
         }
-        let high = w.high_water;
-        writer
-            .call_async(move |c| outbox::acknowledge(c, at.epoch, high))
-            .await?;
+        // The high water is not taken as an acknowledgement: a clone wrote
+        // the same seqs with other content, and only the entries, compared
+        // by the centre, tell it apart. Entries sent again are dropped.
     }
     let limit = cfg.batch;
     let pending = writer

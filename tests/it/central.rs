@@ -232,3 +232,67 @@ fn a_site_killed_mid_shipping_catches_up_without_duplicates() {
     daemon.stop();
     drop(central);
 }
+
+/// Copies a stopped site's ledger (with its WAL, if any) into `to`.
+fn clone_ledger(from: &Site, to: &Site) {
+    for name in ["ledger.db", "ledger.db-wal"] {
+        if from.path(name).exists() {
+            std::fs::copy(from.path(name), to.path(name)).expect("copy the ledger");
+        }
+    }
+}
+
+#[test]
+fn a_cloned_ledger_gets_a_new_epoch_and_counts_nothing_twice() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let original = chain_site(port, "ber-4", 500);
+    let mut daemon = original.start();
+    daemon.wait_ready();
+    for i in 0..5 {
+        charge(&original, &format!("k{i}"), 2);
+    }
+    wait_for(
+        "the first five acknowledged",
+        Duration::from_secs(20),
+        || outbox(&original) == (1, 5, 5),
+    );
+    daemon.stop();
+    let clone = chain_site(port, "ber-4", 500);
+    clone_ledger(&original, &clone);
+    for i in 0..3 {
+        charge(&original, &format!("a{i}"), 10);
+    }
+    for i in 0..4 {
+        charge(&clone, &format!("b{i}"), 100);
+    }
+    assert_eq!(outbox(&clone), (1, 5, 9), "the clone reuses seqs 6 to 9");
+
+    let mut daemon = original.start();
+    daemon.wait_ready();
+    wait_for("the original's entries", Duration::from_secs(20), || {
+        outbox(&original) == (1, 8, 8)
+    });
+    let mut twin = clone.start();
+    twin.wait_ready();
+    wait_for(
+        "the clone's entries in a new epoch",
+        Duration::from_secs(20),
+        || outbox(&clone) == (2, 4, 4),
+    );
+    twin.wait_log("new epoch", Duration::from_secs(5));
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 12);
+    assert_eq!(
+        pg.count("SELECT sum(amount) FROM usages"),
+        5 * 2 + 3 * 10 + 4 * 100
+    );
+    let epochs =
+        "SELECT string_agg(epoch || ':' || high_water, ',' ORDER BY epoch) FROM site_epochs";
+    assert_eq!(pg.query(epochs), "1:8,2:4");
+    assert_eq!(pg.count("SELECT count(*) FROM ingest_conflicts"), 0);
+    daemon.stop();
+    twin.stop();
+    drop(central);
+}
