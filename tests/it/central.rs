@@ -296,3 +296,61 @@ fn a_cloned_ledger_gets_a_new_epoch_and_counts_nothing_twice() {
     twin.stop();
     drop(central);
 }
+
+#[test]
+fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twice() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let site = chain_site(port, "ber-5", 500);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    for i in 0..5 {
+        charge(&site, &format!("k{i}"), 2);
+    }
+    wait_for(
+        "the first five acknowledged",
+        Duration::from_secs(20),
+        || outbox(&site) == (1, 5, 5),
+    );
+    let backups = site.path("old-backups");
+    site.cli(&["backup", "--to", backups.to_str().expect("utf-8")]);
+    for i in 5..8 {
+        charge(&site, &format!("k{i}"), 2);
+    }
+    wait_for("eight acknowledged", Duration::from_secs(20), || {
+        outbox(&site) == (1, 8, 8)
+    });
+    daemon.stop();
+    let file = std::fs::read_dir(&backups)
+        .expect("backups")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "db"))
+        .expect("a backup file");
+    site.cli(&["restore", file.to_str().expect("utf-8")]);
+    assert_eq!(
+        outbox(&site),
+        (1, 5, 5),
+        "the restored ledger is back at seq 5"
+    );
+    // Charged again after the restore: one key the centre already counted
+    // (from the lost tail), one new.
+    charge(&site, "k5", 2);
+    charge(&site, "r0", 50);
+
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    wait_for(
+        "the restored ledger in a new epoch",
+        Duration::from_secs(20),
+        || outbox(&site) == (2, 2, 2),
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 9);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 8 * 2 + 50);
+    let epochs = "SELECT string_agg(epoch || ':' || high_water || ':' || (closed_at IS NOT NULL), ',' ORDER BY epoch) FROM site_epochs";
+    assert_eq!(pg.query(epochs), "1:8:true,2:2:false");
+    daemon.stop();
+    drop(central);
+}
