@@ -26,7 +26,7 @@ pub struct Position {
 pub struct Entry {
     pub seq: i64,
     pub kind: String,
-    /// A JSON object, as the trigger wrote it.
+    /// A JSON object, read from the row the entry names.
     pub body: String,
     pub at: Ts,
 }
@@ -71,12 +71,10 @@ pub fn position(conn: &Connection) -> Result<Option<Position>> {
     Ok(row)
 }
 
-/// Up to `limit` unacknowledged entries of the current epoch, in seq order.
+/// Up to `limit` unacknowledged entries of the current epoch, in seq order,
+/// each with its body read from the append-only row it names.
 pub fn pending(conn: &Connection, limit: usize) -> Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.seq, o.kind, o.body, o.at FROM outbox o, outbox_site s
-         WHERE o.epoch = s.epoch AND o.seq > s.acked_seq ORDER BY o.seq LIMIT ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(PENDING)?;
     let rows = stmt.query_map(params![limit as i64], |r| {
         Ok(Entry {
             seq: r.get(0)?,
@@ -87,6 +85,23 @@ pub fn pending(conn: &Connection, limit: usize) -> Result<Vec<Entry>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+const PENDING: &str = "SELECT o.seq, o.kind,
+    CASE o.kind
+        WHEN 'usage' THEN (SELECT json_object('key', u.key, 'fingerprint', u.fingerprint,
+            'member', u.member_id, 'origin', u.origin, 'credit_kind', u.credit_kind,
+            'resource_type', u.resource_type, 'amount', u.amount, 'is_hold', u.is_hold,
+            'covered', u.covered, 'overage', u.overage, 'at', u.at)
+            FROM usages u WHERE u.id = o.usage_id)
+        WHEN 'refund' THEN (SELECT json_object('key', u.key, 'reason', r.reason, 'at', r.at)
+            FROM refunds r JOIN usages u ON u.id = r.usage_id WHERE r.usage_id = o.usage_id)
+        ELSE (SELECT json_object('key', u.key, 'actual', h.actual, 'at', h.at)
+            FROM hold_resolutions h JOIN usages u ON u.id = h.usage_id
+            WHERE h.usage_id = o.usage_id)
+    END,
+    o.at
+    FROM outbox o, outbox_site s
+    WHERE o.epoch = s.epoch AND o.seq > s.acked_seq ORDER BY o.seq LIMIT ?1";
 
 /// Records that the centre applied everything up to `seq` of `epoch`. An
 /// acknowledgement never goes back, nor applies to another epoch.
