@@ -1,6 +1,6 @@
 //! The transactional outbox of a site in a chain (issue 18).
 //!
-//! Migration 13's triggers write an entry for every usage, hold resolution
+//! Migration 15's triggers write an entry for every usage, hold resolution
 //! and refund, in the transaction that makes the change, once the ledger
 //! has its `outbox_site` row ([`enable`]). The shipper reads entries after
 //! the acknowledged seq ([`pending`]), marks what the centre acknowledged
