@@ -17,7 +17,10 @@
 //! - the plausibility check a finished job passes before its charge
 //!   (`printer::plausible::judge`, which prices it too) per job, beside
 //!   pricing alone, as a fraction of one durable debit (goal: nothing
-//!   measurable, under 0.001).
+//!   measurable, under 0.001);
+//! - a chain site's outbox (issue 18): single debits and group-commit
+//!   bursts with it on, as a ratio to the same with it off, in interleaved
+//!   rounds (goal: 0.85 or better, within 15%).
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -27,9 +30,10 @@ use std::time::{Duration, Instant};
 use tallyd::ledger::chain::Field;
 use tallyd::ledger::integrity::{self, Chain};
 use tallyd::ledger::lots::{self, GrantRequest};
+use tallyd::ledger::outbox;
 use tallyd::ledger::query;
 use tallyd::ledger::teams::{self, TeamDef};
-use tallyd::ledger::writer::Writer;
+use tallyd::ledger::writer::{Writer, WriterHandle};
 use tallyd::ledger::{usage, HoldOutcome, Ledger, Origin, Payable, Site, SourceKind, UsageRequest};
 use tallyd::printer::jobs::{price_job, Job, COMPLETED};
 use tallyd::printer::plausible::{judge, Verdict};
@@ -306,6 +310,39 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
+/// Turns a chain site's outbox on (its `outbox_site` row) or off (none).
+fn outbox_on(ledger: &mut Ledger, on: bool) {
+    ledger
+        .write(move |conn, _| {
+            if on {
+                outbox::enable(conn, "bench-site")
+            } else {
+                conn.execute("DELETE FROM outbox_site", [])?;
+                Ok(())
+            }
+        })
+        .expect("outbox switch");
+}
+
+/// `n` debits queued at once through the writer; how long until all committed.
+fn timed_burst(handle: &WriterHandle, site: &Site, n: usize, tag: &str) -> Duration {
+    let requests: Vec<UsageRequest> = (0..n).map(|i| debit(i, format!("{tag}:{i}"))).collect();
+    let t = Instant::now();
+    let pending: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let site = site.clone();
+            handle.submit(move |conn| usage::debit(conn, &site, &req))
+        })
+        .collect();
+    for rx in pending {
+        rx.blocking_recv()
+            .expect("writer answers")
+            .expect("debit commits");
+    }
+    t.elapsed()
+}
+
 fn main() {
     let base = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "target".into());
     let dir = tempfile::tempdir_in(&base).expect("tempdir");
@@ -362,6 +399,31 @@ fn main() {
     }
     let own_rate = n as f64 / own_time.as_secs_f64();
     let pool_rate = n as f64 / pool_time.as_secs_f64();
+
+    // A chain's site (issue 18) writes an outbox entry with each debit, by
+    // trigger, once `outbox_site` has its row: single debits with the
+    // outbox off and on, in interleaved rounds on the same ledger.
+    let (mut off_time, mut on_time) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        let span = round * (n / rounds)..(round + 1) * (n / rounds);
+        outbox_on(&mut ledger, false);
+        let t = Instant::now();
+        for i in span.clone() {
+            ledger.debit(&debit(i, format!("off:{i}"))).expect("debit");
+        }
+        off_time += t.elapsed();
+        outbox_on(&mut ledger, true);
+        let t = Instant::now();
+        for i in span {
+            ledger
+                .debit(&debit(i, format!("outbox:{i}")))
+                .expect("debit");
+        }
+        on_time += t.elapsed();
+    }
+    outbox_on(&mut ledger, false);
+    let off_rate = n as f64 / off_time.as_secs_f64();
+    let outbox_rate = n as f64 / on_time.as_secs_f64();
 
     let jobs = 1000;
     let t = Instant::now();
@@ -422,6 +484,25 @@ fn main() {
             .expect("debit commits");
     }
     let burst_rate = burst as f64 / t.elapsed().as_secs_f64();
+    // Group commit with and without the outbox, alternating bursts.
+    let (mut burst_off, mut burst_on) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..4 {
+        let on = round % 2 == 1;
+        handle
+            .call(move |conn| {
+                if on {
+                    outbox::enable(conn, "bench-site")
+                } else {
+                    conn.execute("DELETE FROM outbox_site", [])?;
+                    Ok(())
+                }
+            })
+            .expect("outbox switch");
+        let took = timed_burst(&handle, &site, burst / 2, &format!("burst{round}"));
+        *(if on { &mut burst_on } else { &mut burst_off }) += took;
+    }
+    let burst_off_rate = burst as f64 / burst_off.as_secs_f64();
+    let burst_on_rate = burst as f64 / burst_on.as_secs_f64();
     drop(handle);
     writer.join();
 
@@ -447,6 +528,14 @@ fn main() {
     println!(
         "ratio single debits / fdatasync:    {:>9.2}   (goal >= 0.50)",
         direct_rate / sync_rate
+    );
+    println!(
+        "single debits, outbox off / on:    {off_rate:>9.0} / {outbox_rate:.0} /s   (ratio {:.3}, goal >= 0.85)",
+        outbox_rate / off_rate
+    );
+    println!(
+        "group commit, outbox off / on:     {burst_off_rate:>9.0} / {burst_on_rate:.0} debits/s   (ratio {:.3}, goal >= 0.85)",
+        burst_on_rate / burst_off_rate
     );
     println!("hold + settle jobs (2 tx each):     {hold_rate:>9.0} /s");
     println!("team pool debits (own lots empty):  {pool_rate:>9.0} /s   (personal, same rounds: {own_rate:.0} /s)");

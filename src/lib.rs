@@ -46,7 +46,13 @@
 //!      webhook;
 //!    - [`http`]: the optional HTTP listener (axum): Prometheus `/metrics`
 //!      from the observer's snapshot, `/healthz` (a pure verdict plus a
-//!      round trip to the ledger writer), and the routes others merge in.
+//!      round trip to the ledger writer), and the routes others merge in;
+//!    - [`central`]: the centre of a chain (`tallyd central`, issue 18):
+//!      the site protocol (`central::protocol`, shared with the daemon's
+//!      shipper) served over HTTP in front of PostgreSQL. Its PostgreSQL
+//!      SQL lives inside it (`central::schema`, `central::store`): the one
+//!      exception to "SQL only in the ledger", which holds the site's
+//!      SQLite SQL (the outbox included). It imports only leaves.
 //! 6. [`console`]: the manager's web console (an axum router of
 //!    server-rendered pages): reads the ledger read-only, acts through the
 //!    same ledger operations as the CLI, sent to the ledger writer; manager
@@ -63,6 +69,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod central;
 pub mod cli;
 pub mod clock;
 pub mod config;

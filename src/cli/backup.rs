@@ -16,7 +16,13 @@ use std::path::Path;
 /// first if its schema is older than this build's.
 pub fn open_for_writing(ctx: &Ctx) -> Result<Ledger, LedgerError> {
     let dir = backup::dir(ctx.config.backup.dir.as_deref(), &ctx.ledger);
-    let ledger = Ledger::open_with_backups(&ctx.ledger, ctx.config.site(), &dir)?;
+    let mut ledger = Ledger::open_with_backups(&ctx.ledger, ctx.config.site(), &dir)?;
+    if let Some(central) = &ctx.config.central {
+        // A chain's site keeps its outbox from its first write on, whether
+        // the daemon or this command writes first.
+        let site = central.site_id.clone();
+        ledger.write(move |conn, _| crate::ledger::outbox::enable(conn, &site))?;
+    }
     if let Some(w) = ledger.migration_backup() {
         tracing::info!(file = %w.path.display(), bytes = w.bytes,
             seconds = %format!("{:.2}", w.seconds), schema = w.schema,

@@ -160,6 +160,13 @@ pub enum Command {
         #[command(subcommand)]
         action: console::Action,
     },
+    /// Run the centre of a chain (`--config` names its central.toml):
+    /// the site protocol in front of PostgreSQL.
+    Central {
+        /// As for `run`.
+        #[arg(long, value_enum, default_value = "auto")]
+        log_format: crate::logging::LogFormat,
+    },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
         /// `journald` (`<6>message field=value`), `json`, or `text`; `auto`
@@ -228,6 +235,13 @@ fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
     }
     if let Command::Console { action } = &cli.command {
         return console::act(&mut std::io::stdout().lock(), action);
+    }
+    if let Command::Central { .. } = cli.command {
+        // The centre has no site config to look for: only its own file.
+        let Some(central) = &cli.config else {
+            anyhow::bail!("tallyd central needs --config naming its central.toml");
+        };
+        return crate::central::run(central);
     }
     let given = cli.config.clone().zip(config_from);
     let system = locate::system_path();
@@ -307,7 +321,10 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             None => review::list(ctx, &mut out, all),
             Some(action) => review::act(ctx, &mut out, &action),
         },
-        Command::Run { .. } | Command::Generate(_) | Command::Console { .. } => Ok(()),
+        Command::Run { .. }
+        | Command::Generate(_)
+        | Command::Console { .. }
+        | Command::Central { .. } => Ok(()),
     }
 }
 
@@ -335,7 +352,7 @@ pub fn main() -> ExitCode {
         None => None,
     };
     crate::logging::init(match cli.command {
-        Command::Run { log_format } => log_format,
+        Command::Run { log_format } | Command::Central { log_format } => log_format,
         _ => crate::logging::LogFormat::Text,
     });
     match run(cli, config_from) {

@@ -4,6 +4,7 @@
 mod alerts;
 mod analysis;
 mod backup;
+mod central;
 mod console;
 mod credential;
 mod grants;
@@ -15,6 +16,7 @@ mod readers;
 pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
+pub use central::CentralConfig;
 pub use console::{valid_manager_name, ConsoleConfig, Manager};
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;
@@ -168,6 +170,7 @@ struct RawConfig {
     http: Option<http::RawHttp>,
     #[serde(default)]
     console: Option<console::RawConsole>,
+    central: Option<central::RawCentral>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +280,9 @@ pub struct Config {
     /// The HTTP listener, when `[http]` is given.
     pub http: Option<HttpConfig>,
     pub console: ConsoleConfig,
+    /// `[central]`: this site ships its outbox to a chain's centre; off
+    /// (single-site) unless configured.
+    pub central: Option<CentralConfig>,
 }
 
 /// Where the ledger lives when the config does not say.
@@ -341,9 +347,14 @@ impl Config {
         };
         let http = http::section(raw.http, &err)?;
         let console = console::section(raw.console, &err)?;
+        let central = match &raw.central {
+            None => None,
+            Some(c) => Some(central::section(c, &err)?),
+        };
         Ok(Config {
             console,
             alerts,
+            central,
             http,
             analysis,
             backup,

@@ -29,6 +29,7 @@ mod backups;
 pub mod clock_guard;
 mod file_check;
 mod running;
+mod shipper;
 mod signals;
 mod supervisor;
 pub mod taps;
@@ -173,8 +174,14 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
         source: IoCause(e),
     })?;
     let backups = backups::dir_for(&config.backup, path);
-    let ledger =
+    let mut ledger =
         Ledger::open_with_backups(path, config.site(), &backups).map_err(DaemonError::Ledger)?;
+    if let Some(central) = &config.central {
+        let site = central.site_id.clone();
+        ledger
+            .write(move |conn, _| crate::ledger::outbox::enable(conn, &site))
+            .map_err(DaemonError::Ledger)?;
+    }
     if let Some(written) = ledger.migration_backup() {
         backups::log_written(written, "before-migration");
     }

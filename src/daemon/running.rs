@@ -213,6 +213,12 @@ impl Daemon {
         self.tasks.start("expiry-sweep", move |stop| {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
+        if let Some(central) = self.config.central.clone() {
+            let w = self.writer.clone();
+            self.tasks.start("central-ship", move |stop| {
+                super::shipper::shipper(w.clone(), central.clone(), stop)
+            });
+        }
     }
 
     /// The scheduled backups, when `[backup]` is on.

@@ -46,6 +46,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod lots;
 pub mod lots_verified;
+pub mod outbox;
 pub mod owners;
 pub mod query;
 pub mod schema;
@@ -137,6 +138,8 @@ pub enum LedgerError {
         #[source]
         source: Box<backup::BackupError>,
     },
+    #[error("this ledger ships to the centre as site `{ledger}`, but `[central] site_id` says `{config}`; a ledger belongs to one site")]
+    OtherSite { ledger: String, config: String },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("no open room session {0} (ended already, or its reader is gone from the config)")]

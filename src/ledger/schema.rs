@@ -544,6 +544,61 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER IF NOT EXISTS card_enrolment_overrides_no_delete BEFORE DELETE ON card_enrolment_overrides
         BEGIN SELECT RAISE(ABORT, 'card enrolment overrides are append-only'); END;
     "#,
+    // 16: the transactional outbox of a site in a chain (issue 18). With
+    // `[central]` configured the site has one `outbox_site` row (its id, the
+    // epoch the centre knows it by, the highest seq the centre
+    // acknowledged); then every usage, hold resolution and refund also
+    // writes an outbox entry, by these triggers, in the same transaction as
+    // the change itself. Without that row (single-site mode, the default)
+    // the triggers' WHEN is false and nothing more is written. An entry
+    // names its usage; its body is read from the usage, resolution or
+    // refund row when shipped (`outbox::pending`): those rows are
+    // append-only, so the body cannot change, and each debit writes one
+    // small row more.
+    r#"
+    CREATE TABLE IF NOT EXISTS outbox_site (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        site_id TEXT NOT NULL CHECK (length(site_id) > 0),
+        epoch INTEGER NOT NULL CHECK (epoch >= 1),
+        acked_seq INTEGER NOT NULL DEFAULT 0 CHECK (acked_seq >= 0)
+    );
+    CREATE TABLE IF NOT EXISTS outbox (
+        epoch INTEGER NOT NULL,
+        seq INTEGER NOT NULL CHECK (seq >= 1),
+        kind TEXT NOT NULL CHECK (kind IN ('usage', 'settle', 'void', 'refund')),
+        usage_id INTEGER NOT NULL REFERENCES usages(id),
+        at INTEGER NOT NULL,
+        PRIMARY KEY (epoch, seq)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER IF NOT EXISTS outbox_usage AFTER INSERT ON usages
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (epoch, seq, kind, usage_id, at)
+        SELECT s.epoch,
+            COALESCE((SELECT MAX(o.seq) FROM outbox o WHERE o.epoch = s.epoch), 0) + 1,
+            'usage', NEW.id, NEW.at
+        FROM outbox_site s;
+    END;
+    CREATE TRIGGER IF NOT EXISTS outbox_resolution AFTER INSERT ON hold_resolutions
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (epoch, seq, kind, usage_id, at)
+        SELECT s.epoch,
+            COALESCE((SELECT MAX(o.seq) FROM outbox o WHERE o.epoch = s.epoch), 0) + 1,
+            CASE NEW.outcome WHEN 'settled' THEN 'settle' ELSE 'void' END,
+            NEW.usage_id, NEW.at
+        FROM outbox_site s;
+    END;
+    CREATE TRIGGER IF NOT EXISTS outbox_refund AFTER INSERT ON refunds
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (epoch, seq, kind, usage_id, at)
+        SELECT s.epoch,
+            COALESCE((SELECT MAX(o.seq) FROM outbox o WHERE o.epoch = s.epoch), 0) + 1,
+            'refund', NEW.usage_id, NEW.at
+        FROM outbox_site s;
+    END;
+    "#,
 ];
 
 /// The schema version whose migration hashes the existing money rows.

@@ -21,6 +21,7 @@
 
 mod analysis;
 mod bounds;
+mod central;
 mod cli;
 mod console;
 mod daemon;

@@ -27,6 +27,19 @@ const CAROL_TWELVE: i32 = 3;
 
 /// The page's main text (retried while a navigation just started leaves
 /// the old page's element stale).
+/// The page's main text once it has `needle` (a submitted form's answer
+/// may not have replaced the page yet), or as it is at the time limit.
+async fn text_having(c: &Client, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let t = text(c).await;
+        if t.contains(needle) || start.elapsed() > LIMIT {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn text(c: &Client) -> String {
     let start = Instant::now();
     loop {
@@ -170,7 +183,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
 
         // Refund alice's charged job at `zero`; her balance goes up by it.
         let held = alice_before - site.printing_balance("alice");
-        c.goto(&served.url("/console/member?id=alice"))
+        c.goto(&served.url(&member_page("alice")))
             .await
             .expect("goto");
         b.screenshots("member").await;
@@ -181,10 +194,10 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         b.screenshots("refund").await;
         click(c, "input[name=confirm]").await;
         click(c, "form[action='/console/refund'] button").await;
-        let done = text(c).await;
+        let done = text_having(c, "Refunded print:zero:").await;
         assert!(done.contains("Refunded print:zero:"), "{done}");
         assert_eq!(site.printing_balance("alice"), alice_before - held + 48);
-        c.goto(&served.url("/console/member?id=alice"))
+        c.goto(&served.url(&member_page("alice")))
             .await
             .expect("goto");
         let member = text(c).await;
@@ -210,7 +223,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         )
         .await;
         click(c, "form[action='/console/review/charge'] button").await;
-        let done = text(c).await;
+        let done = text_having(c, "12 impressions, $1.20").await;
         assert!(done.contains("12 impressions, $1.20"), "{done}");
         assert_eq!(site.printing_balance("carol"), carol_before - 120);
         let review = site.cli(&["review", "--all"]);
@@ -228,7 +241,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         b.screenshots("enrol").await;
         click(c, "input[name=confirm]").await;
         click(c, "form[action='/console/enrol'] button").await;
-        let done = text(c).await;
+        let done = text_having(c, "is bob's now").await;
         assert!(
             done.contains(&format!("Card {NEW_CARD} is bob's now")),
             "{done}"
@@ -251,7 +264,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         fill(c, "input[name=reason]", "mistake").await;
         click(c, "input[name=confirm]").await;
         click(c, "form[action='/console/enrol'] button").await;
-        let refused = text(c).await;
+        let refused = text_having(c, "which wins").await;
         assert!(
             refused.contains("is alice's in the grants file, which wins"),
             "{refused}"
@@ -267,7 +280,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         fill(c, "input[name=reason]", "left the building").await;
         click(c, "input[name=confirm]").await;
         click(c, "form[action='/console/held/cancel'] button").await;
-        let done = text(c).await;
+        let done = text_having(c, "Cancelled job").await;
         assert!(
             done.contains(&format!("Cancelled job {alice_job} at upstairs")),
             "{done}"
@@ -286,7 +299,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         fill(c, "input[name=reason]", "forgot to tap out").await;
         click(c, "input[name=confirm]").await;
         click(c, "form[action='/console/session/end'] button").await;
-        let done = text(c).await;
+        let done = text_having(c, "Ended alice's session").await;
         assert!(
             done.contains("Ended alice's session in room-a: 0h 15m charged"),
             "{done}"
@@ -334,4 +347,16 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         b.close().await;
     });
     daemon.stop();
+}
+
+/// A member's page with a statement from three days ago to tomorrow: the
+/// page's default (this month) would miss a charge made just before a
+/// month began, as on a run at midnight on the first.
+fn member_page(id: &str) -> String {
+    let day = |days: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    format!("/console/member?id={id}&from={}&to={}", day(-3), day(1))
 }

@@ -69,6 +69,7 @@ pub mod ipptool;
 pub mod ledger;
 pub mod pdf;
 pub mod peers;
+pub mod postgres;
 pub mod process;
 pub mod pty;
 pub mod recorded;

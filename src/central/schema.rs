@@ -1,0 +1,104 @@
+//! The centre's PostgreSQL schema, one migration per transaction, under an
+//! advisory lock so several centres starting at once migrate once.
+
+use tokio_postgres::Client;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: epochs, the journal, usages with their resolutions and refunds,
+    // and conflicts; history-like tables are append-only.
+    r#"
+    CREATE TABLE site_epochs (
+        site_id text NOT NULL, epoch integer NOT NULL CHECK (epoch >= 1),
+        high_water bigint NOT NULL DEFAULT 0 CHECK (high_water >= 0),
+        opened_at timestamptz NOT NULL DEFAULT now(), closed_at timestamptz,
+        PRIMARY KEY (site_id, epoch));
+    CREATE TABLE journal (
+        site_id text NOT NULL, epoch integer NOT NULL, seq bigint NOT NULL CHECK (seq >= 1),
+        kind text NOT NULL, body jsonb NOT NULL, site_at bigint NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (site_id, epoch, seq),
+        FOREIGN KEY (site_id, epoch) REFERENCES site_epochs);
+    CREATE TABLE usages (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        site_id text NOT NULL, key text NOT NULL, fingerprint text NOT NULL,
+        epoch integer NOT NULL, seq bigint NOT NULL,
+        member_id text, origin text NOT NULL, credit_kind text NOT NULL,
+        resource_type text,
+        amount bigint NOT NULL CHECK (amount >= 0), is_hold boolean NOT NULL,
+        covered bigint NOT NULL, overage bigint NOT NULL, at bigint NOT NULL,
+        UNIQUE (site_id, key),
+        FOREIGN KEY (site_id, epoch, seq) REFERENCES journal);
+    CREATE TABLE hold_resolutions (
+        site_id text NOT NULL, key text NOT NULL,
+        outcome text NOT NULL CHECK (outcome IN ('settled', 'voided')),
+        actual bigint NOT NULL CHECK (actual >= 0), at bigint NOT NULL,
+        epoch integer NOT NULL, seq bigint NOT NULL,
+        PRIMARY KEY (site_id, key),
+        FOREIGN KEY (site_id, key) REFERENCES usages (site_id, key),
+        FOREIGN KEY (site_id, epoch, seq) REFERENCES journal);
+    CREATE TABLE refunds (
+        site_id text NOT NULL, key text NOT NULL, reason text NOT NULL, at bigint NOT NULL,
+        epoch integer NOT NULL, seq bigint NOT NULL,
+        PRIMARY KEY (site_id, key),
+        FOREIGN KEY (site_id, key) REFERENCES usages (site_id, key),
+        FOREIGN KEY (site_id, epoch, seq) REFERENCES journal);
+    CREATE TABLE ingest_conflicts (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        site_id text NOT NULL, epoch integer NOT NULL, seq bigint NOT NULL,
+        key text NOT NULL, what text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+    -- A usage at its final amount: a settled hold at what was settled, a
+    -- voided hold at 0; refunds are listed beside it.
+    CREATE VIEW usage_final AS
+        SELECT u.site_id, u.key, u.member_id, u.credit_kind,
+               CASE WHEN h.outcome = 'settled' THEN h.actual
+                    WHEN h.outcome = 'voided' THEN 0 ELSE u.amount END AS amount,
+               u.is_hold AND h.key IS NULL AS open_hold, r.key IS NOT NULL AS refunded
+        FROM usages u
+        LEFT JOIN hold_resolutions h USING (site_id, key)
+        LEFT JOIN refunds r USING (site_id, key);
+    CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$;
+    CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON journal
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    CREATE TRIGGER usages_append_only BEFORE UPDATE OR DELETE ON usages
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    CREATE TRIGGER holds_append_only BEFORE UPDATE OR DELETE ON hold_resolutions
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    CREATE TRIGGER refunds_append_only BEFORE UPDATE OR DELETE ON refunds
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    CREATE TRIGGER conflicts_append_only BEFORE UPDATE OR DELETE ON ingest_conflicts
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    "#,
+];
+
+/// Brings the schema up to date.
+pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('tallyd-central-migrate'))",
+        &[],
+    )
+    .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?;
+    let current: i32 = row.get(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await?;
+        let version = index as i32 + 1;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,239 @@
+//! The centre's SQL: hellos and batches, each in one transaction under the
+//! site's advisory lock (one site's batches are serialised, sites run in
+//! parallel). The rules in [`super::rules`] decide; this applies.
+
+use super::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
+use super::rules::{entry_verdict, hello_verdict, EntryVerdict, EpochState, HelloVerdict};
+use tokio_postgres::{Client, Transaction};
+
+type Pg<T> = Result<T, tokio_postgres::Error>;
+
+async fn lock_site(tx: &Transaction<'_>, site: &str) -> Pg<()> {
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&site])
+        .await?;
+    Ok(())
+}
+
+async fn epoch_state(tx: &Transaction<'_>, site: &str, epoch: i32) -> Pg<Option<EpochState>> {
+    let row = tx
+        .query_opt(
+            "SELECT high_water, closed_at IS NOT NULL FROM site_epochs
+             WHERE site_id = $1 AND epoch = $2",
+            &[&site, &epoch],
+        )
+        .await?;
+    Ok(row.map(|r| EpochState {
+        high_water: r.get(0),
+        closed: r.get(1),
+    }))
+}
+
+async fn max_epoch(tx: &Transaction<'_>, site: &str) -> Pg<Option<i64>> {
+    let row = tx
+        .query_one(
+            "SELECT MAX(epoch) FROM site_epochs WHERE site_id = $1",
+            &[&site],
+        )
+        .await?;
+    Ok(row.get::<_, Option<i32>>(0).map(i64::from))
+}
+
+async fn open_epoch(tx: &Transaction<'_>, site: &str, epoch: i64) -> Pg<()> {
+    tx.execute(
+        "INSERT INTO site_epochs (site_id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&site, &(epoch as i32)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Answers a hello: the epoch to ship in and its high-water mark.
+pub async fn hello(client: &mut Client, h: &Hello) -> Pg<Welcome> {
+    let tx = client.transaction().await?;
+    lock_site(&tx, &h.site_id).await?;
+    let epoch = h.epoch as i32;
+    let known = epoch_state(&tx, &h.site_id, epoch).await?;
+    let max = max_epoch(&tx, &h.site_id).await?;
+    let welcome = match hello_verdict(known, max, h.epoch, h.last_seq) {
+        HelloVerdict::Continue => Welcome {
+            epoch: h.epoch,
+            high_water: known.map_or(0, |k| k.high_water),
+        },
+        HelloVerdict::Register => {
+            open_epoch(&tx, &h.site_id, h.epoch).await?;
+            tracing::info!(site = %h.site_id, epoch = h.epoch, "site registered");
+            Welcome {
+                epoch: h.epoch,
+                high_water: 0,
+            }
+        }
+        HelloVerdict::NewEpoch {
+            epoch: new,
+            close_old,
+        } => {
+            if close_old {
+                close_epoch(&tx, &h.site_id, epoch).await?;
+            }
+            open_epoch(&tx, &h.site_id, new).await?;
+            tracing::info!(site = %h.site_id, old_epoch = h.epoch, epoch = new,
+                last_seq = h.last_seq, high_water = known.map_or(0, |k| k.high_water),
+                "site given a new epoch (restored, cloned or unknown ledger)");
+            Welcome {
+                epoch: new,
+                high_water: 0,
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(welcome)
+}
+
+async fn close_epoch(tx: &Transaction<'_>, site: &str, epoch: i32) -> Pg<()> {
+    tx.execute(
+        "UPDATE site_epochs SET closed_at = now()
+         WHERE site_id = $1 AND epoch = $2 AND closed_at IS NULL",
+        &[&site, &epoch],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies a batch: each entry once, in seq order.
+pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
+    let tx = client.transaction().await?;
+    lock_site(&tx, &b.site_id).await?;
+    let epoch = b.epoch as i32;
+    let Some(state) = epoch_state(&tx, &b.site_id, epoch).await? else {
+        return Ok(BatchReply::Hello);
+    };
+    if state.closed {
+        let new = max_epoch(&tx, &b.site_id).await?.unwrap_or(0) + 1;
+        open_epoch(&tx, &b.site_id, new).await?;
+        tx.commit().await?;
+        return Ok(BatchReply::NewEpoch { epoch: new });
+    }
+    let mut high = state.high_water;
+    let mut reply = None;
+    for e in &b.entries {
+        let same = if e.seq <= high {
+            Some(same_as_stored(&tx, &b.site_id, epoch, e).await?)
+        } else {
+            None
+        };
+        match entry_verdict(high, e.seq, same) {
+            EntryVerdict::Apply => {
+                apply(&tx, &b.site_id, epoch, e).await?;
+                high = e.seq;
+            }
+            EntryVerdict::Duplicate => {}
+            EntryVerdict::Gap => {
+                reply = Some(BatchReply::Gap { high_water: high });
+                break;
+            }
+            EntryVerdict::Fork => {
+                let new = max_epoch(&tx, &b.site_id).await?.unwrap_or(0) + 1;
+                open_epoch(&tx, &b.site_id, new).await?;
+                tracing::warn!(site = %b.site_id, epoch = b.epoch, seq = e.seq, new_epoch = new,
+                    "journal fork: a seq came again with other content; the sender gets a new epoch");
+                reply = Some(BatchReply::NewEpoch { epoch: new });
+                break;
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE site_epochs SET high_water = $3 WHERE site_id = $1 AND epoch = $2",
+        &[&b.site_id, &epoch, &high],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(reply.unwrap_or(BatchReply::Applied { high_water: high }))
+}
+
+async fn same_as_stored(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<bool> {
+    let row = tx
+        .query_opt(
+            "SELECT kind = $4 AND body = $5 FROM journal
+             WHERE site_id = $1 AND epoch = $2 AND seq = $3",
+            &[&site, &epoch, &e.seq, &e.kind, &e.body],
+        )
+        .await?;
+    Ok(row.is_some_and(|r| r.get(0)))
+}
+
+const APPLY_USAGE: &str = "INSERT INTO usages (site_id, epoch, seq, key, fingerprint,
+        member_id, origin, credit_kind, resource_type, amount, is_hold, covered, overage, at)
+    SELECT $1, $2, $3, b->>'key', b->>'fingerprint', b->>'member', b->>'origin',
+        b->>'credit_kind', b->>'resource_type', (b->>'amount')::bigint,
+        (b->>'is_hold')::int = 1, (b->>'covered')::bigint, (b->>'overage')::bigint,
+        (b->>'at')::bigint
+    FROM (SELECT $4::jsonb AS b) AS entry
+    ON CONFLICT (site_id, key) DO NOTHING";
+
+const APPLY_RESOLUTION: &str = "INSERT INTO hold_resolutions (site_id, epoch, seq, key,
+        outcome, actual, at)
+    SELECT $1, $2, $3, b->>'key', $5::text, (b->>'actual')::bigint, (b->>'at')::bigint
+    FROM (SELECT $4::jsonb AS b) AS entry
+    ON CONFLICT (site_id, key) DO NOTHING";
+
+const APPLY_REFUND: &str = "INSERT INTO refunds (site_id, epoch, seq, key, reason, at)
+    SELECT $1, $2, $3, b->>'key', b->>'reason', (b->>'at')::bigint
+    FROM (SELECT $4::jsonb AS b) AS entry
+    ON CONFLICT (site_id, key) DO NOTHING";
+
+/// Inserts the entry into the journal and applies its meaning, once per
+/// site-qualified usage key whatever the epoch.
+async fn apply(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
+    tx.execute(
+        "INSERT INTO journal (site_id, epoch, seq, kind, body, site_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&site, &epoch, &e.seq, &e.kind, &e.body, &e.at],
+    )
+    .await?;
+    let (sql, outcome) = match e.kind.as_str() {
+        "usage" => (APPLY_USAGE, None),
+        "settle" => (APPLY_RESOLUTION, Some("settled")),
+        "void" => (APPLY_RESOLUTION, Some("voided")),
+        "refund" => (APPLY_REFUND, None),
+        _ => return conflict(tx, site, epoch, e, "unknown entry kind").await,
+    };
+    let n = match outcome {
+        None => tx.execute(sql, &[&site, &epoch, &e.seq, &e.body]).await?,
+        Some(o) => {
+            tx.execute(sql, &[&site, &epoch, &e.seq, &e.body, &o])
+                .await?
+        }
+    };
+    if n == 0 && e.kind == "usage" && !same_fingerprint(tx, site, e).await? {
+        return conflict(tx, site, epoch, e, "same usage key, other fingerprint").await;
+    }
+    Ok(())
+}
+
+async fn same_fingerprint(tx: &Transaction<'_>, site: &str, e: &WireEntry) -> Pg<bool> {
+    let row = tx
+        .query_opt(
+            "SELECT fingerprint = $3::jsonb->>'fingerprint' FROM usages
+             WHERE site_id = $1 AND key = $2::jsonb->>'key'",
+            &[&site, &e.body, &e.body],
+        )
+        .await?;
+    Ok(row.is_none_or(|r| r.get(0)))
+}
+
+async fn conflict(
+    tx: &Transaction<'_>,
+    site: &str,
+    epoch: i32,
+    e: &WireEntry,
+    what: &str,
+) -> Pg<()> {
+    let key = e.body.get("key").and_then(|k| k.as_str()).unwrap_or("");
+    tx.execute(
+        "INSERT INTO ingest_conflicts (site_id, epoch, seq, key, what) VALUES ($1, $2, $3, $4, $5)",
+        &[&site, &epoch, &e.seq, &key, &what],
+    )
+    .await?;
+    tracing::warn!(site = %site, epoch, seq = e.seq, key = %crate::error::escape_controls(key),
+        what = %what, "journal entry not applied: conflict recorded");
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The shipper of a chain's site: sends the ledger's outbox to the centre
+//! in seq order, in batches, marks what the centre acknowledged, and moves
+//! to the epoch the centre gives. Charging never waits on it: the outbox is
+//! written with each change, and the centre being away only lets it grow.
+
+use crate::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
+use crate::config::CentralConfig;
+use crate::ledger::outbox::{self, Entry};
+use crate::ledger::writer::WriterHandle;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long the shipper waits when everything is acknowledged.
+const IDLE: Duration = Duration::from_secs(1);
+/// The first wait after a failure; doubled up to `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why a round did not ship.
+#[derive(Debug, thiserror::Error)]
+enum ShipError {
+    #[error("the centre is unreachable")]
+    Http(#[from] reqwest::Error),
+    #[error("the ledger")]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("a journal entry or the centre's answer is not the JSON expected")]
+    Body(#[from] serde_json::Error),
+}
+
+/// What one round did.
+enum Round {
+    /// Shipped this many entries (0: nothing was waiting).
+    Shipped(usize),
+    /// The centre changed the epoch or asked for a hello: go again now.
+    Again,
+}
+
+/// The shipper task: runs until `stop`.
+pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: CancellationToken) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %crate::error_chain(&e), "central shipper cannot start");
+            return;
+        }
+    };
+    let mut greeted = false;
+    let mut backoff: Option<Duration> = None;
+    loop {
+        let wait = match round(&http, &writer, &cfg, &mut greeted).await {
+            Ok(Round::Shipped(n)) => {
+                if backoff.take().is_some() {
+                    tracing::info!(url = %cfg.url, "central reachable again, shipping");
+                }
+                if n > 0 {
+                    continue;
+                }
+                IDLE
+            }
+            Ok(Round::Again) => continue,
+            Err(e) => {
+                greeted = false;
+                if backoff.is_none() {
+                    tracing::warn!(url = %cfg.url, error = %crate::error_chain(&e),
+                        "central unreachable; charging goes on, the outbox waits");
+                }
+                let next = backoff.map_or(FIRST_BACKOFF, |b| (b * 2).min(cfg.max_backoff));
+                backoff = Some(next);
+                jitter(next)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// `d` give or take a quarter, so sites do not all come back at once.
+fn jitter(d: Duration) -> Duration {
+    let ms = d.as_millis() as u64;
+    Duration::from_millis(ms - ms / 4 + fastrand::u64(0..=ms / 2))
+}
+
+/// One round: a hello when needed, then the oldest unacknowledged batch.
+async fn round(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    greeted: &mut bool,
+) -> Result<Round, ShipError> {
+    let Some(at) = writer.call_async(outbox::position).await? else {
+        return Ok(Round::Shipped(0));
+    };
+    if !*greeted {
+        let hello = Hello {
+            site_id: at.site_id.clone(),
+            epoch: at.epoch,
+            last_seq: at.last_seq,
+        };
+        let url = format!("{}/v1/hello", cfg.url);
+        let resp = post_json(http, url, &hello).await?.error_for_status()?;
+        let w: Welcome = serde_json::from_slice(&resp.bytes().await?)?;
+        *greeted = true;
+        if w.epoch != at.epoch {
+            let moved = writer
+                .call_async(move |c| outbox::rebase(c, w.epoch))
+                .await?;
+            tracing::warn!(old_epoch = at.epoch, epoch = w.epoch, moved,
+                "the centre gave this ledger a new epoch (restored or cloned); unacknowledged entries move to it");
+            return Ok(Round::Again);
+        }
+        // The high water is not taken as an acknowledgement: a clone wrote
+        // the same seqs with other content, and only the entries, compared
+        // by the centre, tell it apart. Entries sent again are dropped.
+    }
+    let limit = cfg.batch;
+    let pending = writer
+        .call_async(move |c| outbox::pending(c, limit))
+        .await?;
+    if pending.is_empty() {
+        return Ok(Round::Shipped(0));
+    }
+    let batch = Batch {
+        site_id: at.site_id.clone(),
+        epoch: at.epoch,
+        entries: pending.iter().map(wire).collect::<Result<_, _>>()?,
+    };
+    let url = format!("{}/v1/journal", cfg.url);
+    let resp = post_json(http, url, &batch).await?;
+    if resp.status().is_server_error() {
+        resp.error_for_status_ref()?;
+    }
+    let reply: BatchReply = serde_json::from_slice(&resp.bytes().await?)?;
+    answer(writer, at.epoch, pending.len(), reply, greeted).await
+}
+
+async fn post_json<T: serde::Serialize>(
+    http: &reqwest::Client,
+    url: String,
+    body: &T,
+) -> Result<reqwest::Response, ShipError> {
+    let body = serde_json::to_vec(body)?;
+    let req = http.post(url).header("content-type", "application/json");
+    Ok(req.body(body).send().await?)
+}
+
+fn wire(e: &Entry) -> Result<WireEntry, serde_json::Error> {
+    Ok(WireEntry {
+        seq: e.seq,
+        kind: e.kind.clone(),
+        body: serde_json::from_str(&e.body)?,
+        at: e.at,
+    })
+}
+
+/// Acts on the centre's reply to a batch of `sent` entries.
+async fn answer(
+    writer: &WriterHandle,
+    epoch: i64,
+    sent: usize,
+    reply: BatchReply,
+    greeted: &mut bool,
+) -> Result<Round, ShipError> {
+    match reply {
+        BatchReply::Applied { high_water } => {
+            writer
+                .call_async(move |c| outbox::acknowledge(c, epoch, high_water))
+                .await?;
+            tracing::debug!(epoch, high_water, sent, "journal batch acknowledged");
+            Ok(Round::Shipped(sent))
+        }
+        BatchReply::Gap { high_water } => {
+            writer
+                .call_async(move |c| outbox::resend_after(c, epoch, high_water))
+                .await?;
+            tracing::warn!(
+                epoch,
+                high_water,
+                "the centre lacks entries this site counted as acknowledged; resending them"
+            );
+            Ok(Round::Again)
+        }
+        BatchReply::NewEpoch { epoch: new } => {
+            let moved = writer.call_async(move |c| outbox::rebase(c, new)).await?;
+            tracing::warn!(old_epoch = epoch, epoch = new, moved,
+                "the centre gave this ledger a new epoch (its seqs forked); unacknowledged entries move to it");
+            Ok(Round::Again)
+        }
+        BatchReply::Hello => {
+            *greeted = false;
+            Ok(Round::Again)
+        }
+    }
+}

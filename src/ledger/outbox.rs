@@ -1,0 +1,266 @@
+//! The transactional outbox of a site in a chain (issue 18).
+//!
+//! Migration 15's triggers write an entry for every usage, hold resolution
+//! and refund, in the transaction that makes the change, once the ledger
+//! has its `outbox_site` row ([`enable`]). The shipper reads entries after
+//! the acknowledged seq ([`pending`]), marks what the centre acknowledged
+//! ([`acknowledge`]), and moves what is unacknowledged to a new epoch when
+//! the centre gives one ([`rebase`]: a restored or cloned ledger).
+
+use super::{LedgerError, Result, Ts};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Where a site's outbox stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub site_id: String,
+    pub epoch: i64,
+    /// The highest seq the centre acknowledged in `epoch`.
+    pub acked_seq: i64,
+    /// The highest seq written in `epoch` (0: none yet).
+    pub last_seq: i64,
+}
+
+/// One outbox entry, as shipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: i64,
+    pub kind: String,
+    /// A JSON object, read from the row the entry names.
+    pub body: String,
+    pub at: Ts,
+}
+
+/// Turns the outbox on for `site_id` (from `[central] site_id`), in epoch 1
+/// until the centre says otherwise. Idempotent; a ledger that already ships
+/// as another site is refused.
+pub fn enable(conn: &Connection, site_id: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO outbox_site (id, site_id, epoch) VALUES (1, ?1, 1)
+         ON CONFLICT (id) DO NOTHING",
+        params![site_id],
+    )?;
+    let ledger: String = conn.query_row("SELECT site_id FROM outbox_site", [], |r| r.get(0))?;
+    if ledger != site_id {
+        return Err(LedgerError::OtherSite {
+            ledger,
+            config: site_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The outbox's position, or `None` when the outbox is off.
+pub fn position(conn: &Connection) -> Result<Option<Position>> {
+    let row = conn
+        .query_row(
+            "SELECT s.site_id, s.epoch, s.acked_seq,
+                    COALESCE((SELECT MAX(o.seq) FROM outbox o WHERE o.epoch = s.epoch), 0)
+             FROM outbox_site s",
+            [],
+            |r| {
+                Ok(Position {
+                    site_id: r.get(0)?,
+                    epoch: r.get(1)?,
+                    acked_seq: r.get(2)?,
+                    last_seq: r.get(3)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(row)
+}
+
+/// Up to `limit` unacknowledged entries of the current epoch, in seq order,
+/// each with its body read from the append-only row it names.
+pub fn pending(conn: &Connection, limit: usize) -> Result<Vec<Entry>> {
+    let mut stmt = conn.prepare_cached(PENDING)?;
+    let rows = stmt.query_map(params![limit as i64], |r| {
+        Ok(Entry {
+            seq: r.get(0)?,
+            kind: r.get(1)?,
+            body: r.get(2)?,
+            at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+const PENDING: &str = "SELECT o.seq, o.kind,
+    CASE o.kind
+        WHEN 'usage' THEN (SELECT json_object('key', u.key, 'fingerprint', u.fingerprint,
+            'member', u.member_id, 'origin', u.origin, 'credit_kind', u.credit_kind,
+            'resource_type', u.resource_type, 'amount', u.amount, 'is_hold', u.is_hold,
+            'covered', u.covered, 'overage', u.overage, 'at', u.at)
+            FROM usages u WHERE u.id = o.usage_id)
+        WHEN 'refund' THEN (SELECT json_object('key', u.key, 'reason', r.reason, 'at', r.at)
+            FROM refunds r JOIN usages u ON u.id = r.usage_id WHERE r.usage_id = o.usage_id)
+        ELSE (SELECT json_object('key', u.key, 'actual', h.actual, 'at', h.at)
+            FROM hold_resolutions h JOIN usages u ON u.id = h.usage_id
+            WHERE h.usage_id = o.usage_id)
+    END,
+    o.at
+    FROM outbox o, outbox_site s
+    WHERE o.epoch = s.epoch AND o.seq > s.acked_seq ORDER BY o.seq LIMIT ?1";
+
+/// Records that the centre applied everything up to `seq` of `epoch`. An
+/// acknowledgement never goes back, nor applies to another epoch.
+pub fn acknowledge(conn: &Connection, epoch: i64, seq: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox_site SET acked_seq = ?2 WHERE epoch = ?1 AND acked_seq < ?2",
+        params![epoch, seq],
+    )?;
+    Ok(())
+}
+
+/// Moves the unacknowledged entries of the current epoch to `new_epoch`,
+/// numbered from 1 in the same order, and makes it current. The centre
+/// gives a new epoch to a ledger restored from a backup or cloned; entries
+/// it had already applied come again under their usage keys and change
+/// nothing there. Returns how many entries moved.
+pub fn rebase(conn: &Connection, new_epoch: i64) -> Result<usize> {
+    let Some(at) = position(conn)? else {
+        return Ok(0);
+    };
+    if new_epoch <= at.epoch {
+        return Ok(0);
+    }
+    let moved = conn.execute(
+        "UPDATE outbox SET epoch = ?2, seq = seq - ?3 WHERE epoch = ?1 AND seq > ?3",
+        params![at.epoch, new_epoch, at.acked_seq],
+    )?;
+    conn.execute(
+        "UPDATE outbox_site SET epoch = ?1, acked_seq = 0",
+        params![new_epoch],
+    )?;
+    Ok(moved)
+}
+
+/// Counts everything after `seq` of `epoch` as unacknowledged again: the
+/// centre lost what it had acknowledged (a PostgreSQL failover losing its
+/// last seconds), so it is shipped again.
+pub fn resend_after(conn: &Connection, epoch: i64, seq: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox_site SET acked_seq = ?2 WHERE epoch = ?1 AND acked_seq > ?2",
+        params![epoch, seq.max(0)],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::allocate::SourceKind;
+    use crate::ledger::lots::{self, GrantRequest};
+    use crate::ledger::usage::{Origin, Payable, UsageRequest};
+    use crate::ledger::Ledger;
+    use crate::site::Site;
+    use std::path::Path;
+
+    const T: Ts = 1_796_000_000;
+
+    fn ledger() -> Ledger {
+        let mut ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        ledger
+            .write(|conn, _| {
+                lots::ensure_member(conn, "alice", "Alice", T)?;
+                lots::grant(
+                    conn,
+                    &GrantRequest {
+                        member: "alice".into(),
+                        credit: "printing".into(),
+                        amount: 1000,
+                        valid_from: T,
+                        expires_at: None,
+                        source: SourceKind::Account,
+                        source_key: "account:alice:start".into(),
+                        note: "start".into(),
+                        at: T,
+                    },
+                )
+            })
+            .expect("grant");
+        ledger
+    }
+
+    fn request(key: &str, amount: i64) -> UsageRequest {
+        UsageRequest {
+            key: key.into(),
+            member: Some("alice".into()),
+            origin: Origin::Manual,
+            payable: Payable::Printing,
+            amount,
+            detail: "{}".into(),
+            at: T + 1,
+        }
+    }
+
+    fn kinds(ledger: &Ledger) -> Vec<(i64, i64, String)> {
+        let mut stmt = ledger
+            .conn()
+            .prepare("SELECT epoch, seq, kind FROM outbox ORDER BY epoch, seq")
+            .expect("query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_single_site_ledger_writes_no_outbox() {
+        let mut ledger = ledger();
+        ledger.debit(&request("k1", 10)).expect("debit");
+        assert_eq!(position(ledger.conn()).expect("position"), None);
+        assert!(kinds(&ledger).is_empty());
+    }
+
+    #[test]
+    fn every_usage_resolution_and_refund_writes_an_entry_in_its_transaction() {
+        let mut ledger = ledger();
+        ledger.write(|c, _| enable(c, "ber-1")).expect("enable");
+        ledger.debit(&request("k1", 10)).expect("debit");
+        ledger.debit(&request("k1", 10)).expect("a replay");
+        ledger.hold(&request("h1", 50)).expect("hold");
+        ledger.settle("h1", 30, "{}", T + 2).expect("settle");
+        ledger.hold(&request("h2", 50)).expect("hold");
+        ledger.void("h2", "cancelled", T + 2).expect("void");
+        ledger.refund("k1", "jammed", T + 3).expect("refund");
+        let want = ["usage", "usage", "settle", "usage", "void", "refund"];
+        let got: Vec<String> = kinds(&ledger).into_iter().map(|k| k.2).collect();
+        assert_eq!(got, want);
+        let entries = pending(ledger.conn(), 500).expect("pending");
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        let settle: serde_json::Value = serde_json::from_str(&entries[2].body).expect("json");
+        assert_eq!(settle["key"], "h1");
+        assert_eq!(settle["actual"], 30);
+    }
+
+    #[test]
+    fn a_new_epoch_takes_the_unacknowledged_entries_from_seq_1() {
+        let mut ledger = ledger();
+        ledger.write(|c, _| enable(c, "ber-1")).expect("enable");
+        for i in 0..5 {
+            ledger.debit(&request(&format!("k{i}"), 1)).expect("debit");
+        }
+        ledger.write(|c, _| acknowledge(c, 1, 3)).expect("ack");
+        assert_eq!(ledger.write(|c, _| rebase(c, 2)).expect("rebase"), 2);
+        ledger.debit(&request("k5", 1)).expect("debit");
+        let at = position(ledger.conn()).expect("position").expect("on");
+        assert_eq!((at.epoch, at.acked_seq, at.last_seq), (2, 0, 3));
+        let keys: Vec<String> = pending(ledger.conn(), 10)
+            .expect("pending")
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.body).expect("json")["key"].to_string()
+            })
+            .collect();
+        assert_eq!(keys, [r#""k3""#, r#""k4""#, r#""k5""#]);
+        let err = ledger
+            .write(|c, _| enable(c, "ham-1"))
+            .expect_err("another site");
+        assert!(matches!(err, LedgerError::OtherSite { .. }), "{err}");
+    }
+}

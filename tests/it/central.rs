@@ -1,0 +1,356 @@
+//! A chain's site shipping its outbox to `tallyd central` in front of a
+//! real PostgreSQL (issue 18, first slice): the centre down then up, a
+//! replayed and a forked batch, a site SIGKILLed mid-shipping.
+
+use crate::support::daemon::Site;
+use crate::support::postgres::{Central, Postgres};
+use crate::support::process::free_port;
+use std::time::{Duration, Instant};
+
+/// A site (no printers) shipping to `127.0.0.1:port` as `site_id`.
+fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
+    let site = Site::new(&[]);
+    let central = format!(
+        "\n[central]\nurl = \"http://127.0.0.1:{port}\"\nsite_id = \"{site_id}\"\nbatch = {batch}\nmax_backoff = \"1s\"\n"
+    );
+    site.write_config_with(&[], &central);
+    site
+}
+
+fn charge(site: &Site, key: &str, units: i64) {
+    let units = units.to_string();
+    let args = [
+        "charge", "alice", "--units", &units, "--reason", "copier", "--key", key,
+    ];
+    site.cli(&args);
+}
+
+/// The site's outbox: (epoch, acknowledged seq, last seq written).
+fn outbox(site: &Site) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
+    conn.query_row(
+        "SELECT epoch, acked_seq, (SELECT MAX(seq) FROM outbox o WHERE o.epoch = s.epoch)
+         FROM outbox_site s",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .expect("outbox position")
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} not reached within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn usages_charged_while_the_centre_is_down_are_counted_once_when_it_returns() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let site = chain_site(port, "ber-1", 7);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("central unreachable", Duration::from_secs(10));
+    for i in 0..20 {
+        charge(&site, &format!("k{i}"), 5);
+    }
+    charge(&site, "k3", 5); // a replay: charged once, one entry
+    site.cli(&["refund", "manual:k0", "--reason", "jammed"]);
+    assert_eq!(
+        outbox(&site),
+        (1, 0, 21),
+        "21 entries wait, none acknowledged"
+    );
+
+    let central = Central::start(&pg, port);
+    wait_for("every entry applied", Duration::from_secs(30), || {
+        pg.count("SELECT COALESCE(MAX(high_water), 0) FROM site_epochs WHERE site_id = 'ber-1'")
+            == 21
+    });
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-1'"),
+        20
+    );
+    assert_eq!(pg.count("SELECT count(DISTINCT key) FROM usages"), 20);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usage_final"), 100);
+    assert_eq!(pg.query("SELECT key FROM refunds"), "manual:k0");
+    assert_eq!(pg.count("SELECT count(*) FROM journal"), 21);
+    wait_for(
+        "the site marks the acknowledgement",
+        Duration::from_secs(10),
+        || outbox(&site) == (1, 21, 21),
+    );
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("central unreachable").count(),
+        1,
+        "logged once:\n{log}"
+    );
+    assert!(log.contains("central reachable again"), "{log}");
+
+    // More charges with the centre up are shipped as they come.
+    charge(&site, "k20", 7);
+    wait_for("the new usage", Duration::from_secs(10), || {
+        pg.count("SELECT count(*) FROM usages") == 21
+    });
+    // The centre's tables are append-only, as the site's.
+    assert!(
+        pg_refuses(&pg, "UPDATE usages SET amount = 0"),
+        "usages are append-only"
+    );
+    daemon.stop();
+    drop(central);
+}
+
+fn pg_refuses(pg: &Postgres, sql: &str) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pg.query(sql))).is_err()
+}
+
+fn usage_entry(seq: i64, key: &str, amount: i64) -> String {
+    format!(
+        r#"{{"seq":{seq},"kind":"usage","at":1780000000,"body":{{"key":"{key}","fingerprint":"f-{key}-{amount}","member":"alice","origin":"manual","credit_kind":"printing","resource_type":null,"amount":{amount},"is_hold":0,"covered":{amount},"overage":0,"at":1780000000}}}}"#
+    )
+}
+
+fn batch(epoch: i64, entries: &[String]) -> String {
+    format!(
+        r#"{{"site_id":"ber-2","epoch":{epoch},"entries":[{}]}}"#,
+        entries.join(",")
+    )
+}
+
+#[test]
+fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let central = Central::start(&pg, free_port());
+    let hello = r#"{"site_id":"ber-2","epoch":1,"last_seq":0}"#;
+    assert_eq!(
+        central.post("/v1/hello", hello),
+        (200, r#"{"epoch":1,"high_water":0}"#.into())
+    );
+    let first = batch(1, &[usage_entry(1, "a", 10), usage_entry(2, "b", 20)]);
+    let applied = (200, r#"{"status":"applied","high_water":2}"#.to_string());
+    assert_eq!(central.post("/v1/journal", &first), applied);
+    assert_eq!(
+        central.post("/v1/journal", &first),
+        applied,
+        "a replay changes nothing"
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 2);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 30);
+
+    let gap = batch(1, &[usage_entry(5, "e", 1)]);
+    let (status, body) = central.post("/v1/journal", &gap);
+    assert_eq!(
+        (status, body.as_str()),
+        (409, r#"{"status":"gap","high_water":2}"#)
+    );
+
+    // Seq 2 again with other content: a clone. It gets epoch 2, where its
+    // entries are applied by usage key: `a` again is not counted twice.
+    let fork = batch(1, &[usage_entry(2, "c", 30)]);
+    let (status, body) = central.post("/v1/journal", &fork);
+    assert_eq!(
+        (status, body.as_str()),
+        (409, r#"{"status":"new_epoch","epoch":2}"#)
+    );
+    let moved = batch(2, &[usage_entry(1, "a", 10), usage_entry(2, "c", 30)]);
+    let (status, body) = central.post("/v1/journal", &moved);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"status":"applied","high_water":2}"#)
+    );
+    assert_eq!(
+        pg.query("SELECT string_agg(key, ',' ORDER BY key) FROM usages"),
+        "a,b,c"
+    );
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 60);
+
+    // The same key with another fingerprint is a conflict, never a charge.
+    let other = batch(2, &[usage_entry(3, "b", 99)]);
+    assert_eq!(central.post("/v1/journal", &other).0, 200);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 60);
+    assert_eq!(
+        pg.query("SELECT key || ':' || what FROM ingest_conflicts"),
+        "b:same usage key, other fingerprint"
+    );
+
+    // A restored ledger (it wrote less than the centre applied) gets a new
+    // epoch and the old one closes.
+    let restored = r#"{"site_id":"ber-2","epoch":2,"last_seq":1}"#;
+    assert_eq!(
+        central.post("/v1/hello", restored),
+        (200, r#"{"epoch":3,"high_water":0}"#.into())
+    );
+    assert_eq!(
+        pg.count("SELECT count(*) FROM site_epochs WHERE closed_at IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn a_site_killed_mid_shipping_catches_up_without_duplicates() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let site = chain_site(port, "ber-3", 1);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    let total = 150;
+    for i in 0..total {
+        charge(&site, &format!("k{i}"), 3);
+    }
+    let central = Central::start(&pg, port);
+    wait_for("shipping under way", Duration::from_secs(30), || {
+        pg.count("SELECT count(*) FROM usages") >= 10
+    });
+    daemon.kill9();
+    let at_kill = pg.count("SELECT count(*) FROM usages");
+    assert!(
+        at_kill < total,
+        "killed mid-shipping ({at_kill} of {total} applied)"
+    );
+
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    wait_for("the rest applied", Duration::from_secs(60), || {
+        pg.count("SELECT count(*) FROM usages") == total
+    });
+    wait_for("acknowledged", Duration::from_secs(10), || {
+        outbox(&site) == (1, total, total)
+    });
+    assert_eq!(pg.count("SELECT count(DISTINCT key) FROM usages"), total);
+    assert_eq!(pg.count("SELECT count(*) FROM journal"), total);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 3 * total);
+    daemon.stop();
+    drop(central);
+}
+
+/// Copies a stopped site's ledger (with its WAL, if any) into `to`.
+fn clone_ledger(from: &Site, to: &Site) {
+    for name in ["ledger.db", "ledger.db-wal"] {
+        if from.path(name).exists() {
+            std::fs::copy(from.path(name), to.path(name)).expect("copy the ledger");
+        }
+    }
+}
+
+#[test]
+fn a_cloned_ledger_gets_a_new_epoch_and_counts_nothing_twice() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let original = chain_site(port, "ber-4", 500);
+    let mut daemon = original.start();
+    daemon.wait_ready();
+    for i in 0..5 {
+        charge(&original, &format!("k{i}"), 2);
+    }
+    wait_for(
+        "the first five acknowledged",
+        Duration::from_secs(20),
+        || outbox(&original) == (1, 5, 5),
+    );
+    daemon.stop();
+    let clone = chain_site(port, "ber-4", 500);
+    clone_ledger(&original, &clone);
+    for i in 0..3 {
+        charge(&original, &format!("a{i}"), 10);
+    }
+    for i in 0..4 {
+        charge(&clone, &format!("b{i}"), 100);
+    }
+    assert_eq!(outbox(&clone), (1, 5, 9), "the clone reuses seqs 6 to 9");
+
+    let mut daemon = original.start();
+    daemon.wait_ready();
+    wait_for("the original's entries", Duration::from_secs(20), || {
+        outbox(&original) == (1, 8, 8)
+    });
+    let mut twin = clone.start();
+    twin.wait_ready();
+    wait_for(
+        "the clone's entries in a new epoch",
+        Duration::from_secs(20),
+        || outbox(&clone) == (2, 4, 4),
+    );
+    twin.wait_log("new epoch", Duration::from_secs(5));
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 12);
+    assert_eq!(
+        pg.count("SELECT sum(amount) FROM usages"),
+        5 * 2 + 3 * 10 + 4 * 100
+    );
+    let epochs =
+        "SELECT string_agg(epoch || ':' || high_water, ',' ORDER BY epoch) FROM site_epochs";
+    assert_eq!(pg.query(epochs), "1:8,2:4");
+    assert_eq!(pg.count("SELECT count(*) FROM ingest_conflicts"), 0);
+    daemon.stop();
+    twin.stop();
+    drop(central);
+}
+
+#[test]
+fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twice() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let site = chain_site(port, "ber-5", 500);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    for i in 0..5 {
+        charge(&site, &format!("k{i}"), 2);
+    }
+    wait_for(
+        "the first five acknowledged",
+        Duration::from_secs(20),
+        || outbox(&site) == (1, 5, 5),
+    );
+    let backups = site.path("old-backups");
+    site.cli(&["backup", "--to", backups.to_str().expect("utf-8")]);
+    for i in 5..8 {
+        charge(&site, &format!("k{i}"), 2);
+    }
+    wait_for("eight acknowledged", Duration::from_secs(20), || {
+        outbox(&site) == (1, 8, 8)
+    });
+    daemon.stop();
+    let file = std::fs::read_dir(&backups)
+        .expect("backups")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "db"))
+        .expect("a backup file");
+    site.cli(&["restore", file.to_str().expect("utf-8")]);
+    assert_eq!(
+        outbox(&site),
+        (1, 5, 5),
+        "the restored ledger is back at seq 5"
+    );
+    // Charged again after the restore: one key the centre already counted
+    // (from the lost tail), one new.
+    charge(&site, "k5", 2);
+    charge(&site, "r0", 50);
+
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    wait_for(
+        "the restored ledger in a new epoch",
+        Duration::from_secs(20),
+        || outbox(&site) == (2, 2, 2),
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 9);
+    assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 8 * 2 + 50);
+    let epochs = "SELECT string_agg(epoch || ':' || high_water || ':' || (closed_at IS NOT NULL), ',' ORDER BY epoch) FROM site_epochs";
+    assert_eq!(pg.query(epochs), "1:8:true,2:2:false");
+    daemon.stop();
+    drop(central);
+}

@@ -1,0 +1,247 @@
+//! A real PostgreSQL for the chain's tests: a cluster of the test's own in
+//! a temporary folder, on a free 127.0.0.1 port, stopped when dropped; and
+//! `tallyd central` in front of it.
+
+use super::tallyd::tallyd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `initdb`, `pg_ctl` and `psql` are: beside the `initdb` on PATH
+/// (Debian links it to /usr/lib/postgresql/N/bin), else the newest
+/// /usr/lib/postgresql/N/bin. Fails loudly when there is none.
+fn bindir() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("initdb"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.exists())
+        .and_then(|p| std::fs::canonicalize(p).ok());
+    if let Some(dir) = on_path.and_then(|p| p.parent().map(Path::to_path_buf)) {
+        return dir;
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .filter(|d| d.join("initdb").exists())
+        .expect("PostgreSQL is not installed (no initdb): apt-get install postgresql")
+}
+
+/// `program` from `bin`, run as the `postgres` user when the test runs as
+/// root (PostgreSQL refuses to run as root; CI runs as root, and Debian's
+/// package creates that user).
+fn pg_command(bin: &Path, program: &str) -> Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        cmd
+    } else {
+        Command::new(bin.join(program))
+    }
+}
+
+/// A PostgreSQL cluster of the test's own.
+pub struct Postgres {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    bin: PathBuf,
+    pub port: u16,
+    socket: PathBuf,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = bindir();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let socket = dir.path().to_path_buf();
+        if unsafe { libc::geteuid() } == 0 {
+            let chown = Command::new("chown")
+                .args(["postgres:"])
+                .arg(dir.path())
+                .status();
+            assert!(
+                chown.is_ok_and(|s| s.success()),
+                "chown the cluster's folder to postgres"
+            );
+        }
+        let out = pg_command(&bin, "initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "tally",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = super::process::free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            socket.display()
+        );
+        let out = pg_command(&bin, "pg_ctl")
+            .args(["-w", "-D"])
+            .arg(&data)
+            .args(["-l"])
+            .arg(dir.path().join("pg.log"))
+            .args(["-o", &opts, "start"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Postgres {
+            _dir: dir,
+            data,
+            bin,
+            port,
+            socket,
+        }
+    }
+
+    /// The libpq connection string `tallyd central` is given.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=tally dbname=postgres",
+            self.port
+        )
+    }
+
+    /// One query's rows, `|`-separated, through psql on the socket.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "tally",
+                "-d",
+                "postgres",
+            ])
+            .args(["-h"])
+            .arg(&self.socket)
+            .args(["-p", &self.port.to_string(), "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql `{sql}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.query(sql).parse().expect("a count")
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.bin, "pg_ctl")
+            .args(["-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `tallyd central`, killed when dropped.
+pub struct Central {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Central {
+    /// Starts the centre on `port` in front of `pg`; waits until it serves.
+    pub fn start(pg: &Postgres, port: u16) -> Central {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("central.toml");
+        let text = format!(
+            "listen = \"127.0.0.1:{port}\"\npostgres = \"{}\"\n",
+            pg.conninfo()
+        );
+        std::fs::write(&config, text).expect("write central.toml");
+        let log = dir.path().join("central.log");
+        let child = tallyd()
+            .arg("--config")
+            .arg(&config)
+            .args(["central", "--log-format", "text"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .spawn()
+            .expect("start tallyd central");
+        let central = Central {
+            child,
+            _dir: dir,
+            port,
+            log,
+        };
+        let start = Instant::now();
+        while !central.log().contains("central serving") {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "centre not serving:\n{}",
+                central.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        central
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// POSTs `body` to `path`; returns the status code and the body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let status = out[9..12].parse().expect("status");
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
