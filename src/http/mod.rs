@@ -43,7 +43,10 @@ pub async fn serve(listener: &std::net::TcpListener, router: Router, stop: Cance
             return;
         }
     };
-    let served = axum::serve(listener, router)
+    // Each request knows its peer's address (the console's login limit
+    // per address reads it).
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await;
     if let Err(e) = served {

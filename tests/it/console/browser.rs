@@ -149,7 +149,15 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         fill(c, "input[name=name]", MANAGER).await;
         fill(c, "input[name=password]", PASSWORD).await;
         click(c, "form[action='/console/login'] button").await;
-        let now = text(c).await;
+        let now = text_having(c, "Held jobs").await;
+        // The daemon's listener knows the peer (the login limit per address).
+        daemon.wait_log("console login", LIMIT);
+        let log = daemon.log();
+        let login = crate::support::daemon::lines_with(&log, &["console login"]);
+        assert!(
+            login.iter().any(|l| l.contains("address=\"127.0.0.1\"")),
+            "{log}"
+        );
         assert!(now.contains("Held jobs (0)"), "{now}");
         assert!(now.contains("Review queue (1)"), "{now}");
         assert!(now.contains("printer upstairs up"), "{now}");
