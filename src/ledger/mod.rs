@@ -108,6 +108,10 @@ pub enum LedgerError {
     ReviewResolved { key: String, outcome: String },
     #[error("an amount is too large to add up (integer overflow); nothing was written")]
     Overflow,
+    /// A read met amounts that cannot be added up: the ledger holds what no
+    /// tallyd writes (see `tallyd check-ledger`).
+    #[error("the ledger holds amounts too large to add up (integer overflow); see `tallyd check-ledger`")]
+    OverflowInLedger,
     #[error("unknown resource type `{0}` (no time credit pays for it; resource types come from the grants file)")]
     UnknownResourceType(String),
     /// The ledger at `path` could not be created, opened for writing or

@@ -188,7 +188,7 @@ fn balance_of(
         } else {
             b.time_minutes.entry(credit).or_default()
         };
-        *slot = slot.checked_add(sum).ok_or(LedgerError::Overflow)?;
+        *slot = slot.checked_add(sum).ok_or(LedgerError::OverflowInLedger)?;
     }
     for row in owed {
         match row? {

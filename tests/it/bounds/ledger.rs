@@ -127,7 +127,7 @@ fn a_ledger_holding_lots_too_large_to_add_up_refuses_to_charge() {
     refused(
         &site,
         &["balance", "alice"],
-        &format!("tallyd: ledger {}: ", site.ledger().display()),
-        "integer overflow",
+        "tallyd: the ledger holds amounts too large to add up (integer overflow)",
+        "check-ledger",
     );
 }
