@@ -69,7 +69,7 @@ pub fn disagreement(catalog: &[Definition], ledger: &[Definition]) -> Option<Str
 /// The check: `Ok(Ok(detail))` when the teams agree, `Ok(Err(why))` when
 /// not.
 pub fn check(conn: &Connection) -> Result<std::result::Result<String, String>> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = schema::version(conn)?;
     if version < schema::TEAMS {
         return Ok(Ok(format!("the ledger predates teams (schema {version})")));
     }

@@ -184,7 +184,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), BackupError> {
 }
 
 fn user_version(conn: &Connection) -> Result<i64, LedgerError> {
-    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    Ok(super::schema::version(conn)?)
 }
 
 /// A file that passed the check.

@@ -616,9 +616,14 @@ pub const USAGE_MONTHS: i64 = 14;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The schema version of the ledger behind `conn`.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = version(conn)?;
     if current > SCHEMA_VERSION {
         return Err(LedgerError::TooNew {
             found: current,
@@ -714,7 +719,7 @@ pub fn check_triggers(conn: &Connection) -> Result<(), LedgerError> {
 /// found here, not at the first charge): rewrites the schema version in a
 /// transaction of its own.
 pub fn check_writable(conn: &Connection) -> Result<(), LedgerError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = version(conn)?;
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
     ))
