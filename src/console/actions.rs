@@ -4,7 +4,7 @@
 //! the one log line.
 
 use super::members::{amount, member_link};
-use super::{confirmed, noted, pages, text_field, Failure, Me, St};
+use super::{confirmed, noted, pages, text_field, Failure, KeyedForm, Me, St};
 use crate::clock;
 use crate::ledger::lots::{self, GrantRequest};
 use crate::ledger::query::now as live;
@@ -50,28 +50,15 @@ pub async fn refund_form(state: St, me: Me, Query(q): Query<KeyQuery>) -> Respon
     me.page(&state, "Refund a usage", body)
 }
 
-#[derive(Deserialize)]
-pub struct RefundForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    reason: String,
-    confirm: Option<String>,
-}
-
-pub async fn refund(state: St, me: Me, Form(f): Form<RefundForm>) -> Response {
+pub async fn refund(state: St, me: Me, Form(f): Form<KeyedForm>) -> Response {
     match do_refund(&state, &me, f).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn do_refund(state: &St, me: &Me, f: RefundForm) -> Result<Response, Failure> {
-    me.check_form(state, f.csrf.as_deref())?;
-    confirmed(&f.confirm)?;
-    let key = text_field("the key", &f.key, 500)?;
-    let reason = text_field("a reason", &f.reason, 200)?;
+async fn do_refund(state: &St, me: &Me, f: KeyedForm) -> Result<Response, Failure> {
+    let (key, reason) = f.accept(state, me)?;
     let (k, note, at) = (key.clone(), noted(&reason, &me.name), state.now());
     let (r, member) = state
         .write(move |c| {

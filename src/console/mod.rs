@@ -388,6 +388,30 @@ impl IntoResponse for Failure {
 }
 
 /// Whether a posted `confirm` box was ticked.
+/// A confirmed form about one usage or job (`key`) with the manager's
+/// reason: a refund, a waived review.
+#[derive(serde::Deserialize)]
+pub struct KeyedForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    reason: String,
+    confirm: Option<String>,
+}
+
+impl KeyedForm {
+    /// The key and the reason, once the form's token, the confirmation and
+    /// both fields are good.
+    fn accept(&self, state: &St, me: &Me) -> Result<(String, String), Failure> {
+        me.check_form(state, self.csrf.as_deref())?;
+        confirmed(&self.confirm)?;
+        let key = text_field("the key", &self.key, 500)?;
+        let reason = text_field("a reason", &self.reason, 200)?;
+        Ok((key, reason))
+    }
+}
+
 fn confirmed(confirm: &Option<String>) -> Result<(), Failure> {
     match confirm.as_deref() {
         Some("yes") => Ok(()),

@@ -3,7 +3,7 @@
 //! `tallyd review waive` give it.
 
 use super::members::{member_link, query_escape};
-use super::{confirmed, noted, pages, text_field, Failure, Me, St};
+use super::{confirmed, noted, pages, text_field, Failure, KeyedForm, Me, St};
 use crate::clock;
 use crate::ledger::jobs::review;
 use crate::money::format_cents;
@@ -148,28 +148,15 @@ async fn do_charge(state: &St, me: &Me, f: ChargeForm) -> Result<Response, Failu
     Ok(me.page(state, "Charged", body))
 }
 
-#[derive(Deserialize)]
-pub struct WaiveForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    reason: String,
-    confirm: Option<String>,
-}
-
-pub async fn waive(state: St, me: Me, Form(f): Form<WaiveForm>) -> Response {
+pub async fn waive(state: St, me: Me, Form(f): Form<KeyedForm>) -> Response {
     match do_waive(&state, &me, f).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn do_waive(state: &St, me: &Me, f: WaiveForm) -> Result<Response, Failure> {
-    me.check_form(state, f.csrf.as_deref())?;
-    confirmed(&f.confirm)?;
-    let key = text_field("the key", &f.key, 500)?;
-    let reason = text_field("a reason", &f.reason, 200)?;
+async fn do_waive(state: &St, me: &Me, f: KeyedForm) -> Result<Response, Failure> {
+    let (key, reason) = f.accept(state, me)?;
     let k = key.clone();
     let r = state.read(move |c, _| review::get(c, &k)).await?;
     let (k, note, at) = (key.clone(), noted(&reason, &me.name), state.now());
