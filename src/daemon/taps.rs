@@ -14,6 +14,8 @@ use crate::reader::port::Tap;
 use crate::room::clock::Now;
 use crate::room::Room;
 use crate::site::LiveSite;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// Everything a tap needs.
 #[derive(Clone)]
@@ -29,9 +31,66 @@ pub struct TapContext {
     pub observer: Observer,
 }
 
+/// How long a survey started as a frame began stays good for its tap. A
+/// frame takes about 15 ms; a partial frame goes stale after 500 ms.
+const EARLY_FRESH: Duration = Duration::from_millis(500);
+
+/// A survey of a printer started as a card's frame began at its reader
+/// ([`Seen::Arriving`](crate::reader::port::Seen)), so that by the frame's
+/// last byte (about 15 ms later at 9600 baud) the printer's state and jobs
+/// are known, and the tap waits only for the card's member and the hold.
+pub struct Early {
+    started: Instant,
+    survey: Option<JoinHandle<Result<release::Survey, IppError>>>,
+}
+
+impl Early {
+    /// Starts surveying `reader`'s printer, if it is bound to one.
+    pub fn start(ctx: &TapContext, reader: &ReaderConfig) -> Option<Early> {
+        let Binding::Printer(printer) = &reader.binding else {
+            return None;
+        };
+        let cfg = ctx.printers.iter().find(|p| &p.id == printer)?.clone();
+        let follow_me = follow_me_for(ctx, printer);
+        let survey = tokio::spawn(release::survey(cfg, follow_me, ctx.clients.clone()));
+        Some(Early {
+            started: Instant::now(),
+            survey: Some(survey),
+        })
+    }
+
+    /// The survey, if it is still fresh; else `None` (and it is stopped).
+    fn take(mut self) -> Option<JoinHandle<Result<release::Survey, IppError>>> {
+        if self.started.elapsed() <= EARLY_FRESH {
+            self.survey.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        // Not used (stale, or a frame that never ended): stop asking.
+        if let Some(survey) = &self.survey {
+            survey.abort();
+        }
+    }
+}
+
+/// The follow-me queues that release to `printer`.
+fn follow_me_for(ctx: &TapContext, printer: &str) -> Vec<PrinterConfig> {
+    ctx.printers
+        .iter()
+        .filter(|p| p.mode == Mode::FollowMe && p.release_to.iter().any(|t| t == printer))
+        .cloned()
+        .collect()
+}
+
 /// Handles one tap; logs one line for what it did. At a printer, the
-/// printer is asked about its jobs while the card is looked up.
-pub async fn handle(ctx: &TapContext, tap: Tap) {
+/// printer is asked about its jobs while the card is looked up, unless
+/// `early` already asked as the card's frame began.
+pub async fn handle(ctx: &TapContext, tap: Tap, early: Option<Early>) {
     let Some(reader) = ctx.readers.iter().find(|r| r.id == tap.reader).cloned() else {
         return;
     };
@@ -45,13 +104,22 @@ pub async fn handle(ctx: &TapContext, tap: Tap) {
             let Some(cfg) = ctx.printers.iter().find(|p| &p.id == printer) else {
                 return;
             };
-            let follow_me: Vec<&PrinterConfig> = ctx
-                .printers
-                .iter()
-                .filter(|p| p.mode == Mode::FollowMe && p.release_to.iter().any(|t| t == printer))
-                .collect();
-            let (owner, survey) =
-                tokio::join!(lookup, release::survey(cfg, &follow_me, &ctx.clients));
+            let early = early.and_then(Early::take);
+            let survey = async {
+                if let Some(asked) = early {
+                    // Unless its task panicked: then ask again.
+                    if let Ok(surveyed) = asked.await {
+                        return surveyed;
+                    }
+                }
+                release::survey(
+                    cfg.clone(),
+                    follow_me_for(ctx, printer),
+                    ctx.clients.clone(),
+                )
+                .await
+            };
+            let (owner, survey) = tokio::join!(lookup, survey);
             if let Some((member, users)) = member_of(owner, &reader, &tap) {
                 release_at(ctx, &reader, printer, &member, &users, survey).await
             }
@@ -95,7 +163,7 @@ async fn release_at(
     printer: &str,
     member: &str,
     users: &[String],
-    survey: Result<release::Survey<'_>, IppError>,
+    survey: Result<release::Survey, IppError>,
 ) {
     let released = async {
         release::release(

@@ -13,7 +13,7 @@ use crate::grants::{self, source::Access, source::Source};
 use crate::ledger::expiry;
 use crate::ledger::writer::WriterHandle;
 use crate::observe::Observer;
-use crate::reader::port;
+use crate::reader::port::{self, Seen};
 use crate::site::LiveSite;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -281,10 +281,13 @@ pub async fn reader(cfg: ReaderConfig, ctx: TapContext, stop: CancellationToken)
             return;
         }
     };
+    // A survey of the reader's printer started as a frame began.
+    let mut early: Option<taps::Early> = None;
     loop {
         tokio::select! {
-            tap = rx.recv() => match tap {
-                Some(tap) => taps::handle(&ctx, tap).await,
+            seen = rx.recv() => match seen {
+                Some(Seen::Arriving) => early = taps::Early::start(&ctx, &cfg),
+                Some(Seen::Tap(tap)) => taps::handle(&ctx, tap, early.take()).await,
                 // The thread ended: it panicked, or was stopped.
                 None => break,
             },

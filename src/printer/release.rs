@@ -55,40 +55,45 @@ struct Waiting<'a> {
 
 /// What a tap at `cfg` needs to know from the printers before it knows
 /// whose card it was: the printer's state, and the jobs not completed there
-/// and at each follow-me queue that lists it.
-pub struct Survey<'a> {
-    cfg: &'a PrinterConfig,
+/// and at each follow-me queue that lists it. It owns its configs, so a
+/// reader may start one as a card's frame begins (see
+/// `daemon::taps::Early`).
+pub struct Survey {
+    cfg: PrinterConfig,
     printer: state::PrinterState,
     own: Vec<Job>,
-    elsewhere: Vec<(&'a PrinterConfig, Vec<Job>)>,
+    elsewhere: Vec<(PrinterConfig, Vec<Job>)>,
 }
 
 /// Asks `cfg`'s printer its state and lists the jobs waiting there and at
 /// the `follow_me` queues that list `cfg` in their `release_to`, all at
 /// once (the state costs a tap no extra round trip; a tap looks its card up
 /// meanwhile).
-pub async fn survey<'a>(
-    cfg: &'a PrinterConfig,
-    follow_me: &[&'a PrinterConfig],
-    clients: &PrinterClients,
-) -> Result<Survey<'a>, IppError> {
+pub async fn survey(
+    cfg: PrinterConfig,
+    follow_me: Vec<PrinterConfig>,
+    clients: PrinterClients,
+) -> Result<Survey, IppError> {
     // Each printer through its own client (its ca_file or fingerprint).
     let client = clients.get(&cfg.id);
-    let query = JobsQuery::new(cfg, Which::NotCompleted)?;
+    let query = JobsQuery::new(&cfg, Which::NotCompleted)?;
     // Every follow-me queue at once: a tap waits for the slowest, not the sum.
-    let elsewhere = try_join_all(follow_me.iter().map(|fm| async move {
-        let listed = JobsQuery::new(fm, Which::NotCompleted)?
-            .fetch(clients.get(&fm.id))
-            .await?;
-        Ok::<_, IppError>((*fm, listed))
+    let elsewhere = try_join_all(follow_me.into_iter().map(|fm| {
+        let clients = &clients;
+        async move {
+            let listed = JobsQuery::new(&fm, Which::NotCompleted)?
+                .fetch(clients.get(&fm.id))
+                .await?;
+            Ok::<_, IppError>((fm, listed))
+        }
     }));
     let (printer, own, elsewhere) =
-        tokio::join!(state::fetch(cfg, client), query.fetch(client), elsewhere);
+        tokio::join!(state::fetch(&cfg, client), query.fetch(client), elsewhere);
     Ok(Survey {
-        cfg,
         printer: printer?,
         own: own?,
         elsewhere: elsewhere?,
+        cfg,
     })
 }
 
@@ -101,7 +106,7 @@ pub async fn survey<'a>(
 /// the hold and the job stays held. Ledger rows are dated by `clock`.
 #[allow(clippy::too_many_arguments)]
 pub async fn release(
-    survey: Survey<'_>,
+    survey: Survey,
     clients: &PrinterClients,
     writer: &WriterHandle,
     site: &LiveSite,
@@ -115,7 +120,9 @@ pub async fn release(
         own,
         elsewhere,
     } = survey;
-    let elsewhere = elsewhere.into_iter().flat_map(|(fm, listed)| {
+    let cfg = &cfg;
+    let (queues, listings): (Vec<PrinterConfig>, Vec<Vec<Job>>) = elsewhere.into_iter().unzip();
+    let elsewhere = queues.iter().zip(listings).flat_map(|(fm, listed)| {
         held_jobs_of(listed, users)
             .into_iter()
             .map(move |job| Waiting {

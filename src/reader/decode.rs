@@ -145,6 +145,18 @@ impl Decoder {
         self.last_byte = None;
     }
 
+    /// Whether a new tap is on its way at `now`: a frame or line has begun
+    /// and not ended, and no card rests on the reader (a card held there
+    /// repeats its frame within `debounce`, and repeats are not taps).
+    pub fn tap_coming(&self, now: Duration) -> bool {
+        let begun = self.in_frame || (!self.buf.is_empty() && !self.skipping);
+        begun
+            && !self
+                .seen
+                .values()
+                .any(|&last| now.saturating_sub(last) < self.debounce)
+    }
+
     /// Bytes of the frame or line in progress, STX included.
     fn partial_len(&self) -> usize {
         usize::from(self.in_frame) + self.buf.len()

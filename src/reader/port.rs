@@ -26,11 +26,21 @@ pub struct Tap {
     pub card: CardId,
 }
 
+/// What a reader's thread tells its task.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// A card's frame began and has not ended yet: a tap is on its way (an
+    /// RDM6300 frame takes about 15 ms at 9600 baud).
+    Arriving,
+    /// A card was read.
+    Tap(Tap),
+}
+
 /// Starts the reader's thread; it runs until `stop` is cancelled, and
 /// tells `observer` when the device goes and comes back.
 pub fn spawn(
     cfg: ReaderConfig,
-    taps: mpsc::UnboundedSender<Tap>,
+    taps: mpsc::UnboundedSender<Seen>,
     stop: CancellationToken,
     observer: Observer,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -41,7 +51,7 @@ pub fn spawn(
 
 fn run(
     cfg: ReaderConfig,
-    taps: mpsc::UnboundedSender<Tap>,
+    taps: mpsc::UnboundedSender<Seen>,
     stop: CancellationToken,
     observer: Observer,
 ) {
@@ -94,8 +104,13 @@ fn run(
                 // A vanished pty or USB adapter: BrokenPipe, or a read of 0.
                 Ok(0) => break "end of file".to_string(),
                 Ok(n) => {
-                    for event in decoder.push(&buf[..n], origin.elapsed()) {
+                    let now = origin.elapsed();
+                    let coming = decoder.tap_coming(now);
+                    for event in decoder.push(&buf[..n], now) {
                         report(&cfg, event, &taps);
+                    }
+                    if !coming && decoder.tap_coming(now) {
+                        let _ = taps.send(Seen::Arriving);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
@@ -112,13 +127,13 @@ fn run(
     }
 }
 
-fn report(cfg: &ReaderConfig, event: Event, taps: &mpsc::UnboundedSender<Tap>) {
+fn report(cfg: &ReaderConfig, event: Event, taps: &mpsc::UnboundedSender<Seen>) {
     match event {
         Event::Card(card) => {
-            let _ = taps.send(Tap {
+            let _ = taps.send(Seen::Tap(Tap {
                 reader: cfg.id.clone(),
                 card,
-            });
+            }));
         }
         Event::BadChecksum { frame } => {
             tracing::warn!(reader = %cfg.id, frame = %frame, "card frame with a bad checksum ignored")

@@ -60,6 +60,26 @@ impl Pty {
         f.flush().expect("flush");
     }
 
+    /// Writes `bytes` one at a time, as fast as a reader sends them at
+    /// `baud` (8N1: ten bits a byte), as a real reader's frame arrives.
+    pub fn write_at_baud(&self, bytes: &[u8], baud: u32) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.feeder)
+            .expect("open feeder");
+        let per_byte = std::time::Duration::from_secs(10) / baud;
+        let start = std::time::Instant::now();
+        for (i, b) in bytes.iter().enumerate() {
+            let due = per_byte * i as u32;
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            f.write_all(std::slice::from_ref(b)).expect("write to pty");
+            f.flush().expect("flush");
+        }
+    }
+
     /// The device goes away (socat exits and removes the links).
     pub fn unplug(&mut self) {
         if let Some(mut c) = self.child.take() {

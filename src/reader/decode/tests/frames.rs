@@ -298,3 +298,37 @@ fn wrong_terminator_is_garbage() {
         );
     }
 }
+
+#[test]
+fn a_tap_is_coming_from_a_frame_s_first_byte_until_it_ends() {
+    for framing in [Framing::Rdm6300, Framing::Id12, Framing::LineHex] {
+        let mut d = decoder(framing);
+        let f = frame(framing, "14008EC793");
+        // A line frame's leading terminator is not a tap on its way.
+        let first = f
+            .iter()
+            .position(|b| b.is_ascii_hexdigit() || *b == STX)
+            .unwrap();
+        assert!(d.push(&f[..first + 1], ms(0)).is_empty());
+        assert!(d.tap_coming(ms(0)), "{framing:?}: the frame began");
+        assert_eq!(d.push(&f[first + 1..], ms(10)), vec![card("14008EC793")]);
+        assert!(!d.tap_coming(ms(10)), "{framing:?}: the frame ended");
+        // The same card resting on the reader repeats its frame: no tap comes.
+        d.push(&f[..first + 1], ms(60));
+        assert!(!d.tap_coming(ms(60)), "{framing:?}: a repeat is no tap");
+        // Once the card was away for the debounce, a new frame is one.
+        d.push(&f[first + 1..], ms(70));
+        d.push(&f[..first + 1], ms(70) + DEBOUNCE);
+        assert!(d.tap_coming(ms(70) + DEBOUNCE), "{framing:?}: a new tap");
+    }
+}
+
+#[test]
+fn garbage_is_no_tap_coming() {
+    let mut d = decoder(Framing::LineHex);
+    d.push(b"zz", ms(0));
+    assert!(!d.tap_coming(ms(0)));
+    let mut d = decoder(Framing::Rdm6300);
+    d.push(b"zz", ms(0));
+    assert!(!d.tap_coming(ms(0)));
+}
