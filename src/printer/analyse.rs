@@ -238,15 +238,50 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Whether a failed fetch may work later (the printer is away), rather than
-/// the document being refused or gone for good.
+/// `client-error-not-found`: CUPS's answer to `CUPS-Get-Document` for a
+/// job that has no document yet (a poll listed it between its
+/// `Create-Job` and the end of its `Send-Document`), or that is gone.
+const NOT_FOUND: u16 = 0x0406;
+
+/// Whether a failed fetch may work later (the printer is away, or the
+/// document is still arriving), rather than the document being refused or
+/// gone for good. A job that is gone is not listed again, so it is not
+/// retried.
 fn passing(e: &DocumentError) -> bool {
     matches!(
         e,
-        DocumentError::Ipp(IppError::Connect(_) | IppError::Timeout(_) | IppError::Transport(_))
-            | DocumentError::Write(_)
+        DocumentError::Ipp(
+            IppError::Connect(_)
+                | IppError::Timeout(_)
+                | IppError::Transport(_)
+                | IppError::Status {
+                    code: NOT_FOUND,
+                    ..
+                }
+        ) | DocumentError::Write(_)
             | DocumentError::Gone
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, name: &str) -> DocumentError {
+        DocumentError::Ipp(IppError::Status {
+            code,
+            name: name.into(),
+        })
+    }
+
+    #[test]
+    fn a_document_still_arriving_is_tried_again_a_refusal_is_not() {
+        assert!(passing(&status(0x0406, "ClientErrorNotFound")));
+        assert!(passing(&DocumentError::Gone));
+        assert!(!passing(&status(0x0403, "ClientErrorNotAuthorized")));
+        assert!(!passing(&status(0x0400, "ClientErrorBadRequest")));
+        assert!(!passing(&DocumentError::Ipp(IppError::TooLarge)));
+    }
 }
 
 /// The job's layout attributes, as the analysis applies them.
