@@ -263,27 +263,6 @@ fn passing(e: &DocumentError) -> bool {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(code: u16, name: &str) -> DocumentError {
-        DocumentError::Ipp(IppError::Status {
-            code,
-            name: name.into(),
-        })
-    }
-
-    #[test]
-    fn a_document_still_arriving_is_tried_again_a_refusal_is_not() {
-        assert!(passing(&status(0x0406, "ClientErrorNotFound")));
-        assert!(passing(&DocumentError::Gone));
-        assert!(!passing(&status(0x0403, "ClientErrorNotAuthorized")));
-        assert!(!passing(&status(0x0400, "ClientErrorBadRequest")));
-        assert!(!passing(&DocumentError::Ipp(IppError::TooLarge)));
-    }
-}
-
 /// The job's layout attributes, as the analysis applies them.
 fn layout(job: &Job) -> Layout {
     let small = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1);
@@ -349,5 +328,26 @@ pub async fn known_for(writer: &WriterHandle, printer: &str, jobs: &mut [Job]) {
                 blank_backs,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, name: &str) -> DocumentError {
+        DocumentError::Ipp(IppError::Status {
+            code,
+            name: name.into(),
+        })
+    }
+
+    #[test]
+    fn a_document_still_arriving_is_tried_again_a_refusal_is_not() {
+        assert!(passing(&status(0x0406, "ClientErrorNotFound")));
+        assert!(passing(&DocumentError::Gone));
+        assert!(!passing(&status(0x0403, "ClientErrorNotAuthorized")));
+        assert!(!passing(&status(0x0400, "ClientErrorBadRequest")));
+        assert!(!passing(&DocumentError::Ipp(IppError::TooLarge)));
     }
 }
