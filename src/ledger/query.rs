@@ -19,6 +19,7 @@ use super::usage::CreditKind;
 use super::{add, LedgerError, Result, Ts, PRINTING};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One line of a member's statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -222,19 +223,25 @@ fn add_overage_lines(
          LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
          WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
     )?;
+    // Where each (usage, kind) line is, found by key rather than by a scan
+    // of every line per overage row (a busy month has thousands of each).
+    let mut at: HashMap<(Option<i64>, String), usize> = HashMap::with_capacity(lines.len());
+    for (i, (usage, line)) in lines.iter().enumerate() {
+        at.entry((*usage, line.kind.clone())).or_insert(i);
+    }
     let mut rows = ov.query(params![member, from, to])?;
     while let Some(r) = rows.next()? {
         let kind: String = r.get(1)?;
         let amount: i64 = r.get(3)?;
         let usage: Option<i64> = r.get(4)?;
-        if let Some((_, line)) = lines
-            .iter_mut()
-            .find(|(u, l)| *u == usage && l.kind == kind)
-        {
+        let key = (usage, kind);
+        if let Some(&i) = at.get(&key) {
+            let line = &mut lines[i].1;
             line.overage = add(line.overage, amount)?;
             continue;
         }
-        lines.push((usage, overage_line(r, kind, amount)?));
+        at.insert(key.clone(), lines.len());
+        lines.push((usage, overage_line(r, key.1, amount)?));
     }
     Ok(())
 }

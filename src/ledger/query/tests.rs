@@ -223,3 +223,30 @@ fn a_usage_whose_detail_is_not_json_is_charged_and_rolled_up() {
     let odd = rows.iter().find(|r| r.key == "odd").expect("odd printer");
     assert_eq!((odd.jobs, odd.impressions, odd.printing_cents), (3, 2, 30));
 }
+
+#[test]
+fn a_statement_line_carries_its_usage_s_overage_and_an_uncovered_usage_has_its_own() {
+    let ledger = used_ledger();
+    let st = statement(ledger.conn(), "alice", 0, i64::MAX / 2).expect("statement");
+    let lines: Vec<(&str, &str, i64, i64)> = st
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.usage_key.as_deref().unwrap_or(""),
+                l.kind.as_str(),
+                l.amount,
+                l.overage,
+            )
+        })
+        .collect();
+    // d2 took the 700 left after d1 and owes 200: one line with both.
+    assert!(lines.contains(&("d2", "debit", -700, 200)), "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.0 == "d2").count(),
+        1,
+        "one line per usage and kind: {lines:?}"
+    );
+    // The hold found no credit left: its line changes only the overage.
+    assert!(lines.contains(&("h1", "hold", 0, 50)), "{lines:?}");
+}
