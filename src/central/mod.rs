@@ -9,6 +9,7 @@
 //! usage key, and gives restored or cloned ledgers new epochs. It issues
 //! no lots and places no escrow yet.
 
+pub mod auth;
 pub mod protocol;
 pub mod rules;
 pub mod schema;
@@ -29,6 +30,9 @@ pub struct CentralToml {
     pub listen: SocketAddr,
     /// A libpq connection string (`host=… port=… user=… dbname=…`).
     pub postgres: String,
+    /// The sites of the chain, each with the SHA-256 of its token.
+    #[serde(default)]
+    pub sites: Vec<auth::SiteEntry>,
 }
 
 impl CentralToml {
@@ -51,15 +55,22 @@ pub fn run(config: &Path) -> Result<()> {
 }
 
 async fn serve(cfg: CentralToml) -> Result<()> {
+    let sites = auth::Sites::new(&cfg.sites)
+        .map_err(anyhow::Error::msg)
+        .context("central.toml: [[sites]]")?;
     let db = server::Db::connect(&cfg.postgres)
         .await
         .context("cannot connect to PostgreSQL or migrate its schema")?;
+    if sites.is_empty() {
+        tracing::warn!("central.toml lists no [[sites]]: every request is refused");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    tracing::info!(listen = %cfg.listen, "central serving the site protocol");
+    tracing::info!(listen = %cfg.listen, sites = sites.len(), "central serving the site protocol");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, server::router(Arc::new(db)))
+    let centre = Arc::new(server::Centre { db, sites });
+    axum::serve(listener, server::router(centre))
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = term.recv() => {}

@@ -1,9 +1,13 @@
 //! `[central]`: this site is one of a chain whose ledger of record is the
 //! centre (`tallyd central`, issue 18). Off unless configured; with it the
-//! ledger keeps an outbox and the daemon ships it to `url`.
+//! ledger keeps an outbox and the daemon ships it to `url`, with the
+//! site's secret token from `token_file` (required: the centre refuses a
+//! site without it).
 
+use super::credential::{self, GrantsAuth};
 use super::{duration_field, ConfigError, ErrAt};
 use serde::Deserialize;
+use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -12,6 +16,8 @@ use toml::Spanned;
 pub(super) struct RawCentral {
     url: Spanned<String>,
     site_id: Spanned<String>,
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
     #[serde(default)]
     batch: Option<Spanned<i64>>,
     #[serde(default)]
@@ -25,6 +31,9 @@ pub struct CentralConfig {
     pub url: String,
     /// This site's stable id in the chain.
     pub site_id: String,
+    /// The site's token, sent as `Authorization: Bearer` (never shown by
+    /// `Debug`).
+    pub token: GrantsAuth,
     /// Most entries in one request.
     pub batch: usize,
     /// The longest wait between two attempts while the centre is away.
@@ -34,7 +43,11 @@ pub struct CentralConfig {
 /// Most entries one request may carry.
 pub const MAX_BATCH: i64 = 5_000;
 
-pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig, ConfigError> {
+pub(super) fn section(
+    raw: &RawCentral,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<CentralConfig, ConfigError> {
     let url = raw.url.get_ref().trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         let msg = "must start with http:// or https://".into();
@@ -46,6 +59,16 @@ pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig
         let msg = "must be 1 to 64 letters, digits, `-`, `_` or `.`".into();
         return Err(err(Some(raw.site_id.span()), "central.site_id", msg));
     }
+    let fields = credential::Fields {
+        section: "central",
+        target: "url",
+        token_file: raw.token_file.as_ref(),
+        basic_auth_file: None,
+    };
+    let Some(token) = credential::read(fields, true, base, err)? else {
+        let msg = "is required: the file holding this site's secret token".into();
+        return Err(err(None, "central.token_file", msg));
+    };
     let batch = match &raw.batch {
         None => 500,
         Some(b) if (1..=MAX_BATCH).contains(b.get_ref()) => *b.get_ref() as usize,
@@ -67,7 +90,35 @@ pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig
     Ok(CentralConfig {
         url,
         site_id,
+        token,
         batch,
         max_backoff,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, GrantsAuth};
+    use std::path::Path;
+
+    fn parse(base: &Path, central: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"https://c.example\"\nsite_id = \"ber-1\"\n{central}"
+        );
+        Config::parse(&text, "test.toml", base)
+    }
+
+    #[test]
+    fn the_token_file_is_required_read_beside_the_config_and_never_debug_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let c = parse(dir.path(), "token_file = \"token\"\n").expect("valid");
+        let central = c.central.expect("central");
+        assert_eq!(central.token, GrantsAuth::Bearer("s3cret".into()));
+        assert!(!format!("{central:?}").contains("s3cret"), "{central:?}");
+        let e = parse(dir.path(), "").expect_err("no token_file");
+        assert_eq!(e.field, "central.token_file", "{e}");
+        let e = parse(dir.path(), "token_file = \"missing\"\n").expect_err("missing");
+        assert_eq!((e.field.as_str(), e.line), ("central.token_file", Some(6)));
+    }
 }

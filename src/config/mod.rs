@@ -349,7 +349,7 @@ impl Config {
         let console = console::section(raw.console, &err)?;
         let central = match &raw.central {
             None => None,
-            Some(c) => Some(central::section(c, &err)?),
+            Some(c) => Some(central::section(c, base, &err)?),
         };
         Ok(Config {
             console,

@@ -4,7 +4,7 @@
 //! written with each change, and the centre being away only lets it grow.
 
 use crate::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
-use crate::config::CentralConfig;
+use crate::config::{CentralConfig, GrantsAuth};
 use crate::ledger::outbox::{self, Entry};
 use crate::ledger::writer::WriterHandle;
 use std::time::Duration;
@@ -24,6 +24,8 @@ enum ShipError {
     Ledger(#[from] crate::ledger::LedgerError),
     #[error("a journal entry or the centre's answer is not the JSON expected")]
     Body(#[from] serde_json::Error),
+    #[error("the centre refused this site's token (check [central] token_file and the centre's [[sites]])")]
+    Refused,
 }
 
 /// What one round did.
@@ -101,7 +103,9 @@ async fn round(
             last_seq: at.last_seq,
         };
         let url = format!("{}/v1/hello", cfg.url);
-        let resp = post_json(http, url, &hello).await?.error_for_status()?;
+        let resp = post_json(http, cfg, url, &hello)
+            .await?
+            .error_for_status()?;
         let w: Welcome = serde_json::from_slice(&resp.bytes().await?)?;
         *greeted = true;
         if w.epoch != at.epoch {
@@ -129,7 +133,7 @@ async fn round(
         entries: pending.iter().map(wire).collect::<Result<_, _>>()?,
     };
     let url = format!("{}/v1/journal", cfg.url);
-    let resp = post_json(http, url, &batch).await?;
+    let resp = post_json(http, cfg, url, &batch).await?;
     if resp.status().is_server_error() {
         resp.error_for_status_ref()?;
     }
@@ -137,14 +141,24 @@ async fn round(
     answer(writer, at.epoch, pending.len(), reply, greeted).await
 }
 
+/// POSTs `body` with the site's token; a 401 is [`ShipError::Refused`].
 async fn post_json<T: serde::Serialize>(
     http: &reqwest::Client,
+    cfg: &CentralConfig,
     url: String,
     body: &T,
 ) -> Result<reqwest::Response, ShipError> {
     let body = serde_json::to_vec(body)?;
-    let req = http.post(url).header("content-type", "application/json");
-    Ok(req.body(body).send().await?)
+    let mut req = http.post(url).header("content-type", "application/json");
+    req = match &cfg.token {
+        GrantsAuth::Bearer(token) => req.bearer_auth(token),
+        GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
+    };
+    let resp = req.body(body).send().await?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ShipError::Refused);
+    }
+    Ok(resp)
 }
 
 fn wire(e: &Entry) -> Result<WireEntry, serde_json::Error> {

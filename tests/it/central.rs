@@ -3,15 +3,23 @@
 //! replayed and a forked batch, a site SIGKILLed mid-shipping.
 
 use crate::support::daemon::Site;
-use crate::support::postgres::{Central, Postgres};
+use crate::support::postgres::{site_token, Central, Postgres};
 use crate::support::process::free_port;
 use std::time::{Duration, Instant};
 
-/// A site (no printers) shipping to `127.0.0.1:port` as `site_id`.
+/// A site (no printers) shipping to `127.0.0.1:port` as `site_id`, with
+/// its token.
 fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
+    chain_site_with(&format!("http://127.0.0.1:{port}"), site_id, batch, "")
+}
+
+/// A site shipping to `url` as `site_id` with its token; `more`: more
+/// `[central]` lines.
+fn chain_site_with(url: &str, site_id: &str, batch: usize, more: &str) -> Site {
     let site = Site::new(&[]);
+    std::fs::write(site.path("central.token"), site_token(site_id) + "\n").expect("token file");
     let central = format!(
-        "\n[central]\nurl = \"http://127.0.0.1:{port}\"\nsite_id = \"{site_id}\"\nbatch = {batch}\nmax_backoff = \"1s\"\n"
+        "\n[central]\nurl = \"{url}\"\nsite_id = \"{site_id}\"\ntoken_file = \"central.token\"\nbatch = {batch}\nmax_backoff = \"1s\"\n{more}"
     );
     site.write_config_with(&[], &central);
     site
@@ -112,6 +120,11 @@ fn pg_refuses(pg: &Postgres, sql: &str) -> bool {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pg.query(sql))).is_err()
 }
 
+/// POSTs as site `ber-2`, with its token.
+fn post(central: &Central, path: &str, body: &str) -> (u16, String) {
+    central.post(path, body, Some(&site_token("ber-2")))
+}
+
 fn usage_entry(seq: i64, key: &str, amount: i64) -> String {
     format!(
         r#"{{"seq":{seq},"kind":"usage","at":1780000000,"body":{{"key":"{key}","fingerprint":"f-{key}-{amount}","member":"alice","origin":"manual","credit_kind":"printing","resource_type":null,"amount":{amount},"is_hold":0,"covered":{amount},"overage":0,"at":1780000000}}}}"#
@@ -132,14 +145,14 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     let central = Central::start(&pg, free_port());
     let hello = r#"{"site_id":"ber-2","epoch":1,"last_seq":0}"#;
     assert_eq!(
-        central.post("/v1/hello", hello),
+        post(&central, "/v1/hello", hello),
         (200, r#"{"epoch":1,"high_water":0}"#.into())
     );
     let first = batch(1, &[usage_entry(1, "a", 10), usage_entry(2, "b", 20)]);
     let applied = (200, r#"{"status":"applied","high_water":2}"#.to_string());
-    assert_eq!(central.post("/v1/journal", &first), applied);
+    assert_eq!(post(&central, "/v1/journal", &first), applied);
     assert_eq!(
-        central.post("/v1/journal", &first),
+        post(&central, "/v1/journal", &first),
         applied,
         "a replay changes nothing"
     );
@@ -147,7 +160,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 30);
 
     let gap = batch(1, &[usage_entry(5, "e", 1)]);
-    let (status, body) = central.post("/v1/journal", &gap);
+    let (status, body) = post(&central, "/v1/journal", &gap);
     assert_eq!(
         (status, body.as_str()),
         (409, r#"{"status":"gap","high_water":2}"#)
@@ -156,13 +169,13 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     // Seq 2 again with other content: a clone. It gets epoch 2, where its
     // entries are applied by usage key: `a` again is not counted twice.
     let fork = batch(1, &[usage_entry(2, "c", 30)]);
-    let (status, body) = central.post("/v1/journal", &fork);
+    let (status, body) = post(&central, "/v1/journal", &fork);
     assert_eq!(
         (status, body.as_str()),
         (409, r#"{"status":"new_epoch","epoch":2}"#)
     );
     let moved = batch(2, &[usage_entry(1, "a", 10), usage_entry(2, "c", 30)]);
-    let (status, body) = central.post("/v1/journal", &moved);
+    let (status, body) = post(&central, "/v1/journal", &moved);
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"status":"applied","high_water":2}"#)
@@ -175,7 +188,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
 
     // The same key with another fingerprint is a conflict, never a charge.
     let other = batch(2, &[usage_entry(3, "b", 99)]);
-    assert_eq!(central.post("/v1/journal", &other).0, 200);
+    assert_eq!(post(&central, "/v1/journal", &other).0, 200);
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 60);
     assert_eq!(
         pg.query("SELECT key || ':' || what FROM ingest_conflicts"),
@@ -186,7 +199,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     // epoch and the old one closes.
     let restored = r#"{"site_id":"ber-2","epoch":2,"last_seq":1}"#;
     assert_eq!(
-        central.post("/v1/hello", restored),
+        post(&central, "/v1/hello", restored),
         (200, r#"{"epoch":3,"high_water":0}"#.into())
     );
     assert_eq!(
@@ -351,6 +364,76 @@ fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twic
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 8 * 2 + 50);
     let epochs = "SELECT string_agg(epoch || ':' || high_water || ':' || (closed_at IS NOT NULL), ',' ORDER BY epoch) FROM site_epochs";
     assert_eq!(pg.query(epochs), "1:8:true,2:2:false");
+    daemon.stop();
+    drop(central);
+}
+
+#[test]
+fn the_centre_refuses_a_request_without_the_claimed_sites_token_and_applies_nothing() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let hello = r#"{"site_id":"ber-6","epoch":1,"last_seq":0}"#;
+    let one = format!(
+        r#"{{"site_id":"ber-6","epoch":1,"entries":[{}]}}"#,
+        usage_entry(1, "a", 10)
+    );
+    let other_sites = site_token("ber-7");
+    for token in [None, Some("guess-123"), Some(other_sites.as_str())] {
+        assert_eq!(central.post("/v1/hello", hello, token).0, 401, "{token:?}");
+        assert_eq!(central.post("/v1/journal", &one, token).0, 401, "{token:?}");
+    }
+    let forged = r#"{"site_id":"x\n<4>central serving forged","epoch":1,"last_seq":0}"#;
+    assert_eq!(central.post("/v1/hello", forged, Some("guess-123")).0, 401);
+    let applied = || {
+        pg.count("SELECT (SELECT count(*) FROM site_epochs) + (SELECT count(*) FROM journal) + (SELECT count(*) FROM usages)")
+    };
+    assert_eq!(applied(), 0, "nothing applied for a refused request");
+    let log = central.log();
+    assert_eq!(
+        log.matches("central refused a request").count(),
+        7,
+        "one WARN line per refusal:\n{log}"
+    );
+    assert!(
+        !log.contains("guess-123") && !log.contains(&other_sites),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("forged"))
+            .all(|l| l.contains("central refused")),
+        "a claimed site id cannot forge a line:\n{log}"
+    );
+
+    let right = site_token("ber-6");
+    assert_eq!(
+        central.post("/v1/hello", hello, Some(&right)),
+        (200, r#"{"epoch":1,"high_water":0}"#.into())
+    );
+    assert_eq!(
+        central.post("/v1/journal", &one, Some(&right)),
+        (200, r#"{"status":"applied","high_water":1}"#.into())
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 1);
+
+    // A site daemon with a wrong token ships nothing, and says why once.
+    let site = chain_site(port, "ber-8", 500);
+    std::fs::write(site.path("central.token"), "not-the-token\n").expect("token file");
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    charge(&site, "w0", 5);
+    daemon.wait_log("refused this site's token", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-8'"),
+        0
+    );
+    assert_eq!(outbox(&site), (1, 0, 1), "the entry waits");
+    let log = daemon.log();
+    assert_eq!(log.matches("refused this site's token").count(), 1, "{log}");
+    assert!(!log.contains("not-the-token"), "{log}");
     daemon.stop();
     drop(central);
 }
