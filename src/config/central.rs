@@ -2,10 +2,12 @@
 //! centre (`tallyd central`, issue 18). Off unless configured; with it the
 //! ledger keeps an outbox and the daemon ships it to `url`, with the
 //! site's secret token from `token_file` (required: the centre refuses a
-//! site without it).
+//! site without it). An `https://` centre is checked against the system's
+//! roots, a `ca_file` or a pinned `tls_fingerprint`, as printers are.
 
 use super::credential::{self, GrantsAuth};
-use super::{duration_field, ConfigError, ErrAt};
+use super::{ca_file, duration_field, ConfigError, ErrAt};
+use crate::tls::{Fingerprint, Trust};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +20,10 @@ pub(super) struct RawCentral {
     site_id: Spanned<String>,
     #[serde(default)]
     token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_fingerprint: Option<Spanned<String>>,
     #[serde(default)]
     batch: Option<Spanned<i64>>,
     #[serde(default)]
@@ -34,6 +40,8 @@ pub struct CentralConfig {
     /// The site's token, sent as `Authorization: Bearer` (never shown by
     /// `Debug`).
     pub token: GrantsAuth,
+    /// Whom an `https://` centre must be.
+    pub trust: Trust,
     /// Most entries in one request.
     pub batch: usize,
     /// The longest wait between two attempts while the centre is away.
@@ -69,6 +77,7 @@ pub(super) fn section(
         let msg = "is required: the file holding this site's secret token".into();
         return Err(err(None, "central.token_file", msg));
     };
+    let trust = trust(raw, &url, base, err)?;
     let batch = match &raw.batch {
         None => 500,
         Some(b) if (1..=MAX_BATCH).contains(b.get_ref()) => *b.get_ref() as usize,
@@ -91,8 +100,36 @@ pub(super) fn section(
         url,
         site_id,
         token,
+        trust,
         batch,
         max_backoff,
+    })
+}
+
+/// `ca_file` or `tls_fingerprint` (not both, and only for an `https://`
+/// url), else the system's roots.
+fn trust(raw: &RawCentral, url: &str, base: &Path, err: &ErrAt<'_>) -> Result<Trust, ConfigError> {
+    let (field, span) = match (&raw.ca_file, &raw.tls_fingerprint) {
+        (None, None) => return Ok(Trust::System),
+        (Some(_), Some(f)) => {
+            let msg = "set ca_file or tls_fingerprint, not both".into();
+            return Err(err(Some(f.span()), "central.tls_fingerprint", msg));
+        }
+        (Some(c), None) => ("central.ca_file", c.span()),
+        (None, Some(f)) => ("central.tls_fingerprint", f.span()),
+    };
+    if !url.starts_with("https://") {
+        return Err(err(Some(span), field, "needs an https:// url".into()));
+    }
+    if let Some(path) = &raw.ca_file {
+        return ca_file(path, base, field, err).map(Trust::CaFile);
+    }
+    let text = raw.tls_fingerprint.as_ref().map_or("", |f| f.get_ref());
+    Fingerprint::parse(text).map(Trust::Pinned).ok_or_else(|| {
+        let msg = format!(
+            "`{text}` is not a SHA-256 fingerprint (64 hex digits, colons optional, like sha256:AB:CD:…)"
+        );
+        err(Some(span), field, msg)
     })
 }
 
@@ -120,5 +157,35 @@ mod tests {
         assert_eq!(e.field, "central.token_file", "{e}");
         let e = parse(dir.path(), "token_file = \"missing\"\n").expect_err("missing");
         assert_eq!((e.field.as_str(), e.line), ("central.token_file", Some(6)));
+    }
+
+    #[test]
+    fn an_https_centre_takes_a_ca_file_or_a_pin_not_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let pin = format!("tls_fingerprint = \"{}\"\n", "ab".repeat(32));
+        let c = parse(dir.path(), &format!("token_file = \"token\"\n{pin}")).expect("pin");
+        assert!(matches!(
+            c.central.expect("central").trust,
+            crate::tls::Trust::Pinned(_)
+        ));
+        let cases = [
+            (
+                format!("{pin}ca_file = \"token\"\n"),
+                "central.tls_fingerprint",
+            ),
+            ("ca_file = \"missing.pem\"\n".to_string(), "central.ca_file"),
+            (
+                "tls_fingerprint = \"ab:cd\"\n".to_string(),
+                "central.tls_fingerprint",
+            ),
+        ];
+        for (more, field) in cases {
+            let e = parse(dir.path(), &format!("token_file = \"token\"\n{more}")).expect_err(&more);
+            assert_eq!(e.field, field, "{e}");
+        }
+        let text = "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"http://c\"\nsite_id = \"a\"\ntoken_file = \"token\"\nca_file = \"x\"\n";
+        let e = Config::parse(text, "t.toml", dir.path()).expect_err("http");
+        assert_eq!(e.field, "central.ca_file", "{e}");
     }
 }

@@ -24,6 +24,12 @@ enum ShipError {
     Ledger(#[from] crate::ledger::LedgerError),
     #[error("a journal entry or the centre's answer is not the JSON expected")]
     Body(#[from] serde_json::Error),
+    #[error(
+        "the centre's certificate is not trusted: {0} (check [central] ca_file or tls_fingerprint)"
+    )]
+    Certificate(String),
+    #[error("the TLS setup for [central] ca_file or tls_fingerprint")]
+    Tls(#[from] rustls::Error),
     #[error("the centre refused this site's token (check [central] token_file and the centre's [[sites]])")]
     Refused,
 }
@@ -38,10 +44,11 @@ enum Round {
 
 /// The shipper task: runs until `stop`.
 pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: CancellationToken) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let built = crate::tls::client_builder(&cfg.trust, builder)
+        .map_err(ShipError::from)
+        .and_then(|b| Ok(b.build()?));
+    let http = match built {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %crate::error_chain(&e), "central shipper cannot start");
@@ -154,7 +161,14 @@ async fn post_json<T: serde::Serialize>(
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
     };
-    let resp = req.body(body).send().await?;
+    let resp =
+        req.body(body)
+            .send()
+            .await
+            .map_err(|e| match crate::tls::certificate_problem(&e) {
+                Some(reason) => ShipError::Certificate(reason),
+                None => ShipError::Http(e),
+            })?;
     if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
         return Err(ShipError::Refused);
     }

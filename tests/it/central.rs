@@ -437,3 +437,57 @@ fn the_centre_refuses_a_request_without_the_claimed_sites_token_and_applies_noth
     daemon.stop();
     drop(central);
 }
+
+#[test]
+fn a_centre_serving_https_is_trusted_by_ca_file_or_pin_and_refused_otherwise() {
+    let _serial = crate::support::serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::support::tls::Certs::new(dir.path());
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start_with(&pg, port, Some(&certs.leaf));
+    assert!(
+        central.log().contains("scheme=\"https\"") || central.log().contains("scheme=https"),
+        "{}",
+        central.log()
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = format!("ca_file = \"{}\"\n", certs.ca.cert.display());
+    let pin = format!("tls_fingerprint = \"{}\"\n", certs.leaf.fingerprint());
+    let by_ca = chain_site_with(&url, "ber-1", 500, &ca);
+    let pinned = chain_site_with(&url, "ber-2", 500, &pin);
+    let untrusted = chain_site_with(&url, "ber-3", 500, "");
+    let mut daemons = Vec::new();
+    for (site, key) in [(&by_ca, "c0"), (&pinned, "p0"), (&untrusted, "u0")] {
+        let d = site.start();
+        d.wait_ready();
+        charge(site, key, 4);
+        daemons.push(d);
+    }
+    wait_for(
+        "the trusting sites shipped",
+        Duration::from_secs(20),
+        || outbox(&by_ca) == (1, 1, 1) && outbox(&pinned) == (1, 1, 1),
+    );
+    daemons[2].wait_log("certificate is not trusted", Duration::from_secs(10));
+    assert_eq!(
+        pg.query("SELECT string_agg(site_id || ':' || key, ',' ORDER BY key) FROM usages"),
+        "ber-1:manual:c0,ber-2:manual:p0",
+        "nothing from the site that does not trust the centre"
+    );
+    assert_eq!(outbox(&untrusted), (1, 0, 1));
+    // Plain HTTP to the HTTPS port is not served.
+    let (status, _) = std::panic::catch_unwind(|| {
+        central.post(
+            "/v1/hello",
+            r#"{"site_id":"ber-1","epoch":1,"last_seq":0}"#,
+            Some(&site_token("ber-1")),
+        )
+    })
+    .unwrap_or((0, String::new()));
+    assert_ne!(status, 200, "plain HTTP refused");
+    for mut d in daemons {
+        d.stop();
+    }
+    drop(central);
+}
