@@ -28,6 +28,8 @@ pub(super) struct RawCentral {
     batch: Option<Spanned<i64>>,
     #[serde(default)]
     max_backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    retention: Option<Spanned<String>>,
 }
 
 /// Where and how the site ships its outbox.
@@ -46,6 +48,8 @@ pub struct CentralConfig {
     pub batch: usize,
     /// The longest wait between two attempts while the centre is away.
     pub max_backoff: Duration,
+    /// How long an acknowledged outbox entry is kept before it is pruned.
+    pub retention: Duration,
 }
 
 /// Most entries one request may carry.
@@ -96,6 +100,8 @@ pub(super) fn section(
             "must be at least 1s".into(),
         ));
     }
+    let seven_days = Duration::from_secs(7 * 86_400);
+    let retention = duration_field(&raw.retention, "central.retention", seven_days, err)?;
     Ok(CentralConfig {
         url,
         site_id,
@@ -103,6 +109,7 @@ pub(super) fn section(
         trust,
         batch,
         max_backoff,
+        retention,
     })
 }
 
@@ -153,6 +160,10 @@ mod tests {
         let central = c.central.expect("central");
         assert_eq!(central.token, GrantsAuth::Bearer("s3cret".into()));
         assert!(!format!("{central:?}").contains("s3cret"), "{central:?}");
+        assert_eq!(
+            central.retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
         let e = parse(dir.path(), "").expect_err("no token_file");
         assert_eq!(e.field, "central.token_file", "{e}");
         let e = parse(dir.path(), "token_file = \"missing\"\n").expect_err("missing");

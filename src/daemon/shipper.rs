@@ -7,6 +7,7 @@ use crate::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
 use crate::config::{CentralConfig, GrantsAuth};
 use crate::ledger::outbox::{self, Entry};
 use crate::ledger::writer::WriterHandle;
+use crate::observe::{CentralBacklog, Observer};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 const IDLE: Duration = Duration::from_secs(1);
 /// The first wait after a failure; doubled up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How often acknowledged entries past retention are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most entries one prune deletes (one write, short).
+const PRUNE_BATCH: usize = 500;
 
 /// Why a round did not ship.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +47,15 @@ enum Round {
     Again,
 }
 
-/// The shipper task: runs until `stop`.
-pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: CancellationToken) {
+/// The shipper task: runs until `stop`. After each round it tells the
+/// observer what waits (metrics, the lag alert); when idle or backing off
+/// it prunes acknowledged entries past `retention`.
+pub async fn shipper(
+    writer: WriterHandle,
+    cfg: CentralConfig,
+    observer: Observer,
+    stop: CancellationToken,
+) {
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     let built = crate::tls::client_builder(&cfg.trust, builder)
         .map_err(ShipError::from)
@@ -57,18 +69,16 @@ pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: Cancellatio
     };
     let mut greeted = false;
     let mut backoff: Option<Duration> = None;
+    let mut pruned_at: Option<i64> = None;
     loop {
         let wait = match round(&http, &writer, &cfg, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
                 if backoff.take().is_some() {
                     tracing::info!(url = %cfg.url, "central reachable again, shipping");
                 }
-                if n > 0 {
-                    continue;
-                }
-                IDLE
+                (n == 0).then_some(IDLE)
             }
-            Ok(Round::Again) => continue,
+            Ok(Round::Again) => None,
             Err(e) => {
                 greeted = false;
                 if backoff.is_none() {
@@ -77,13 +87,67 @@ pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: Cancellatio
                 }
                 let next = backoff.map_or(FIRST_BACKOFF, |b| (b * 2).min(cfg.max_backoff));
                 backoff = Some(next);
-                jitter(next)
+                Some(jitter(next))
             }
         };
+        report(&writer, &observer).await;
+        let Some(wait) = wait else { continue };
+        prune_when_due(&writer, &cfg, &observer, &mut pruned_at).await;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// Tells the observer what waits for the centre.
+async fn report(writer: &WriterHandle, observer: &Observer) {
+    match writer.call_async(outbox::backlog).await {
+        Ok(Some(b)) => observer.central_backlog(CentralBacklog {
+            unacknowledged: u64::try_from(b.unacknowledged).unwrap_or(0),
+            oldest_at: b.oldest_at,
+        }),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %crate::error_chain(&e), "outbox backlog not read"),
+    }
+}
+
+/// Prunes acknowledged entries older than `retention`, in batches of
+/// [`PRUNE_BATCH`] (each its own write, so charges go in between), at most
+/// once per [`PRUNE_EVERY`] (or `retention`, if shorter).
+async fn prune_when_due(
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    observer: &Observer,
+    pruned_at: &mut Option<i64>,
+) {
+    let now = observer.now();
+    let every = PRUNE_EVERY.min(cfg.retention).as_secs() as i64;
+    if pruned_at.is_some_and(|t| now - t < every) {
+        return;
+    }
+    *pruned_at = Some(now);
+    let before = now.saturating_sub(cfg.retention.as_secs() as i64);
+    let mut total = 0;
+    loop {
+        let n = match writer
+            .call_async(move |c| outbox::prune(c, before, PRUNE_BATCH))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "cannot prune the outbox");
+                return;
+            }
+        };
+        total += n;
+        if n < PRUNE_BATCH {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::debug!(pruned = total, before, "acknowledged outbox entries pruned");
     }
 }
 

@@ -491,3 +491,98 @@ fn a_centre_serving_https_is_trusted_by_ca_file_or_pin_and_refused_otherwise() {
     }
     drop(central);
 }
+
+/// Rows left in the site's outbox.
+fn outbox_rows(site: &Site) -> i64 {
+    let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
+    conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .expect("outbox rows")
+}
+
+#[test]
+fn lag_shows_in_metrics_alerts_once_each_way_and_acknowledged_entries_are_pruned() {
+    use crate::support::http::{scrape, value, wait_value};
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let http = free_port();
+    let more = format!(
+        "retention = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
+         [alerts]\ncommand = \"notify.sh\"\ncentral_lag = \"2s\"\n"
+    );
+    let site = chain_site_with(&format!("http://127.0.0.1:{port}"), "ber-9", 500, &more);
+    let alerts = site.path("alerts.jsonl");
+    let notify = site.path("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\ncat >> '{}'\n", alerts.display()),
+    )
+    .expect("notify.sh");
+    std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let recorded = || -> Vec<(String, String)> {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|v| (v["kind"].to_string(), v["state"].to_string()))
+            .collect()
+    };
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("central unreachable", Duration::from_secs(10));
+    for i in 0..3 {
+        charge(&site, &format!("l{i}"), 2);
+    }
+    let limit = Duration::from_secs(15);
+    wait_value(
+        http,
+        "tallyd_central_unacknowledged_entries",
+        &[],
+        3.0,
+        limit,
+    );
+    wait_for("the lag alert", limit, || !recorded().is_empty());
+    let lag = value(&scrape(http), "tallyd_central_ack_lag_seconds", &[]).expect("lag");
+    assert!(lag >= 2.0, "the oldest entry is {lag}s old");
+    let firing = ("\"central_lagging\"".to_string(), "\"firing\"".to_string());
+    assert_eq!(recorded(), std::slice::from_ref(&firing));
+
+    let central = Central::start(&pg, port);
+    wait_for("acknowledged", Duration::from_secs(20), || {
+        outbox(&site) == (1, 3, 3)
+    });
+    wait_value(
+        http,
+        "tallyd_central_unacknowledged_entries",
+        &[],
+        0.0,
+        limit,
+    );
+    wait_value(http, "tallyd_central_ack_lag_seconds", &[], 0.0, limit);
+    wait_for("the resolved alert", limit, || recorded().len() == 2);
+    let resolved = (
+        "\"central_lagging\"".to_string(),
+        "\"resolved\"".to_string(),
+    );
+    assert_eq!(recorded(), [firing, resolved]);
+    let log = daemon.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("central_lagging"))
+            .count(),
+        2,
+        "logged once when it starts, once when it clears:\n{log}"
+    );
+
+    // Past the 1 s retention the acknowledged entries go, but the newest.
+    wait_for("pruned", limit, || outbox_rows(&site) == 1);
+    charge(&site, "l3", 2);
+    wait_for("seq 4 applied", limit, || {
+        pg.count("SELECT high_water FROM site_epochs WHERE site_id = 'ber-9'") == 4
+    });
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 4);
+    assert_eq!(pg.count("SELECT count(*) FROM ingest_conflicts"), 0);
+    daemon.stop();
+    drop(central);
+}
