@@ -4,6 +4,9 @@
 //! pure rules in [`rules`]; the wire types in [`protocol`], which the
 //! site's shipper shares.
 //!
+//! Each site proves who it is with its token ([`auth`]); with `cert_file`
+//! and `key_file` the protocol is served over HTTPS.
+//!
 //! So far the centre ingests what sites ship (usages, hold resolutions,
 //! refunds), exactly once by `(site, epoch, seq)` and by the site-qualified
 //! usage key, and gives restored or cloned ledgers new epochs. It issues
