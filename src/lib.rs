@@ -15,7 +15,8 @@
 //!    - [`error`]: any error as one line with all its causes
 //!      ([`error_chain`]), for log lines and the command line;
 //!    - [`tls`]: whom a TLS peer must be (system roots, a `ca_file`, a
-//!      pinned fingerprint), and why a peer's certificate was refused;
+//!      pinned fingerprint), why a peer's certificate was refused, and a
+//!      server's certificate and key (`tls::server_config`);
 //!    - [`observe`]: what the daemon's tasks observe (printers and readers
 //!      up or down, grants syncs, backups, restarts, jobs by outcome, commit
 //!      latency) as a snapshot and a broadcast of one-off notices, for
@@ -49,7 +50,8 @@
 //!      round trip to the ledger writer), and the routes others merge in;
 //!    - [`central`]: the centre of a chain (`tallyd central`, issue 18):
 //!      the site protocol (`central::protocol`, shared with the daemon's
-//!      shipper) served over HTTP in front of PostgreSQL. Its PostgreSQL
+//!      shipper) served over HTTP or HTTPS (axum-server) in front of
+//!      PostgreSQL, each site known by its token (`central::auth`). Its PostgreSQL
 //!      SQL lives inside it (`central::schema`, `central::store`): the one
 //!      exception to "SQL only in the ledger", which holds the site's
 //!      SQLite SQL (the outbox included). It imports only leaves.

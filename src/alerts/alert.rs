@@ -21,6 +21,9 @@ pub enum Kind {
     /// A task restarted [`RESTARTS`](super::rules::RESTARTS) times within
     /// `after`; subject: the task's name.
     TaskRestarting,
+    /// A chain site's oldest unacknowledged outbox entry is older than
+    /// `central_lag`; subject: `central`.
+    CentralLagging,
 }
 
 impl Kind {
@@ -32,6 +35,7 @@ impl Kind {
             Kind::BackupFailed => "backup_failed",
             Kind::JobToReview => "job_to_review",
             Kind::TaskRestarting => "task_restarting",
+            Kind::CentralLagging => "central_lagging",
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Rules {
     pub after: i64,
     /// The least time between two firing alerts of one condition.
     pub repeat: i64,
+    /// How old the oldest unacknowledged outbox entry of a chain's site
+    /// may grow before it alerts.
+    pub central_lag: i64,
 }
 
 type Key = (Kind, String);
@@ -135,8 +138,27 @@ impl Alerter {
             None => self.clear(&backup, "a backup was written", now),
         });
         self.calm_tasks(rules, now, &mut out);
+        out.extend(self.central(rules, snap, now));
         self.forget(rules, now);
         out
+    }
+
+    /// A chain site's shipping: lagging while its oldest unacknowledged
+    /// entry is `central_lag` old.
+    fn central(&mut self, rules: Rules, snap: &Snapshot, now: i64) -> Option<Alert> {
+        let key = (Kind::CentralLagging, "central".to_string());
+        let backlog = snap.central.unwrap_or_default();
+        match backlog.oldest_at {
+            Some(oldest) if now - oldest >= rules.central_lag => {
+                let reason = format!(
+                    "{} entries unacknowledged by the centre, the oldest written {}s ago",
+                    backlog.unacknowledged,
+                    now - oldest
+                );
+                self.hold(rules, key, oldest, &reason, true, now)
+            }
+            _ => self.clear(&key, "the centre acknowledged the backlog", now),
+        }
     }
 
     /// Printers or readers: down ones hold, the others clear.

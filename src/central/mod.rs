@@ -4,11 +4,15 @@
 //! pure rules in [`rules`]; the wire types in [`protocol`], which the
 //! site's shipper shares.
 //!
+//! Each site proves who it is with its token ([`auth`]); with `cert_file`
+//! and `key_file` the protocol is served over HTTPS.
+//!
 //! So far the centre ingests what sites ship (usages, hold resolutions,
 //! refunds), exactly once by `(site, epoch, seq)` and by the site-qualified
 //! usage key, and gives restored or cloned ledgers new epochs. It issues
 //! no lots and places no escrow yet.
 
+pub mod auth;
 pub mod protocol;
 pub mod rules;
 pub mod schema;
@@ -18,8 +22,9 @@ pub mod store;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `central.toml`.
 #[derive(Debug, Deserialize)]
@@ -29,16 +34,41 @@ pub struct CentralToml {
     pub listen: SocketAddr,
     /// A libpq connection string (`host=… port=… user=… dbname=…`).
     pub postgres: String,
+    /// The certificate chain and key to serve HTTPS with (PEM, relative to
+    /// central.toml's folder); both or neither (then plain HTTP).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The sites of the chain, each with the SHA-256 of its token.
+    #[serde(default)]
+    pub sites: Vec<auth::SiteEntry>,
 }
 
 impl CentralToml {
     pub fn load(path: &Path) -> Result<CentralToml> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid central config", path.display()))
+        let mut cfg: CentralToml = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid central config", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.cert_file = cfg.cert_file.map(|f| base.join(f));
+        cfg.key_file = cfg.key_file.map(|f| base.join(f));
+        Ok(cfg)
+    }
+
+    /// The TLS setup, when `cert_file` and `key_file` are set.
+    fn tls(&self) -> Result<Option<rustls::ServerConfig>> {
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(cert, key)?)),
+            _ => anyhow::bail!("central.toml: set cert_file and key_file, or neither"),
+        }
     }
 }
+
+/// How long open requests may finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// `tallyd central --config central.toml`: serves until SIGTERM or SIGINT.
 pub fn run(config: &Path) -> Result<()> {
@@ -51,23 +81,49 @@ pub fn run(config: &Path) -> Result<()> {
 }
 
 async fn serve(cfg: CentralToml) -> Result<()> {
+    let sites = auth::Sites::new(&cfg.sites)
+        .map_err(anyhow::Error::msg)
+        .context("central.toml: [[sites]]")?;
+    let tls = cfg.tls()?;
     let db = server::Db::connect(&cfg.postgres)
         .await
         .context("cannot connect to PostgreSQL or migrate its schema")?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    if sites.is_empty() {
+        tracing::warn!("central.toml lists no [[sites]]: every request is refused");
+    }
+    let listener = std::net::TcpListener::bind(cfg.listen)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    tracing::info!(listen = %cfg.listen, "central serving the site protocol");
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, server::router(Arc::new(db)))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await
-        .context("serving failed")?;
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        stopping.graceful_shutdown(Some(GRACE));
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %cfg.listen, scheme, sites = sites.len(),
+        "central serving the site protocol");
+    let app = server::router(Arc::new(server::Centre { db, sites })).into_make_service();
+    let served = match tls {
+        Some(config) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
+    served.context("serving failed")?;
     tracing::info!("central stopped");
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! The centre's HTTP side: axum routes for the site protocol over one
-//! PostgreSQL connection, reconnected when it was lost.
+//! PostgreSQL connection, reconnected when it was lost. Every request must
+//! carry the token of the site it claims to be ([`auth`](super::auth)).
 
+use super::auth::Sites;
 use super::protocol::{Batch, BatchReply, Hello, Welcome};
 use super::store;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use std::sync::Arc;
@@ -59,7 +63,58 @@ fn unavailable(e: tokio_postgres::Error) -> Failure {
     (StatusCode::SERVICE_UNAVAILABLE, chain)
 }
 
-async fn hello(State(db): State<Arc<Db>>, Json(h): Json<Hello>) -> Result<Json<Welcome>, Failure> {
+/// What every request is served with: the sites and their tokens, and
+/// PostgreSQL.
+pub struct Centre {
+    pub db: Db,
+    pub sites: Sites,
+}
+
+/// A request refused before anything was read or applied.
+enum Refused {
+    /// No valid token for the site it claims: 401.
+    Unauthenticated,
+    Failed(Failure),
+}
+
+impl From<Failure> for Refused {
+    fn from(f: Failure) -> Refused {
+        Refused::Failed(f)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                [(WWW_AUTHENTICATE, "Bearer")],
+                "no valid token for this site\n",
+            )
+                .into_response(),
+            Refused::Failed(f) => f.into_response(),
+        }
+    }
+}
+
+/// Refuses a request without the token of `site_id`, with one WARN line
+/// that shows neither the token nor anything unquoted the sender chose.
+fn authenticate(centre: &Centre, site_id: &str, headers: &HeaderMap) -> Result<(), Refused> {
+    let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    centre.sites.check(site_id, header).map_err(|why| {
+        tracing::warn!(site = ?site_id, why = why.as_str(),
+            "central refused a request: no valid token for the site it claims");
+        Refused::Unauthenticated
+    })
+}
+
+async fn hello(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    Json(h): Json<Hello>,
+) -> Result<Json<Welcome>, Refused> {
+    authenticate(&centre, &h.site_id, &headers)?;
+    let db = &centre.db;
     let mut guard = db.client().await?;
     let client = guard
         .as_mut()
@@ -68,9 +123,12 @@ async fn hello(State(db): State<Arc<Db>>, Json(h): Json<Hello>) -> Result<Json<W
 }
 
 async fn journal(
-    State(db): State<Arc<Db>>,
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
     Json(b): Json<Batch>,
-) -> Result<(StatusCode, Json<BatchReply>), Failure> {
+) -> Result<(StatusCode, Json<BatchReply>), Refused> {
+    authenticate(&centre, &b.site_id, &headers)?;
+    let db = &centre.db;
     let mut guard = db.client().await?;
     let client = guard
         .as_mut()
@@ -84,9 +142,9 @@ async fn journal(
 }
 
 /// The routes of the site protocol.
-pub fn router(db: Arc<Db>) -> Router {
+pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
         .route("/v1/hello", post(hello))
         .route("/v1/journal", post(journal))
-        .with_state(db)
+        .with_state(centre)
 }

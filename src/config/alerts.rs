@@ -4,7 +4,9 @@
 //! `ca_file` as the grants URL); `after` (5 minutes) is how long a printer
 //! or reader is down, or grants syncs fail, before it alerts; `repeat` (1
 //! hour) the least time between two alerts of one condition; `timeout` (10
-//! seconds) how long one delivery may take.
+//! seconds) how long one delivery may take; `central_lag` (1 hour) how old
+//! a chain site's oldest unacknowledged outbox entry may grow before it
+//! alerts.
 
 use super::credential::{self, GrantsAuth};
 use super::{ca_file, duration_field, ConfigError, ErrAt};
@@ -33,6 +35,8 @@ pub(super) struct RawAlerts {
     repeat: Option<Spanned<String>>,
     #[serde(default)]
     timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    central_lag: Option<Spanned<String>>,
 }
 
 /// Where alerts go and when.
@@ -49,6 +53,9 @@ pub struct AlertsConfig {
     pub repeat: Duration,
     /// The most one delivery (the command, the POST) may take.
     pub timeout: Duration,
+    /// How old a chain site's oldest unacknowledged outbox entry may grow
+    /// before it alerts.
+    pub central_lag: Duration,
 }
 
 /// The webhook: its URL, credential and whom it must be.
@@ -85,6 +92,7 @@ pub(super) fn section(
         after: duration(&raw.after, "alerts.after", 300)?,
         repeat: duration(&raw.repeat, "alerts.repeat", 3600)?,
         timeout: duration(&raw.timeout, "alerts.timeout", 10)?,
+        central_lag: duration(&raw.central_lag, "alerts.central_lag", 3600)?,
     })
 }
 

@@ -1,9 +1,15 @@
 //! `[central]`: this site is one of a chain whose ledger of record is the
 //! centre (`tallyd central`, issue 18). Off unless configured; with it the
-//! ledger keeps an outbox and the daemon ships it to `url`.
+//! ledger keeps an outbox and the daemon ships it to `url`, with the
+//! site's secret token from `token_file` (required: the centre refuses a
+//! site without it). An `https://` centre is checked against the system's
+//! roots, a `ca_file` or a pinned `tls_fingerprint`, as printers are.
 
-use super::{duration_field, ConfigError, ErrAt};
+use super::credential::{self, GrantsAuth};
+use super::{ca_file, duration_field, ConfigError, ErrAt};
+use crate::tls::{Fingerprint, Trust};
 use serde::Deserialize;
+use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -13,9 +19,17 @@ pub(super) struct RawCentral {
     url: Spanned<String>,
     site_id: Spanned<String>,
     #[serde(default)]
+    token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_fingerprint: Option<Spanned<String>>,
+    #[serde(default)]
     batch: Option<Spanned<i64>>,
     #[serde(default)]
     max_backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    retention: Option<Spanned<String>>,
 }
 
 /// Where and how the site ships its outbox.
@@ -25,16 +39,27 @@ pub struct CentralConfig {
     pub url: String,
     /// This site's stable id in the chain.
     pub site_id: String,
+    /// The site's token, sent as `Authorization: Bearer` (never shown by
+    /// `Debug`).
+    pub token: GrantsAuth,
+    /// Whom an `https://` centre must be.
+    pub trust: Trust,
     /// Most entries in one request.
     pub batch: usize,
     /// The longest wait between two attempts while the centre is away.
     pub max_backoff: Duration,
+    /// How long an acknowledged outbox entry is kept before it is pruned.
+    pub retention: Duration,
 }
 
 /// Most entries one request may carry.
 pub const MAX_BATCH: i64 = 5_000;
 
-pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig, ConfigError> {
+pub(super) fn section(
+    raw: &RawCentral,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<CentralConfig, ConfigError> {
     let url = raw.url.get_ref().trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         let msg = "must start with http:// or https://".into();
@@ -46,6 +71,17 @@ pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig
         let msg = "must be 1 to 64 letters, digits, `-`, `_` or `.`".into();
         return Err(err(Some(raw.site_id.span()), "central.site_id", msg));
     }
+    let fields = credential::Fields {
+        section: "central",
+        target: "url",
+        token_file: raw.token_file.as_ref(),
+        basic_auth_file: None,
+    };
+    let Some(token) = credential::read(fields, true, base, err)? else {
+        let msg = "is required: the file holding this site's secret token".into();
+        return Err(err(None, "central.token_file", msg));
+    };
+    let trust = trust(raw, &url, base, err)?;
     let batch = match &raw.batch {
         None => 500,
         Some(b) if (1..=MAX_BATCH).contains(b.get_ref()) => *b.get_ref() as usize,
@@ -64,10 +100,103 @@ pub(super) fn section(raw: &RawCentral, err: &ErrAt<'_>) -> Result<CentralConfig
             "must be at least 1s".into(),
         ));
     }
+    let seven_days = Duration::from_secs(7 * 86_400);
+    let retention = duration_field(&raw.retention, "central.retention", seven_days, err)?;
     Ok(CentralConfig {
         url,
         site_id,
+        token,
+        trust,
         batch,
         max_backoff,
+        retention,
     })
+}
+
+/// `ca_file` or `tls_fingerprint` (not both, and only for an `https://`
+/// url), else the system's roots.
+fn trust(raw: &RawCentral, url: &str, base: &Path, err: &ErrAt<'_>) -> Result<Trust, ConfigError> {
+    let (field, span) = match (&raw.ca_file, &raw.tls_fingerprint) {
+        (None, None) => return Ok(Trust::System),
+        (Some(_), Some(f)) => {
+            let msg = "set ca_file or tls_fingerprint, not both".into();
+            return Err(err(Some(f.span()), "central.tls_fingerprint", msg));
+        }
+        (Some(c), None) => ("central.ca_file", c.span()),
+        (None, Some(f)) => ("central.tls_fingerprint", f.span()),
+    };
+    if !url.starts_with("https://") {
+        return Err(err(Some(span), field, "needs an https:// url".into()));
+    }
+    if let Some(path) = &raw.ca_file {
+        return ca_file(path, base, field, err).map(Trust::CaFile);
+    }
+    let text = raw.tls_fingerprint.as_ref().map_or("", |f| f.get_ref());
+    Fingerprint::parse(text).map(Trust::Pinned).ok_or_else(|| {
+        let msg = format!(
+            "`{text}` is not a SHA-256 fingerprint (64 hex digits, colons optional, like sha256:AB:CD:…)"
+        );
+        err(Some(span), field, msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, GrantsAuth};
+    use std::path::Path;
+
+    fn parse(base: &Path, central: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"https://c.example\"\nsite_id = \"ber-1\"\n{central}"
+        );
+        Config::parse(&text, "test.toml", base)
+    }
+
+    #[test]
+    fn the_token_file_is_required_read_beside_the_config_and_never_debug_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let c = parse(dir.path(), "token_file = \"token\"\n").expect("valid");
+        let central = c.central.expect("central");
+        assert_eq!(central.token, GrantsAuth::Bearer("s3cret".into()));
+        assert!(!format!("{central:?}").contains("s3cret"), "{central:?}");
+        assert_eq!(
+            central.retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        let e = parse(dir.path(), "").expect_err("no token_file");
+        assert_eq!(e.field, "central.token_file", "{e}");
+        let e = parse(dir.path(), "token_file = \"missing\"\n").expect_err("missing");
+        assert_eq!((e.field.as_str(), e.line), ("central.token_file", Some(6)));
+    }
+
+    #[test]
+    fn an_https_centre_takes_a_ca_file_or_a_pin_not_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let pin = format!("tls_fingerprint = \"{}\"\n", "ab".repeat(32));
+        let c = parse(dir.path(), &format!("token_file = \"token\"\n{pin}")).expect("pin");
+        assert!(matches!(
+            c.central.expect("central").trust,
+            crate::tls::Trust::Pinned(_)
+        ));
+        let cases = [
+            (
+                format!("{pin}ca_file = \"token\"\n"),
+                "central.tls_fingerprint",
+            ),
+            ("ca_file = \"missing.pem\"\n".to_string(), "central.ca_file"),
+            (
+                "tls_fingerprint = \"ab:cd\"\n".to_string(),
+                "central.tls_fingerprint",
+            ),
+        ];
+        for (more, field) in cases {
+            let e = parse(dir.path(), &format!("token_file = \"token\"\n{more}")).expect_err(&more);
+            assert_eq!(e.field, field, "{e}");
+        }
+        let text = "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"http://c\"\nsite_id = \"a\"\ntoken_file = \"token\"\nca_file = \"x\"\n";
+        let e = Config::parse(text, "t.toml", dir.path()).expect_err("http");
+        assert_eq!(e.field, "central.ca_file", "{e}");
+    }
 }

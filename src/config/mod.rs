@@ -191,7 +191,7 @@ struct RawSite {
     overage_cap_minutes: Option<Spanned<i64>>,
 }
 
-/// Parses `90s`, `15m`, `2h` into a duration.
+/// Parses `90s`, `15m`, `2h`, `7d` into a duration.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit())?;
@@ -202,6 +202,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         "s" => n,
         "m" | "min" => n.checked_mul(60)?,
         "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
     Some(std::time::Duration::from_secs(secs))
@@ -349,7 +350,7 @@ impl Config {
         let console = console::section(raw.console, &err)?;
         let central = match &raw.central {
             None => None,
-            Some(c) => Some(central::section(c, &err)?),
+            Some(c) => Some(central::section(c, base, &err)?),
         };
         Ok(Config {
             console,

@@ -41,6 +41,7 @@ pub async fn alerter(task: AlertsTask, stop: CancellationToken) {
     let rules = Rules {
         after: secs(cfg.after),
         repeat: secs(cfg.repeat),
+        central_lag: secs(cfg.central_lag),
     };
     let poster = match &cfg.webhook {
         None => None,

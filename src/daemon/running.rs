@@ -214,9 +214,9 @@ impl Daemon {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
         if let Some(central) = self.config.central.clone() {
-            let w = self.writer.clone();
+            let (w, o) = (self.writer.clone(), self.observer.clone());
             self.tasks.start("central-ship", move |stop| {
-                super::shipper::shipper(w.clone(), central.clone(), stop)
+                super::shipper::shipper(w.clone(), central.clone(), o.clone(), stop)
             });
         }
     }

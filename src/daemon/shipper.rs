@@ -4,9 +4,10 @@
 //! written with each change, and the centre being away only lets it grow.
 
 use crate::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
-use crate::config::CentralConfig;
+use crate::config::{CentralConfig, GrantsAuth};
 use crate::ledger::outbox::{self, Entry};
 use crate::ledger::writer::WriterHandle;
+use crate::observe::{CentralBacklog, Observer};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 const IDLE: Duration = Duration::from_secs(1);
 /// The first wait after a failure; doubled up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How often acknowledged entries past retention are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most entries one prune deletes (one write, short).
+const PRUNE_BATCH: usize = 500;
 
 /// Why a round did not ship.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,14 @@ enum ShipError {
     Ledger(#[from] crate::ledger::LedgerError),
     #[error("a journal entry or the centre's answer is not the JSON expected")]
     Body(#[from] serde_json::Error),
+    #[error(
+        "the centre's certificate is not trusted: {0} (check [central] ca_file or tls_fingerprint)"
+    )]
+    Certificate(String),
+    #[error("the TLS setup for [central] ca_file or tls_fingerprint")]
+    Tls(#[from] rustls::Error),
+    #[error("the centre refused this site's token (check [central] token_file and the centre's [[sites]])")]
+    Refused,
 }
 
 /// What one round did.
@@ -34,12 +47,20 @@ enum Round {
     Again,
 }
 
-/// The shipper task: runs until `stop`.
-pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: CancellationToken) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
+/// The shipper task: runs until `stop`. After each round it tells the
+/// observer what waits (metrics, the lag alert); when idle or backing off
+/// it prunes acknowledged entries past `retention`.
+pub async fn shipper(
+    writer: WriterHandle,
+    cfg: CentralConfig,
+    observer: Observer,
+    stop: CancellationToken,
+) {
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let built = crate::tls::client_builder(&cfg.trust, builder)
+        .map_err(ShipError::from)
+        .and_then(|b| Ok(b.build()?));
+    let http = match built {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %crate::error_chain(&e), "central shipper cannot start");
@@ -48,18 +69,16 @@ pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: Cancellatio
     };
     let mut greeted = false;
     let mut backoff: Option<Duration> = None;
+    let mut pruned_at: Option<i64> = None;
     loop {
         let wait = match round(&http, &writer, &cfg, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
                 if backoff.take().is_some() {
                     tracing::info!(url = %cfg.url, "central reachable again, shipping");
                 }
-                if n > 0 {
-                    continue;
-                }
-                IDLE
+                (n == 0).then_some(IDLE)
             }
-            Ok(Round::Again) => continue,
+            Ok(Round::Again) => None,
             Err(e) => {
                 greeted = false;
                 if backoff.is_none() {
@@ -68,13 +87,67 @@ pub async fn shipper(writer: WriterHandle, cfg: CentralConfig, stop: Cancellatio
                 }
                 let next = backoff.map_or(FIRST_BACKOFF, |b| (b * 2).min(cfg.max_backoff));
                 backoff = Some(next);
-                jitter(next)
+                Some(jitter(next))
             }
         };
+        report(&writer, &observer).await;
+        let Some(wait) = wait else { continue };
+        prune_when_due(&writer, &cfg, &observer, &mut pruned_at).await;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// Tells the observer what waits for the centre.
+async fn report(writer: &WriterHandle, observer: &Observer) {
+    match writer.call_async(outbox::backlog).await {
+        Ok(Some(b)) => observer.central_backlog(CentralBacklog {
+            unacknowledged: u64::try_from(b.unacknowledged).unwrap_or(0),
+            oldest_at: b.oldest_at,
+        }),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %crate::error_chain(&e), "outbox backlog not read"),
+    }
+}
+
+/// Prunes acknowledged entries older than `retention`, in batches of
+/// [`PRUNE_BATCH`] (each its own write, so charges go in between), at most
+/// once per [`PRUNE_EVERY`] (or `retention`, if shorter).
+async fn prune_when_due(
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    observer: &Observer,
+    pruned_at: &mut Option<i64>,
+) {
+    let now = observer.now();
+    let every = PRUNE_EVERY.min(cfg.retention).as_secs() as i64;
+    if pruned_at.is_some_and(|t| now - t < every) {
+        return;
+    }
+    *pruned_at = Some(now);
+    let before = now.saturating_sub(cfg.retention.as_secs() as i64);
+    let mut total = 0;
+    loop {
+        let n = match writer
+            .call_async(move |c| outbox::prune(c, before, PRUNE_BATCH))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "cannot prune the outbox");
+                return;
+            }
+        };
+        total += n;
+        if n < PRUNE_BATCH {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::debug!(pruned = total, before, "acknowledged outbox entries pruned");
     }
 }
 
@@ -101,7 +174,9 @@ async fn round(
             last_seq: at.last_seq,
         };
         let url = format!("{}/v1/hello", cfg.url);
-        let resp = post_json(http, url, &hello).await?.error_for_status()?;
+        let resp = post_json(http, cfg, url, &hello)
+            .await?
+            .error_for_status()?;
         let w: Welcome = serde_json::from_slice(&resp.bytes().await?)?;
         *greeted = true;
         if w.epoch != at.epoch {
@@ -129,7 +204,7 @@ async fn round(
         entries: pending.iter().map(wire).collect::<Result<_, _>>()?,
     };
     let url = format!("{}/v1/journal", cfg.url);
-    let resp = post_json(http, url, &batch).await?;
+    let resp = post_json(http, cfg, url, &batch).await?;
     if resp.status().is_server_error() {
         resp.error_for_status_ref()?;
     }
@@ -137,14 +212,31 @@ async fn round(
     answer(writer, at.epoch, pending.len(), reply, greeted).await
 }
 
+/// POSTs `body` with the site's token; a 401 is [`ShipError::Refused`].
 async fn post_json<T: serde::Serialize>(
     http: &reqwest::Client,
+    cfg: &CentralConfig,
     url: String,
     body: &T,
 ) -> Result<reqwest::Response, ShipError> {
     let body = serde_json::to_vec(body)?;
-    let req = http.post(url).header("content-type", "application/json");
-    Ok(req.body(body).send().await?)
+    let mut req = http.post(url).header("content-type", "application/json");
+    req = match &cfg.token {
+        GrantsAuth::Bearer(token) => req.bearer_auth(token),
+        GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
+    };
+    let resp =
+        req.body(body)
+            .send()
+            .await
+            .map_err(|e| match crate::tls::certificate_problem(&e) {
+                Some(reason) => ShipError::Certificate(reason),
+                None => ShipError::Http(e),
+            })?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ShipError::Refused);
+    }
+    Ok(resp)
 }
 
 fn wire(e: &Entry) -> Result<WireEntry, serde_json::Error> {

@@ -56,6 +56,7 @@ impl Collector for Observed {
         jobs(&mut e, &s)?;
         components(&mut e, &s)?;
         syncs_and_backups(&mut e, &s)?;
+        central(&mut e, &s, now)?;
         let restarts = s
             .restarts
             .iter()
@@ -191,6 +192,28 @@ fn syncs_and_backups(e: &mut DescriptorEncoder, s: &Snapshot) -> Result {
         "backup_last_success_timestamp_seconds",
         "When the newest good backup was taken (unix seconds)",
         last,
+    )
+}
+
+/// A chain site's shipping: entries the centre has not acknowledged, and
+/// how old the oldest of them is (0 when there is none).
+fn central(e: &mut DescriptorEncoder, s: &Snapshot, now: i64) -> Result {
+    let Some(b) = s.central else {
+        return Ok(());
+    };
+    let count = [(vec![], i64::try_from(b.unacknowledged).unwrap_or(i64::MAX))];
+    gauges(
+        e,
+        "central_unacknowledged_entries",
+        "Outbox entries the chain's centre has not acknowledged",
+        count,
+    )?;
+    let lag = b.oldest_at.map_or(0, |at| now.saturating_sub(at).max(0));
+    gauges(
+        e,
+        "central_ack_lag_seconds",
+        "Age of the oldest outbox entry the centre has not acknowledged (0: none)",
+        [(vec![], lag)],
     )
 }
 

@@ -5,7 +5,11 @@
 //! has its `outbox_site` row ([`enable`]). The shipper reads entries after
 //! the acknowledged seq ([`pending`]), marks what the centre acknowledged
 //! ([`acknowledge`]), and moves what is unacknowledged to a new epoch when
-//! the centre gives one ([`rebase`]: a restored or cloned ledger).
+//! the centre gives one ([`rebase`]: a restored or cloned ledger). What
+//! waits is counted for metrics ([`backlog`]); acknowledged entries past
+//! their retention are deleted in small batches ([`prune`]): the outbox is
+//! the one table rows leave (it is not history: each entry names a usage,
+//! resolution or refund row, which stays).
 
 use super::{LedgerError, Result, Ts};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -102,6 +106,51 @@ const PENDING: &str = "SELECT o.seq, o.kind,
     o.at
     FROM outbox o, outbox_site s
     WHERE o.epoch = s.epoch AND o.seq > s.acked_seq ORDER BY o.seq LIMIT ?1";
+
+/// What waits for the centre.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Entries of the current epoch after the acknowledged seq.
+    pub unacknowledged: i64,
+    /// When the oldest of them was written; `None` when there is none.
+    pub oldest_at: Option<Ts>,
+}
+
+/// The outbox's backlog, or `None` when the outbox is off. Seqs are dense,
+/// so this reads two rows, whatever the backlog.
+pub fn backlog(conn: &Connection) -> Result<Option<Backlog>> {
+    let Some(at) = position(conn)? else {
+        return Ok(None);
+    };
+    let oldest_at = conn
+        .query_row(
+            "SELECT at FROM outbox WHERE epoch = ?1 AND seq = ?2",
+            params![at.epoch, at.acked_seq + 1],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(Some(Backlog {
+        unacknowledged: (at.last_seq - at.acked_seq).max(0),
+        oldest_at,
+    }))
+}
+
+/// Deletes up to `limit` acknowledged entries written before `before`,
+/// oldest epoch and seq first; returns how many. The newest entry of the
+/// current epoch always stays: the next seq is counted from it.
+pub fn prune(conn: &Connection, before: Ts, limit: usize) -> Result<usize> {
+    let deleted = conn.execute(
+        "DELETE FROM outbox WHERE (epoch, seq) IN (
+            SELECT o.epoch, o.seq FROM outbox o, outbox_site s
+            WHERE o.at < ?1
+              AND (o.epoch < s.epoch
+                   OR (o.epoch = s.epoch AND o.seq <= s.acked_seq
+                       AND o.seq < (SELECT MAX(m.seq) FROM outbox m WHERE m.epoch = s.epoch)))
+            ORDER BY o.epoch, o.seq LIMIT ?2)",
+        params![before, limit as i64],
+    )?;
+    Ok(deleted)
+}
 
 /// Records that the centre applied everything up to `seq` of `epoch`. An
 /// acknowledgement never goes back, nor applies to another epoch.
@@ -236,6 +285,69 @@ mod tests {
         let settle: serde_json::Value = serde_json::from_str(&entries[2].body).expect("json");
         assert_eq!(settle["key"], "h1");
         assert_eq!(settle["actual"], 30);
+    }
+
+    fn count(ledger: &Ledger) -> i64 {
+        ledger
+            .conn()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn acknowledged_entries_past_retention_are_pruned_in_batches_keeping_the_seq() {
+        let mut ledger = ledger();
+        ledger.write(|c, _| enable(c, "ber-1")).expect("enable");
+        for i in 0..7 {
+            ledger.debit(&request(&format!("k{i}"), 1)).expect("debit");
+        }
+        let b = backlog(ledger.conn()).expect("backlog").expect("on");
+        assert_eq!(
+            b,
+            Backlog {
+                unacknowledged: 7,
+                oldest_at: Some(T + 1)
+            }
+        );
+        let prune_all =
+            |ledger: &mut Ledger, before| ledger.write(|c, _| prune(c, before, 2)).expect("prune");
+        assert_eq!(prune_all(&mut ledger, T + 100), 0, "nothing acknowledged");
+        ledger.write(|c, _| acknowledge(c, 1, 5)).expect("ack");
+        assert_eq!(prune_all(&mut ledger, T + 1), 0, "not past retention");
+        assert_eq!(prune_all(&mut ledger, T + 100), 2, "a small batch");
+        assert_eq!(prune_all(&mut ledger, T + 100), 2);
+        assert_eq!(prune_all(&mut ledger, T + 100), 1);
+        assert_eq!(prune_all(&mut ledger, T + 100), 0, "6 and 7 wait");
+        assert_eq!(count(&ledger), 2);
+        let b = backlog(ledger.conn()).expect("backlog").expect("on");
+        assert_eq!(
+            b,
+            Backlog {
+                unacknowledged: 2,
+                oldest_at: Some(T + 1)
+            }
+        );
+        ledger.write(|c, _| acknowledge(c, 1, 7)).expect("ack");
+        assert_eq!(prune_all(&mut ledger, T + 100), 1, "the newest stays");
+        let b = backlog(ledger.conn()).expect("backlog").expect("on");
+        assert_eq!(
+            b,
+            Backlog {
+                unacknowledged: 0,
+                oldest_at: None
+            }
+        );
+        ledger.debit(&request("k7", 1)).expect("debit");
+        let at = position(ledger.conn()).expect("position").expect("on");
+        assert_eq!((at.acked_seq, at.last_seq), (7, 8), "seq 8 follows 7");
+        // An older epoch's entries are all acknowledged, newest included.
+        ledger.write(|c, _| rebase(c, 2)).expect("rebase");
+        ledger.debit(&request("k8", 1)).expect("debit");
+        assert_eq!(prune_all(&mut ledger, T + 100), 1, "epoch 1's newest, 7");
+        assert_eq!(
+            kinds(&ledger),
+            [(2, 1, "usage".to_string()), (2, 2, "usage".to_string())]
+        );
     }
 
     #[test]

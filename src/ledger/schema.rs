@@ -49,7 +49,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// The triggers that keep history append-only; each must be present.
+/// The triggers that keep history append-only; each must be present. The
+/// chain's `outbox` has none on purpose: the shipper renumbers it into a
+/// new epoch and prunes acknowledged entries (`outbox::prune`); the rows
+/// its entries name stay.
 pub const APPEND_ONLY_TRIGGERS: [&str; 29] = [
     "history_no_update",
     "history_no_delete",

@@ -20,7 +20,7 @@ mod latency;
 mod state;
 
 pub use latency::{Latency, LATENCY_BUCKETS};
-pub use state::{Backups, Component, GrantsSync, Outcome, Snapshot, Tally};
+pub use state::{Backups, CentralBacklog, Component, GrantsSync, Outcome, Snapshot, Tally};
 
 use state::State;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -256,6 +256,11 @@ impl Observer {
                 false => s.open_sessions.saturating_sub(1),
             }
         });
+    }
+
+    /// The chain's outbox, as the shipper read it.
+    pub fn central_backlog(&self, backlog: CentralBacklog) {
+        self.with(|s, _| s.central = Some(backlog));
     }
 
     /// One ledger commit (a batch) took `took`.

@@ -108,6 +108,16 @@ impl Backups {
     }
 }
 
+/// A chain site's outbox, as the shipper last read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CentralBacklog {
+    /// Entries the centre has not acknowledged yet.
+    pub unacknowledged: u64,
+    /// When the oldest of them was written (unix seconds, the site's
+    /// clock); `None` when everything is acknowledged.
+    pub oldest_at: Option<i64>,
+}
+
 /// The state at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -125,6 +135,9 @@ pub struct Snapshot {
     pub held: BTreeMap<String, u64>,
     pub open_sessions: u64,
     pub commits: Latency,
+    /// The outbox of a chain's site (`None`: not in a chain, or not read
+    /// yet).
+    pub central: Option<CentralBacklog>,
 }
 
 pub(super) type State = Snapshot;
@@ -142,6 +155,7 @@ impl State {
             held: BTreeMap::new(),
             open_sessions: 0,
             commits: Latency::default(),
+            central: None,
         }
     }
 

@@ -3,15 +3,23 @@
 //! replayed and a forked batch, a site SIGKILLed mid-shipping.
 
 use crate::support::daemon::Site;
-use crate::support::postgres::{Central, Postgres};
+use crate::support::postgres::{site_token, Central, Postgres};
 use crate::support::process::free_port;
 use std::time::{Duration, Instant};
 
-/// A site (no printers) shipping to `127.0.0.1:port` as `site_id`.
+/// A site (no printers) shipping to `127.0.0.1:port` as `site_id`, with
+/// its token.
 fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
+    chain_site_with(&format!("http://127.0.0.1:{port}"), site_id, batch, "")
+}
+
+/// A site shipping to `url` as `site_id` with its token; `more`: more
+/// `[central]` lines.
+fn chain_site_with(url: &str, site_id: &str, batch: usize, more: &str) -> Site {
     let site = Site::new(&[]);
+    std::fs::write(site.path("central.token"), site_token(site_id) + "\n").expect("token file");
     let central = format!(
-        "\n[central]\nurl = \"http://127.0.0.1:{port}\"\nsite_id = \"{site_id}\"\nbatch = {batch}\nmax_backoff = \"1s\"\n"
+        "\n[central]\nurl = \"{url}\"\nsite_id = \"{site_id}\"\ntoken_file = \"central.token\"\nbatch = {batch}\nmax_backoff = \"1s\"\n{more}"
     );
     site.write_config_with(&[], &central);
     site
@@ -112,6 +120,11 @@ fn pg_refuses(pg: &Postgres, sql: &str) -> bool {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pg.query(sql))).is_err()
 }
 
+/// POSTs as site `ber-2`, with its token.
+fn post(central: &Central, path: &str, body: &str) -> (u16, String) {
+    central.post(path, body, Some(&site_token("ber-2")))
+}
+
 fn usage_entry(seq: i64, key: &str, amount: i64) -> String {
     format!(
         r#"{{"seq":{seq},"kind":"usage","at":1780000000,"body":{{"key":"{key}","fingerprint":"f-{key}-{amount}","member":"alice","origin":"manual","credit_kind":"printing","resource_type":null,"amount":{amount},"is_hold":0,"covered":{amount},"overage":0,"at":1780000000}}}}"#
@@ -132,14 +145,14 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     let central = Central::start(&pg, free_port());
     let hello = r#"{"site_id":"ber-2","epoch":1,"last_seq":0}"#;
     assert_eq!(
-        central.post("/v1/hello", hello),
+        post(&central, "/v1/hello", hello),
         (200, r#"{"epoch":1,"high_water":0}"#.into())
     );
     let first = batch(1, &[usage_entry(1, "a", 10), usage_entry(2, "b", 20)]);
     let applied = (200, r#"{"status":"applied","high_water":2}"#.to_string());
-    assert_eq!(central.post("/v1/journal", &first), applied);
+    assert_eq!(post(&central, "/v1/journal", &first), applied);
     assert_eq!(
-        central.post("/v1/journal", &first),
+        post(&central, "/v1/journal", &first),
         applied,
         "a replay changes nothing"
     );
@@ -147,7 +160,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 30);
 
     let gap = batch(1, &[usage_entry(5, "e", 1)]);
-    let (status, body) = central.post("/v1/journal", &gap);
+    let (status, body) = post(&central, "/v1/journal", &gap);
     assert_eq!(
         (status, body.as_str()),
         (409, r#"{"status":"gap","high_water":2}"#)
@@ -156,13 +169,13 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     // Seq 2 again with other content: a clone. It gets epoch 2, where its
     // entries are applied by usage key: `a` again is not counted twice.
     let fork = batch(1, &[usage_entry(2, "c", 30)]);
-    let (status, body) = central.post("/v1/journal", &fork);
+    let (status, body) = post(&central, "/v1/journal", &fork);
     assert_eq!(
         (status, body.as_str()),
         (409, r#"{"status":"new_epoch","epoch":2}"#)
     );
     let moved = batch(2, &[usage_entry(1, "a", 10), usage_entry(2, "c", 30)]);
-    let (status, body) = central.post("/v1/journal", &moved);
+    let (status, body) = post(&central, "/v1/journal", &moved);
     assert_eq!(
         (status, body.as_str()),
         (200, r#"{"status":"applied","high_water":2}"#)
@@ -175,7 +188,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
 
     // The same key with another fingerprint is a conflict, never a charge.
     let other = batch(2, &[usage_entry(3, "b", 99)]);
-    assert_eq!(central.post("/v1/journal", &other).0, 200);
+    assert_eq!(post(&central, "/v1/journal", &other).0, 200);
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 60);
     assert_eq!(
         pg.query("SELECT key || ':' || what FROM ingest_conflicts"),
@@ -186,7 +199,7 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
     // epoch and the old one closes.
     let restored = r#"{"site_id":"ber-2","epoch":2,"last_seq":1}"#;
     assert_eq!(
-        central.post("/v1/hello", restored),
+        post(&central, "/v1/hello", restored),
         (200, r#"{"epoch":3,"high_water":0}"#.into())
     );
     assert_eq!(
@@ -351,6 +364,225 @@ fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twic
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 8 * 2 + 50);
     let epochs = "SELECT string_agg(epoch || ':' || high_water || ':' || (closed_at IS NOT NULL), ',' ORDER BY epoch) FROM site_epochs";
     assert_eq!(pg.query(epochs), "1:8:true,2:2:false");
+    daemon.stop();
+    drop(central);
+}
+
+#[test]
+fn the_centre_refuses_a_request_without_the_claimed_sites_token_and_applies_nothing() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let hello = r#"{"site_id":"ber-6","epoch":1,"last_seq":0}"#;
+    let one = format!(
+        r#"{{"site_id":"ber-6","epoch":1,"entries":[{}]}}"#,
+        usage_entry(1, "a", 10)
+    );
+    let other_sites = site_token("ber-7");
+    for token in [None, Some("guess-123"), Some(other_sites.as_str())] {
+        assert_eq!(central.post("/v1/hello", hello, token).0, 401, "{token:?}");
+        assert_eq!(central.post("/v1/journal", &one, token).0, 401, "{token:?}");
+    }
+    let forged = r#"{"site_id":"x\n<4>central serving forged","epoch":1,"last_seq":0}"#;
+    assert_eq!(central.post("/v1/hello", forged, Some("guess-123")).0, 401);
+    let applied = || {
+        pg.count("SELECT (SELECT count(*) FROM site_epochs) + (SELECT count(*) FROM journal) + (SELECT count(*) FROM usages)")
+    };
+    assert_eq!(applied(), 0, "nothing applied for a refused request");
+    let log = central.log();
+    assert_eq!(
+        log.matches("central refused a request").count(),
+        7,
+        "one WARN line per refusal:\n{log}"
+    );
+    assert!(
+        !log.contains("guess-123") && !log.contains(&other_sites),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("forged"))
+            .all(|l| l.contains("central refused")),
+        "a claimed site id cannot forge a line:\n{log}"
+    );
+
+    let right = site_token("ber-6");
+    assert_eq!(
+        central.post("/v1/hello", hello, Some(&right)),
+        (200, r#"{"epoch":1,"high_water":0}"#.into())
+    );
+    assert_eq!(
+        central.post("/v1/journal", &one, Some(&right)),
+        (200, r#"{"status":"applied","high_water":1}"#.into())
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 1);
+
+    // A site daemon with a wrong token ships nothing, and says why once.
+    let site = chain_site(port, "ber-8", 500);
+    std::fs::write(site.path("central.token"), "not-the-token\n").expect("token file");
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    charge(&site, "w0", 5);
+    daemon.wait_log("refused this site's token", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-8'"),
+        0
+    );
+    assert_eq!(outbox(&site), (1, 0, 1), "the entry waits");
+    let log = daemon.log();
+    assert_eq!(log.matches("refused this site's token").count(), 1, "{log}");
+    assert!(!log.contains("not-the-token"), "{log}");
+    daemon.stop();
+    drop(central);
+}
+
+#[test]
+fn a_centre_serving_https_is_trusted_by_ca_file_or_pin_and_refused_otherwise() {
+    let _serial = crate::support::serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::support::tls::Certs::new(dir.path());
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start_with(&pg, port, Some(&certs.leaf));
+    assert!(
+        central.log().contains("scheme=\"https\"") || central.log().contains("scheme=https"),
+        "{}",
+        central.log()
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = format!("ca_file = \"{}\"\n", certs.ca.cert.display());
+    let pin = format!("tls_fingerprint = \"{}\"\n", certs.leaf.fingerprint());
+    let by_ca = chain_site_with(&url, "ber-1", 500, &ca);
+    let pinned = chain_site_with(&url, "ber-2", 500, &pin);
+    let untrusted = chain_site_with(&url, "ber-3", 500, "");
+    let mut daemons = Vec::new();
+    for (site, key) in [(&by_ca, "c0"), (&pinned, "p0"), (&untrusted, "u0")] {
+        let d = site.start();
+        d.wait_ready();
+        charge(site, key, 4);
+        daemons.push(d);
+    }
+    wait_for(
+        "the trusting sites shipped",
+        Duration::from_secs(20),
+        || outbox(&by_ca) == (1, 1, 1) && outbox(&pinned) == (1, 1, 1),
+    );
+    daemons[2].wait_log("certificate is not trusted", Duration::from_secs(10));
+    assert_eq!(
+        pg.query("SELECT string_agg(site_id || ':' || key, ',' ORDER BY key) FROM usages"),
+        "ber-1:manual:c0,ber-2:manual:p0",
+        "nothing from the site that does not trust the centre"
+    );
+    assert_eq!(outbox(&untrusted), (1, 0, 1));
+    // Plain HTTP to the HTTPS port is not served.
+    let (status, _) = std::panic::catch_unwind(|| {
+        central.post(
+            "/v1/hello",
+            r#"{"site_id":"ber-1","epoch":1,"last_seq":0}"#,
+            Some(&site_token("ber-1")),
+        )
+    })
+    .unwrap_or((0, String::new()));
+    assert_ne!(status, 200, "plain HTTP refused");
+    for mut d in daemons {
+        d.stop();
+    }
+    drop(central);
+}
+
+/// Rows left in the site's outbox.
+fn outbox_rows(site: &Site) -> i64 {
+    let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
+    conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .expect("outbox rows")
+}
+
+#[test]
+fn lag_shows_in_metrics_alerts_once_each_way_and_acknowledged_entries_are_pruned() {
+    use crate::support::http::{scrape, value, wait_value};
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let http = free_port();
+    let more = format!(
+        "retention = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
+         [alerts]\ncommand = \"notify.sh\"\ncentral_lag = \"2s\"\n"
+    );
+    let site = chain_site_with(&format!("http://127.0.0.1:{port}"), "ber-9", 500, &more);
+    let alerts = site.path("alerts.jsonl");
+    let notify = site.path("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\ncat >> '{}'\n", alerts.display()),
+    )
+    .expect("notify.sh");
+    std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let recorded = || -> Vec<(String, String)> {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|v| (v["kind"].to_string(), v["state"].to_string()))
+            .collect()
+    };
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("central unreachable", Duration::from_secs(10));
+    for i in 0..3 {
+        charge(&site, &format!("l{i}"), 2);
+    }
+    let limit = Duration::from_secs(15);
+    wait_value(
+        http,
+        "tallyd_central_unacknowledged_entries",
+        &[],
+        3.0,
+        limit,
+    );
+    wait_for("the lag alert", limit, || !recorded().is_empty());
+    let lag = value(&scrape(http), "tallyd_central_ack_lag_seconds", &[]).expect("lag");
+    assert!(lag >= 2.0, "the oldest entry is {lag}s old");
+    let firing = ("\"central_lagging\"".to_string(), "\"firing\"".to_string());
+    assert_eq!(recorded(), std::slice::from_ref(&firing));
+
+    let central = Central::start(&pg, port);
+    wait_for("acknowledged", Duration::from_secs(20), || {
+        outbox(&site) == (1, 3, 3)
+    });
+    wait_value(
+        http,
+        "tallyd_central_unacknowledged_entries",
+        &[],
+        0.0,
+        limit,
+    );
+    wait_value(http, "tallyd_central_ack_lag_seconds", &[], 0.0, limit);
+    wait_for("the resolved alert", limit, || recorded().len() == 2);
+    let resolved = (
+        "\"central_lagging\"".to_string(),
+        "\"resolved\"".to_string(),
+    );
+    assert_eq!(recorded(), [firing, resolved]);
+    let log = daemon.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("central_lagging"))
+            .count(),
+        2,
+        "logged once when it starts, once when it clears:\n{log}"
+    );
+
+    // Past the 1 s retention the acknowledged entries go, but the newest.
+    wait_for("pruned", limit, || outbox_rows(&site) == 1);
+    charge(&site, "l3", 2);
+    wait_for("seq 4 applied", limit, || {
+        pg.count("SELECT high_water FROM site_epochs WHERE site_id = 'ber-9'") == 4
+    });
+    assert_eq!(pg.count("SELECT count(*) FROM usages"), 4);
+    assert_eq!(pg.count("SELECT count(*) FROM ingest_conflicts"), 0);
     daemon.stop();
     drop(central);
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 const RULES: Rules = Rules {
     after: 300,
     repeat: 3600,
+    central_lag: 900,
 };
 
 /// An observer on a clock the test sets, and the alerter fed from it.
@@ -286,4 +287,33 @@ fn the_json_keys_come_in_the_documented_order() {
          \"since\":\"1970-01-01T00:00:00+00:00\",\"reason\":\"refused\",\"site\":\"Cowork\",\
          \"host\":\"pi\",\"time\":\"1970-01-01T00:05:00+00:00\"}"
     );
+}
+
+#[test]
+fn a_chain_site_lagging_behind_its_centre_alerts_once_and_resolves_once() {
+    use crate::observe::CentralBacklog;
+    let mut w = World::new();
+    let backlog = |n: u64, oldest: Option<i64>| CentralBacklog {
+        unacknowledged: n,
+        oldest_at: oldest.map(|t| 1_000_000 + t),
+    };
+    w.at(0).observer.central_backlog(backlog(0, None));
+    assert!(w.tick().is_empty(), "nothing waits");
+    w.at(10).observer.central_backlog(backlog(3, Some(10)));
+    assert!(w.at(909).tick().is_empty(), "899 s old: not yet");
+    assert_eq!(
+        w.at(910).tick(),
+        one(Kind::CentralLagging, "central", State::Firing)
+    );
+    w.observer.central_backlog(backlog(40, Some(10)));
+    assert!(w.at(2000).tick().is_empty(), "once while it lasts");
+    // The centre acknowledged the old entries; a newer one waits, young.
+    w.observer.central_backlog(backlog(1, Some(1990)));
+    assert_eq!(
+        w.at(2001).tick(),
+        one(Kind::CentralLagging, "central", State::Resolved)
+    );
+    assert!(w.at(2002).tick().is_empty(), "resolved once");
+    w.observer.central_backlog(backlog(0, None));
+    assert!(w.at(2003).tick().is_empty());
 }

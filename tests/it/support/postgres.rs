@@ -171,6 +171,29 @@ impl Drop for Postgres {
     }
 }
 
+/// The secret token of test site `id` (the centre lists the sites
+/// [`SITES`] with these tokens' SHA-256).
+pub fn site_token(id: &str) -> String {
+    format!("token-of-{id}")
+}
+
+/// The sites the centre of a test accepts, each with [`site_token`].
+pub const SITES: [&str; 9] = [
+    "ber-1", "ber-2", "ber-3", "ber-4", "ber-5", "ber-6", "ber-7", "ber-8", "ber-9",
+];
+
+/// `central.toml`'s `[[sites]]` for [`SITES`].
+fn sites_toml() -> String {
+    use sha2::{Digest, Sha256};
+    SITES
+        .iter()
+        .map(|id| {
+            let digest = Sha256::digest(site_token(id).as_bytes());
+            format!("[[sites]]\nid = \"{id}\"\ntoken_sha256 = \"{digest:x}\"\n")
+        })
+        .collect()
+}
+
 /// `tallyd central`, killed when dropped.
 pub struct Central {
     child: Child,
@@ -180,14 +203,29 @@ pub struct Central {
 }
 
 impl Central {
-    /// Starts the centre on `port` in front of `pg`; waits until it serves.
+    /// Starts the centre on `port` in front of `pg`, over plain HTTP;
+    /// waits until it serves.
     pub fn start(pg: &Postgres, port: u16) -> Central {
+        Central::start_with(pg, port, None)
+    }
+
+    /// Starts the centre on `port` in front of `pg`, over HTTPS with `tls`
+    /// (a certificate and its key) if given; waits until it serves.
+    pub fn start_with(pg: &Postgres, port: u16, tls: Option<&super::tls::Cert>) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
-        let text = format!(
+        let mut text = format!(
             "listen = \"127.0.0.1:{port}\"\npostgres = \"{}\"\n",
             pg.conninfo()
         );
+        if let Some(c) = tls {
+            text += &format!(
+                "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                c.cert.display(),
+                c.key.display()
+            );
+        }
+        text += &sites_toml();
         std::fs::write(&config, text).expect("write central.toml");
         let log = dir.path().join("central.log");
         let child = tallyd()
@@ -222,12 +260,14 @@ impl Central {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// POSTs `body` to `path`; returns the status code and the body.
-    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+    /// POSTs `body` to `path` over plain HTTP, with `Authorization:
+    /// Bearer <token>` if given; returns the status code and the body.
+    pub fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes()).expect("send");
