@@ -55,6 +55,8 @@ pub async fn scheduler(s: Schedule, clock: Clock, observer: Observer, stop: Canc
         Some(last) => next_after(tz, at, every, last),
         None => first_slot(tz, at, every, clock.wall()),
     };
+    tracing::info!(dir = %dir.display(), next = %crate::clock::format_rfc3339(tz, due),
+        every_secs = every.as_secs(), keep = s.config.keep, "backups scheduled");
     let mut failing: Option<u32> = None;
     loop {
         let now = clock.wall();
