@@ -16,6 +16,11 @@
 //!
 //! Verification is never switched off. [`certificate_problem`] finds, in a
 //! transport error, the reason a peer's certificate was refused.
+//!
+//! [`server`]: the other side, what the daemon's own HTTP listener presents
+//! (`[http] cert_file`, `key_file`).
+
+pub mod server;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;

@@ -378,7 +378,11 @@ pub fn check_config(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(out, "{}", describe_alerts(c.alerts.as_ref()))?;
     if let Some(h) = &c.http {
-        writeln!(out, "http: /metrics and /healthz on {}", h.listen)?;
+        let tls = match &h.tls {
+            Some(t) => format!(" over TLS (certificate {})", t.cert_file.display()),
+            None => String::new(),
+        };
+        writeln!(out, "http: /metrics and /healthz on {}{tls}", h.listen)?;
     }
     Ok(())
 }

@@ -1,9 +1,14 @@
 //! `[http]`: the optional HTTP listener (`/metrics`, `/healthz`, and what
-//! else the daemon serves there). Off unless `listen` is given.
+//! else the daemon serves there). Off unless `listen` is given. With
+//! `cert_file` and `key_file` (both or neither) it speaks TLS only; the two
+//! files are read and checked here, at start and on every reload.
 
 use super::{duration_field, ConfigError, ErrAt};
+use crate::tls::server::{IdentityError, Part, ServerIdentity};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -15,10 +20,14 @@ pub(super) struct RawHttp {
     grants_max_age: Option<Spanned<String>>,
     #[serde(default)]
     backup_max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    cert_file: Option<Spanned<String>>,
+    #[serde(default)]
+    key_file: Option<Spanned<String>>,
 }
 
 /// The HTTP listener's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Where it listens (`127.0.0.1:9477`).
     pub listen: SocketAddr,
@@ -28,6 +37,9 @@ pub struct HttpConfig {
     /// `/healthz` fails once the last good backup is older; `None`: two
     /// backup intervals.
     pub backup_max_age: Option<Duration>,
+    /// `cert_file` and `key_file`: the listener speaks TLS, presenting
+    /// them; `None`: plain HTTP.
+    pub tls: Option<ServerIdentity>,
 }
 
 impl HttpConfig {
@@ -45,6 +57,7 @@ impl HttpConfig {
 
 pub(super) fn section(
     raw: Option<RawHttp>,
+    base: &Path,
     err: &ErrAt<'_>,
 ) -> Result<Option<HttpConfig>, ConfigError> {
     let Some(raw) = raw else {
@@ -68,7 +81,48 @@ pub(super) fn section(
         listen,
         grants_max_age: optional(&raw.grants_max_age, "http.grants_max_age")?,
         backup_max_age: optional(&raw.backup_max_age, "http.backup_max_age")?,
+        tls: identity(raw.cert_file.as_ref(), raw.key_file.as_ref(), base, err)?,
     }))
+}
+
+/// `cert_file` and `key_file` (both or neither), relative to `base`, read
+/// and checked now.
+fn identity(
+    cert: Option<&Spanned<String>>,
+    key: Option<&Spanned<String>>,
+    base: &Path,
+    err: &ErrAt<'_>,
+) -> Result<Option<ServerIdentity>, ConfigError> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        (Some(c), None) => {
+            return Err(err(
+                Some(c.span()),
+                "http.key_file",
+                "is needed with cert_file (set both for TLS, or neither)".into(),
+            ))
+        }
+        (None, Some(k)) => {
+            return Err(err(
+                Some(k.span()),
+                "http.cert_file",
+                "is needed with key_file (set both for TLS, or neither)".into(),
+            ))
+        }
+    };
+    let file = |s: &Spanned<String>| base.join(s.get_ref().trim());
+    ServerIdentity::load(&file(cert), &file(key))
+        .map(Some)
+        .map_err(|e: IdentityError| {
+            let (at, field) = match e.part() {
+                Part::Cert => (cert, "http.cert_file"),
+                Part::Key => (key, "http.key_file"),
+            };
+            let mut error = err(Some(at.span()), field, crate::error_chain(&e));
+            error.source = Some(Arc::new(e));
+            error
+        })
 }
 
 #[cfg(test)]
@@ -98,6 +152,31 @@ mod tests {
             .http
             .expect("http on");
         assert_eq!(http.grants_max_age(m), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn cert_file_and_key_file_go_together_and_a_missing_one_is_named() {
+        let listen = "[http]\nlisten = \"127.0.0.1:9477\"\n";
+        let e = parse(&format!("{listen}cert_file = \"c.pem\"\n")).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "test.toml:5: http.key_file: is needed with cert_file (set both for TLS, or neither)"
+        );
+        let e = parse(&format!("{listen}key_file = \"k.pem\"\n")).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "test.toml:5: http.cert_file: is needed with key_file (set both for TLS, or neither)"
+        );
+        let e = parse(&format!(
+            "{listen}cert_file = \"/nonexistent/c.pem\"\nkey_file = \"k.pem\"\n"
+        ))
+        .expect_err("refused");
+        assert!(
+            e.to_string()
+                .starts_with("test.toml:5: http.cert_file: cannot read /nonexistent/c.pem: "),
+            "{e}"
+        );
+        assert_eq!(parse(listen).expect("config").http.expect("http").tls, None);
     }
 
     #[test]

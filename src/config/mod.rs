@@ -346,7 +346,7 @@ impl Config {
             None => None,
             Some(a) => Some(alerts::section(a, base, &err)?),
         };
-        let http = http::section(raw.http, &err)?;
+        let http = http::section(raw.http, base, &err)?;
         let console = console::section(raw.console, &err)?;
         let central = match &raw.central {
             None => None,

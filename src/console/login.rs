@@ -1,7 +1,8 @@
 //! Logging in and out. A login form carries its own one-time token; a
 //! name or address with too many recent failures is refused before the
 //! password is checked; a good login starts a session whose token is the
-//! cookie (HttpOnly, SameSite=Strict, Secure when configured).
+//! cookie (HttpOnly, SameSite=Strict, Secure when configured or under the
+//! listener's TLS).
 
 use super::guard::Attempt;
 use super::{html_page, pages, password, Failure, Me, St, COOKIE};
@@ -99,7 +100,10 @@ pub async fn submit(
     }
     let session = state.guard().log_in(&name, Instant::now());
     tracing::info!(manager = %name, address = address.as_deref().unwrap_or(""), "console login");
-    let secure = match config.console.secure_cookies {
+    // Under the listener's own TLS the cookie is `Secure` whatever
+    // `secure_cookies` says.
+    let tls = config.http.as_ref().is_some_and(|h| h.tls.is_some());
+    let secure = match config.console.secure_cookies || tls {
         true => "; Secure",
         false => "",
     };

@@ -120,7 +120,7 @@ impl Daemon {
         if let Some(bound) = &self.http {
             let routes = web::routes(&self.config, &self.observer, &self.writer)
                 .merge(crate::console::router(self.console.clone()));
-            web::start(&mut self.tasks, bound, routes);
+            web::start(&mut self.tasks, &self.config, bound, routes);
         }
     }
 
@@ -129,7 +129,7 @@ impl Daemon {
     /// and that is logged).
     async fn restart_http(&mut self, old: Option<std::net::SocketAddr>) {
         self.tasks.stop(web::TASK, STOP_GRACE).await;
-        let new = self.config.http.map(|h| h.listen);
+        let new = self.config.http.as_ref().map(|h| h.listen);
         if new != old {
             self.http = None;
             match web::bind(&self.config) {
@@ -378,7 +378,7 @@ impl Daemon {
             || config.grants.as_ref().map(|g| g.interval)
                 != self.config.grants.as_ref().map(|g| g.interval)
             || backups_changed;
-        let old_listen = self.config.http.map(|h| h.listen);
+        let old_listen = self.config.http.as_ref().map(|h| h.listen);
         let _ = self.grants.send(config.grants.clone());
         self.sync_now.notify_one();
         tracing::info!(printers = config.printers.len(), added = %added.join(","),

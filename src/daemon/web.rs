@@ -28,7 +28,8 @@ pub fn bind(config: &Config) -> Result<Option<Bound>, http::BindError> {
     };
     let listener = http::bind(h.listen)?;
     let addr = listener.local_addr().unwrap_or(h.listen);
-    tracing::info!(listen = %addr, "HTTP listener started (/metrics, /healthz)");
+    let tls = h.tls.is_some();
+    tracing::info!(listen = %addr, tls, "HTTP listener started (/metrics, /healthz, /console)");
     Ok(Some(Bound {
         listener: Arc::new(listener),
     }))
@@ -41,10 +42,11 @@ pub fn routes(config: &Config, observer: &Observer, writer: &WriterHandle) -> Ro
         version: env!("CARGO_PKG_VERSION"),
         schema: crate::ledger::schema::SCHEMA_VERSION,
     };
-    let h = config.http.unwrap_or(crate::config::HttpConfig {
+    let h = config.http.clone().unwrap_or(crate::config::HttpConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         grants_max_age: None,
         backup_max_age: None,
+        tls: None,
     });
     let bounds = health::Bounds {
         grants: config.grants.as_ref().map(|g| h.grants_max_age(g.interval)),
@@ -60,11 +62,21 @@ pub fn routes(config: &Config, observer: &Observer, writer: &WriterHandle) -> Ro
     ))
 }
 
-/// Starts the listener's task on `bound`, serving `router`.
-pub fn start(tasks: &mut Supervisor, bound: &Bound, router: Router) {
+/// Starts the listener's task on `bound`, serving `router`, in TLS when
+/// `[http]` has a certificate (if its TLS setup cannot be made, which
+/// loading the config already checked, the listener stays off, logged).
+pub fn start(tasks: &mut Supervisor, config: &Config, bound: &Bound, router: Router) {
+    let identity = config.http.as_ref().and_then(|h| h.tls.as_ref());
+    let tls = match identity.map(|i| i.server_config()).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(error = %crate::error_chain(&e), "HTTP listener off: cannot use its certificate");
+            return;
+        }
+    };
     let listener = bound.listener.clone();
     tasks.start(TASK, move |stop| {
-        let (listener, router) = (listener.clone(), router.clone());
-        async move { http::serve(&listener, router, stop).await }
+        let (listener, tls, router) = (listener.clone(), tls.clone(), router.clone());
+        async move { http::serve(&listener, tls, router, stop).await }
     });
 }

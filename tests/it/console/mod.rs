@@ -6,9 +6,12 @@
 //!   a form without its token or sent twice.
 //! - [`browser`]: headless Chromium over WebDriver: the manager's day, on
 //!   the console the daemon serves.
+//! - [`tls`]: the console and `/healthz` over the daemon's own TLS
+//!   (`[http] cert_file`, `key_file`), and the key files it refuses.
 
 mod browser;
 mod refusals;
+mod tls;
 
 use crate::support::daemon::{PrinterSpec, Site};
 use std::net::SocketAddr;

@@ -49,7 +49,9 @@ fn metrics_move_with_real_charges_and_show_printers_and_readers_going_down() {
     let mut daemon = site.start_with("journald", &[("TALLYD_TEST_PANIC_PRINTER", "lobby")]);
     daemon.wait_ready();
     daemon.wait_log(
-        &format!("HTTP listener started (/metrics, /healthz) listen=127.0.0.1:{port}"),
+        &format!(
+            "HTTP listener started (/metrics, /healthz, /console) listen=127.0.0.1:{port} tls=false"
+        ),
         LIMIT,
     );
 
