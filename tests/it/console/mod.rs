@@ -6,10 +6,13 @@
 //!   a form without its token or sent twice.
 //! - [`browser`]: headless Chromium over WebDriver: the manager's day, on
 //!   the console the daemon serves.
+//! - [`keyboard`]: headless Chromium with the keyboard alone: log in and
+//!   find a member; a label on every form control.
 //! - [`tls`]: the console and `/healthz` over the daemon's own TLS
 //!   (`[http] cert_file`, `key_file`), and the key files it refuses.
 
 mod browser;
+mod keyboard;
 mod refusals;
 mod tls;
 
