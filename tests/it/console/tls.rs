@@ -2,9 +2,10 @@
 //! cert_file`, `key_file`), with a leaf signed by a private CA (the
 //! certificates of [`Certs`]): a client trusting only that CA reaches the
 //! login page and `/healthz`, logs in and gets a `Secure` cookie; plain
-//! HTTP and a client that does not trust the CA get nothing. A key file that
-//! is missing, readable by anyone or not the certificate's stops
-//! `check-config` and the daemon's start, naming the field.
+//! HTTP and a client that does not trust the CA get nothing. A reload takes
+//! a renewed certificate. A key file that is missing, readable by anyone
+//! or not the certificate's stops `check-config` and the daemon's start,
+//! naming the field.
 
 use super::{form_token, site_with, MANAGER, PASSWORD};
 use crate::support::daemon::Site;
@@ -139,6 +140,54 @@ fn over_tls_a_client_trusting_the_private_ca_gets_the_console_and_healthz_and_a_
     daemon.wait_log(
         &format!("console login manager={MANAGER} address=\"127.0.0.1\""),
         LIMIT,
+    );
+    daemon.stop();
+}
+
+#[test]
+fn a_reload_takes_a_new_certificate() {
+    let _serial = crate::support::serial();
+    let (old_dir, new_dir) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (old, new) = (Certs::new(old_dir.path()), Certs::new(new_dir.path()));
+    chmod(&old.leaf.key, 0o600);
+    chmod(&new.leaf.key, 0o600);
+    let port = free_port();
+    let site = Site::new(&[]);
+    site.write_config_with(&[], &http(port, &old.leaf.cert, &old.leaf.key));
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = |ca: &Path| {
+        rt.block_on(async { client(Some(ca)).get(&url).send().await.map(|r| r.status()) })
+    };
+    assert_eq!(status(&old.ca.cert).expect("old CA"), StatusCode::OK);
+    assert!(
+        status(&new.ca.cert).is_err(),
+        "the new CA trusted before the reload"
+    );
+
+    site.write_config_with(&[], &http(port, &new.leaf.cert, &new.leaf.key));
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", LIMIT);
+    let start = std::time::Instant::now();
+    while status(&new.ca.cert).is_err() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the new certificate is not served:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        status(&old.ca.cert).is_err(),
+        "the old certificate still served"
     );
     daemon.stop();
 }
