@@ -16,9 +16,8 @@
 //!      ([`error_chain`]), for log lines and the command line;
 //!    - [`tls`]: whom a TLS peer must be (system roots, a `ca_file`, a
 //!      pinned fingerprint), why a peer's certificate was refused, and a
-//!      server's certificate and key (`tls::server_config`; `tls::server`
-//!      reads and checks them for the daemon's `[http] cert_file`,
-//!      `key_file`);
+//!      server's certificate and key (`tls::server_config`, read and
+//!      checked by `tls::server`: `tallyd central`'s and `[http]`'s);
 //!    - [`observe`]: what the daemon's tasks observe (printers and readers
 //!      up or down, grants syncs, backups, restarts, jobs by outcome, commit
 //!      latency) as a snapshot and a broadcast of one-off notices, for
@@ -50,7 +49,7 @@
 //!    - [`http`]: the optional HTTP listener (axum): Prometheus `/metrics`
 //!      from the observer's snapshot, `/healthz` (a pure verdict plus a
 //!      round trip to the ledger writer), and the routes others merge in,
-//!      in plain HTTP or TLS (`http::tls`);
+//!      in plain HTTP or TLS (axum-server);
 //!    - [`central`]: the centre of a chain (`tallyd central`, issue 18):
 //!      the site protocol (`central::protocol`, shared with the daemon's
 //!      shipper) served over HTTP or HTTPS (axum-server) in front of

@@ -12,13 +12,11 @@
 //!   makes it trusted.
 //!
 //! [`server_config`] is the other side: a certificate and key to serve
-//! (`tallyd central`'s `cert_file`, `key_file`).
+//! (`tallyd central`'s and the daemon's `[http]` `cert_file`, `key_file`),
+//! read and checked by [`server::ServerIdentity`].
 //!
 //! Verification is never switched off. [`certificate_problem`] finds, in a
 //! transport error, the reason a peer's certificate was refused.
-//!
-//! [`server`]: the other side, what the daemon's own HTTP listener presents
-//! (`[http] cert_file`, `key_file`).
 
 pub mod server;
 
@@ -334,44 +332,15 @@ fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
     rustls_error(inner)
 }
 
-/// Why a server's certificate and key cannot be served; the text names
-/// the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerTlsError {
-    #[error("{} is not a PEM certificate chain: {reason}", .path.display())]
-    Certificate { path: PathBuf, reason: String },
-    #[error("{} is not a PEM private key: {reason}", .path.display())]
-    Key { path: PathBuf, reason: String },
-    #[error("the certificate and key cannot be served")]
-    Config(#[from] rustls::Error),
-}
-
 /// A TLS server setup (HTTP/1.1) from a PEM certificate chain and its PEM
-/// private key, on the same crypto provider as the clients.
-pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServerTlsError> {
-    use rustls::pki_types::PrivateKeyDer;
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ServerTlsError::Certificate {
-            path: cert.to_path_buf(),
-            reason: format!("{e:?}"),
-        })?;
-    if chain.is_empty() {
-        return Err(ServerTlsError::Certificate {
-            path: cert.to_path_buf(),
-            reason: "no `BEGIN CERTIFICATE` block".into(),
-        });
-    }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| ServerTlsError::Key {
-        path: key.to_path_buf(),
-        reason: format!("{e:?}"),
-    })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, private)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+/// private key, on the same crypto provider as the clients; the files are
+/// read and checked as [`server::ServerIdentity::load`] says (a key file
+/// any user may read is refused).
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, server::IdentityError> {
+    server::ServerIdentity::load(cert, key)?.server_config()
 }
 
 #[cfg(test)]

@@ -67,7 +67,10 @@ pub fn routes(config: &Config, observer: &Observer, writer: &WriterHandle) -> Ro
 /// loading the config already checked, the listener stays off, logged).
 pub fn start(tasks: &mut Supervisor, config: &Config, bound: &Bound, router: Router) {
     let identity = config.http.as_ref().and_then(|h| h.tls.as_ref());
-    let tls = match identity.map(|i| i.server_config()).transpose() {
+    let tls = match identity
+        .map(|i| i.server_config().map(Arc::new))
+        .transpose()
+    {
         Ok(tls) => tls,
         Err(e) => {
             tracing::error!(error = %crate::error_chain(&e), "HTTP listener off: cannot use its certificate");

@@ -3,13 +3,11 @@
 //! merges in beside them. axum serves them; [`bind`] takes the address at
 //! start (so a daemon whose address is in use refuses to start) and
 //! [`serve`] answers on it until cancelled, in plain HTTP or, given a TLS
-//! setup, in TLS only ([`tls`]).
+//! setup, in TLS only (axum-server, as `tallyd central` serves HTTPS).
 
 pub mod health;
 pub mod metrics;
-pub mod tls;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -43,10 +41,7 @@ pub async fn serve(
     router: Router,
     stop: CancellationToken,
 ) {
-    let listener = match listener
-        .try_clone()
-        .and_then(tokio::net::TcpListener::from_std)
-    {
+    let listener = match listener.try_clone() {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "cannot serve HTTP");
@@ -57,28 +52,42 @@ pub async fn serve(
     // per address reads it).
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
-        Some(config) => {
-            let listener = match tls::TlsListener::new(listener, config) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot serve HTTPS");
-                    return;
-                }
-            };
-            // axum gives handlers the peer's address (`ConnectInfo`) for a
-            // listener wrapped by `tap_io`; a listener of ours alone has none.
-            let listener = listener.tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
+        None => match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        Some(config) => serve_tls(listener, config, service, stop).await,
     };
     if let Err(e) = served {
         tracing::error!(error = %e, "HTTP listener failed");
     }
+}
+
+/// `service` on `listener` in TLS only, until `stop` is cancelled; requests
+/// in flight then finish. Each handshake runs in its connection's own task,
+/// bounded to 10 s (axum-server's default), so a client that says nothing
+/// or speaks plain HTTP holds up no one.
+async fn serve_tls(
+    listener: std::net::TcpListener,
+    config: Arc<ServerConfig>,
+    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    let stopper = tokio::spawn(async move {
+        stop.cancelled().await;
+        stopping.graceful_shutdown(None);
+    });
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+    let served = match axum_server::from_tcp_rustls(listener, config) {
+        Ok(server) => server.handle(handle).serve(service).await,
+        Err(e) => Err(e),
+    };
+    stopper.abort();
+    served
 }

@@ -158,7 +158,7 @@ impl ServerIdentity {
 
     /// The TLS server setup that presents this identity: TLS 1.2 and 1.3,
     /// HTTP/1.1, with the crypto reqwest uses (aws-lc-rs).
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, IdentityError> {
+    pub fn server_config(&self) -> Result<ServerConfig, IdentityError> {
         let unusable = |e: rustls::Error| IdentityError::Unusable {
             cert: self.cert_file.clone(),
             key: self.key_file.clone(),
@@ -177,7 +177,7 @@ impl ServerIdentity {
             .with_single_cert(certs, key)
             .map_err(unusable)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        Ok(config)
     }
 }
 
