@@ -60,17 +60,18 @@ pub struct Entry<'a> {
     pub at: Ts,
 }
 
+/// A lot's member and credit, and the history chain's tip.
+const OWNER_AND_TIP: &str = "SELECT l.member_id, l.credit, t.id, t.hash FROM lots l
+     LEFT JOIN (SELECT id, hash FROM history ORDER BY id DESC LIMIT 1) t
+     WHERE l.id = ?1";
+
 /// Appends one history row, hashed onto the history chain; the caller
 /// changes the lot itself in the same transaction.
 pub fn append(conn: &Connection, e: &Entry<'_>) -> Result<()> {
     // The lot's owner (bound into the hash) and the chain's tip, in one
     // statement: this runs for every row a debit writes.
     let (member, credit, last): (String, String, integrity::Last) = conn
-        .prepare_cached(
-            "SELECT l.member_id, l.credit, t.id, t.hash FROM lots l
-             LEFT JOIN (SELECT id, hash FROM history ORDER BY id DESC LIMIT 1) t
-             WHERE l.id = ?1",
-        )?
+        .prepare_cached(OWNER_AND_TIP)?
         .query_row([e.lot], |r| {
             let id: Option<i64> = r.get(2)?;
             Ok((
@@ -109,4 +110,50 @@ pub fn append(conn: &Connection, e: &Entry<'_>) -> Result<()> {
         hash.as_slice()
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OWNER_AND_TIP;
+    use crate::ledger::lots::{self, GrantRequest};
+    use crate::ledger::{Ledger, Site, SourceKind, PRINTING};
+    use rusqlite::StatementStatus;
+    use std::path::Path;
+
+    /// A statement a debit runs is compiled once, whatever values it is
+    /// given: SQLite compiled this one again for every new lot (a plan
+    /// tailored to the value) until the ledger's connections asked for
+    /// plans that do not depend on values (`configure`).
+    #[test]
+    fn a_debit_statement_is_not_compiled_again_for_each_lot() {
+        let mut ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        ledger
+            .write(|c, _| {
+                lots::ensure_member(c, "alice", "Alice", 0)?;
+                for key in ["g1", "g2"] {
+                    lots::grant(
+                        c,
+                        &GrantRequest {
+                            member: "alice".into(),
+                            credit: PRINTING.into(),
+                            amount: 100,
+                            valid_from: 0,
+                            expires_at: None,
+                            source: SourceKind::Adjustment,
+                            source_key: key.into(),
+                            note: String::new(),
+                            at: 1,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .expect("grants");
+        let mut stmt = ledger.conn().prepare(OWNER_AND_TIP).expect("prepare");
+        for lot in [1, 2, 1, 2] {
+            let member: String = stmt.query_row([lot], |r| r.get(0)).expect("owner");
+            assert_eq!(member, "alice");
+        }
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
 }
