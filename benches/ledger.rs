@@ -3,7 +3,9 @@
 //! Prints, all measured in the same run on the same disk:
 //! - the raw rate of 4 KiB write + fdatasync (the floor every commit pays);
 //! - durable single debits per second (one transaction each) and their ratio
-//!   to that raw rate (goal: 0.5 or better);
+//!   to that raw rate (goal: 0.5 or better), with what one debit is made
+//!   of: its time without the fdatasync (`synchronous=OFF`) and the WAL
+//!   pages each commit writes;
 //! - hold + settle jobs per second (two transactions each);
 //! - durable single debits of team members with no lots of their own, paid
 //!   from their team's pool (100 teams of 10), as a ratio to personal
@@ -305,6 +307,43 @@ fn chain_rounds(conn: &rusqlite::Connection, rounds: usize) -> f64 {
     t.elapsed().as_secs_f64() / rounds as f64
 }
 
+/// What one durable debit is made of, outside the timed rounds: the WAL
+/// frames (pages) each debit's commit writes, counted between two passive
+/// checkpoints (the WAL restarts in place, its file keeps its size), and
+/// the seconds per debit with `synchronous=OFF` (everything but the
+/// fdatasync: statements, hashing, the WAL's writes).
+fn debit_parts(ledger: &mut Ledger, n: usize) -> (f64, f64) {
+    let wal_frames = |ledger: &Ledger| -> i64 {
+        ledger
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("checkpoint")
+    };
+    wal_frames(ledger);
+    for i in 0..n {
+        ledger
+            .debit(&debit(i, format!("frames:{i}")))
+            .expect("debit");
+    }
+    let frames = wal_frames(ledger) as f64 / n as f64;
+    let sync = |ledger: &Ledger, mode: &str| {
+        ledger
+            .conn()
+            .pragma_update(None, "synchronous", mode)
+            .expect("synchronous");
+    };
+    sync(ledger, "OFF");
+    let t = Instant::now();
+    for i in 0..n {
+        ledger
+            .debit(&debit(i, format!("unsynced:{i}")))
+            .expect("debit");
+    }
+    let unsynced = t.elapsed().as_secs_f64() / n as f64;
+    sync(ledger, "FULL");
+    (frames, unsynced)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -377,6 +416,7 @@ fn main() {
     }
     let sync_rate = n as f64 / sync_time.as_secs_f64();
     let direct_rate = n as f64 / direct_time.as_secs_f64();
+    let (frames, unsynced_s) = debit_parts(&mut ledger, 500);
 
     // Team pool debits against personal ones, in interleaved rounds.
     add_teams(&mut ledger);
@@ -528,6 +568,12 @@ fn main() {
     println!(
         "ratio single debits / fdatasync:    {:>9.2}   (goal >= 0.50)",
         direct_rate / sync_rate
+    );
+    println!(
+        "  one debit {:.0} us: {:.0} us without fdatasync (synchronous=OFF), {frames:.1} WAL pages per commit; one fdatasync {:.0} us",
+        1e6 / direct_rate,
+        unsynced_s * 1e6,
+        1e6 / sync_rate
     );
     println!(
         "single debits, outbox off / on:    {off_rate:>9.0} / {outbox_rate:.0} /s   (ratio {:.3}, goal >= 0.85)",
