@@ -156,4 +156,23 @@ mod tests {
         }
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
+
+    /// Plans fixed without the values still find a usage's rows through
+    /// the partial index on `usage_id` (a settle and a refund read them).
+    #[test]
+    fn a_usages_rows_are_found_through_its_partial_index() {
+        let ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        let plan: Vec<String> = ledger
+            .conn()
+            .prepare("EXPLAIN QUERY PLAN SELECT delta FROM history WHERE usage_id = ?1")
+            .expect("explain")
+            .query_map([7], |r| r.get(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter().any(|step| step.contains("history_by_usage")),
+            "{plan:?}"
+        );
+    }
 }
