@@ -8,6 +8,7 @@
 //! one line with every cause ([`error_chain`](crate::error_chain)).
 
 mod backup;
+mod central_import;
 mod check;
 mod console;
 mod generate;
@@ -166,6 +167,8 @@ pub enum Command {
         /// As for `run`.
         #[arg(long, value_enum, default_value = "auto")]
         log_format: crate::logging::LogFormat,
+        #[command(subcommand)]
+        action: Option<CentralAction>,
     },
     /// Run the daemon: poll printers, charge jobs, sync grants, sweep expiry.
     Run {
@@ -178,6 +181,16 @@ pub enum Command {
     /// Debian package).
     #[command(hide = true, subcommand)]
     Generate(generate::What),
+}
+
+/// What a site does with its chain's centre (`--config` names the site's
+/// config, which has `[central]`).
+#[derive(Debug, Subcommand)]
+pub enum CentralAction {
+    /// Give every usage, hold resolution and refund written before
+    /// `[central]` its outbox entry, ahead of newer ones, for the daemon to
+    /// ship: refused while the daemon runs; run again, it adds nothing.
+    Import,
 }
 
 /// `tallyd --version`: the version and the ledger schema it writes.
@@ -236,7 +249,7 @@ fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
     if let Command::Console { action } = &cli.command {
         return console::act(&mut std::io::stdout().lock(), action);
     }
-    if let Command::Central { .. } = cli.command {
+    if let Command::Central { action: None, .. } = cli.command {
         // The centre has no site config to look for: only its own file.
         let Some(central) = &cli.config else {
             anyhow::bail!("tallyd central needs --config naming its central.toml");
@@ -321,10 +334,14 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             None => review::list(ctx, &mut out, all),
             Some(action) => review::act(ctx, &mut out, &action),
         },
+        Command::Central {
+            action: Some(CentralAction::Import),
+            ..
+        } => central_import::import(ctx, &mut out),
         Command::Run { .. }
         | Command::Generate(_)
         | Command::Console { .. }
-        | Command::Central { .. } => Ok(()),
+        | Command::Central { action: None, .. } => Ok(()),
     }
 }
 
@@ -352,7 +369,11 @@ pub fn main() -> ExitCode {
         None => None,
     };
     crate::logging::init(match cli.command {
-        Command::Run { log_format } | Command::Central { log_format } => log_format,
+        Command::Run { log_format }
+        | Command::Central {
+            log_format,
+            action: None,
+        } => log_format,
         _ => crate::logging::LogFormat::Text,
     });
     match run(cli, config_from) {

@@ -47,6 +47,7 @@ pub mod jobs;
 pub mod lots;
 pub mod lots_verified;
 pub mod outbox;
+pub mod outbox_backfill;
 pub mod owners;
 pub mod query;
 pub mod schema;
@@ -145,6 +146,14 @@ pub enum LedgerError {
     },
     #[error("this ledger ships to the centre as site `{ledger}`, but `[central] site_id` says `{config}`; a ledger belongs to one site")]
     OtherSite { ledger: String, config: String },
+    #[error("this ledger has no outbox: `tallyd central import` needs `[central]` in the config")]
+    OutboxOff,
+    #[error("the centre already acknowledged this ledger's entries (epoch {epoch}, up to seq {acked_seq}); {missing} older rows can no longer go first, nothing was imported (import before the daemon first ships)")]
+    AlreadyShipped {
+        epoch: i64,
+        acked_seq: i64,
+        missing: i64,
+    },
     #[error("unknown member `{0}`")]
     UnknownMember(String),
     #[error("no open room session {0} (ended already, or its reader is gone from the config)")]

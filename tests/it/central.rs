@@ -17,15 +17,21 @@ fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
 /// `[central]` lines.
 fn chain_site_with(url: &str, site_id: &str, batch: usize, more: &str) -> Site {
     let site = Site::new(&[]);
+    join_chain(&site, url, site_id, batch, more);
+    site
+}
+
+/// Adds `[central]` to `site`'s config: shipping to `url` as `site_id`
+/// with its token; `more`: more `[central]` lines.
+pub(super) fn join_chain(site: &Site, url: &str, site_id: &str, batch: usize, more: &str) {
     std::fs::write(site.path("central.token"), site_token(site_id) + "\n").expect("token file");
     let central = format!(
         "\n[central]\nurl = \"{url}\"\nsite_id = \"{site_id}\"\ntoken_file = \"central.token\"\nbatch = {batch}\nmax_backoff = \"1s\"\n{more}"
     );
     site.write_config_with(&[], &central);
-    site
 }
 
-fn charge(site: &Site, key: &str, units: i64) {
+pub(super) fn charge(site: &Site, key: &str, units: i64) {
     let units = units.to_string();
     let args = [
         "charge", "alice", "--units", &units, "--reason", "copier", "--key", key,
@@ -34,7 +40,7 @@ fn charge(site: &Site, key: &str, units: i64) {
 }
 
 /// The site's outbox: (epoch, acknowledged seq, last seq written).
-fn outbox(site: &Site) -> (i64, i64, i64) {
+pub(super) fn outbox(site: &Site) -> (i64, i64, i64) {
     let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
     conn.query_row(
         "SELECT epoch, acked_seq, (SELECT MAX(seq) FROM outbox o WHERE o.epoch = s.epoch)
@@ -45,7 +51,7 @@ fn outbox(site: &Site) -> (i64, i64, i64) {
     .expect("outbox position")
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(

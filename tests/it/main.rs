@@ -22,6 +22,7 @@
 mod analysis;
 mod bounds;
 mod central;
+mod central_import;
 mod cli;
 mod console;
 mod daemon;
