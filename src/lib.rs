@@ -54,7 +54,8 @@
 //!      the site protocol (`central::protocol`, shared with the daemon's
 //!      shipper) served over HTTP or HTTPS (axum-server) in front of
 //!      PostgreSQL, each site known by its token (`central::auth`). Its PostgreSQL
-//!      SQL lives inside it (`central::schema`, `central::store`): the one
+//!      SQL lives inside it (`central::schema`, `central::store`,
+//!      `central::report`): the one
 //!      exception to "SQL only in the ledger", which holds the site's
 //!      SQLite SQL (the outbox included). It imports only leaves.
 //! 6. [`console`]: the manager's web console (an axum router of

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod protocol;
+pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod server;

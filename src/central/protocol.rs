@@ -54,3 +54,37 @@ pub enum BatchReply {
     /// The centre does not know this epoch: say hello first.
     Hello,
 }
+
+/// How the chain's monthly report is grouped.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainReportBy {
+    Member,
+    Site,
+}
+
+/// `GET /v1/report?site_id=…&start=…&end=…&by=…`: the chain's usage made in
+/// `[start, end)` (Unix seconds: the asking site's month), asked by a site
+/// with its token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReportQuery {
+    pub site_id: String,
+    pub start: i64,
+    pub end: i64,
+    pub by: ChainReportBy,
+}
+
+/// One row of the chain's report: a member's (or a site's) usages at their
+/// final amounts (a settled hold at what was settled, a voided hold and a
+/// refunded usage at 0).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainReportRow {
+    /// Member id (`(unattributed)` for usages no member owns) or site id.
+    pub key: String,
+    pub usages: i64,
+    pub printing_cents: i64,
+    pub minutes: i64,
+    /// Holds neither settled nor voided yet (counted at their held amount).
+    pub open_holds: i64,
+    pub refunds: i64,
+}

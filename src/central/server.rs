@@ -3,13 +3,13 @@
 //! carry the token of the site it claims to be ([`auth`](super::auth)).
 
 use super::auth::Sites;
-use super::protocol::{Batch, BatchReply, Hello, Welcome};
+use super::protocol::{Batch, BatchReply, ChainReportRow, Hello, ReportQuery, Welcome};
 use super::store;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -141,10 +141,29 @@ async fn journal(
     Ok((status, Json(reply)))
 }
 
+/// The chain's monthly report, for a site's manager (`tallyd report
+/// --central`): read-only, one query.
+async fn report(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Result<Json<Vec<ChainReportRow>>, Refused> {
+    authenticate(&centre, &q.site_id, &headers)?;
+    let guard = centre.db.client().await?;
+    let client = guard
+        .as_ref()
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, String::new()))?;
+    let rows = super::report::report(client, &q)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(rows))
+}
+
 /// The routes of the site protocol.
 pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
         .route("/v1/hello", post(hello))
         .route("/v1/journal", post(journal))
+        .route("/v1/report", get(report))
         .with_state(centre)
 }

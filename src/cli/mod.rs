@@ -9,6 +9,7 @@
 
 mod backup;
 mod central_import;
+mod central_report;
 mod check;
 mod console;
 mod generate;
@@ -92,8 +93,13 @@ pub enum Command {
         /// The month, `YYYY-MM`.
         #[arg(long)]
         month: String,
+        /// `member`, `printer`, `resource` or `team`; with `--central`,
+        /// `member` or `site`.
         #[arg(long, value_enum, default_value = "member")]
-        by: ReportBy,
+        by: ReportGrouping,
+        /// The whole chain's usage, asked of the centre (`[central]`).
+        #[arg(long)]
+        central: bool,
     },
     /// Give a charged job or session back (by its key, shown in statements).
     Refund {
@@ -181,6 +187,17 @@ pub enum Command {
     /// Debian package).
     #[command(hide = true, subcommand)]
     Generate(generate::What),
+}
+
+/// How `tallyd report` groups: the site's own groupings, and `site` for
+/// the chain's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportGrouping {
+    Member,
+    Printer,
+    Resource,
+    Team,
+    Site,
 }
 
 /// What a site does with its chain's centre (`--config` names the site's
@@ -317,7 +334,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             let member = member.unwrap_or_default();
             read::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref())
         }
-        Command::Report { month, by } => read::report(ctx, &mut out, &month, by),
+        Command::Report { month, by, central } => report(ctx, &mut out, &month, by, central),
         Command::Refund { key, reason } => write::refund(ctx, &mut out, &key, &reason),
         Command::Grant(args) => write::grant(ctx, &mut out, &args),
         Command::Charge(args) => write::charge(ctx, &mut out, &args),
@@ -342,6 +359,28 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         | Command::Generate(_)
         | Command::Console { .. }
         | Command::Central { action: None, .. } => Ok(()),
+    }
+}
+
+/// `tallyd report`: the site's own, or with `--central` the chain's.
+fn report(
+    ctx: &Ctx,
+    out: &mut dyn std::io::Write,
+    month: &str,
+    by: ReportGrouping,
+    central: bool,
+) -> Result<()> {
+    use crate::central::protocol::ChainReportBy;
+    use ReportGrouping as G;
+    match (central, by) {
+        (true, G::Member) => central_report::report(ctx, out, month, ChainReportBy::Member),
+        (true, G::Site) => central_report::report(ctx, out, month, ChainReportBy::Site),
+        (true, _) => anyhow::bail!("--central reports by member or by site"),
+        (false, G::Site) => anyhow::bail!("--by site needs --central"),
+        (false, G::Member) => read::report(ctx, out, month, ReportBy::Member),
+        (false, G::Printer) => read::report(ctx, out, month, ReportBy::Printer),
+        (false, G::Resource) => read::report(ctx, out, month, ReportBy::Resource),
+        (false, G::Team) => read::report(ctx, out, month, ReportBy::Team),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A site (no printers) shipping to `127.0.0.1:port` as `site_id`, with
 /// its token.
-fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
+pub(super) fn chain_site(port: u16, site_id: &str, batch: usize) -> Site {
     chain_site_with(&format!("http://127.0.0.1:{port}"), site_id, batch, "")
 }
 

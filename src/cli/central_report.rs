@@ -1,0 +1,129 @@
+//! `tallyd report --central`: the chain's monthly usage, asked of the
+//! centre with this site's token (as the shipper sends it) and printed as
+//! `tallyd report` prints the site's own.
+
+use super::output::{write_json, Format, Table};
+use super::Ctx;
+use crate::central::protocol::{ChainReportBy, ChainReportRow, ReportQuery};
+use crate::clock;
+use crate::config::{CentralConfig, GrantsAuth};
+use crate::money::{format_cents, format_minutes};
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Write;
+use std::time::Duration;
+
+/// Prints the chain's usage in `month` (the site's time zone) by member or
+/// by site.
+pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ChainReportBy) -> Result<()> {
+    let Some(central) = &ctx.config.central else {
+        bail!("--central needs a `[central]` section in the config");
+    };
+    let (y, m) =
+        clock::parse_month(month).ok_or_else(|| anyhow!("--month `{month}` is not YYYY-MM"))?;
+    let (start, end) = clock::month_bounds(ctx.config.tz, y, m)
+        .ok_or_else(|| anyhow!("--month `{month}` is out of range"))?;
+    let query = ReportQuery {
+        site_id: central.site_id.clone(),
+        start,
+        end,
+        by,
+    };
+    let rows = fetch(central, &query).with_context(|| format!("the centre {}", central.url))?;
+    let raw = ctx.format != Format::Table;
+    match ctx.format {
+        Format::Json => write_json(out, &rows)?,
+        Format::Csv => table(&rows, by, raw, &ctx.config.currency_symbol).write_csv(out)?,
+        Format::Table => {
+            let by_name = match by {
+                ChainReportBy::Member => "member",
+                ChainReportBy::Site => "site",
+            };
+            writeln!(out, "Usage in {month} across the chain by {by_name}")?;
+            if rows.is_empty() {
+                writeln!(out, "(no usage this month)")?;
+            } else {
+                table(&rows, by, raw, &ctx.config.currency_symbol).write(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The report's table: raw columns name their unit (CSV), as `tallyd
+/// report`'s do.
+fn table(rows: &[ChainReportRow], by: ChainReportBy, raw: bool, sym: &str) -> Table {
+    let key = match by {
+        ChainReportBy::Member => "member",
+        ChainReportBy::Site => "site",
+    };
+    let header = if raw {
+        [
+            key,
+            "usages",
+            "printing_cents",
+            "minutes",
+            "open_holds",
+            "refunds",
+        ]
+    } else {
+        [key, "usages", "printing", "time", "open holds", "refunds"]
+    };
+    let mut t = Table::new(header);
+    for r in rows {
+        let (money, time) = if raw {
+            (r.printing_cents.to_string(), r.minutes.to_string())
+        } else {
+            (
+                format_cents(sym, r.printing_cents),
+                format_minutes(r.minutes),
+            )
+        };
+        t.push(vec![
+            r.key.clone(),
+            r.usages.to_string(),
+            money,
+            time,
+            r.open_holds.to_string(),
+            r.refunds.to_string(),
+        ]);
+    }
+    t
+}
+
+/// One authenticated GET to the centre, trusted as the shipper trusts it.
+fn fetch(cfg: &CentralConfig, q: &ReportQuery) -> Result<Vec<ChainReportRow>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let http = crate::tls::client_builder(&cfg.trust, builder)?.build()?;
+        let by = match q.by {
+            ChainReportBy::Member => "member",
+            ChainReportBy::Site => "site",
+        };
+        // The site id is letters, digits, `-`, `_` and `.` (checked with
+        // the config): nothing to escape.
+        let url = format!(
+            "{}/v1/report?site_id={}&start={}&end={}&by={by}",
+            cfg.url, q.site_id, q.start, q.end
+        );
+        let req = match &cfg.token {
+            GrantsAuth::Bearer(token) => http.get(url).bearer_auth(token),
+            GrantsAuth::Basic { user, password } => http.get(url).basic_auth(user, Some(password)),
+        };
+        let resp = req.send().await?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!("refused this site's token (401)");
+        }
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "answered {status}: {}",
+                crate::logging::escape_controls(&String::from_utf8_lossy(&body))
+            );
+        }
+        serde_json::from_slice(&body).context("not a report")
+    })
+}
