@@ -127,3 +127,42 @@ fn fetch(cfg: &CentralConfig, q: &ReportQuery) -> Result<Vec<ChainReportRow>> {
         serde_json::from_slice(&body).context("not a report")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, usages: i64, cents: i64, refunds: i64) -> ChainReportRow {
+        ChainReportRow {
+            key: key.into(),
+            usages,
+            printing_cents: cents,
+            minutes: 0,
+            open_holds: 0,
+            refunds,
+        }
+    }
+
+    #[test]
+    fn the_chains_table_shows_money_and_time_and_csv_raw_units() {
+        let rows = [row("ber-1", 2, 10, 1), row("ber-2", 2, 70, 0)];
+        let mut text = Vec::new();
+        table(&rows, ChainReportBy::Site, false, "$")
+            .write(&mut text)
+            .expect("table");
+        assert_eq!(
+            String::from_utf8(text).expect("utf-8"),
+            "site   usages  printing    time  open holds  refunds\n\
+             ber-1       2     $0.10  0h 00m           0        1\n\
+             ber-2       2     $0.70  0h 00m           0        0\n"
+        );
+        let mut csv = Vec::new();
+        table(&rows, ChainReportBy::Site, true, "$")
+            .write_csv(&mut csv)
+            .expect("csv");
+        assert_eq!(
+            String::from_utf8(csv).expect("utf-8"),
+            "site,usages,printing_cents,minutes,open_holds,refunds\nber-1,2,10,0,0,1\nber-2,2,70,0,0,0\n"
+        );
+    }
+}
