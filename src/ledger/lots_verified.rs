@@ -66,33 +66,35 @@ pub fn verify_since_remembered(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// The lots with history after `p.history` or ids after `p.lot`, each
-/// against all of its history. A union, not `OR`: each lot is found by its
-/// id, where `OR` scanned every lot.
-fn verify_changed(conn: &Connection, p: Point) -> Result<()> {
-    let bad = conn
-        .query_row(
-            "SELECT l.id, l.member_id, l.remaining, COALESCE(SUM(h.delta), 0), l.granted,
+/// The first lot changed since a point that disagrees with its history.
+const CHANGED: &str = "SELECT l.id, l.member_id, l.remaining, COALESCE(SUM(h.delta), 0), l.granted,
                     COALESCE(SUM(h.granted_delta), 0)
              FROM lots l LEFT JOIN history h ON h.lot_id = l.id
              WHERE l.id IN (SELECT lot_id FROM history WHERE id > ?1
-                            UNION SELECT id FROM lots WHERE id > ?2)
+                            UNION ALL SELECT id FROM lots WHERE id > ?2)
              GROUP BY l.id
              HAVING l.remaining <> COALESCE(SUM(h.delta), 0)
                  OR l.granted <> COALESCE(SUM(h.granted_delta), 0)
-             ORDER BY l.id LIMIT 1",
-            params![p.history, p.lot],
-            |r| {
-                Ok(LedgerError::Inconsistent {
-                    lot: r.get(0)?,
-                    member: r.get(1)?,
-                    remaining: r.get(2)?,
-                    history_sum: r.get(3)?,
-                    granted: r.get(4)?,
-                    granted_sum: r.get(5)?,
-                })
-            },
-        )
+             ORDER BY l.id LIMIT 1";
+
+/// The lots with history after `p.history` or ids after `p.lot`, each
+/// against all of its history. A union, not `OR`: each lot is found by its
+/// id, where `OR` scanned every lot. `UNION ALL`, not `UNION`: for a
+/// `UNION` SQLite merged two sorted lists, and sorted the history side by
+/// scanning all of `history_by_lot_at` (43 ms at 1,000,000 usages, on every
+/// write command's open); the `IN` list drops repeats itself.
+fn verify_changed(conn: &Connection, p: Point) -> Result<()> {
+    let bad = conn
+        .query_row(CHANGED, params![p.history, p.lot], |r| {
+            Ok(LedgerError::Inconsistent {
+                lot: r.get(0)?,
+                member: r.get(1)?,
+                remaining: r.get(2)?,
+                history_sum: r.get(3)?,
+                granted: r.get(4)?,
+                granted_sum: r.get(5)?,
+            })
+        })
         .optional()?;
     bad.map_or(Ok(()), Err)
 }
@@ -165,5 +167,24 @@ mod tests {
             matches!(e, LedgerError::Inconsistent { lot: 1, .. }),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn the_changed_lots_are_found_by_id_not_by_a_scan_of_history() {
+        let ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
+        let plan: Vec<String> = ledger
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {CHANGED}"))
+            .unwrap()
+            .query_map([1, 1], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|s| s.starts_with("SEARCH history USING INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|s| s.starts_with("SCAN")), "{plan:?}");
     }
 }
