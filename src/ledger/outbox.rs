@@ -197,7 +197,7 @@ pub fn resend_after(conn: &Connection, epoch: i64, seq: i64) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ledger::allocate::SourceKind;
     use crate::ledger::lots::{self, GrantRequest};
@@ -208,7 +208,9 @@ mod tests {
 
     const T: Ts = 1_796_000_000;
 
-    fn ledger() -> Ledger {
+    /// A ledger with alice and 1000 cents of printing credit (shared with
+    /// the back-fill's tests).
+    pub(crate) fn ledger() -> Ledger {
         let mut ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
         ledger
             .write(|conn, _| {

@@ -123,39 +123,12 @@ pub fn backfill(conn: &Connection) -> Result<Backfill> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::allocate::SourceKind;
-    use crate::ledger::lots::{self, GrantRequest};
+    use crate::ledger::outbox::tests::ledger;
     use crate::ledger::outbox::{acknowledge, enable, pending, Entry};
     use crate::ledger::usage::{Origin, Payable, UsageRequest};
     use crate::ledger::{Ledger, Ts};
-    use crate::site::Site;
-    use std::path::Path;
 
     const T: Ts = 1_796_000_000;
-
-    fn ledger() -> Ledger {
-        let mut ledger = Ledger::open(Path::new(":memory:"), Site::default()).expect("ledger");
-        ledger
-            .write(|conn, _| {
-                lots::ensure_member(conn, "alice", "Alice", T)?;
-                lots::grant(
-                    conn,
-                    &GrantRequest {
-                        member: "alice".into(),
-                        credit: "printing".into(),
-                        amount: 1000,
-                        valid_from: T,
-                        expires_at: None,
-                        source: SourceKind::Account,
-                        source_key: "account:alice:start".into(),
-                        note: "start".into(),
-                        at: T,
-                    },
-                )
-            })
-            .expect("grant");
-        ledger
-    }
 
     fn request(key: &str, amount: i64, at: Ts) -> UsageRequest {
         UsageRequest {
