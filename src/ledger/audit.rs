@@ -56,6 +56,7 @@ pub fn derived(conn: &Connection) -> Vec<Verdict> {
     vec![
         verdict("overage owed against overage", overage_owed(conn)),
         verdict("monthly roll-up against usages", usage_months(conn)),
+        verdict("quarter-hour adjustments against usages", usage_quarters(conn)),
     ]
 }
 
@@ -182,6 +183,18 @@ fn usage_months(conn: &Connection) -> Outcome {
         )));
     }
     super::query::months::first_disagreement(conn)
+}
+
+/// Each quarter hour of the daily chart's roll-up against its usages.
+fn usage_quarters(conn: &Connection) -> Outcome {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < schema::USAGE_QUARTERS {
+        return Ok(Ok(format!(
+            "not kept before schema {}",
+            schema::USAGE_QUARTERS
+        )));
+    }
+    super::query::days::first_disagreement(conn)
 }
 
 fn chained(conn: &Connection, chain: Chain) -> Outcome {

@@ -4,6 +4,7 @@
 
 mod balance;
 pub mod columns;
+pub mod days;
 mod lots;
 pub mod members;
 pub mod months;
@@ -12,6 +13,7 @@ pub mod team;
 
 use balance::members;
 pub use balance::{balances, balances_now, Balance, NextExpiry};
+pub use days::daily_totals;
 pub use lots::{lots_of, LotLine, LotStatus};
 
 use super::detail::UsageDetail;
@@ -414,28 +416,3 @@ pub fn member_known(conn: &Connection, member: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests;
-
-/// What the usages of each period in `days` finally cost, as the monthly
-/// report counts them: (printing cents, minutes) per period.
-pub fn daily_totals(conn: &Connection, days: &[(Ts, Ts)]) -> Result<Vec<(i64, i64)>> {
-    // What each usage finally cost: a debit's amount, a hold's settled
-    // amount (0 while open or voided), 0 once refunded.
-    let sql = "WITH c AS (
-            SELECT u.credit_kind,
-                   CASE WHEN r.usage_id IS NOT NULL THEN 0
-                        WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0)
-                        ELSE u.amount END AS charged
-            FROM usages u
-            LEFT JOIN refunds r ON r.usage_id = u.id
-            LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-            WHERE u.at >= ?1 AND u.at < ?2)
-         SELECT COALESCE(SUM(CASE WHEN c.credit_kind = 'printing' THEN c.charged ELSE 0 END), 0),
-                COALESCE(SUM(CASE WHEN c.credit_kind = 'time' THEN c.charged ELSE 0 END), 0)
-         FROM c";
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut out = Vec::with_capacity(days.len());
-    for (start, end) in days {
-        out.push(stmt.query_row(params![start, end], |r| Ok((r.get(0)?, r.get(1)?)))?);
-    }
-    Ok(out)
-}

@@ -20,6 +20,9 @@ pub const OVERAGE_OWED: i64 = 13;
 /// The schema version that keeps the monthly roll-up of usage.
 pub const USAGE_MONTHS: i64 = 14;
 
+/// The schema version that keeps the settle and refund adjustments per quarter hour (the daily chart).
+pub const USAGE_QUARTERS: i64 = 17;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -250,3 +250,100 @@ fn a_statement_line_carries_its_usage_s_overage_and_an_uncovered_usage_has_its_o
     // The hold found no credit left: its line changes only the overage.
     assert!(lines.contains(&("h1", "hold", 0, 50)), "{lines:?}");
 }
+
+/// The daily chart sums whole quarter hours from the usages' time index
+/// and the settle and refund adjustments, and reads a period's ragged ends
+/// from the usages: the same as reading every usage of each day, in zones
+/// east and west of UTC and on the half and three-quarter hour. Migration
+/// 17 back-fills the adjustments the triggers keep.
+#[test]
+fn daily_totals_from_the_roll_up_equal_reading_the_usages() {
+    use crate::ledger::{Origin, Payable, UsageRequest};
+    let mut ledger = used_ledger();
+    // Usages spread over quarter hours, days and the edges of both.
+    let june = 1_751_324_400;
+    for (i, at) in [june + 899, june + 900, june + 1_000, june + 86_399, june + 3 * 86_400 + 450]
+        .into_iter()
+        .enumerate()
+    {
+        let req = UsageRequest {
+            key: format!("spread{i}"),
+            member: None,
+            origin: Origin::Print {
+                printer: "spread".into(),
+            },
+            payable: Payable::Printing,
+            amount: 10 + i as i64,
+            detail: "{}".into(),
+            at,
+        };
+        ledger.debit(&req).expect("charged");
+    }
+    let conn = ledger.conn();
+    let scan = |periods: &[(Ts, Ts)]| -> Vec<(i64, i64)> {
+        periods
+            .iter()
+            .map(|&(a, b)| {
+                conn.query_row(
+                    "SELECT COALESCE(SUM(CASE WHEN u.credit_kind = 'printing' THEN c ELSE 0 END), 0),
+                            COALESCE(SUM(CASE WHEN u.credit_kind = 'time' THEN c ELSE 0 END), 0)
+                     FROM (SELECT u.credit_kind, CASE WHEN r.usage_id IS NOT NULL THEN 0
+                               WHEN u.is_hold = 1 THEN COALESCE(hr.actual, 0) ELSE u.amount END AS c
+                           FROM usages u LEFT JOIN refunds r ON r.usage_id = u.id
+                           LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
+                           WHERE u.at >= ?1 AND u.at < ?2) u",
+                    params![a, b],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+    let (first, last): (Ts, Ts) = conn
+        .query_row("SELECT MIN(at), MAX(at) FROM usages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let mut checked = 0;
+    for offset in [0, 9 * 3600, -7 * 3600, 5 * 3600 + 45 * 60, 1234] {
+        let mut periods = Vec::new();
+        let mut day = (first - offset).div_euclid(86_400) * 86_400 + offset;
+        while day <= last {
+            periods.push((day, day + 86_400));
+            day += 86_400;
+        }
+        // A day that ends now, mid quarter hour.
+        periods.push((periods[0].0, first + 17));
+        let totals = daily_totals(conn, &periods).unwrap();
+        assert_eq!(totals, scan(&periods), "offset {offset}");
+        checked += totals.iter().filter(|t| **t != (0, 0)).count();
+    }
+    assert!(checked >= 5, "the days checked had usages: {checked}");
+    for v in crate::ledger::audit::derived(conn) {
+        assert!(v.ok, "{v:?}");
+    }
+    // Back-filled by migration 17 as the triggers kept it.
+    let kept = |conn: &Connection| -> Vec<(Ts, String, i64)> {
+        conn.prepare("SELECT quarter, credit_kind, amount FROM quarter_adjustments ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let by_triggers = kept(conn);
+    assert!(!by_triggers.is_empty(), "{by_triggers:?}");
+    conn.execute_batch("UPDATE quarter_adjustments SET amount = amount + 1")
+        .unwrap();
+    let broken = crate::ledger::audit::derived(conn);
+    assert!(broken.iter().any(|v| !v.ok && v.check.starts_with("quarter-hour adjustments")), "{broken:?}");
+    conn.execute_batch(
+        "DROP TRIGGER quarter_adjustments_settle; DROP TRIGGER quarter_adjustments_refund;
+         DROP TABLE quarter_adjustments;
+         PRAGMA user_version = 16;",
+    )
+    .unwrap();
+    let (mut conn, _, _) = ledger.into_parts();
+    crate::ledger::schema::migrate(&mut conn).expect("migrate");
+    assert_eq!(kept(&conn), by_triggers);
+}
