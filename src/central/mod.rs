@@ -44,6 +44,14 @@ pub struct CentralToml {
     /// The sites of the chain, each with the SHA-256 of its token.
     #[serde(default)]
     pub sites: Vec<auth::SiteEntry>,
+    /// At most this many connections to PostgreSQL: the batches of that
+    /// many sites apply at once (one site's batches always one at a time).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+}
+
+fn default_connections() -> usize {
+    8
 }
 
 impl CentralToml {
@@ -86,7 +94,12 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("central.toml: [[sites]]")?;
     let tls = cfg.tls()?;
-    let db = server::Db::connect(&cfg.postgres)
+    anyhow::ensure!(
+        (1..=100).contains(&cfg.connections),
+        "central.toml: connections = {} is not between 1 and 100",
+        cfg.connections
+    );
+    let db = server::Db::connect(&cfg.postgres, cfg.connections)
         .await
         .context("cannot connect to PostgreSQL or migrate its schema")?;
     if sites.is_empty() {

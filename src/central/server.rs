@@ -1,5 +1,5 @@
-//! The centre's HTTP side: axum routes for the site protocol over one
-//! PostgreSQL connection, reconnected when it was lost. Every request must
+//! The centre's HTTP side: axum routes for the site protocol over a pool
+//! of PostgreSQL connections (a lost one is replaced). Every request must
 //! carry the token of the site it claims to be ([`auth`](super::auth)).
 
 use super::auth::Sites;
@@ -11,49 +11,45 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
-use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-/// The PostgreSQL connection, shared by every request: each hello or batch
-/// is one transaction on it.
+/// The pool of PostgreSQL connections: each hello or batch is one
+/// transaction on one of them.
 pub struct Db {
-    conninfo: String,
-    client: Mutex<Option<Client>>,
+    pool: Pool,
 }
 
 type Failure = (StatusCode, String);
 
 impl Db {
-    /// Connects and brings the schema up to date.
-    pub async fn connect(conninfo: &str) -> Result<Db, tokio_postgres::Error> {
-        let db = Db {
-            conninfo: conninfo.to_string(),
-            client: Mutex::new(None),
-        };
-        let mut client = db.open().await?;
+    /// Connects and brings the schema up to date; at most `connections`
+    /// are open at once.
+    pub async fn connect(conninfo: &str, connections: usize) -> anyhow::Result<Db> {
+        let config: tokio_postgres::Config = conninfo.parse()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A connection PostgreSQL closed is seen and replaced.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager).max_size(connections).build()?;
+        let db = Db { pool };
+        let mut client = db.pool.get().await?;
         super::schema::migrate(&mut client).await?;
-        *db.client.lock().await = Some(client);
         Ok(db)
     }
 
-    async fn open(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(&self.conninfo, NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %crate::error_chain(&e), "PostgreSQL connection lost");
-            }
-        });
-        Ok(client)
-    }
-
-    /// The connection, opened again if it was lost.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, Failure> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            *guard = Some(self.open().await.map_err(unavailable)?);
-        }
-        Ok(guard)
+    /// A connection from the pool, opened if none is idle.
+    async fn client(&self) -> Result<Object, Failure> {
+        self.pool.get().await.map_err(|e| {
+            let chain = crate::error_chain(&e);
+            tracing::warn!(error = %chain, "no PostgreSQL connection");
+            (StatusCode::SERVICE_UNAVAILABLE, chain)
+        })
     }
 }
 
@@ -114,12 +110,10 @@ async fn hello(
     Json(h): Json<Hello>,
 ) -> Result<Json<Welcome>, Refused> {
     authenticate(&centre, &h.site_id, &headers)?;
-    let db = &centre.db;
-    let mut guard = db.client().await?;
-    let client = guard
-        .as_mut()
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, String::new()))?;
-    Ok(Json(store::hello(client, &h).await.map_err(unavailable)?))
+    let mut client = centre.db.client().await?;
+    Ok(Json(
+        store::hello(&mut client, &h).await.map_err(unavailable)?,
+    ))
 }
 
 async fn journal(
@@ -128,12 +122,8 @@ async fn journal(
     Json(b): Json<Batch>,
 ) -> Result<(StatusCode, Json<BatchReply>), Refused> {
     authenticate(&centre, &b.site_id, &headers)?;
-    let db = &centre.db;
-    let mut guard = db.client().await?;
-    let client = guard
-        .as_mut()
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, String::new()))?;
-    let reply = store::ingest(client, &b).await.map_err(unavailable)?;
+    let mut client = centre.db.client().await?;
+    let reply = store::ingest(&mut client, &b).await.map_err(unavailable)?;
     let status = match reply {
         BatchReply::Applied { .. } => StatusCode::OK,
         _ => StatusCode::CONFLICT,
@@ -149,11 +139,8 @@ async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Json<Vec<ChainReportRow>>, Refused> {
     authenticate(&centre, &q.site_id, &headers)?;
-    let guard = centre.db.client().await?;
-    let client = guard
-        .as_ref()
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, String::new()))?;
-    let rows = super::report::report(client, &q)
+    let client = centre.db.client().await?;
+    let rows = super::report::report(&client, &q)
         .await
         .map_err(unavailable)?;
     Ok(Json(rows))

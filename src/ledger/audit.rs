@@ -56,7 +56,10 @@ pub fn derived(conn: &Connection) -> Vec<Verdict> {
     vec![
         verdict("overage owed against overage", overage_owed(conn)),
         verdict("monthly roll-up against usages", usage_months(conn)),
-        verdict("quarter-hour adjustments against usages", usage_quarters(conn)),
+        verdict(
+            "quarter-hour adjustments against usages",
+            usage_quarters(conn),
+        ),
     ]
 }
 

@@ -43,7 +43,12 @@ fn floor(t: Ts) -> Ts {
 }
 
 fn ceil(t: Ts) -> Ts {
-    floor(t) + if t.rem_euclid(QUARTER) == 0 { 0 } else { QUARTER }
+    floor(t)
+        + if t.rem_euclid(QUARTER) == 0 {
+            0
+        } else {
+            QUARTER
+        }
 }
 
 /// `[from, to)`, on whole quarter hours: its debits from the time index
@@ -119,7 +124,9 @@ pub fn first_disagreement(conn: &Connection) -> Result<std::result::Result<Strin
         }
         Some((quarter, kind, kept, rows)) => {
             let at = chrono::DateTime::from_timestamp(quarter.saturating_mul(QUARTER), 0)
-                .map_or(quarter.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                .map_or(quarter.to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M UTC").to_string()
+                });
             Err(format!(
                 "quarter hour from {at}, {kind}: settles and refunds changed its charges by {kept} in the roll-up but by {rows} in its usages"
             ))

@@ -262,9 +262,15 @@ fn daily_totals_from_the_roll_up_equal_reading_the_usages() {
     let mut ledger = used_ledger();
     // Usages spread over quarter hours, days and the edges of both.
     let june = 1_751_324_400;
-    for (i, at) in [june + 899, june + 900, june + 1_000, june + 86_399, june + 3 * 86_400 + 450]
-        .into_iter()
-        .enumerate()
+    for (i, at) in [
+        june + 899,
+        june + 900,
+        june + 1_000,
+        june + 86_399,
+        june + 3 * 86_400 + 450,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let req = UsageRequest {
             key: format!("spread{i}"),
@@ -336,7 +342,12 @@ fn daily_totals_from_the_roll_up_equal_reading_the_usages() {
     conn.execute_batch("UPDATE quarter_adjustments SET amount = amount + 1")
         .unwrap();
     let broken = crate::ledger::audit::derived(conn);
-    assert!(broken.iter().any(|v| !v.ok && v.check.starts_with("quarter-hour adjustments")), "{broken:?}");
+    assert!(
+        broken
+            .iter()
+            .any(|v| !v.ok && v.check.starts_with("quarter-hour adjustments")),
+        "{broken:?}"
+    );
     conn.execute_batch(
         "DROP TRIGGER quarter_adjustments_settle; DROP TRIGGER quarter_adjustments_refund;
          DROP TABLE quarter_adjustments;
