@@ -75,7 +75,7 @@ fn a_clean_ledger_passes_every_check() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 11, "{stdout}");
+    assert_eq!(lines.len(), 12, "{stdout}");
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{stdout}");
     for check in [
         "integrity_check: ok",
@@ -86,6 +86,7 @@ fn a_clean_ledger_passes_every_check() {
         "teams against the catalog: 0 teams agree",
         "overage owed against overage: 1 member totals agree",
         "monthly roll-up against usages: 1 months agree",
+        "quarter-hour adjustments against usages: 0 quarter hours agree",
         "history chain: 3 rows verified",
         "usages chain: 2 rows verified",
         "overage chain: 1 rows verified",
@@ -95,7 +96,7 @@ fn a_clean_ledger_passes_every_check() {
     let out = check_ledger(&site, &["--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(j["ok"], true, "{j}");
-    assert_eq!(j["checks"].as_array().map(Vec::len), Some(11));
+    assert_eq!(j["checks"].as_array().map(Vec::len), Some(12));
 }
 
 #[test]
