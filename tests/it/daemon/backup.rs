@@ -98,7 +98,7 @@ fn a_backup_during_a_burst_of_charges_is_consistent_and_restores_to_a_daemon_tha
     let check = site.cli(&["--ledger", file.to_str().expect("utf-8"), "check-ledger"]);
     assert_eq!(
         check.lines().filter(|l| l.starts_with("ok ")).count(),
-        11,
+        12,
         "{check}"
     );
     let list = site.cli(&["backup", "--list"]);
@@ -151,7 +151,7 @@ fn a_backup_during_a_burst_of_charges_is_consistent_and_restores_to_a_daemon_tha
     let check = site.cli(&["check-ledger"]);
     assert_eq!(
         check.lines().filter(|l| l.starts_with("ok ")).count(),
-        11,
+        12,
         "{check}"
     );
 }

@@ -229,7 +229,7 @@ fn check_ledger_ties_every_pool_draw_to_its_history() {
     let out = site.run(NOW, &["check-ledger"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("failed 2 of 11 checks"), "{stdout}{stderr}");
+    assert!(stderr.contains("failed 2 of 12 checks"), "{stdout}{stderr}");
     assert!(
         stdout.contains("FAIL append-only triggers: missing: pool_draws_no_update"),
         "{stdout}"
