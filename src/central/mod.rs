@@ -13,11 +13,15 @@
 //! no lots and places no escrow yet.
 
 pub mod auth;
+pub mod balance;
+pub mod issue;
+mod issuer;
 pub mod protocol;
 pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod server;
+pub mod spend;
 pub mod store;
 
 use anyhow::{Context, Result};
@@ -44,6 +48,19 @@ pub struct CentralToml {
     /// The sites of the chain, each with the SHA-256 of its token.
     #[serde(default)]
     pub sites: Vec<auth::SiteEntry>,
+    /// The chain's grants file (relative to central.toml's folder): the
+    /// centre issues the plan, product and account-grant lots in it once
+    /// for the whole chain. Without it the centre issues nothing.
+    #[serde(default)]
+    pub grants: Option<PathBuf>,
+    /// The time zone plan periods are anchored in when the grants file
+    /// names none.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// How often the grants file is read again and lots past their date
+    /// expire (`"5m"`, `"1h"`).
+    #[serde(default = "default_sync_every")]
+    pub sync_every: String,
     /// At most this many connections to PostgreSQL: the batches of that
     /// many sites apply at once (one site's batches always one at a time).
     #[serde(default = "default_connections")]
@@ -52,6 +69,14 @@ pub struct CentralToml {
 
 fn default_connections() -> usize {
     8
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+fn default_sync_every() -> String {
+    "5m".into()
 }
 
 impl CentralToml {
@@ -63,6 +88,7 @@ impl CentralToml {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.cert_file = cfg.cert_file.map(|f| base.join(f));
         cfg.key_file = cfg.key_file.map(|f| base.join(f));
+        cfg.grants = cfg.grants.map(|f| base.join(f));
         Ok(cfg)
     }
 
@@ -104,6 +130,23 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         .context("cannot connect to PostgreSQL or migrate its schema")?;
     if sites.is_empty() {
         tracing::warn!("central.toml lists no [[sites]]: every request is refused");
+    }
+    if let Some(grants) = &cfg.grants {
+        let tz: chrono_tz::Tz = cfg.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "central.toml: timezone {:?} is not a time zone",
+                cfg.timezone
+            )
+        })?;
+        let every = crate::config::parse_duration(&cfg.sync_every)
+            .filter(|d| *d >= Duration::from_secs(1))
+            .with_context(|| {
+                format!(
+                    "central.toml: sync_every {:?} is not a duration of 1s or more",
+                    cfg.sync_every
+                )
+            })?;
+        tokio::spawn(issuer::run(db.pool(), grants.clone(), tz, every));
     }
     let listener = std::net::TcpListener::bind(cfg.listen)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

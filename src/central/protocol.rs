@@ -88,3 +88,26 @@ pub struct ChainReportRow {
     pub open_holds: i64,
     pub refunds: i64,
 }
+
+/// `GET /v1/balance?site_id=…[&member=…]`: what each member (or one) has
+/// left of the chain's lots now, and owes as overage, asked by a site with
+/// its token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BalanceQuery {
+    pub site_id: String,
+    #[serde(default)]
+    pub member: Option<String>,
+}
+
+/// One member's credit across the chain: per credit (`printing` in cents,
+/// each time credit in minutes) what its live lots hold, and the overage
+/// no lot covered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainBalance {
+    pub member: String,
+    pub name: String,
+    pub closed: bool,
+    pub credits: std::collections::BTreeMap<String, i64>,
+    pub overage_cents: i64,
+    pub overage_minutes: i64,
+}

@@ -69,6 +69,54 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER conflicts_append_only BEFORE UPDATE OR DELETE ON ingest_conflicts
         FOR EACH ROW EXECUTE FUNCTION refuse_change();
     "#,
+    // 2: the chain's lots, issued once from the grants file (issue 18):
+    // members, the catalog the reconcile diffs against, which resource
+    // types each time credit pays for, lots with their history, and the
+    // overage no lot covered. Each usage draws from its member's lots when
+    // the centre applies it; a settle, void or refund changes that draw.
+    // Invariant (checked by `lots_against_history`): a lot's remaining is
+    // the sum of its history, from 0 to what was granted.
+    r#"
+    CREATE TABLE members (
+        id text PRIMARY KEY, name text NOT NULL, closed_at bigint);
+    CREATE TABLE catalog (
+        kind text NOT NULL, id text NOT NULL, body text NOT NULL,
+        first_seen bigint NOT NULL, PRIMARY KEY (kind, id));
+    CREATE TABLE time_credit_types (
+        credit_id text NOT NULL, resource_type text NOT NULL,
+        PRIMARY KEY (credit_id, resource_type));
+    CREATE TABLE lots (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        member_id text NOT NULL REFERENCES members, credit text NOT NULL,
+        granted bigint NOT NULL CHECK (granted >= 0),
+        remaining bigint NOT NULL CHECK (remaining >= 0 AND remaining <= granted),
+        valid_from bigint NOT NULL, expires_at bigint,
+        source text NOT NULL CHECK (source IN ('plan', 'product', 'account', 'adjustment')),
+        source_key text NOT NULL UNIQUE, voided_at bigint, issued_at bigint NOT NULL);
+    CREATE INDEX lots_by_member ON lots (member_id, credit);
+    CREATE TABLE lot_history (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        lot_id bigint NOT NULL REFERENCES lots,
+        kind text NOT NULL CHECK (kind IN
+            ('grant', 'debit', 'hold', 'settle', 'void', 'expire', 'adjust', 'refund')),
+        delta bigint NOT NULL, granted_delta bigint NOT NULL DEFAULT 0,
+        usage_id bigint REFERENCES usages,
+        note text NOT NULL DEFAULT '', at bigint NOT NULL);
+    CREATE INDEX lot_history_by_lot ON lot_history (lot_id);
+    CREATE INDEX lot_history_by_usage ON lot_history (usage_id) WHERE usage_id IS NOT NULL;
+    CREATE TABLE central_overage (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        usage_id bigint NOT NULL REFERENCES usages, member_id text NOT NULL,
+        unit text NOT NULL CHECK (unit IN ('cents', 'minutes')),
+        kind text NOT NULL CHECK (kind IN ('debit', 'hold', 'settle', 'void', 'refund')),
+        amount bigint NOT NULL, cause text NOT NULL, at bigint NOT NULL);
+    CREATE INDEX central_overage_by_usage ON central_overage (usage_id);
+    CREATE INDEX central_overage_by_member ON central_overage (member_id);
+    CREATE TRIGGER lot_history_append_only BEFORE UPDATE OR DELETE ON lot_history
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    CREATE TRIGGER central_overage_append_only BEFORE UPDATE OR DELETE ON central_overage
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    "#,
 ];
 
 /// Brings the schema up to date.

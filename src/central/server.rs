@@ -3,7 +3,9 @@
 //! carry the token of the site it claims to be ([`auth`](super::auth)).
 
 use super::auth::Sites;
-use super::protocol::{Batch, BatchReply, ChainReportRow, Hello, ReportQuery, Welcome};
+use super::protocol::{
+    BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, Hello, ReportQuery, Welcome,
+};
 use super::store;
 use axum::extract::{Query, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -41,6 +43,11 @@ impl Db {
         let mut client = db.pool.get().await?;
         super::schema::migrate(&mut client).await?;
         Ok(db)
+    }
+
+    /// The pool, for the centre's own workers (the grants sync).
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
     }
 
     /// A connection from the pool, opened if none is idle.
@@ -146,11 +153,28 @@ async fn report(
     Ok(Json(rows))
 }
 
+/// The chain's balances, for a site's manager (`tallyd balance --central`):
+/// read-only.
+async fn balance(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    Query(q): Query<BalanceQuery>,
+) -> Result<Json<Vec<ChainBalance>>, Refused> {
+    authenticate(&centre, &q.site_id, &headers)?;
+    let client = centre.db.client().await?;
+    let now = chrono::Utc::now().timestamp();
+    let rows = super::balance::balances(&client, &q, now)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(rows))
+}
+
 /// The routes of the site protocol.
 pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
         .route("/v1/hello", post(hello))
         .route("/v1/journal", post(journal))
         .route("/v1/report", get(report))
+        .route("/v1/balance", get(balance))
         .with_state(centre)
 }

@@ -4,6 +4,7 @@
 
 use super::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
 use super::rules::{entry_verdict, hello_verdict, EntryVerdict, EpochState, HelloVerdict};
+use super::spend;
 use tokio_postgres::{Client, Transaction};
 
 type Pg<T> = Result<T, tokio_postgres::Error>;
@@ -112,6 +113,7 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
         tx.commit().await?;
         return Ok(BatchReply::NewEpoch { epoch: new });
     }
+    lock_lots(&tx, &b.site_id, &b.entries).await?;
     let mut high = state.high_water;
     let mut reply = None;
     for e in &b.entries {
@@ -147,6 +149,27 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
     .await?;
     tx.commit().await?;
     Ok(reply.unwrap_or(BatchReply::Applied { high_water: high }))
+}
+
+/// Locks, in one order for every batch (lot id), the lots the batch's
+/// entries may draw from or give back to, so two sites' batches touching
+/// the same members wait for each other instead of deadlocking.
+async fn lock_lots(tx: &Transaction<'_>, site: &str, entries: &[WireEntry]) -> Pg<()> {
+    let field = |e: &WireEntry, f: &str| e.body.get(f).and_then(|v| v.as_str()).map(str::to_string);
+    let members: Vec<String> = entries.iter().filter_map(|e| field(e, "member")).collect();
+    let keys: Vec<String> = entries
+        .iter()
+        .filter(|e| e.kind != "usage")
+        .filter_map(|e| field(e, "key"))
+        .collect();
+    tx.execute(
+        "SELECT 1 FROM lots WHERE member_id = ANY($1)
+            OR member_id IN (SELECT member_id FROM usages WHERE site_id = $2 AND key = ANY($3))
+         ORDER BY id FOR UPDATE",
+        &[&members, &site, &keys],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn same_as_stored(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<bool> {
@@ -205,6 +228,19 @@ async fn apply(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> P
     };
     if n == 0 && e.kind == "usage" && !same_fingerprint(tx, site, e).await? {
         return conflict(tx, site, epoch, e, "same usage key, other fingerprint").await;
+    }
+    if n == 1 {
+        // Applied now, not before: what it draws from the chain's lots.
+        let key = e.body.get("key").and_then(|k| k.as_str()).unwrap_or("");
+        match e.kind.as_str() {
+            "usage" => spend::on_usage(tx, site, key).await?,
+            "settle" => {
+                let actual = e.body.get("actual").and_then(|a| a.as_i64()).unwrap_or(0);
+                spend::on_resolution(tx, site, key, Some(actual)).await?
+            }
+            "void" => spend::on_resolution(tx, site, key, None).await?,
+            _ => spend::on_refund(tx, site, key).await?,
+        }
     }
     Ok(())
 }

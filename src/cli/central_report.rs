@@ -90,27 +90,43 @@ fn table(rows: &[ChainReportRow], by: ChainReportBy, raw: bool, sym: &str) -> Ta
     t
 }
 
-/// One authenticated GET to the centre, trusted as the shipper trusts it.
 fn fetch(cfg: &CentralConfig, q: &ReportQuery) -> Result<Vec<ChainReportRow>> {
+    let by = match q.by {
+        ChainReportBy::Member => "member",
+        ChainReportBy::Site => "site",
+    };
+    let (start, end) = (q.start.to_string(), q.end.to_string());
+    get_json(
+        cfg,
+        "/v1/report",
+        &[
+            ("site_id", q.site_id.as_str()),
+            ("start", &start),
+            ("end", &end),
+            ("by", by),
+        ],
+    )
+    .context("not a report")
+}
+
+/// One authenticated GET to the centre, trusted as the shipper trusts it;
+/// its JSON answer.
+pub(super) fn get_json<T: serde::de::DeserializeOwned>(
+    cfg: &CentralConfig,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
         let http = crate::tls::client_builder(&cfg.trust, builder)?.build()?;
-        let by = match q.by {
-            ChainReportBy::Member => "member",
-            ChainReportBy::Site => "site",
-        };
-        // The site id is letters, digits, `-`, `_` and `.` (checked with
-        // the config): nothing to escape.
-        let url = format!(
-            "{}/v1/report?site_id={}&start={}&end={}&by={by}",
-            cfg.url, q.site_id, q.start, q.end
-        );
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", cfg.url), query)?;
+        let req = http.get(url);
         let req = match &cfg.token {
-            GrantsAuth::Bearer(token) => http.get(url).bearer_auth(token),
-            GrantsAuth::Basic { user, password } => http.get(url).basic_auth(user, Some(password)),
+            GrantsAuth::Bearer(token) => req.bearer_auth(token),
+            GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
         };
         let resp = req.send().await?;
         let status = resp.status();
@@ -124,7 +140,7 @@ fn fetch(cfg: &CentralConfig, q: &ReportQuery) -> Result<Vec<ChainReportRow>> {
                 crate::logging::escape_controls(&String::from_utf8_lossy(&body))
             );
         }
-        serde_json::from_slice(&body).context("not a report")
+        Ok(serde_json::from_slice(&body)?)
     })
 }
 

@@ -8,6 +8,7 @@
 //! one line with every cause ([`error_chain`](crate::error_chain)).
 
 mod backup;
+mod central_balance;
 mod central_import;
 mod central_report;
 mod check;
@@ -70,6 +71,10 @@ pub enum Command {
         /// A past instant (`2026-11-03`, `2026-11-03 14:30`), rebuilt from history.
         #[arg(long)]
         at: Option<String>,
+        /// The chain's lots, asked of the centre (`[central]`): what each
+        /// member has left across every site, and owes as overage.
+        #[arg(long, conflicts_with_all = ["team", "at"])]
+        central: bool,
     },
     /// Every lot of a member: its source, when it can be spent, what is left.
     Lots { member: String },
@@ -319,6 +324,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Balance { team: Some(t), .. } => team::balance(ctx, &mut out, &t),
+        Command::Balance {
+            member,
+            central: true,
+            ..
+        } => central_balance::balance(ctx, &mut out, member.as_deref()),
         Command::Balance { member, at, .. } => {
             read::balance(ctx, &mut out, member.as_deref(), at.as_deref())
         }

@@ -23,6 +23,7 @@ mod analysis;
 mod bounds;
 mod central;
 mod central_import;
+mod central_lots;
 mod central_report;
 mod cli;
 mod console;

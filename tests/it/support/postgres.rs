@@ -212,12 +212,31 @@ impl Central {
     /// Starts the centre on `port` in front of `pg`, over HTTPS with `tls`
     /// (a certificate and its key) if given; waits until it serves.
     pub fn start_with(pg: &Postgres, port: u16, tls: Option<&super::tls::Cert>) -> Central {
+        Central::launch(pg, port, tls, None)
+    }
+
+    /// Starts the centre on `port` in front of `pg`, issuing the chain's
+    /// lots from `grants` (read again every second).
+    pub fn start_with_grants(pg: &Postgres, port: u16, grants: &str) -> Central {
+        Central::launch(pg, port, None, Some(grants))
+    }
+
+    fn launch(
+        pg: &Postgres,
+        port: u16,
+        tls: Option<&super::tls::Cert>,
+        grants: Option<&str>,
+    ) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
         let mut text = format!(
             "listen = \"127.0.0.1:{port}\"\npostgres = \"{}\"\n",
             pg.conninfo()
         );
+        if let Some(g) = grants {
+            std::fs::write(dir.path().join("grants.toml"), g).expect("write grants.toml");
+            text += "grants = \"grants.toml\"\nsync_every = \"1s\"\n";
+        }
         if let Some(c) = tls {
             text += &format!(
                 "cert_file = \"{}\"\nkey_file = \"{}\"\n",

@@ -1,0 +1,280 @@
+//! The chain's lots, issued once from the grants file: the site's own pure
+//! reconcile ([`crate::grants::reconcile`]) run against the centre's
+//! PostgreSQL, written in one transaction under an advisory lock (so two
+//! centres never issue the same period twice; `lots.source_key` is UNIQUE
+//! besides), and the expiry of what is left of lots past their date.
+//! Team pools are not kept at the centre yet: teams in the file are
+//! ignored here.
+
+use crate::grants::model::{AccountGrant, Catalog};
+use crate::grants::reconcile::{kind, reconcile, AppliedGrant, Counts, Snapshot, SyncPlan};
+use crate::ledger::catalog::CatalogRow;
+use crate::ledger::lots::GrantRequest;
+use crate::ledger::Ts;
+use anyhow::{Context, Result};
+use chrono_tz::Tz;
+use std::collections::{HashMap, HashSet};
+use tokio_postgres::{Client, Transaction};
+
+/// Reconciles `catalog` into the centre's lots; what it did.
+pub async fn sync(client: &mut Client, catalog: &Catalog, tz: Tz, now: Ts) -> Result<Counts> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('tallyd-central-issuer'))",
+        &[],
+    )
+    .await?;
+    let snap = snapshot(&tx).await?;
+    let plan = reconcile(catalog, &snap, catalog.tz.unwrap_or(tz), now);
+    apply(&tx, catalog, &plan, now).await?;
+    tx.commit().await?;
+    Ok(plan.counts())
+}
+
+async fn snapshot(tx: &Transaction<'_>) -> Result<Snapshot> {
+    let mut catalog = HashMap::new();
+    for r in tx
+        .query("SELECT kind, id, body, first_seen FROM catalog", &[])
+        .await?
+    {
+        let row = CatalogRow {
+            body: r.get(2),
+            first_seen: r.get(3),
+        };
+        catalog.insert((r.get(0), r.get(1)), row);
+    }
+    let lot_keys: HashSet<String> = tx
+        .query(
+            "SELECT source_key FROM lots WHERE source IN ('plan', 'product')",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let members = tx
+        .query("SELECT id, closed_at IS NOT NULL FROM members", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Snapshot {
+        catalog,
+        lot_keys,
+        members,
+    })
+}
+
+async fn apply(tx: &Transaction<'_>, cat: &Catalog, plan: &SyncPlan, now: Ts) -> Result<()> {
+    if plan.definitions_changed {
+        tx.execute("DELETE FROM time_credit_types", &[]).await?;
+        for (id, tc) in &cat.time_credits {
+            for rt in &tc.resource_types {
+                tx.execute(
+                    "INSERT INTO time_credit_types (credit_id, resource_type) VALUES ($1, $2)",
+                    &[id, rt],
+                )
+                .await?;
+            }
+        }
+    }
+    for (m, _) in &plan.members {
+        tx.execute(
+            "INSERT INTO members (id, name) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, closed_at = NULL",
+            &[&m.id, &m.name],
+        )
+        .await?;
+    }
+    for id in &plan.closes {
+        tx.execute(
+            "UPDATE members SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL",
+            &[id, &now],
+        )
+        .await?;
+    }
+    for (k, id) in &plan.catalog_drop {
+        tx.execute("DELETE FROM catalog WHERE kind = $1 AND id = $2", &[k, id])
+            .await?;
+    }
+    for (k, id, body, first_seen) in &plan.catalog_put {
+        tx.execute(
+            "INSERT INTO catalog (kind, id, body, first_seen) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, first_seen = excluded.first_seen",
+            &[k, id, body, first_seen],
+        )
+        .await?;
+    }
+    for v in &plan.voids {
+        let note = format!(
+            "account grant {} removed from the grants file (was {} of {})",
+            v.before.id, v.before.amount, v.before.credit
+        );
+        void_lot(tx, v.lot, &note, now).await?;
+    }
+    for e in &plan.edits {
+        let note = format!("account grant {} edited in the grants file", e.after.id);
+        if e.before.amount != e.after.amount {
+            adjust_amount(tx, e.lot, e.after.amount, &note, now).await?;
+        }
+        tx.execute(
+            "UPDATE lots SET valid_from = $2, expires_at = $3 WHERE id = $1",
+            &[&e.lot, &e.valid_from, &e.expires_at],
+        )
+        .await?;
+        record_account(tx, &e.member, &e.after, e.lot, now).await?;
+    }
+    for issue in &plan.issues {
+        let lot = insert_lot(tx, &issue.grant).await?;
+        if let Some((member, grant)) = &issue.account {
+            record_account(tx, member, grant, lot, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Issues a lot once per source key (a rerun finds the one there); its id.
+async fn insert_lot(tx: &Transaction<'_>, g: &GrantRequest) -> Result<i64> {
+    let made = tx
+        .query_opt(
+            "INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at,
+                 source, source_key, issued_at)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (source_key) DO NOTHING RETURNING id",
+            &[
+                &g.member,
+                &g.credit,
+                &g.amount,
+                &g.valid_from,
+                &g.expires_at,
+                &g.source.as_str(),
+                &g.source_key,
+                &g.at,
+            ],
+        )
+        .await?;
+    let Some(row) = made else {
+        let row = tx
+            .query_one(
+                "SELECT id FROM lots WHERE source_key = $1",
+                &[&g.source_key],
+            )
+            .await?;
+        return Ok(row.get(0));
+    };
+    let lot: i64 = row.get(0);
+    history(tx, lot, "grant", g.amount, g.amount, &g.note, g.at).await?;
+    Ok(lot)
+}
+
+async fn history(
+    tx: &Transaction<'_>,
+    lot: i64,
+    kind: &str,
+    delta: i64,
+    granted_delta: i64,
+    note: &str,
+    at: Ts,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&lot, &kind, &delta, &granted_delta, &note, &at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What is left of a lot is voided (its history says so); spent stays spent.
+async fn void_lot(tx: &Transaction<'_>, lot: i64, note: &str, at: Ts) -> Result<()> {
+    let row = tx
+        .query_opt(
+            "UPDATE lots l SET remaining = 0, voided_at = $2
+             FROM (SELECT id, remaining FROM lots WHERE id = $1 AND voided_at IS NULL FOR UPDATE) o
+             WHERE l.id = o.id RETURNING o.remaining",
+            &[&lot, &at],
+        )
+        .await?;
+    if let Some(r) = row {
+        let was: i64 = r.get(0);
+        history(tx, lot, "void", -was, 0, note, at).await?;
+    }
+    Ok(())
+}
+
+/// A lot's grant changed: granted never drops below what was spent, so
+/// remaining floors at 0 (the site's rule, `ledger::lots::adjust_amount`).
+async fn adjust_amount(
+    tx: &Transaction<'_>,
+    lot: i64,
+    amount: i64,
+    note: &str,
+    at: Ts,
+) -> Result<()> {
+    let r = tx
+        .query_one(
+            "SELECT granted, remaining FROM lots WHERE id = $1 FOR UPDATE",
+            &[&lot],
+        )
+        .await?;
+    let (granted, remaining): (i64, i64) = (r.get(0), r.get(1));
+    let used = granted
+        .checked_sub(remaining)
+        .context("lot amounts out of range")?;
+    let delta = amount
+        .max(used)
+        .checked_sub(granted)
+        .context("lot amounts out of range")?;
+    if delta == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE lots SET granted = granted + $2, remaining = remaining + $2 WHERE id = $1",
+        &[&lot, &delta],
+    )
+    .await?;
+    let note = format!("{note}; was granted {granted} with {remaining} remaining");
+    history(tx, lot, "adjust", delta, delta, &note, at).await
+}
+
+async fn record_account(
+    tx: &Transaction<'_>,
+    member: &str,
+    grant: &AccountGrant,
+    lot: i64,
+    now: Ts,
+) -> Result<()> {
+    let id = serde_json::to_string(&[member, grant.id.as_str()])?;
+    let body = serde_json::to_string(&AppliedGrant {
+        grant: grant.clone(),
+        lot,
+    })?;
+    tx.execute(
+        "INSERT INTO catalog (kind, id, body, first_seen) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+        &[&kind::ACCOUNT_GRANT, &id, &body, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records the expiry of what is left of every lot past its date at `now`
+/// (the centre's clock): one `expire` history row each. How many expired.
+pub async fn expire(client: &mut Client, now: Ts) -> Result<u64> {
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "UPDATE lots l SET remaining = 0
+             FROM (SELECT id, remaining FROM lots
+                   WHERE expires_at <= $1 AND remaining > 0 AND voided_at IS NULL FOR UPDATE) o
+             WHERE l.id = o.id RETURNING l.id, o.remaining",
+            &[&now],
+        )
+        .await?;
+    for r in &rows {
+        let (lot, was): (i64, i64) = (r.get(0), r.get(1));
+        history(&tx, lot, "expire", -was, 0, "expired", now).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}

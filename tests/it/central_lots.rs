@@ -1,0 +1,191 @@
+//! The chain's lots (issue 18): the centre issues the grants file's lots
+//! once for the whole chain, each usage any site ships draws from them
+//! (what no lot covers is overage), a refund gives it back, and `tallyd
+//! balance --central` shows it. Today's sites still issue their own lots
+//! from the same file and charge against those, so a member who prints at
+//! two sites spends more there than the chain granted: the centre's
+//! account shows the difference as overage.
+
+use super::central::{chain_site, outbox, wait_for};
+use crate::support::daemon::{Site, GRANTS};
+use crate::support::postgres::{Central, Postgres};
+use crate::support::process::free_port;
+use std::time::Duration;
+
+fn charge_as(site: &Site, member: &str, key: &str, units: i64) {
+    let units = units.to_string();
+    let args = [
+        "charge", member, "--units", &units, "--reason", "copier", "--key", key,
+    ];
+    site.cli(&args);
+}
+
+/// (printing left, room minutes left, overage cents) of `member`, from the
+/// centre.
+fn central_balance(site: &Site, member: &str) -> (i64, i64, i64) {
+    let json = site.cli(&["--json", "balance", "--central", member]);
+    let rows: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let b = &rows[0];
+    (
+        b["credits"]["printing"].as_i64().unwrap_or(0),
+        b["credits"]["room-hours"].as_i64().unwrap_or(0),
+        b["overage_cents"].as_i64().expect("overage"),
+    )
+}
+
+/// Lots whose remaining is not the sum of their history (must be none).
+fn lots_off_history(pg: &Postgres) -> i64 {
+    pg.count(
+        "SELECT count(*) FROM lots l WHERE remaining <>
+            (SELECT COALESCE(sum(delta), 0) FROM lot_history h WHERE h.lot_id = l.id)",
+    )
+}
+
+#[test]
+fn the_centre_issues_each_lot_once_and_every_sites_usage_draws_from_it() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start_with_grants(&pg, port, GRANTS);
+    wait_for(
+        "the centre issued the lots",
+        Duration::from_secs(20),
+        || central.log().contains("central grants sync"),
+    );
+    let lots = pg.count("SELECT count(*) FROM lots");
+    assert!(lots >= 4, "alice's two grants, bob's, carol's: {lots}");
+    let ber1 = chain_site(port, "ber-1", 500);
+    let ber2 = chain_site(port, "ber-2", 500);
+    let mut d1 = ber1.start();
+    let mut d2 = ber2.start();
+    d1.wait_ready();
+    d2.wait_ready();
+    assert_eq!(central_balance(&ber1, "alice"), (1000, 600, 0));
+
+    // Each site holds alice's 1,000 of its own and charges 600 from it;
+    // the chain granted 1,000 once: 200 is overage at the centre.
+    charge_as(&ber1, "alice", "k1", 600);
+    charge_as(&ber2, "alice", "k2", 600);
+    wait_for("both sites shipped", Duration::from_secs(30), || {
+        outbox(&ber1) == (1, 1, 1) && outbox(&ber2) == (1, 1, 1)
+    });
+    assert_eq!(central_balance(&ber2, "alice"), (0, 600, 200));
+    assert_eq!(lots_off_history(&pg), 0);
+
+    // A refund gives back the overage first, then the lot.
+    ber2.cli(&["refund", "manual:k2", "--reason", "jammed"]);
+    wait_for("the refund shipped", Duration::from_secs(30), || {
+        outbox(&ber2) == (1, 2, 2)
+    });
+    assert_eq!(central_balance(&ber1, "alice"), (400, 600, 0));
+    assert_eq!(lots_off_history(&pg), 0);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM lot_history WHERE kind = 'refund'"),
+        1
+    );
+
+    // The centre restarted reads the same file: nothing is issued twice.
+    drop(central);
+    let central = Central::start_with_grants(&pg, port, GRANTS);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        pg.count("SELECT count(*) FROM lots"),
+        lots,
+        "{}",
+        central.log()
+    );
+    assert_eq!(central_balance(&ber1, "alice"), (400, 600, 0));
+
+    // A member the centre does not know is a clear error.
+    let err = ber1.cli_fails(&["balance", "--central", "nobody"]);
+    assert!(err.contains("the centre knows no member"), "{err}");
+    d1.stop();
+    d2.stop();
+}
+
+/// A journal entry from `ber-3` about bob, as a site's shipper sends it.
+fn entry(seq: i64, kind: &str, body: &str) -> String {
+    let at = chrono::Utc::now().timestamp();
+    format!(r#"{{"seq":{seq},"kind":"{kind}","at":{at},"body":{{{body},"at":{at}}}}}"#)
+}
+
+fn hold(seq: i64, key: &str, amount: i64) -> String {
+    let body = format!(
+        r#""key":"{key}","fingerprint":"f-{key}","member":"bob","origin":"print","credit_kind":"printing","resource_type":null,"amount":{amount},"is_hold":1,"covered":{amount},"overage":0"#
+    );
+    entry(seq, "usage", &body)
+}
+
+/// Holds draw their estimate; a settle takes or gives back the difference;
+/// a void gives all of it back, overage first; a replayed batch changes
+/// nothing.
+#[test]
+fn holds_draw_their_estimate_and_settles_and_voids_change_the_draw_once() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start_with_grants(&pg, port, GRANTS);
+    wait_for(
+        "the centre issued the lots",
+        Duration::from_secs(20),
+        || central.log().contains("central grants sync"),
+    );
+    let token = crate::support::postgres::site_token("ber-3");
+    let post = |path: &str, body: &str| central.post(path, body, Some(&token));
+    let hello = r#"{"site_id":"ber-3","epoch":1,"last_seq":0}"#;
+    assert_eq!(post("/v1/hello", hello).0, 200);
+    let batch = |entries: &[String]| {
+        format!(
+            r#"{{"site_id":"ber-3","epoch":1,"entries":[{}]}}"#,
+            entries.join(",")
+        )
+    };
+    let bob_left = || {
+        pg.count(
+            "SELECT COALESCE(sum(remaining), 0) FROM lots WHERE member_id = 'bob' AND credit = 'printing'",
+        )
+    };
+    let bob_owes =
+        || pg.count("SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE member_id = 'bob'");
+
+    let first = batch(&[
+        hold(1, "h1", 300),
+        entry(2, "settle", r#""key":"h1","actual":500"#),
+    ]);
+    assert_eq!(post("/v1/journal", &first).0, 200);
+    assert_eq!((bob_left(), bob_owes()), (500, 0), "settled up by 200");
+    assert_eq!(post("/v1/journal", &first).0, 200, "a replay");
+    assert_eq!(
+        (bob_left(), bob_owes()),
+        (500, 0),
+        "a replay changes nothing"
+    );
+
+    let second = batch(&[hold(3, "h2", 700)]);
+    assert_eq!(post("/v1/journal", &second).0, 200);
+    assert_eq!(
+        (bob_left(), bob_owes()),
+        (0, 200),
+        "500 from the lot, 200 overage"
+    );
+    let void = batch(&[entry(4, "void", r#""key":"h2","actual":0"#)]);
+    assert_eq!(post("/v1/journal", &void).0, 200);
+    assert_eq!(
+        (bob_left(), bob_owes()),
+        (500, 0),
+        "the void gave all 700 back"
+    );
+    let down = batch(&[
+        hold(5, "h3", 400),
+        entry(6, "settle", r#""key":"h3","actual":100"#),
+    ]);
+    assert_eq!(post("/v1/journal", &down).0, 200);
+    assert_eq!((bob_left(), bob_owes()), (400, 0), "settled down to 100");
+    assert_eq!(lots_off_history(&pg), 0);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM lot_history WHERE usage_id IS NOT NULL"),
+        6,
+        "h1 hold + settle, h2 hold + void (its overage apart), h3 hold + settle: {}",
+        pg.query("SELECT kind, delta FROM lot_history WHERE usage_id IS NOT NULL ORDER BY id")
+    );
+}
