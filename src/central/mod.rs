@@ -22,6 +22,7 @@ pub mod rules;
 pub mod schema;
 pub mod server;
 pub mod spend;
+pub mod statement;
 pub mod store;
 
 use anyhow::{Context, Result};

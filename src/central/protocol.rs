@@ -111,3 +111,39 @@ pub struct ChainBalance {
     pub overage_cents: i64,
     pub overage_minutes: i64,
 }
+
+/// `GET /v1/statement?site_id=…&member=…&start=…&end=…`: every change to
+/// a member's chain lots and overage in `[start, end)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatementQuery {
+    pub site_id: String,
+    pub member: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// One change: a lot's history row (`grant`, `debit`, `hold`, `settle`,
+/// `void`, `refund`, `expire`, `adjust`) or an overage row (`credit` is
+/// `overage`, in cents or minutes), with the site and usage key it was for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainStatementLine {
+    pub at: i64,
+    pub kind: String,
+    pub credit: String,
+    pub unit: String,
+    pub amount: i64,
+    pub site: Option<String>,
+    pub usage_key: Option<String>,
+    pub note: String,
+}
+
+/// A member's statement across the chain: what the lots held (and the
+/// overage owed) before `start` and before `end`, and the changes between.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainStatement {
+    pub member: String,
+    pub name: String,
+    pub opening: std::collections::BTreeMap<String, i64>,
+    pub lines: Vec<ChainStatementLine>,
+    pub closing: std::collections::BTreeMap<String, i64>,
+}

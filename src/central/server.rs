@@ -4,7 +4,8 @@
 
 use super::auth::Sites;
 use super::protocol::{
-    BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, Hello, ReportQuery, Welcome,
+    BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainStatement, Hello,
+    ReportQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -169,6 +170,27 @@ async fn balance(
     Ok(Json(rows))
 }
 
+/// A member's statement across the chain (`tallyd statement --central`):
+/// read-only; 404 for a member the centre does not know.
+async fn statement(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    Query(q): Query<StatementQuery>,
+) -> Result<Json<ChainStatement>, Refused> {
+    authenticate(&centre, &q.site_id, &headers)?;
+    let client = centre.db.client().await?;
+    match super::statement::statement(&client, &q)
+        .await
+        .map_err(unavailable)?
+    {
+        Some(st) => Ok(Json(st)),
+        None => Err(Refused::Failed((
+            StatusCode::NOT_FOUND,
+            "the centre knows no such member\n".into(),
+        ))),
+    }
+}
+
 /// The routes of the site protocol.
 pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
@@ -176,5 +198,6 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/journal", post(journal))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))
+        .route("/v1/statement", get(statement))
         .with_state(centre)
 }

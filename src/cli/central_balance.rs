@@ -1,10 +1,12 @@
-//! `tallyd balance --central`: what each member has left of the chain's
-//! lots and owes as overage, asked of the centre with this site's token.
+//! `tallyd balance --central` and `statement --central`: what each member
+//! has left of the chain's lots and owes as overage, and every change to
+//! them, asked of the centre with this site's token.
 
 use super::central_report::get_json;
 use super::output::{write_json, Format, Table};
 use super::Ctx;
-use crate::central::protocol::ChainBalance;
+use crate::central::protocol::{ChainBalance, ChainStatement};
+use crate::clock;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -31,6 +33,91 @@ pub fn balance(ctx: &Ctx, out: &mut dyn Write, member: Option<&str>) -> Result<(
         Format::Table => {
             writeln!(out, "Credit left across the chain")?;
             table(&rows, false, &ctx.config.currency_symbol).write(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A member's statement across the chain, `from` to `to` (days in this
+/// site's time zone, as `tallyd statement`).
+pub fn statement(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    member: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<()> {
+    let Some(central) = &ctx.config.central else {
+        bail!("--central needs a `[central]` section in the config");
+    };
+    let tz = ctx.config.tz;
+    let (from_day, to_day) = super::read::statement_days(ctx, from, to)?;
+    let start = clock::local_midnight(tz, from_day).to_string();
+    let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day)).to_string();
+    let query = [
+        ("site_id", central.site_id.as_str()),
+        ("member", member),
+        ("start", &start),
+        ("end", &end),
+    ];
+    let st: ChainStatement = get_json(central, "/v1/statement", &query)
+        .with_context(|| format!("the centre {}", central.url))?;
+    let sym = &ctx.config.currency_symbol;
+    let show = |unit: &str, v: i64| match unit {
+        "cents" => format_cents(sym, v),
+        _ => format_minutes(v),
+    };
+    let raw = ctx.format != Format::Table;
+    let mut t = Table::new(["date", "kind", "credit", "amount", "site", "key", "note"]);
+    for l in &st.lines {
+        t.push(vec![
+            if raw {
+                l.at.to_string()
+            } else {
+                clock::format_local(tz, l.at)
+            },
+            l.kind.clone(),
+            l.credit.clone(),
+            if raw {
+                l.amount.to_string()
+            } else {
+                show(&l.unit, l.amount)
+            },
+            l.site.clone().unwrap_or_default(),
+            l.usage_key.clone().unwrap_or_default(),
+            crate::logging::escape_controls(&l.note).into_owned(),
+        ]);
+    }
+    match ctx.format {
+        Format::Json => write_json(out, &st)?,
+        Format::Csv => t.write_csv(out)?,
+        Format::Table => {
+            let held = |m: &std::collections::BTreeMap<String, i64>| {
+                m.iter()
+                    .map(|(c, v)| {
+                        let unit = if c == "printing" || c == "overage-cents" {
+                            "cents"
+                        } else {
+                            "minutes"
+                        };
+                        format!("{c} {}", show(unit, *v))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            writeln!(
+                out,
+                "Statement across the chain for {} ({}), {from_day} to {to_day}",
+                st.member,
+                crate::logging::escape_controls(&st.name)
+            )?;
+            writeln!(out, "Opening: {}", held(&st.opening))?;
+            if st.lines.is_empty() {
+                writeln!(out, "(no changes in this period)")?;
+            } else {
+                t.write(out)?;
+            }
+            writeln!(out, "Closing: {}", held(&st.closing))?;
         }
     }
     Ok(())

@@ -92,6 +92,10 @@ pub enum Command {
         /// Last day (inclusive); default: today.
         #[arg(long)]
         to: Option<String>,
+        /// Every change to the member's chain lots and overage, asked of
+        /// the centre (`[central]`).
+        #[arg(long, conflicts_with = "team")]
+        central: bool,
     },
     /// Monthly usage: jobs, impressions, cents, sessions, minutes, overage.
     Report {
@@ -338,6 +342,13 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             to,
             ..
         } => team::statement(ctx, &mut out, &t, from.as_deref(), to.as_deref()),
+        Command::Statement {
+            member: Some(member),
+            from,
+            to,
+            central: true,
+            ..
+        } => central_balance::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref()),
         Command::Statement {
             member, from, to, ..
         } => {

@@ -84,6 +84,50 @@ fn the_centre_issues_each_lot_once_and_every_sites_usage_draws_from_it() {
         1
     );
 
+    // The statement across the chain: each change once, with its site.
+    let json = ber1.cli(&[
+        "--json",
+        "statement",
+        "--central",
+        "alice",
+        "--from",
+        "2026-01-01",
+    ]);
+    let st: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let lines: Vec<(String, String, i64, String)> = st["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap_or("").to_string(),
+                l["credit"].as_str().unwrap_or("").to_string(),
+                l["amount"].as_i64().unwrap_or(0),
+                l["site"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .filter(|l| l.0 != "grant")
+        .collect();
+    let line = |k: &str, c: &str, a: i64, s: &str| (k.to_string(), c.to_string(), a, s.to_string());
+    for want in [
+        line("debit", "printing", -600, "ber-1"),
+        line("debit", "printing", -400, "ber-2"),
+        line("debit", "overage", 200, "ber-2"),
+        line("refund", "overage", -200, "ber-2"),
+        line("refund", "printing", 400, "ber-2"),
+    ] {
+        assert!(lines.contains(&want), "{want:?} in {lines:?}");
+    }
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(st["closing"]["printing"], 400, "{st}");
+    assert_eq!(st["closing"]["overage-cents"], 0, "{st}");
+    let table = ber2.cli(&["statement", "--central", "alice", "--from", "2026-01-01"]);
+    assert!(
+        table.contains("Statement across the chain for alice (Alice)"),
+        "{table}"
+    );
+    assert!(table.contains("manual:k2"), "{table}");
+
     // The centre restarted reads the same file: nothing is issued twice.
     drop(central);
     let central = Central::start_with_grants(&pg, port, GRANTS);
