@@ -214,9 +214,13 @@ impl Daemon {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
         if let Some(central) = self.config.central.clone() {
-            let (w, o) = (self.writer.clone(), self.observer.clone());
+            let (w, o, l) = (
+                self.writer.clone(),
+                self.observer.clone(),
+                self.ledger.clone(),
+            );
             self.tasks.start("central-ship", move |stop| {
-                super::shipper::shipper(w.clone(), central.clone(), o.clone(), stop)
+                super::shipper::shipper(w.clone(), l.clone(), central.clone(), o.clone(), stop)
             });
         }
     }

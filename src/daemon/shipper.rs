@@ -11,8 +11,11 @@ use crate::observe::{CentralBacklog, Observer};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long the shipper waits when everything is acknowledged.
+/// The longest the shipper waits when everything is acknowledged.
 const IDLE: Duration = Duration::from_secs(1);
+/// How often, while idle, it looks whether the ledger changed (one
+/// `PRAGMA data_version` on a read connection: no writer job).
+const PEEK: Duration = Duration::from_millis(20);
 /// The first wait after a failure; doubled up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// How often acknowledged entries past retention are looked for.
@@ -52,10 +55,12 @@ enum Round {
 /// it prunes acknowledged entries past `retention`.
 pub async fn shipper(
     writer: WriterHandle,
+    ledger: std::path::PathBuf,
     cfg: CentralConfig,
     observer: Observer,
     stop: CancellationToken,
 ) {
+    let mut peek = Peek::open(&ledger);
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     let built = crate::tls::client_builder(&cfg.trust, builder)
         .map_err(ShipError::from)
@@ -93,9 +98,51 @@ pub async fn shipper(
         report(&writer, &observer).await;
         let Some(wait) = wait else { continue };
         prune_when_due(&writer, &cfg, &observer, &mut pruned_at).await;
+        if backoff.is_none() {
+            // Idle: ship as soon as anything (this daemon's writer or a
+            // `tallyd charge`) commits, or after `wait` at the latest.
+            peek.changed();
+            let deadline = tokio::time::Instant::now() + wait;
+            while tokio::time::Instant::now() < deadline && !peek.changed() {
+                tokio::select! {
+                    _ = tokio::time::sleep(PEEK) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A read connection to the ledger that tells whether any connection
+/// committed since it last looked (`PRAGMA data_version`). Without one
+/// (it could not open), every look says yes.
+struct Peek {
+    conn: Option<rusqlite::Connection>,
+    seen: Option<i64>,
+}
+
+impl Peek {
+    fn open(path: &std::path::Path) -> Peek {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(path, flags)
+            .map_err(|e| tracing::debug!(error = %e, "outbox peek connection not opened"))
+            .ok();
+        Peek { conn, seen: None }
+    }
+
+    /// Whether the ledger changed since the last look (microseconds: no
+    /// page is read).
+    fn changed(&mut self) -> bool {
+        let Some(conn) = &self.conn else { return true };
+        match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
+            Ok(v) => self.seen.replace(v) != Some(v),
+            Err(_) => true,
         }
     }
 }
