@@ -185,3 +185,20 @@ async fn serve(cfg: CentralToml) -> Result<()> {
     tracing::info!("central stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped example (`/etc/tallyd/central.toml` in the package)
+    /// loads, with its site and settings.
+    #[test]
+    fn the_shipped_central_toml_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/central.toml");
+        let cfg = CentralToml::load(&path).expect("config/central.toml loads");
+        assert_eq!(cfg.connections, 8);
+        assert_eq!(cfg.listen.port(), 8470);
+        assert!(cfg.grants.is_none() && cfg.cert_file.is_none());
+        assert_eq!(auth::Sites::new(&cfg.sites).expect("sites").len(), 1);
+    }
+}
