@@ -64,10 +64,14 @@ fn the_centre_issues_each_lot_once_and_every_sites_usage_draws_from_it() {
 
     // Each site holds alice's 1,000 of its own and charges 600 from it;
     // the chain granted 1,000 once: 200 is overage at the centre.
+    // One after the other, so the centre applies ber-1's first.
     charge_as(&ber1, "alice", "k1", 600);
+    wait_for("ber-1 shipped", Duration::from_secs(30), || {
+        outbox(&ber1) == (1, 1, 1)
+    });
     charge_as(&ber2, "alice", "k2", 600);
-    wait_for("both sites shipped", Duration::from_secs(30), || {
-        outbox(&ber1) == (1, 1, 1) && outbox(&ber2) == (1, 1, 1)
+    wait_for("ber-2 shipped", Duration::from_secs(30), || {
+        outbox(&ber2) == (1, 1, 1)
     });
     assert_eq!(central_balance(&ber2, "alice"), (0, 600, 200));
     assert_eq!(lots_off_history(&pg), 0);
@@ -232,4 +236,64 @@ fn holds_draw_their_estimate_and_settles_and_voids_change_the_draw_once() {
         "h1 hold + settle, h2 hold + void (its overage apart), h3 hold + settle: {}",
         pg.query("SELECT kind, delta FROM lot_history WHERE usage_id IS NOT NULL ORDER BY id")
     );
+}
+
+/// A lot past its date loses what is left through an `expire` row, by the
+/// centre's clock; a usage shipped late, made while the lot was valid,
+/// finds nothing left and is overage.
+#[test]
+fn the_centre_expires_lots_past_their_date_and_a_late_usage_is_overage() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start_with_grants(&pg, port, GRANTS);
+    wait_for(
+        "the centre issued the lots",
+        Duration::from_secs(20),
+        || central.log().contains("central grants sync"),
+    );
+    // A grants file never issues a lot already past its date, so the test
+    // writes one as the centre would have in January: 300 until February.
+    pg.query(
+        "INSERT INTO members (id, name) VALUES ('erin', 'Erin');
+         INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at,
+                           source, source_key, issued_at)
+             VALUES ('erin', 'printing', 300, 300, 1767225600, 1769904000, 'account',
+                     'account:erin:january', 1767225600);
+         INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
+             SELECT id, 'grant', 300, 300, 'january', 1767225600 FROM lots
+             WHERE source_key = 'account:erin:january';",
+    );
+    let expired = |what: &str| {
+        pg.count(&format!(
+            "SELECT COALESCE(sum(h.delta), 0) FROM lot_history h JOIN lots l ON l.id = h.lot_id
+             WHERE l.member_id = 'erin' AND h.kind = '{what}'"
+        ))
+    };
+    wait_for("erin's lot expired", Duration::from_secs(20), || {
+        expired("expire") == -300
+    });
+    assert_eq!(
+        pg.count("SELECT remaining FROM lots WHERE member_id = 'erin'"),
+        0
+    );
+    assert!(central.log().contains("expired=1"), "{}", central.log());
+
+    // A usage of January 15th, shipped now.
+    let token = crate::support::postgres::site_token("ber-4");
+    let post = |path: &str, body: &str| central.post(path, body, Some(&token));
+    assert_eq!(
+        post("/v1/hello", r#"{"site_id":"ber-4","epoch":1,"last_seq":0}"#).0,
+        200
+    );
+    let at = 1_768_478_400; // 2026-01-15T12:00:00Z
+    let usage = format!(
+        r#"{{"site_id":"ber-4","epoch":1,"entries":[{{"seq":1,"kind":"usage","at":{at},"body":{{"key":"late","fingerprint":"f-late","member":"erin","origin":"manual","credit_kind":"printing","resource_type":null,"amount":120,"is_hold":0,"covered":120,"overage":0,"at":{at}}}}}]}}"#
+    );
+    assert_eq!(post("/v1/journal", &usage).0, 200);
+    assert_eq!(
+        pg.count("SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE member_id = 'erin'"),
+        120
+    );
+    assert_eq!(lots_off_history(&pg), 0);
 }
