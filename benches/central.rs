@@ -533,8 +533,8 @@ fn main() {
     println!(
         "  PostgreSQL holds {sent} usages and {sent} journal entries for them: every one sent, once"
     );
-    print_catch_up("large site (300/day)", &large_catch_up);
-    print_catch_up("very busy site (10,000/day)", &busy_catch_up);
+    print_catch_up("large site at 300/day", &large_catch_up);
+    print_catch_up("very busy site at 10,000/day", &busy_catch_up);
     println!(
         "commit to acknowledgement, loopback: p50 {:.0} ms, p99 {:.0} ms   ({samples} usages one at a time; max {:.0} ms; goal p50 < 2 s, p99 < 10 s at 100 ms RTT)",
         percentile(&times, 50.0),
