@@ -1,7 +1,11 @@
 //! `cargo bench --bench central`: a chain's centre (issue 18, point 5),
 //! against a real PostgreSQL (a cluster of its own on 127.0.0.1, commits
 //! synced: `fsync=on`) and the real `tallyd central` and `tallyd run` (the
-//! binary Cargo builds for the bench, optimised as `--release`).
+//! binary Cargo builds for the bench, optimised as `--release`). The
+//! centre issues the chain's lots from a grants file (100 members per
+//! ingesting site, and the catch-up sites' members), so every usage it
+//! applies also draws from its member's lots (then is overage), as in a
+//! chain.
 //!
 //! Prints, all measured in the same run:
 //! - central ingestion: entries per second applying 500-entry batches of
@@ -37,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
-use support::daemon::{Daemon, Site};
+use support::daemon::{Daemon, Site, GRANTS};
 use support::postgres::{site_token, Central, Postgres};
 use support::process::free_port;
 use tallyd::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
@@ -226,9 +230,13 @@ struct Ingestion {
     took: Duration,
 }
 
-/// Every site of `sites` says hello (untimed), then ships `entries`, all
-/// sites at once.
-fn ingest(central: &Central, sites: &[&str], entries: &Arc<Vec<WireEntry>>) -> Ingestion {
+/// Every site of `sites` says hello (untimed), then ships `entries` (as
+/// its own members: [`as_site`]), all sites at once.
+fn ingest(central: &Central, sites: &[&str], entries: &[WireEntry]) -> Ingestion {
+    let shipped: Vec<Arc<Vec<WireEntry>>> = sites
+        .iter()
+        .map(|s| Arc::new(as_site(entries, s)))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -259,7 +267,8 @@ fn ingest(central: &Central, sites: &[&str], entries: &Arc<Vec<WireEntry>>) -> I
         let t = Instant::now();
         let runs: Vec<_> = sites
             .iter()
-            .map(|s| {
+            .zip(&shipped)
+            .map(|(s, entries)| {
                 let run = ship(http.clone(), base.clone(), s.to_string(), entries.clone());
                 tokio::spawn(run)
             })
@@ -276,6 +285,46 @@ fn ingest(central: &Central, sites: &[&str], entries: &Arc<Vec<WireEntry>>) -> I
     })
 }
 
+/// Members of each ingesting site, at the centre.
+const SITE_MEMBERS: usize = 100;
+
+/// Site `site`'s member `k` (`ber-1-m007`).
+fn site_member(site: &str, k: usize) -> String {
+    format!("{site}-m{k:03}")
+}
+
+/// `entries` as `site` ships them: each usage by one of the site's own
+/// members in turn (members mostly charge at their home site; were the
+/// sites' usages all by the same members, their batches would wait for
+/// each other on those members' lots).
+fn as_site(entries: &[WireEntry], site: &str) -> Vec<WireEntry> {
+    entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let member = site_member(site, e.seq as usize % SITE_MEMBERS);
+            e.body["member"] = serde_json::Value::String(member);
+            e
+        })
+        .collect()
+}
+
+/// The chain's grants file: the daemon tests' (alice, bob, carol, dave:
+/// the catch-up sites' members) and [`SITE_MEMBERS`] members of each
+/// ingesting site, each with $20.00 of printing and 10 room hours.
+fn chain_grants(sites: &[&str]) -> String {
+    let mut text = GRANTS.to_string();
+    for site in sites {
+        for k in 0..SITE_MEMBERS {
+            let id = site_member(site, k);
+            text += &format!(
+                "\n[[member]]\nid = \"{id}\"\nname = \"{id}\"\n  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = 2000\n  from = 2026-01-01\n  [[member.grant]]\n  id = \"rooms\"\n  credit = \"room-hours\"\n  amount = 600\n  from = 2026-01-01\n"
+            );
+        }
+    }
+    text
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -286,6 +335,20 @@ fn quoted(sites: &[&str]) -> String {
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `tallyd central` on `port`, issuing the chain's lots from `grants`
+/// (read again every 5 minutes, the default), as a chain's centre does:
+/// each usage applied draws from its member's lots, then is overage.
+/// Waits until the lots are issued (at the first start).
+fn centre(pg: &Postgres, port: u16, grants: &str) -> Central {
+    let central = Central::start_with_grants_every(pg, port, grants, "5m");
+    let t = Instant::now();
+    while pg.count("SELECT count(*) FROM lots") == 0 {
+        assert!(t.elapsed() < STUCK, "no lots issued:\n{}", central.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    central
 }
 
 /// A chain's site: `tallyd run` shipping to a centre on `port` (not
@@ -359,10 +422,10 @@ struct CatchUp {
 
 /// Charges `n` usages over the 3 days before now while the centre is
 /// away, starts the centre and times the catch-up.
-fn catch_up(pg: &Postgres, cs: &mut ChainSite, n: usize) -> (Central, CatchUp) {
+fn catch_up(pg: &Postgres, grants: &str, cs: &mut ChainSite, n: usize) -> (Central, CatchUp) {
     charge(&mut cs.ledger, 0, n, unix_now() - 3 * DAY, 3 * DAY);
     assert_eq!(cs.outbox(), (0, n as i64), "{n} entries wait");
-    let central = Central::start(pg, cs.port);
+    let central = centre(pg, cs.port, grants);
     let t = Instant::now();
     let mut retry = None;
     loop {
@@ -477,14 +540,15 @@ fn main() {
     let pg = Postgres::start_durable();
 
     // Central ingestion: one site, then six at once.
-    let one = Arc::new(shipped_entries(INGEST_ONE));
-    let each = Arc::new(one[..INGEST_EACH].to_vec());
-    let central = Central::start(&pg, free_port());
-    let single = ingest(&central, &["ber-1"], &one);
-    let parallel = ingest(&central, &PARALLEL, &each);
+    let all = [&["ber-1"][..], &PARALLEL[..]].concat();
+    let grants = chain_grants(&all);
+    let entries = shipped_entries(INGEST_ONE);
+    let central = centre(&pg, free_port(), &grants);
+    let single = ingest(&central, &["ber-1"], &entries);
+    let parallel = ingest(&central, &PARALLEL, &entries[..INGEST_EACH]);
     drop(central);
     let sent = (single.entries + parallel.entries) as i64;
-    let sites = quoted(&[&["ber-1"][..], &PARALLEL[..]].concat());
+    let sites = quoted(&all);
     let held = pg.count(&format!(
         "SELECT count(*) FROM usages WHERE site_id IN ({sites})"
     ));
@@ -497,15 +561,31 @@ fn main() {
         (sent, sent, 0),
         "PostgreSQL holds every usage sent, once"
     );
+    // Every usage drew its whole amount once: from lots, and overage beyond.
+    let spent = |sql: &str| {
+        pg.count(&format!(
+            "SELECT COALESCE(sum({sql}), 0) FROM usages u WHERE u.site_id IN ({sites})"
+        ))
+    };
+    let charged = spent("u.amount");
+    let drawn =
+        spent("(SELECT COALESCE(sum(-h.delta), 0) FROM lot_history h WHERE h.usage_id = u.id)");
+    let overage =
+        spent("(SELECT COALESCE(sum(o.amount), 0) FROM central_overage o WHERE o.usage_id = u.id)");
+    assert_eq!(
+        drawn + overage,
+        charged,
+        "usages charged {charged}: {drawn} drawn from lots, {overage} overage"
+    );
 
     // Catch-up: the very busy site, then the large one, which goes on
     // shipping for the latency.
     let mut busy = ChainSite::start("ber-9");
-    let (central, busy_catch_up) = catch_up(&pg, &mut busy, BUSY_SITE);
+    let (central, busy_catch_up) = catch_up(&pg, &grants, &mut busy, BUSY_SITE);
     busy.daemon.stop();
     drop(central);
     let mut large = ChainSite::start("ber-8");
-    let (central, large_catch_up) = catch_up(&pg, &mut large, LARGE_SITE);
+    let (central, large_catch_up) = catch_up(&pg, &grants, &mut large, LARGE_SITE);
     let times = latency(&mut large, samples);
     let held = pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-8'");
     assert_eq!(
@@ -532,6 +612,9 @@ fn main() {
     );
     println!(
         "  PostgreSQL holds {sent} usages and {sent} journal entries for them: every one sent, once"
+    );
+    println!(
+        "  they drew {charged} (cents and minutes): {drawn} from the chain's lots, {overage} overage"
     );
     print_catch_up("large site at 300/day", &large_catch_up);
     print_catch_up("very busy site at 10,000/day", &busy_catch_up);

@@ -234,14 +234,26 @@ impl Central {
     /// Starts the centre on `port` in front of `pg`, issuing the chain's
     /// lots from `grants` (read again every second).
     pub fn start_with_grants(pg: &Postgres, port: u16, grants: &str) -> Central {
-        Central::launch(pg, port, None, Some(grants))
+        Central::launch(pg, port, None, Some((grants, "1s")))
+    }
+
+    /// As [`Central::start_with_grants`], reading `grants` again every
+    /// `sync_every` (the default is 5m; the benches' centre).
+    #[allow(dead_code)]
+    pub fn start_with_grants_every(
+        pg: &Postgres,
+        port: u16,
+        grants: &str,
+        sync_every: &str,
+    ) -> Central {
+        Central::launch(pg, port, None, Some((grants, sync_every)))
     }
 
     fn launch(
         pg: &Postgres,
         port: u16,
         tls: Option<&super::tls::Cert>,
-        grants: Option<&str>,
+        grants: Option<(&str, &str)>,
     ) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
@@ -249,9 +261,9 @@ impl Central {
             "listen = \"127.0.0.1:{port}\"\npostgres = \"{}\"\n",
             pg.conninfo()
         );
-        if let Some(g) = grants {
+        if let Some((g, every)) = grants {
             std::fs::write(dir.path().join("grants.toml"), g).expect("write grants.toml");
-            text += "grants = \"grants.toml\"\nsync_every = \"1s\"\n";
+            text += &format!("grants = \"grants.toml\"\nsync_every = \"{every}\"\n");
         }
         if let Some(c) = tls {
             text += &format!(
