@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where `initdb`, `pg_ctl` and `psql` are. Fails loudly when there is none.
+fn bindir() -> PathBuf {
+    installed().expect("PostgreSQL is not installed (no initdb): apt-get install postgresql")
+}
+
 /// Where `initdb`, `pg_ctl` and `psql` are: beside the `initdb` on PATH
 /// (Debian links it to /usr/lib/postgresql/N/bin), else the newest
-/// /usr/lib/postgresql/N/bin. Fails loudly when there is none.
-fn bindir() -> PathBuf {
+/// /usr/lib/postgresql/N/bin; `None` when there is none.
+pub fn installed() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p)
@@ -22,16 +27,13 @@ fn bindir() -> PathBuf {
         .find(|p| p.exists())
         .and_then(|p| std::fs::canonicalize(p).ok());
     if let Some(dir) = on_path.and_then(|p| p.parent().map(Path::to_path_buf)) {
-        return dir;
+        return Some(dir);
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
         .unwrap_or_default();
     versions.sort();
-    versions
-        .pop()
-        .filter(|d| d.join("initdb").exists())
-        .expect("PostgreSQL is not installed (no initdb): apt-get install postgresql")
+    versions.pop().filter(|d| d.join("initdb").exists())
 }
 
 /// `program` from `bin`, run as the `postgres` user when the test runs as
@@ -58,7 +60,20 @@ pub struct Postgres {
 }
 
 impl Postgres {
+    /// A cluster that does not sync its commits (`fsync=off`): the tests
+    /// need no durability, and run faster without it.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A cluster that syncs its commits, as in production: for the
+    /// benches' figures (`benches/central.rs`; the tests do not use it).
+    #[allow(dead_code)]
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Postgres {
         let bin = bindir();
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
@@ -93,8 +108,9 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = super::process::free_port();
+        let fsync = if fsync { "on" } else { "off" };
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync}",
             socket.display()
         );
         let out = pg_command(&bin, "pg_ctl")
@@ -218,14 +234,26 @@ impl Central {
     /// Starts the centre on `port` in front of `pg`, issuing the chain's
     /// lots from `grants` (read again every second).
     pub fn start_with_grants(pg: &Postgres, port: u16, grants: &str) -> Central {
-        Central::launch(pg, port, None, Some(grants))
+        Central::launch(pg, port, None, Some((grants, "1s")))
+    }
+
+    /// As [`Central::start_with_grants`], reading `grants` again every
+    /// `sync_every` (the default is 5m; the benches' centre).
+    #[allow(dead_code)]
+    pub fn start_with_grants_every(
+        pg: &Postgres,
+        port: u16,
+        grants: &str,
+        sync_every: &str,
+    ) -> Central {
+        Central::launch(pg, port, None, Some((grants, sync_every)))
     }
 
     fn launch(
         pg: &Postgres,
         port: u16,
         tls: Option<&super::tls::Cert>,
-        grants: Option<&str>,
+        grants: Option<(&str, &str)>,
     ) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
@@ -233,9 +261,9 @@ impl Central {
             "listen = \"127.0.0.1:{port}\"\npostgres = \"{}\"\n",
             pg.conninfo()
         );
-        if let Some(g) = grants {
+        if let Some((g, every)) = grants {
             std::fs::write(dir.path().join("grants.toml"), g).expect("write grants.toml");
-            text += "grants = \"grants.toml\"\nsync_every = \"1s\"\n";
+            text += &format!("grants = \"grants.toml\"\nsync_every = \"{every}\"\n");
         }
         if let Some(c) = tls {
             text += &format!(
