@@ -16,6 +16,7 @@ pub mod auth;
 pub mod balance;
 pub mod issue;
 mod issuer;
+pub mod pg;
 pub mod protocol;
 pub mod report;
 pub mod rules;

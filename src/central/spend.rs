@@ -12,11 +12,9 @@
 //! spends only what the centre placed with it, is not built yet); the
 //! centre's lots are the chain's account of what was granted and spent.
 
+use super::pg::{self, Pg, Tx};
 use crate::ledger::allocate::{allocate, Candidate, SourceKind};
 use crate::ledger::Ts;
-use tokio_postgres::{Error, Transaction};
-
-type Pg<T> = Result<T, Error>;
 
 /// A shipped usage, as spending needs it.
 struct Usage {
@@ -29,14 +27,14 @@ struct Usage {
     at: Ts,
 }
 
-async fn usage(tx: &Transaction<'_>, site: &str, key: &str) -> Pg<Option<Usage>> {
-    let row = tx
-        .query_opt(
-            "SELECT id, member_id, credit_kind, resource_type, amount, is_hold, at
+async fn usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<Option<Usage>> {
+    let row = pg::query_opt(
+        tx,
+        "SELECT id, member_id, credit_kind, resource_type, amount, is_hold, at
              FROM usages WHERE site_id = $1 AND key = $2",
-            &[&site, &key],
-        )
-        .await?;
+        &[&site, &key],
+    )
+    .await?;
     Ok(row.map(|r| Usage {
         id: r.get(0),
         member: r.get(1),
@@ -57,7 +55,7 @@ fn unit(u: &Usage) -> &'static str {
 }
 
 /// A usage (or hold) the centre just applied: it draws its amount.
-pub async fn on_usage(tx: &Transaction<'_>, site: &str, key: &str) -> Pg<()> {
+pub async fn on_usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<()> {
     let Some(u) = usage(tx, site, key).await? else {
         return Ok(());
     };
@@ -66,12 +64,7 @@ pub async fn on_usage(tx: &Transaction<'_>, site: &str, key: &str) -> Pg<()> {
 }
 
 /// A hold resolved: settled at `actual`, or voided (given back whole).
-pub async fn on_resolution(
-    tx: &Transaction<'_>,
-    site: &str,
-    key: &str,
-    settled: Option<i64>,
-) -> Pg<()> {
+pub async fn on_resolution(tx: &Tx<'_>, site: &str, key: &str, settled: Option<i64>) -> Pg<()> {
     let Some(u) = usage(tx, site, key).await? else {
         return Ok(());
     };
@@ -83,41 +76,38 @@ pub async fn on_resolution(
 }
 
 /// A usage refunded: all it drew comes back.
-pub async fn on_refund(tx: &Transaction<'_>, site: &str, key: &str) -> Pg<()> {
+pub async fn on_refund(tx: &Tx<'_>, site: &str, key: &str) -> Pg<()> {
     let Some(u) = usage(tx, site, key).await? else {
         return Ok(());
     };
-    let row = tx
-        .query_one(
-            "SELECT COALESCE((SELECT -sum(delta) FROM lot_history WHERE usage_id = $1), 0)::bigint
-                  + COALESCE((SELECT sum(amount) FROM central_overage WHERE usage_id = $1), 0)::bigint",
-            &[&u.id],
-        )
-        .await?;
+    let drawn =
+        "SELECT COALESCE((SELECT -sum(delta) FROM lot_history WHERE usage_id = $1), 0)::bigint
+        + COALESCE((SELECT sum(amount) FROM central_overage WHERE usage_id = $1), 0)::bigint";
+    let row = pg::query_one(tx, drawn, &[&u.id]).await?;
     give_back(tx, &u, row.get(0), "refund").await
 }
 
 /// Takes `amount` from the member's lots that may pay for `u`; the rest is
 /// overage.
-async fn draw(tx: &Transaction<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
+async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
     if amount <= 0 {
         return Ok(());
     }
-    let rows = tx
-        .query(
-            "SELECT id, remaining, expires_at, source, valid_from FROM lots
+    let rows = pg::query(
+        tx,
+        "SELECT id, remaining, expires_at, source, valid_from FROM lots
              WHERE member_id = $1 AND remaining > 0 AND voided_at IS NULL
                AND valid_from <= $2 AND (expires_at IS NULL OR expires_at > $2)
                AND CASE WHEN $3 = 'printing' THEN credit = 'printing'
                         ELSE credit IN (SELECT credit_id FROM time_credit_types
                                         WHERE resource_type = $4) END
              ORDER BY id FOR UPDATE",
-            &[&member, &u.at, &u.credit_kind, &u.resource_type],
-        )
-        .await?;
+        &[&member, &u.at, &u.credit_kind, &u.resource_type],
+    )
+    .await?;
     let candidates = rows
         .iter()
         .map(|r| Candidate {
@@ -140,7 +130,7 @@ async fn draw(tx: &Transaction<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()
 
 /// Gives back `amount` of what `u` drew: its overage first, then to its
 /// lots, newest take first.
-async fn give_back(tx: &Transaction<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
+async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
@@ -148,25 +138,25 @@ async fn give_back(tx: &Transaction<'_>, u: &Usage, amount: i64, kind: &str) -> 
     if left <= 0 {
         return Ok(());
     }
-    let owed: i64 = tx
-        .query_one(
-            "SELECT COALESCE(sum(amount), 0)::bigint FROM central_overage WHERE usage_id = $1",
-            &[&u.id],
-        )
-        .await?
-        .get(0);
+    let owed: i64 = pg::query_one(
+        tx,
+        "SELECT COALESCE(sum(amount), 0)::bigint FROM central_overage WHERE usage_id = $1",
+        &[&u.id],
+    )
+    .await?
+    .get(0);
     let from_overage = owed.clamp(0, left);
     if from_overage > 0 {
         overage(tx, u, member, -from_overage, kind).await?;
         left -= from_overage;
     }
-    let takes = tx
-        .query(
-            "SELECT lot_id, -sum(delta)::bigint, max(id) FROM lot_history WHERE usage_id = $1
+    let takes = pg::query(
+        tx,
+        "SELECT lot_id, -sum(delta)::bigint, max(id) FROM lot_history WHERE usage_id = $1
              GROUP BY lot_id HAVING sum(delta) < 0 ORDER BY max(id) DESC",
-            &[&u.id],
-        )
-        .await?;
+        &[&u.id],
+    )
+    .await?;
     for t in takes {
         if left == 0 {
             break;
@@ -179,13 +169,15 @@ async fn give_back(tx: &Transaction<'_>, u: &Usage, amount: i64, kind: &str) -> 
     Ok(())
 }
 
-async fn move_credit(tx: &Transaction<'_>, lot: i64, delta: i64, kind: &str, u: &Usage) -> Pg<()> {
-    tx.execute(
+async fn move_credit(tx: &Tx<'_>, lot: i64, delta: i64, kind: &str, u: &Usage) -> Pg<()> {
+    pg::exec(
+        tx,
         "UPDATE lots SET remaining = remaining + $2 WHERE id = $1",
         &[&lot, &delta],
     )
     .await?;
-    tx.execute(
+    pg::exec(
+        tx,
         "INSERT INTO lot_history (lot_id, kind, delta, usage_id, at) VALUES ($1, $2, $3, $4, $5)",
         &[&lot, &kind, &delta, &u.id, &u.at],
     )
@@ -193,8 +185,9 @@ async fn move_credit(tx: &Transaction<'_>, lot: i64, delta: i64, kind: &str, u: 
     Ok(())
 }
 
-async fn overage(tx: &Transaction<'_>, u: &Usage, member: &str, amount: i64, kind: &str) -> Pg<()> {
-    tx.execute(
+async fn overage(tx: &Tx<'_>, u: &Usage, member: &str, amount: i64, kind: &str) -> Pg<()> {
+    pg::exec(
+        tx,
         "INSERT INTO central_overage (usage_id, member_id, unit, kind, amount, cause, at)
          VALUES ($1, $2, $3, $4, $5, 'uncovered', $6)",
         &[&u.id, &member, &unit(u), &kind, &amount, &u.at],

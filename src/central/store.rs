@@ -2,45 +2,44 @@
 //! site's advisory lock (one site's batches are serialised, sites run in
 //! parallel). The rules in [`super::rules`] decide; this applies.
 
+use super::pg::{self, Pg, Tx};
 use super::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
 use super::rules::{entry_verdict, hello_verdict, EntryVerdict, EpochState, HelloVerdict};
 use super::spend;
-use tokio_postgres::{Client, Transaction};
+use deadpool_postgres::Client;
 
-type Pg<T> = Result<T, tokio_postgres::Error>;
-
-async fn lock_site(tx: &Transaction<'_>, site: &str) -> Pg<()> {
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&site])
-        .await?;
+async fn lock_site(tx: &Tx<'_>, site: &str) -> Pg<()> {
+    pg::exec(tx, "SELECT pg_advisory_xact_lock(hashtext($1))", &[&site]).await?;
     Ok(())
 }
 
-async fn epoch_state(tx: &Transaction<'_>, site: &str, epoch: i32) -> Pg<Option<EpochState>> {
-    let row = tx
-        .query_opt(
-            "SELECT high_water, closed_at IS NOT NULL FROM site_epochs
+async fn epoch_state(tx: &Tx<'_>, site: &str, epoch: i32) -> Pg<Option<EpochState>> {
+    let row = pg::query_opt(
+        tx,
+        "SELECT high_water, closed_at IS NOT NULL FROM site_epochs
              WHERE site_id = $1 AND epoch = $2",
-            &[&site, &epoch],
-        )
-        .await?;
+        &[&site, &epoch],
+    )
+    .await?;
     Ok(row.map(|r| EpochState {
         high_water: r.get(0),
         closed: r.get(1),
     }))
 }
 
-async fn max_epoch(tx: &Transaction<'_>, site: &str) -> Pg<Option<i64>> {
-    let row = tx
-        .query_one(
-            "SELECT MAX(epoch) FROM site_epochs WHERE site_id = $1",
-            &[&site],
-        )
-        .await?;
+async fn max_epoch(tx: &Tx<'_>, site: &str) -> Pg<Option<i64>> {
+    let row = pg::query_one(
+        tx,
+        "SELECT MAX(epoch) FROM site_epochs WHERE site_id = $1",
+        &[&site],
+    )
+    .await?;
     Ok(row.get::<_, Option<i32>>(0).map(i64::from))
 }
 
-async fn open_epoch(tx: &Transaction<'_>, site: &str, epoch: i64) -> Pg<()> {
-    tx.execute(
+async fn open_epoch(tx: &Tx<'_>, site: &str, epoch: i64) -> Pg<()> {
+    pg::exec(
+        tx,
         "INSERT INTO site_epochs (site_id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[&site, &(epoch as i32)],
     )
@@ -89,8 +88,9 @@ pub async fn hello(client: &mut Client, h: &Hello) -> Pg<Welcome> {
     Ok(welcome)
 }
 
-async fn close_epoch(tx: &Transaction<'_>, site: &str, epoch: i32) -> Pg<()> {
-    tx.execute(
+async fn close_epoch(tx: &Tx<'_>, site: &str, epoch: i32) -> Pg<()> {
+    pg::exec(
+        tx,
         "UPDATE site_epochs SET closed_at = now()
          WHERE site_id = $1 AND epoch = $2 AND closed_at IS NULL",
         &[&site, &epoch],
@@ -142,7 +142,8 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
             }
         }
     }
-    tx.execute(
+    pg::exec(
+        &tx,
         "UPDATE site_epochs SET high_water = $3 WHERE site_id = $1 AND epoch = $2",
         &[&b.site_id, &epoch, &high],
     )
@@ -154,7 +155,7 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
 /// Locks, in one order for every batch (lot id), the lots the batch's
 /// entries may draw from or give back to, so two sites' batches touching
 /// the same members wait for each other instead of deadlocking.
-async fn lock_lots(tx: &Transaction<'_>, site: &str, entries: &[WireEntry]) -> Pg<()> {
+async fn lock_lots(tx: &Tx<'_>, site: &str, entries: &[WireEntry]) -> Pg<()> {
     let field = |e: &WireEntry, f: &str| e.body.get(f).and_then(|v| v.as_str()).map(str::to_string);
     let members: Vec<String> = entries.iter().filter_map(|e| field(e, "member")).collect();
     let keys: Vec<String> = entries
@@ -162,7 +163,8 @@ async fn lock_lots(tx: &Transaction<'_>, site: &str, entries: &[WireEntry]) -> P
         .filter(|e| e.kind != "usage")
         .filter_map(|e| field(e, "key"))
         .collect();
-    tx.execute(
+    pg::exec(
+        tx,
         "SELECT 1 FROM lots WHERE member_id = ANY($1)
             OR member_id IN (SELECT member_id FROM usages WHERE site_id = $2 AND key = ANY($3))
          ORDER BY id FOR UPDATE",
@@ -172,14 +174,14 @@ async fn lock_lots(tx: &Transaction<'_>, site: &str, entries: &[WireEntry]) -> P
     Ok(())
 }
 
-async fn same_as_stored(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<bool> {
-    let row = tx
-        .query_opt(
-            "SELECT kind = $4 AND body = $5 FROM journal
+async fn same_as_stored(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<bool> {
+    let row = pg::query_opt(
+        tx,
+        "SELECT kind = $4 AND body = $5 FROM journal
              WHERE site_id = $1 AND epoch = $2 AND seq = $3",
-            &[&site, &epoch, &e.seq, &e.kind, &e.body],
-        )
-        .await?;
+        &[&site, &epoch, &e.seq, &e.kind, &e.body],
+    )
+    .await?;
     Ok(row.is_some_and(|r| r.get(0)))
 }
 
@@ -205,8 +207,9 @@ const APPLY_REFUND: &str = "INSERT INTO refunds (site_id, epoch, seq, key, reaso
 
 /// Inserts the entry into the journal and applies its meaning, once per
 /// site-qualified usage key whatever the epoch.
-async fn apply(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
-    tx.execute(
+async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
+    pg::exec(
+        tx,
         "INSERT INTO journal (site_id, epoch, seq, kind, body, site_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[&site, &epoch, &e.seq, &e.kind, &e.body, &e.at],
@@ -220,11 +223,8 @@ async fn apply(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> P
         _ => return conflict(tx, site, epoch, e, "unknown entry kind").await,
     };
     let n = match outcome {
-        None => tx.execute(sql, &[&site, &epoch, &e.seq, &e.body]).await?,
-        Some(o) => {
-            tx.execute(sql, &[&site, &epoch, &e.seq, &e.body, &o])
-                .await?
-        }
+        None => pg::exec(tx, sql, &[&site, &epoch, &e.seq, &e.body]).await?,
+        Some(o) => pg::exec(tx, sql, &[&site, &epoch, &e.seq, &e.body, &o]).await?,
     };
     if n == 0 && e.kind == "usage" && !same_fingerprint(tx, site, e).await? {
         return conflict(tx, site, epoch, e, "same usage key, other fingerprint").await;
@@ -245,26 +245,21 @@ async fn apply(tx: &Transaction<'_>, site: &str, epoch: i32, e: &WireEntry) -> P
     Ok(())
 }
 
-async fn same_fingerprint(tx: &Transaction<'_>, site: &str, e: &WireEntry) -> Pg<bool> {
-    let row = tx
-        .query_opt(
-            "SELECT fingerprint = $3::jsonb->>'fingerprint' FROM usages
+async fn same_fingerprint(tx: &Tx<'_>, site: &str, e: &WireEntry) -> Pg<bool> {
+    let row = pg::query_opt(
+        tx,
+        "SELECT fingerprint = $3::jsonb->>'fingerprint' FROM usages
              WHERE site_id = $1 AND key = $2::jsonb->>'key'",
-            &[&site, &e.body, &e.body],
-        )
-        .await?;
+        &[&site, &e.body, &e.body],
+    )
+    .await?;
     Ok(row.is_none_or(|r| r.get(0)))
 }
 
-async fn conflict(
-    tx: &Transaction<'_>,
-    site: &str,
-    epoch: i32,
-    e: &WireEntry,
-    what: &str,
-) -> Pg<()> {
+async fn conflict(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry, what: &str) -> Pg<()> {
     let key = e.body.get("key").and_then(|k| k.as_str()).unwrap_or("");
-    tx.execute(
+    pg::exec(
+        tx,
         "INSERT INTO ingest_conflicts (site_id, epoch, seq, key, what) VALUES ($1, $2, $3, $4, $5)",
         &[&site, &epoch, &e.seq, &key, &what],
     )
