@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod balance;
+pub mod check;
 pub mod issue;
 mod issuer;
 pub mod pg;
@@ -102,6 +103,34 @@ impl CentralToml {
             _ => anyhow::bail!("central.toml: set cert_file and key_file, or neither"),
         }
     }
+}
+
+/// `tallyd central --config central.toml check`: prints one verdict per
+/// check; false when any failed.
+pub fn check(config: &Path, out: &mut dyn std::io::Write) -> Result<bool> {
+    let cfg = CentralToml::load(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let verdicts = rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&cfg.postgres, tokio_postgres::NoTls)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        tokio::spawn(connection);
+        Ok::<_, anyhow::Error>(check::checks(&client).await?)
+    })?;
+    let mut ok = true;
+    for (name, passed, detail) in verdicts {
+        ok &= passed;
+        let mark = if passed { "ok  " } else { "FAIL" };
+        writeln!(
+            out,
+            "{mark} {name}: {}",
+            crate::logging::escape_controls(&detail)
+        )?;
+    }
+    Ok(ok)
 }
 
 /// How long open requests may finish after SIGTERM.

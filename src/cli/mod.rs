@@ -217,6 +217,10 @@ pub enum CentralAction {
     /// `[central]` its outbox entry, ahead of newer ones, for the daemon to
     /// ship: refused while the daemon runs; run again, it adds nothing.
     Import,
+    /// Check the centre's ledger of record (`--config` names its
+    /// central.toml): every lot against its history, every usage drawn once
+    /// at its final amount. One verdict per check; exits 1 if any fails.
+    Check,
 }
 
 /// `tallyd --version`: the version and the ledger schema it writes.
@@ -274,6 +278,19 @@ fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
     }
     if let Command::Console { action } = &cli.command {
         return console::act(&mut std::io::stdout().lock(), action);
+    }
+    if let Command::Central {
+        action: Some(CentralAction::Check),
+        ..
+    } = cli.command
+    {
+        let Some(central) = &cli.config else {
+            anyhow::bail!("tallyd central check needs --config naming its central.toml");
+        };
+        if crate::central::check(central, &mut std::io::stdout().lock())? {
+            return Ok(());
+        }
+        anyhow::bail!("the centre's ledger failed a check");
     }
     if let Command::Central { action: None, .. } = cli.command {
         // The centre has no site config to look for: only its own file.
@@ -379,7 +396,10 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Run { .. }
         | Command::Generate(_)
         | Command::Console { .. }
-        | Command::Central { action: None, .. } => Ok(()),
+        | Command::Central {
+            action: None | Some(CentralAction::Check),
+            ..
+        } => Ok(()),
     }
 }
 

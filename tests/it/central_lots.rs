@@ -144,6 +144,23 @@ fn the_centre_issues_each_lot_once_and_every_sites_usage_draws_from_it() {
     );
     assert_eq!(central_balance(&ber1, "alice"), (400, 600, 0));
 
+    // The centre's own check: lots against history, each usage drawn once.
+    let (ok, text) = central.check();
+    assert!(ok, "{text}");
+    assert!(text.contains("ok   lots against history: "), "{text}");
+    assert!(
+        text.contains("ok   usages drawn once: 2 usages agree"),
+        "{text}"
+    );
+    // A lot changed behind the centre's back is named.
+    pg.query("UPDATE lots SET remaining = remaining - 1 WHERE member_id = 'alice' AND credit = 'printing'");
+    let (ok, text) = central.check();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL lots against history: lot ") && text.contains("failed a check"),
+        "{text}"
+    );
+
     // A member the centre does not know is a clear error.
     let err = ber1.cli_fails(&["balance", "--central", "nobody"]);
     assert!(err.contains("the centre knows no member"), "{err}");
@@ -235,6 +252,11 @@ fn holds_draw_their_estimate_and_settles_and_voids_change_the_draw_once() {
         6,
         "h1 hold + settle, h2 hold + void (its overage apart), h3 hold + settle: {}",
         pg.query("SELECT kind, delta FROM lot_history WHERE usage_id IS NOT NULL ORDER BY id")
+    );
+    let (ok, text) = central.check();
+    assert!(
+        ok && text.contains("ok   usages drawn once: 3 usages agree"),
+        "{text}"
     );
 }
 

@@ -307,6 +307,20 @@ impl Central {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `tallyd central check` on this centre's ledger of record: whether
+    /// it passed, and its verdicts (and error line).
+    pub fn check(&self) -> (bool, String) {
+        let out = tallyd()
+            .arg("--config")
+            .arg(self._dir.path().join("central.toml"))
+            .args(["central", "check"])
+            .output()
+            .expect("run tallyd central check");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
     /// POSTs `body` to `path` over plain HTTP, with `Authorization:
     /// Bearer <token>` if given; returns the status code and the body.
     pub fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
