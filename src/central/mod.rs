@@ -195,7 +195,12 @@ async fn serve(cfg: CentralToml) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %cfg.listen, scheme, sites = sites.len(),
         "central serving the site protocol");
-    let app = server::router(Arc::new(server::Centre { db, sites })).into_make_service();
+    let app = server::router(Arc::new(server::Centre {
+        db,
+        sites,
+        refusals: server::Refusals::default(),
+    }))
+    .into_make_service();
     let served = match tls {
         Some(config) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));

@@ -72,6 +72,42 @@ fn unavailable(e: tokio_postgres::Error) -> Failure {
 pub struct Centre {
     pub db: Db,
     pub sites: Sites,
+    /// When each (claimed site, reason) refusal was last logged.
+    pub refusals: Refusals,
+}
+
+/// Refused requests, logged once a minute per claimed site and reason (a
+/// misconfigured site retrying with backoff, or someone guessing, does
+/// not flood the log): the line after a quiet minute counts those between.
+#[derive(Default)]
+pub struct Refusals(
+    std::sync::Mutex<std::collections::HashMap<RefusalKey, (std::time::Instant, u64)>>,
+);
+
+/// A claimed site id and why it was refused.
+type RefusalKey = (String, &'static str);
+
+/// Claimed site ids are the sender's: at most this many are remembered.
+const REFUSALS_KEPT: usize = 1024;
+
+impl Refusals {
+    /// Whether to log this refusal now, and how many went unlogged before.
+    fn due(&self, site: &str, why: &'static str) -> Option<u64> {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= REFUSALS_KEPT {
+            seen.clear();
+        }
+        let now = std::time::Instant::now();
+        let entry = seen.entry((site.to_string(), why)).or_insert((now, 0));
+        if entry.1 == 0 || now.duration_since(entry.0) >= std::time::Duration::from_secs(60) {
+            let quiet = entry.1.saturating_sub(1);
+            *entry = (now, 1);
+            Some(quiet)
+        } else {
+            entry.1 += 1;
+            None
+        }
+    }
 }
 
 /// A request refused before anything was read or applied.
@@ -106,8 +142,10 @@ impl IntoResponse for Refused {
 fn authenticate(centre: &Centre, site_id: &str, headers: &HeaderMap) -> Result<(), Refused> {
     let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
     centre.sites.check(site_id, header).map_err(|why| {
-        tracing::warn!(site = ?site_id, why = why.as_str(),
-            "central refused a request: no valid token for the site it claims");
+        if let Some(unlogged) = centre.refusals.due(site_id, why.as_str()) {
+            tracing::warn!(site = ?site_id, why = why.as_str(), unlogged,
+                "central refused a request: no valid token for the site it claims");
+        }
         Refused::Unauthenticated
     })
 }
@@ -200,4 +238,31 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/balance", get(balance))
         .route("/v1/statement", get(statement))
         .with_state(centre)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_logged_once_a_minute_per_site_and_reason() {
+        let r = Refusals::default();
+        assert_eq!(r.due("ber-1", "wrong token"), Some(0));
+        assert_eq!(r.due("ber-1", "wrong token"), None);
+        assert_eq!(r.due("ber-1", "wrong token"), None);
+        assert_eq!(r.due("ber-1", "no token"), Some(0), "another reason");
+        assert_eq!(r.due("ber-2", "wrong token"), Some(0), "another site");
+        // A minute later: logged again, with the two in between counted.
+        {
+            let mut seen = r.0.lock().unwrap();
+            let e = seen.get_mut(&("ber-1".to_string(), "wrong token")).unwrap();
+            e.0 -= std::time::Duration::from_secs(61);
+        }
+        assert_eq!(r.due("ber-1", "wrong token"), Some(2));
+        // Made-up site ids do not grow it without bound.
+        for i in 0..(REFUSALS_KEPT * 2) {
+            r.due(&format!("guess-{i}"), "unknown site");
+        }
+        assert!(r.0.lock().unwrap().len() <= REFUSALS_KEPT);
+    }
 }
