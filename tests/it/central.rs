@@ -253,7 +253,7 @@ fn a_site_killed_mid_shipping_catches_up_without_duplicates() {
 }
 
 /// Copies a stopped site's ledger (with its WAL, if any) into `to`.
-fn clone_ledger(from: &Site, to: &Site) {
+pub(super) fn clone_ledger(from: &Site, to: &Site) {
     for name in ["ledger.db", "ledger.db-wal"] {
         if from.path(name).exists() {
             std::fs::copy(from.path(name), to.path(name)).expect("copy the ledger");

@@ -4,6 +4,8 @@
 //!
 //! - [`analysis`]: pages and colour of a corpus of generated documents.
 //! - [`bounds`]: amounts out of bounds refused at every entry point.
+//! - [`chain_sim`]: a chain of site daemons, the centre and PostgreSQL
+//!   under seeded faults, checked against an oracle.
 //! - [`cli`]: the manager's commands on temporary ledgers.
 //! - [`console`]: the manager's web console, over HTTP and in a real browser.
 //! - [`grants`]: syncing the central grants file (rules, broken files, URL).
@@ -25,6 +27,7 @@ mod central;
 mod central_import;
 mod central_lots;
 mod central_report;
+mod chain_sim;
 mod cli;
 mod console;
 mod daemon;

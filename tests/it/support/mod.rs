@@ -30,6 +30,8 @@
 //! - [`chromium`]: headless Chromium driven over WebDriver (chromedriver),
 //!   for the console's browser tests.
 //! - [`tallyd`]: the real binary run in a temporary site folder, one per test.
+//! - [`tcp_proxy`]: a proxy between a site and the centre that cuts,
+//!   delays, drops responses and replays requests as a test sets.
 //! - [`daemon`]: a site folder and `tallyd run` in it, its log and ledger.
 //! - [`ledger`]: a dump of every row of a ledger, to show nothing changed.
 //!
@@ -74,6 +76,7 @@ pub mod process;
 pub mod pty;
 pub mod recorded;
 pub mod tallyd;
+pub mod tcp_proxy;
 pub mod tls;
 pub mod webhook;
 
