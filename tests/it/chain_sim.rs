@@ -80,8 +80,13 @@ fn run_seed(seed: u64) {
         let (nf, nd) = n.proxy.counts();
         (f + nf, d + nd)
     });
+    let epochs = sim.pg.query(
+        "SELECT string_agg(site_id || ':' || epoch || ':' || high_water
+            || CASE WHEN closed_at IS NULL THEN '' ELSE ':closed' END, ' '
+            ORDER BY site_id, epoch) FROM site_epochs",
+    );
     eprintln!(
-        "chain_sim seed {seed}: {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; {}",
+        "chain_sim seed {seed}: {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
         sim.oracle.len(),
         sim.oracle.values().filter(|u| u.refunded).count(),
         started.elapsed(),
@@ -320,7 +325,13 @@ impl Sim {
             }
             if self.rng.chance(70) {
                 let n = self.rng.below(self.nodes.len());
-                let index = self.rng.next() as usize;
+                // A third of the replays are the site's first hello (epoch
+                // 1, nothing written): to the centre, a restored ledger.
+                let index = if self.rng.chance(33) {
+                    0
+                } else {
+                    self.rng.next() as usize
+                };
                 let answer = self.nodes[n].proxy.replay(index);
                 let name = self.nodes[n].name.clone();
                 self.say(format!("r{round}: replay to {name}: {answer:?}"));

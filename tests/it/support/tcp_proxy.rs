@@ -89,8 +89,8 @@ impl TcpProxy {
     }
 
     /// Sends the `index`-th forwarded request (modulo how many there were)
-    /// to the centre once more; returns the response's status line, or
-    /// `None` when nothing was forwarded yet or the centre did not answer.
+    /// to the centre once more; returns its request line and the
+    /// response's status line, or `None` when nothing was forwarded yet.
     pub fn replay(&self, index: usize) -> Option<String> {
         let request = {
             let seen = self
@@ -103,9 +103,12 @@ impl TcpProxy {
             }
             seen[index % seen.len()].clone()
         };
-        let response = forward(self.shared.upstream, &request)?;
-        let text = String::from_utf8_lossy(&response);
-        text.lines().next().map(str::to_string)
+        let response = forward(self.shared.upstream, &request).unwrap_or_default();
+        let first = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            text.lines().next().unwrap_or("no answer").to_string()
+        };
+        Some(format!("{} -> {}", first(&request), first(&response)))
     }
 }
 
