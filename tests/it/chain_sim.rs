@@ -541,6 +541,23 @@ impl Sim {
             let bare = key.trim_start_matches("manual:").to_string();
             self.charge_key(n, &bare, &usage.member, usage.units);
         }
+        // Half the time the restored ledger writes at least as far as the
+        // centre applied before its daemon says hello: the centre then
+        // tells the fork by the entries' content, not by the seq.
+        if self.rng.chance(50) {
+            let (epoch, _, last) = outbox(&self.nodes[n].site);
+            let high = self.pg.count(&format!(
+                "SELECT COALESCE((SELECT high_water FROM site_epochs
+                 WHERE site_id = '{}' AND epoch = {epoch}), 0)",
+                self.nodes[n].site_id
+            ));
+            for _ in last..=high {
+                let member = format!("m{}", self.rng.below(MEMBERS));
+                let units = self.rng.range(1, 60);
+                self.charge_new(n, &member, units);
+            }
+            self.say(format!("r{round}: restored {name} wrote past seq {high}"));
+        }
         self.start_daemon(n);
     }
 
