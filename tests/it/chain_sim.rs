@@ -14,15 +14,22 @@
 //! charged, `tallyd check-ledger` on each site, and that every site's
 //! outbox is acknowledged up to its last seq at the centre.
 //!
-//! Not simulated here: holds (they come from held print jobs, which need a
-//! cupsd and a printer per site), lots and escrow at the centre (it issues
-//! none yet, so "no lot negative" and "spent <= granted" are checked in
-//! each site's ledger), a PostgreSQL restart, and days of virtual time.
+//! Holds: the first site has a held queue on a private cupsd and a card
+//! reader at it (a `socat` pseudo-terminal); members print 2 or 7 pages
+//! there and tap, so each job's hold (an estimate of 5 pages) settles down
+//! or up. Not simulated here: voided holds, lots and escrow at the centre
+//! (it issues none yet, so "no lot negative" and "spent <= granted" are
+//! checked in each site's ledger), a PostgreSQL restart, and days of
+//! virtual time.
 
 use crate::central::{clone_ledger, join_chain, outbox, wait_for};
+use crate::support::cupsd::Cupsd;
 use crate::support::daemon::{Daemon, Site, CATALOG};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
 use crate::support::postgres::{Central, Postgres};
 use crate::support::process::free_port;
+use crate::support::pty::{rdm6300, Pty};
 use crate::support::tcp_proxy::{Mode, TcpProxy};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,6 +48,11 @@ const OPS: usize = 10;
 const ROUND_TIME: Duration = Duration::from_millis(1200);
 /// How long the sites get to drain once healed.
 const HEAL_LIMIT: Duration = Duration::from_secs(60);
+/// The node with the held printer.
+const HOLD_NODE: usize = 0;
+/// A held job's estimate: `page_estimate` pages at 10 cents.
+const PAGE_ESTIMATE: i64 = 5;
+const LIMIT: Duration = Duration::from_secs(30);
 
 /// The seeds every CI run simulates.
 const CI_SEEDS: [u64; 2] = [7, 1802];
@@ -128,8 +140,26 @@ impl Rng {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Usage {
     member: String,
+    /// Its final amount: a hold's at what it settled.
     units: i64,
     refunded: bool,
+    hold: bool,
+}
+
+/// The held printer of [`HOLD_NODE`]: a private cupsd with a held queue
+/// `desk` printing to /dev/null, the card reader at it, and the documents.
+struct Desk {
+    cupsd: Cupsd,
+    pty: Pty,
+    /// Documents of 2 and 7 pages: the hold settles down and up.
+    two: std::path::PathBuf,
+    seven: std::path::PathBuf,
+    _peers: Peers,
+}
+
+/// Member `i`'s card.
+fn card(i: usize) -> String {
+    format!("A0000000{i:02X}")
 }
 
 /// One site daemon's folder, its proxy, and what its ledger holds.
@@ -145,6 +175,7 @@ struct Node {
     next_key: usize,
     /// The daemon's clock offset, seconds.
     clock: i64,
+    desk: Option<Desk>,
 }
 
 /// A backup taken of a node: its file and what the ledger held then.
@@ -190,7 +221,8 @@ fn grants_file() -> String {
     for i in 0..MEMBERS {
         write!(
             text,
-            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\n  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n"
+            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n",
+            card(i)
         )
         .expect("write to a string");
     }
@@ -220,7 +252,7 @@ impl Sim {
             let site_id = crate::support::postgres::SITES[i];
             let clock = rng.range(-600, 600);
             let batch = rng.range(1, 6) as usize;
-            let node = sim.new_node(site_id.to_string(), site_id, batch, clock);
+            let node = sim.new_node(site_id.to_string(), site_id, batch, clock, i == HOLD_NODE);
             sim.nodes.push(node);
         }
         sim.rng = rng;
@@ -233,12 +265,40 @@ impl Sim {
     /// A site folder shipping as `site_id` through a proxy of its own, its
     /// members synced from the grants file (before the daemon starts, so a
     /// charge finds them).
-    fn new_node(&self, name: String, site_id: &'static str, batch: usize, clock: i64) -> Node {
+    fn new_node(
+        &self,
+        name: String,
+        site_id: &'static str,
+        batch: usize,
+        clock: i64,
+        held_printer: bool,
+    ) -> Node {
         let site = Site::new(&[]);
         std::fs::write(site.path("grants.toml"), grants_file()).expect("grants file");
         let proxy = TcpProxy::start(self.centre_port);
         let url = format!("http://127.0.0.1:{}", proxy.port);
-        join_chain(&site, &url, site_id, batch, "");
+        let desk = held_printer.then(|| {
+            let peers = Peers::new();
+            let cupsd = peers.cupsd();
+            cupsd.add_queue("desk", "file:///dev/null", true);
+            let pty = Pty::start(site.dir(), "desk");
+            Desk {
+                two: write_pdf(peers.dir(), "two", 2),
+                seven: write_pdf(peers.dir(), "seven", 7),
+                cupsd,
+                pty,
+                _peers: peers,
+            }
+        });
+        // The printer and its reader, after `[central]`'s lines.
+        let more = desk.as_ref().map_or(String::new(), |d| {
+            format!(
+                "\n[[printers]]\nid = \"desk\"\nuri = \"{}\"\nmode = \"held\"\nprices = \"standard\"\npoll_interval = \"300ms\"\ntimeout = \"2s\"\nhold_timeout = \"4h\"\npage_estimate = {PAGE_ESTIMATE}\n\n[[readers]]\nid = \"desk\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"desk\"\ndebounce = \"100ms\"\n",
+                d.cupsd.queue_uri("desk"),
+                d.pty.reader.display()
+            )
+        });
+        join_chain(&site, &url, site_id, batch, &more);
         site.set_clocks(clock, 0);
         Node {
             name,
@@ -249,6 +309,7 @@ impl Sim {
             ledger: BTreeMap::new(),
             next_key: 0,
             clock,
+            desk,
         }
     }
 
@@ -256,6 +317,9 @@ impl Sim {
         let node = &mut self.nodes[n];
         let daemon = node.site.start();
         daemon.wait_ready();
+        if node.desk.is_some() {
+            daemon.wait_log("card reader is up reader=desk", LIMIT);
+        }
         node.daemon = Some(daemon);
     }
 
@@ -307,6 +371,10 @@ impl Sim {
                 node.site.set_clocks(node.clock, 7200);
                 let name = node.name.clone();
                 self.say(format!("r{round}: {name}'s wall clock steps +2h"));
+            }
+            if round == 0 || round == ROUNDS - 1 {
+                let member = self.rng.below(MEMBERS);
+                self.print_held(member);
             }
             for op in 0..OPS {
                 if round == plan.kill_centre && op == OPS / 2 {
@@ -373,7 +441,8 @@ impl Sim {
             self.rng.below(self.nodes.len())
         };
         match roll {
-            0..=69 => {
+            0..=3 => self.print_held(member),
+            4..=69 => {
                 let units = self.rng.range(1, 60);
                 self.charge_new(n, &format!("m{member}"), units);
             }
@@ -383,7 +452,7 @@ impl Sim {
                 let existing: Vec<(String, Usage)> = self.nodes[n]
                     .ledger
                     .iter()
-                    .filter(|(k, _)| !self.is_conflict(n, k))
+                    .filter(|(k, u)| !u.hold && !self.is_conflict(n, k))
                     .map(|(k, u)| (k.clone(), u.clone()))
                     .collect();
                 if !existing.is_empty() {
@@ -407,6 +476,52 @@ impl Sim {
                 ]);
             }
         }
+    }
+
+    /// Member `member` prints 2 or 7 pages to the held printer and taps:
+    /// the job is released behind a hold of its estimate, and settles at
+    /// its pages. Skipped while that node's daemon is down.
+    fn print_held(&mut self, member: usize) {
+        let n = HOLD_NODE;
+        let pages = if self.rng.chance(50) { 2 } else { 7 };
+        let node = &mut self.nodes[n];
+        let (Some(daemon), Some(desk)) = (&node.daemon, &node.desk) else {
+            return;
+        };
+        let user = format!("m{member}");
+        let pdf = if pages == 2 { &desk.two } else { &desk.seven };
+        let mono = ["-o", "print-color-mode=monochrome"];
+        let job = desk.cupsd.lp("desk", &user, pdf, &mono);
+        desk.cupsd.wait_state("desk", job, 4, LIMIT);
+        // Past the reader's debounce, so a tap is never taken for a repeat.
+        std::thread::sleep(Duration::from_millis(150));
+        desk.pty.write(&rdm6300(&card(member)));
+        daemon.wait_log(
+            &format!("released job settled member={user} printer=desk job_id={job}"),
+            LIMIT,
+        );
+        let new: Vec<String> = ledger_usages(&node.site)
+            .into_iter()
+            .filter(|(k, u)| u.hold && !node.ledger.contains_key(k))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            new.len(),
+            1,
+            "seed {}: one new hold for job {job}: {new:?}",
+            self.seed
+        );
+        let usage = Usage {
+            member: user,
+            units: pages * 10,
+            refunded: false,
+            hold: true,
+        };
+        let key = new[0].clone();
+        node.ledger.insert(key.clone(), usage.clone());
+        let site_id = node.site_id.to_string();
+        self.say(format!("held job {key} of {pages} pages settled"));
+        self.oracle.insert((site_id, key), usage);
     }
 
     fn is_conflict(&self, n: usize, key: &str) -> bool {
@@ -441,6 +556,7 @@ impl Sim {
             member: member.to_string(),
             units,
             refunded: false,
+            hold: false,
         };
         let full = format!("manual:{key}");
         node.ledger.entry(full.clone()).or_insert(usage.clone());
@@ -454,7 +570,7 @@ impl Sim {
         let open: Vec<String> = self.nodes[n]
             .ledger
             .iter()
-            .filter(|(k, u)| !u.refunded && !self.is_conflict(n, k))
+            .filter(|(k, u)| !u.refunded && !u.hold && !self.is_conflict(n, k))
             .map(|(k, _)| k.clone())
             .collect();
         if open.is_empty() {
@@ -570,7 +686,7 @@ impl Sim {
         let (site_id, clock) = (self.nodes[n].site_id, self.nodes[n].clock);
         let batch = self.rng.range(1, 6) as usize;
         let name = format!("{site_id}-clone");
-        let mut twin = self.new_node(name.clone(), site_id, batch, clock);
+        let mut twin = self.new_node(name.clone(), site_id, batch, clock, false);
         clone_ledger(&self.nodes[n].site, &twin.site);
         twin.ledger = self.nodes[n].ledger.clone();
         twin.next_key = 0;
@@ -647,14 +763,20 @@ impl Sim {
         let mut expected: Vec<String> = self
             .oracle
             .iter()
-            .map(|((site, key), u)| format!("{site}|{key}|{}|{}|{}", u.member, u.units, u.refunded))
+            .map(|((site, key), u)| {
+                format!(
+                    "{site}|{key}|{}|{}|{}|{}|false",
+                    u.member, u.units, u.refunded, u.hold
+                )
+            })
             .collect();
         expected.sort();
         let mut counted: Vec<String> = self
             .pg
             .query(
-                "SELECT site_id || '|' || key || '|' || member_id || '|' || amount || '|' || refunded
-                 FROM usage_final",
+                "SELECT site_id || '|' || key || '|' || f.member_id || '|' || f.amount
+                    || '|' || refunded || '|' || u.is_hold || '|' || open_hold
+                 FROM usage_final f JOIN usages u USING (site_id, key)",
             )
             .lines()
             .map(str::to_string)
@@ -674,14 +796,14 @@ impl Sim {
             refunded,
             "seed {seed}: refunds counted once each"
         );
+        let holds = self.oracle.values().filter(|u| u.hold).count() as i64;
         assert_eq!(
-            self.pg.count(
-                "SELECT (SELECT count(*) FROM usages WHERE is_hold)
-                      + (SELECT count(*) FROM hold_resolutions)"
-            ),
-            0,
-            "seed {seed}: no holds were driven"
+            self.pg
+                .count("SELECT count(*) FROM hold_resolutions WHERE outcome = 'settled'"),
+            holds,
+            "seed {seed}: every hold resolved once, settled\nevents: {events}"
         );
+        assert!(holds > 0, "seed {seed}: holds were driven");
 
         // 4. The only conflict is the injected one.
         let (site, key, _) = self.conflict.clone().expect("a conflict injected");
@@ -742,14 +864,16 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A ledger's usages by key: member, amount, refunded.
+/// A ledger's usages by key: member, final amount (a hold's at what it
+/// settled, -1 while open), refunded, hold.
 fn ledger_usages(site: &Site) -> BTreeMap<String, Usage> {
     let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
     let mut stmt = conn
         .prepare(
-            "SELECT u.key, u.member_id, u.amount,
-                    EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id)
-             FROM usages u",
+            "SELECT u.key, u.member_id,
+                    CASE WHEN u.is_hold = 1 THEN COALESCE(h.actual, -1) ELSE u.amount END,
+                    EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id), u.is_hold = 1
+             FROM usages u LEFT JOIN hold_resolutions h ON h.usage_id = u.id",
         )
         .expect("prepare");
     stmt.query_map([], |r| {
@@ -759,6 +883,7 @@ fn ledger_usages(site: &Site) -> BTreeMap<String, Usage> {
                 member: r.get(1)?,
                 units: r.get(2)?,
                 refunded: r.get(3)?,
+                hold: r.get(4)?,
             },
         ))
     })
