@@ -81,11 +81,30 @@ fn chain_sim_many_seeds() {
     }
 }
 
+/// The site with the held printer restored from its backup: the jobs it
+/// settled after the backup are lost with the ledger, and its daemon finds
+/// them again among cupsd's completed jobs and debits them afresh (no hold
+/// left to settle). The centre holds each as a settled hold already, so it
+/// records a conflict per job (other fingerprint: no hold, and the amount
+/// charged rather than the estimate) and counts each once. The design
+/// (multi-site.md 3.8) has a restored site download the entries it lost and
+/// import their keys first, so re-polled jobs dedupe locally; until that
+/// exists this fails on its "only the injected conflict" check.
+#[test]
+#[ignore = "needs multi-site.md 3.8: a restored site imports the keys it lost from the centre"]
+fn chain_sim_restored_held_printer_site() {
+    run_seed_with(CI_SEEDS[0], true);
+}
+
 fn run_seed(seed: u64) {
+    run_seed_with(seed, false);
+}
+
+fn run_seed_with(seed: u64, restore_held_printer: bool) {
     let _serial = crate::support::serial();
     let started = Instant::now();
     let mut sim = Sim::new(seed);
-    sim.run();
+    sim.run(restore_held_printer);
     sim.heal();
     sim.check();
     let (forwarded, dropped) = sim.nodes.iter().fold((0, 0), |(f, d), n| {
@@ -327,8 +346,14 @@ impl Sim {
         self.events.push(event);
     }
 
-    fn plan(&mut self) -> Plan {
-        let restored = self.rng.below(SITES);
+    /// The seed's events. The site restored is never the one with the
+    /// held printer unless `restore_held_printer` (see
+    /// [`chain_sim_restored_held_printer_site`]).
+    fn plan(&mut self, restore_held_printer: bool) -> Plan {
+        let restored = match restore_held_printer {
+            true => HOLD_NODE,
+            false => (HOLD_NODE + 1 + self.rng.below(SITES - 1)) % SITES,
+        };
         let cloned = (restored + 1 + self.rng.below(SITES - 1)) % SITES;
         Plan {
             backup: 1,
@@ -342,8 +367,8 @@ impl Sim {
         }
     }
 
-    fn run(&mut self) {
-        let plan = self.plan();
+    fn run(&mut self, restore_held_printer: bool) {
+        let plan = self.plan(restore_held_printer);
         for round in 0..ROUNDS {
             let started = Instant::now();
             for n in 0..self.nodes.len() {
@@ -372,7 +397,9 @@ impl Sim {
                 let name = node.name.clone();
                 self.say(format!("r{round}: {name}'s wall clock steps +2h"));
             }
-            if round == 0 || round == ROUNDS - 1 {
+            // A held job before the backup, one between it and the restore,
+            // and one at the end.
+            if round == 0 || round + 1 == plan.restore || round == ROUNDS - 1 {
                 let member = self.rng.below(MEMBERS);
                 self.print_held(member);
             }
