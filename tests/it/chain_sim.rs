@@ -4,8 +4,9 @@
 //! ([`TcpProxy`]). A seeded workload charges members roaming between sites,
 //! refunds some usages and tops some members up, while the proxies cut,
 //! delay, drop responses after the centre applied the request, and replay
-//! old requests; a site daemon and the centre are SIGKILLed; the daemons'
-//! clocks are offset and one steps two hours; one site is restored from a
+//! old requests; a site daemon and the centre are SIGKILLed, PostgreSQL
+//! stopped as by a crash and restarted; the daemons' clocks are offset and
+//! one steps two hours; one site is restored from a
 //! backup taken rounds earlier and one is cloned, the clone charging one
 //! key with other content than its twin (the injected conflict).
 //!
@@ -22,8 +23,8 @@
 //!
 //! Not simulated here: voided holds, lots and escrow at the centre (it
 //! issues none yet, so "no lot negative" and "spent <= granted" are
-//! checked in each site's ledger, and no partition overage bound), a
-//! PostgreSQL restart, and days of virtual time (charges are stamped by the
+//! checked in each site's ledger, and no partition overage bound), and
+//! days of virtual time (charges are stamped by the
 //! real clock; only the daemons' clocks are offset). The workload and the
 //! faults follow the seed; what the shipper meets depends on timing too, so
 //! a failing seed may need a few runs to fail again.
@@ -222,6 +223,7 @@ struct Plan {
     restore: usize,
     kill_site: usize,
     kill_centre: usize,
+    pg_restart: usize,
     clock_step: usize,
     /// The node restored, and the node cloned.
     restored: usize,
@@ -372,6 +374,7 @@ impl Sim {
             restore: 5 + self.rng.below(2),
             kill_site: 1 + self.rng.below(ROUNDS - 2),
             kill_centre: 1 + self.rng.below(ROUNDS - 2),
+            pg_restart: 1 + self.rng.below(ROUNDS - 2),
             clock_step: 1 + self.rng.below(ROUNDS - 2),
             restored,
             cloned,
@@ -418,6 +421,10 @@ impl Sim {
                 if round == plan.kill_centre && op == OPS / 2 {
                     self.central = None;
                     self.say(format!("r{round}: centre SIGKILLed"));
+                }
+                if round == plan.pg_restart && op == 2 * OPS / 3 {
+                    self.pg.restart_immediate();
+                    self.say(format!("r{round}: PostgreSQL restarted (immediate)"));
                 }
                 if round == plan.kill_site && op == OPS / 3 {
                     let n = self.rng.below(self.nodes.len());

@@ -57,6 +57,8 @@ pub struct Postgres {
     bin: PathBuf,
     pub port: u16,
     socket: PathBuf,
+    /// Whether commits are synced (`fsync`).
+    fsync: bool,
 }
 
 impl Postgres {
@@ -108,16 +110,32 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = super::process::free_port();
-        let fsync = if fsync { "on" } else { "off" };
+        let pg = Postgres {
+            _dir: dir,
+            data,
+            bin,
+            port,
+            socket,
+            fsync,
+        };
+        pg.pg_ctl_start();
+        pg
+    }
+
+    /// `pg_ctl start` on the cluster's port and socket folder; waits until
+    /// it accepts connections.
+    fn pg_ctl_start(&self) {
+        let fsync = if self.fsync { "on" } else { "off" };
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync}",
-            socket.display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync}",
+            self.port,
+            self.socket.display()
         );
-        let out = pg_command(&bin, "pg_ctl")
+        let out = pg_command(&self.bin, "pg_ctl")
             .args(["-w", "-D"])
-            .arg(&data)
+            .arg(&self.data)
             .args(["-l"])
-            .arg(dir.path().join("pg.log"))
+            .arg(self.socket.join("pg.log"))
             .args(["-o", &opts, "start"])
             .output()
             .expect("run pg_ctl");
@@ -126,13 +144,24 @@ impl Postgres {
             "pg_ctl start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Postgres {
-            _dir: dir,
-            data,
-            bin,
-            port,
-            socket,
-        }
+    }
+
+    /// Stops the cluster as a crash would (`-m immediate`: no checkpoint,
+    /// every connection cut; recovery replays the WAL at the next start)
+    /// and starts it again on the same port.
+    pub fn restart_immediate(&self) {
+        let out = pg_command(&self.bin, "pg_ctl")
+            .args(["-w", "-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.pg_ctl_start();
     }
 
     /// The libpq connection string `tallyd central` is given.
