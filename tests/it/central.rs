@@ -39,11 +39,13 @@ pub(super) fn charge(site: &Site, key: &str, units: i64) {
     site.cli(&args);
 }
 
-/// The site's outbox: (epoch, acknowledged seq, last seq written).
+/// The site's outbox: (epoch, acknowledged seq, last seq written; 0 for
+/// none yet, as in an epoch the centre gave when nothing waited).
 pub(super) fn outbox(site: &Site) -> (i64, i64, i64) {
     let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
     conn.query_row(
-        "SELECT epoch, acked_seq, (SELECT MAX(seq) FROM outbox o WHERE o.epoch = s.epoch)
+        "SELECT epoch, acked_seq,
+                COALESCE((SELECT MAX(seq) FROM outbox o WHERE o.epoch = s.epoch), 0)
          FROM outbox_site s",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -15,13 +15,14 @@
 //! charged, `tallyd check-ledger` on each site, and that every site's
 //! outbox is acknowledged up to its last seq at the centre.
 //!
-//! Holds: the first site has a held queue on a private cupsd and a card
-//! reader at it (a `socat` pseudo-terminal); members print 2 or 7 pages
-//! there and tap, so each job's hold (an estimate of 5 pages) settles down
-//! or up. That site is not the one restored (see
-//! [`chain_sim_restored_held_printer_site`] for why).
+//! Holds: the first site has two held queues on a private cupsd, each with
+//! a card reader (a `socat` pseudo-terminal); members print 2 or 7 pages
+//! and tap, so each job's hold (an estimate of 5 pages) settles down or
+//! up, or, on the queue where CUPS counts nothing, is voided. That site is
+//! not the one restored (see [`chain_sim_restored_held_printer_site`] for
+//! why).
 //!
-//! Not simulated here: voided holds, lots and escrow at the centre (it
+//! Not simulated here: lots and escrow at the centre (it
 //! issues none yet, so "no lot negative" and "spent <= granted" are
 //! checked in each site's ledger, and no partition overage bound), and
 //! days of virtual time (charges are stamped by the
@@ -179,13 +180,27 @@ struct Usage {
 
 /// The held printer of [`HOLD_NODE`]: a private cupsd with a held queue
 /// `desk` printing to /dev/null, the card reader at it, and the documents.
+/// Beside it a second held queue, `blank`, raw to /dev/null: CUPS counts
+/// no page there, so a job released there ends with nothing printed and
+/// its hold is voided.
 struct Desk {
     cupsd: Cupsd,
     pty: Pty,
+    blank_pty: Pty,
     /// Documents of 2 and 7 pages: the hold settles down and up.
     two: std::path::PathBuf,
     seven: std::path::PathBuf,
     _peers: Peers,
+}
+
+/// A `[[printers]]` table for held queue `id` of `cupsd` and a
+/// `[[readers]]` table for its reader on `pty`.
+fn held_printer_toml(cupsd: &Cupsd, id: &str, pty: &Pty) -> String {
+    format!(
+        "\n[[printers]]\nid = \"{id}\"\nuri = \"{}\"\nmode = \"held\"\nprices = \"standard\"\npoll_interval = \"300ms\"\ntimeout = \"2s\"\nhold_timeout = \"4h\"\npage_estimate = {PAGE_ESTIMATE}\n\n[[readers]]\nid = \"{id}\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"{id}\"\ndebounce = \"100ms\"\n",
+        cupsd.queue_uri(id),
+        pty.reader.display()
+    )
 }
 
 /// Member `i`'s card.
@@ -313,22 +328,20 @@ impl Sim {
             let peers = Peers::new();
             let cupsd = peers.cupsd();
             cupsd.add_queue("desk", "file:///dev/null", true);
-            let pty = Pty::start(site.dir(), "desk");
+            cupsd.add_queue_model("blank", "file:///dev/null", true, None);
             Desk {
                 two: write_pdf(peers.dir(), "two", 2),
                 seven: write_pdf(peers.dir(), "seven", 7),
+                pty: Pty::start(site.dir(), "desk"),
+                blank_pty: Pty::start(site.dir(), "blank"),
                 cupsd,
-                pty,
                 _peers: peers,
             }
         });
-        // The printer and its reader, after `[central]`'s lines.
+        // The printers and their readers, after `[central]`'s lines.
         let more = desk.as_ref().map_or(String::new(), |d| {
-            format!(
-                "\n[[printers]]\nid = \"desk\"\nuri = \"{}\"\nmode = \"held\"\nprices = \"standard\"\npoll_interval = \"300ms\"\ntimeout = \"2s\"\nhold_timeout = \"4h\"\npage_estimate = {PAGE_ESTIMATE}\n\n[[readers]]\nid = \"desk\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"desk\"\ndebounce = \"100ms\"\n",
-                d.cupsd.queue_uri("desk"),
-                d.pty.reader.display()
-            )
+            held_printer_toml(&d.cupsd, "desk", &d.pty)
+                + &held_printer_toml(&d.cupsd, "blank", &d.blank_pty)
         });
         join_chain(&site, &url, site_id, batch, &more);
         site.set_clocks(clock, 0);
@@ -351,6 +364,7 @@ impl Sim {
         daemon.wait_ready();
         if node.desk.is_some() {
             daemon.wait_log("card reader is up reader=desk", LIMIT);
+            daemon.wait_log("card reader is up reader=blank", LIMIT);
         }
         node.daemon = Some(daemon);
     }
@@ -523,26 +537,35 @@ impl Sim {
         }
     }
 
-    /// Member `member` prints 2 or 7 pages to the held printer and taps:
-    /// the job is released behind a hold of its estimate, and settles at
-    /// its pages. Skipped while that node's daemon is down.
+    /// Member `member` prints to a held printer and taps: the job is
+    /// released behind a hold of its estimate (5 pages), and settles at its
+    /// 2 or 7 pages, or, at the blank printer, ends with nothing printed
+    /// and its hold is voided. Skipped while that node's daemon is down.
     fn print_held(&mut self, member: usize) {
         let n = HOLD_NODE;
-        let pages = if self.rng.chance(50) { 2 } else { 7 };
+        let pages = [2, 7, 0][self.rng.below(3)];
         let node = &mut self.nodes[n];
         let (Some(daemon), Some(desk)) = (&node.daemon, &node.desk) else {
             return;
         };
         let user = format!("m{member}");
-        let pdf = if pages == 2 { &desk.two } else { &desk.seven };
+        let (queue, reader, pdf) = match pages {
+            2 => ("desk", &desk.pty, &desk.two),
+            7 => ("desk", &desk.pty, &desk.seven),
+            _ => ("blank", &desk.blank_pty, &desk.two),
+        };
         let mono = ["-o", "print-color-mode=monochrome"];
-        let job = desk.cupsd.lp("desk", &user, pdf, &mono);
-        desk.cupsd.wait_state("desk", job, 4, LIMIT);
+        let job = desk.cupsd.lp(queue, &user, pdf, &mono);
+        desk.cupsd.wait_state(queue, job, 4, LIMIT);
         // Past the reader's debounce, so a tap is never taken for a repeat.
         std::thread::sleep(Duration::from_millis(150));
-        desk.pty.write(&rdm6300(&card(member)));
+        reader.write(&rdm6300(&card(member)));
+        let outcome = match pages {
+            0 => "printed nothing; hold voided, nothing charged",
+            _ => "settled",
+        };
         daemon.wait_log(
-            &format!("released job settled member={user} printer=desk job_id={job}"),
+            &format!("released job {outcome} member={user} printer={queue} job_id={job}"),
             LIMIT,
         );
         let new: Vec<String> = ledger_usages(&node.site)
@@ -565,7 +588,7 @@ impl Sim {
         let key = new[0].clone();
         node.ledger.insert(key.clone(), usage.clone());
         let site_id = node.site_id.to_string();
-        self.say(format!("held job {key} of {pages} pages settled"));
+        self.say(format!("held job {key}: {outcome}, {pages} pages"));
         self.oracle.insert((site_id, key), usage);
     }
 
@@ -842,11 +865,19 @@ impl Sim {
             "seed {seed}: refunds counted once each"
         );
         let holds = self.oracle.values().filter(|u| u.hold).count() as i64;
+        let voided = self
+            .oracle
+            .values()
+            .filter(|u| u.hold && u.units == 0)
+            .count();
         assert_eq!(
-            self.pg
-                .count("SELECT count(*) FROM hold_resolutions WHERE outcome = 'settled'"),
-            holds,
-            "seed {seed}: every hold resolved once, settled\nevents: {events}"
+            self.pg.query(
+                "SELECT count(*) FILTER (WHERE outcome = 'settled') || ' settled, '
+                    || count(*) FILTER (WHERE outcome = 'voided') || ' voided'
+                 FROM hold_resolutions"
+            ),
+            format!("{} settled, {voided} voided", holds as usize - voided),
+            "seed {seed}: every hold resolved once\nevents: {events}"
         );
         assert!(holds > 0, "seed {seed}: holds were driven");
 
