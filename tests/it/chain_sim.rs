@@ -113,8 +113,22 @@ fn run_seed(seed: u64) {
     run_seed_with(seed, false);
 }
 
+/// Runs one seed; a failure anywhere (the support code's own panics too)
+/// is reported again naming the seed.
 fn run_seed_with(seed: u64, restore_held_printer: bool) {
     let _serial = crate::support::serial();
+    let run = std::panic::catch_unwind(|| simulate(seed, restore_held_printer));
+    if let Err(e) = run {
+        let why = e
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| e.downcast_ref::<&str>().copied())
+            .unwrap_or("(see above)");
+        panic!("chain_sim seed {seed} failed: {why}");
+    }
+}
+
+fn simulate(seed: u64, restore_held_printer: bool) {
     let started = Instant::now();
     let mut sim = Sim::new(seed);
     sim.run(restore_held_printer);
