@@ -194,15 +194,24 @@ const APPLY_USAGE: &str = "INSERT INTO usages (site_id, epoch, seq, key, fingerp
     FROM (SELECT $4::jsonb AS b) AS entry
     ON CONFLICT (site_id, key) DO NOTHING";
 
+/// A resolution or refund applies to the usage under its key only if it is
+/// of that usage: the same fingerprint (or none, from a site that does not
+/// send it). A clone's refund of its own usage, under a key its twin used
+/// first for another, must not refund the twin's.
 const APPLY_RESOLUTION: &str = "INSERT INTO hold_resolutions (site_id, epoch, seq, key,
         outcome, actual, at)
     SELECT $1, $2, $3, b->>'key', $5::text, (b->>'actual')::bigint, (b->>'at')::bigint
     FROM (SELECT $4::jsonb AS b) AS entry
+    WHERE COALESCE((SELECT u.fingerprint = b->>'fingerprint'
+        FROM usages u WHERE u.site_id = $1 AND u.key = b->>'key'), true)
     ON CONFLICT (site_id, key) DO NOTHING";
 
+/// As [`APPLY_RESOLUTION`]: only to the usage it is of.
 const APPLY_REFUND: &str = "INSERT INTO refunds (site_id, epoch, seq, key, reason, at)
     SELECT $1, $2, $3, b->>'key', b->>'reason', (b->>'at')::bigint
     FROM (SELECT $4::jsonb AS b) AS entry
+    WHERE COALESCE((SELECT u.fingerprint = b->>'fingerprint'
+        FROM usages u WHERE u.site_id = $1 AND u.key = b->>'key'), true)
     ON CONFLICT (site_id, key) DO NOTHING";
 
 /// Inserts the entry into the journal and applies its meaning, once per
@@ -226,8 +235,13 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
         None => pg::exec(tx, sql, &[&site, &epoch, &e.seq, &e.body]).await?,
         Some(o) => pg::exec(tx, sql, &[&site, &epoch, &e.seq, &e.body, &o]).await?,
     };
-    if n == 0 && e.kind == "usage" && !same_fingerprint(tx, site, e).await? {
-        return conflict(tx, site, epoch, e, "same usage key, other fingerprint").await;
+    if n == 0 && !same_fingerprint(tx, site, e).await? {
+        let what = match e.kind.as_str() {
+            "usage" => "same usage key, other fingerprint",
+            "refund" => "refund of another usage under this key",
+            _ => "hold resolution of another usage under this key",
+        };
+        return conflict(tx, site, epoch, e, what).await;
     }
     if n == 1 {
         // Applied now, not before: what it draws from the chain's lots.
@@ -248,7 +262,7 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
 async fn same_fingerprint(tx: &Tx<'_>, site: &str, e: &WireEntry) -> Pg<bool> {
     let row = pg::query_opt(
         tx,
-        "SELECT fingerprint = $3::jsonb->>'fingerprint' FROM usages
+        "SELECT COALESCE(fingerprint = $3::jsonb->>'fingerprint', true) FROM usages
              WHERE site_id = $1 AND key = $2::jsonb->>'key'",
         &[&site, &e.body, &e.body],
     )

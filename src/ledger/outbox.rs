@@ -97,9 +97,11 @@ const PENDING: &str = "SELECT o.seq, o.kind,
             'resource_type', u.resource_type, 'amount', u.amount, 'is_hold', u.is_hold,
             'covered', u.covered, 'overage', u.overage, 'at', u.at)
             FROM usages u WHERE u.id = o.usage_id)
-        WHEN 'refund' THEN (SELECT json_object('key', u.key, 'reason', r.reason, 'at', r.at)
+        WHEN 'refund' THEN (SELECT json_object('key', u.key, 'fingerprint', u.fingerprint,
+            'reason', r.reason, 'at', r.at)
             FROM refunds r JOIN usages u ON u.id = r.usage_id WHERE r.usage_id = o.usage_id)
-        ELSE (SELECT json_object('key', u.key, 'actual', h.actual, 'at', h.at)
+        ELSE (SELECT json_object('key', u.key, 'fingerprint', u.fingerprint,
+            'actual', h.actual, 'at', h.at)
             FROM hold_resolutions h JOIN usages u ON u.id = h.usage_id
             WHERE h.usage_id = o.usage_id)
     END,
@@ -287,6 +289,18 @@ pub(crate) mod tests {
         let settle: serde_json::Value = serde_json::from_str(&entries[2].body).expect("json");
         assert_eq!(settle["key"], "h1");
         assert_eq!(settle["actual"], 30);
+        // A resolution or refund names the usage it is of by fingerprint
+        // too: under a key two ledgers used for other usages (a clone),
+        // the centre applies it only to this one.
+        let refund: serde_json::Value = serde_json::from_str(&entries[5].body).expect("json");
+        let fingerprint: String = ledger
+            .conn()
+            .query_row("SELECT fingerprint FROM usages WHERE key = 'k1'", [], |r| {
+                r.get(0)
+            })
+            .expect("k1");
+        assert_eq!(refund["fingerprint"], fingerprint.as_str());
+        assert!(settle["fingerprint"].is_string());
     }
 
     fn count(ledger: &Ledger) -> i64 {

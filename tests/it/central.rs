@@ -202,6 +202,25 @@ fn a_replayed_batch_is_applied_once_and_a_forked_one_gets_a_new_epoch() {
         pg.query("SELECT key || ':' || what FROM ingest_conflicts"),
         "b:same usage key, other fingerprint"
     );
+    // The refund of that other usage is not one of `b` (found by the chain
+    // simulation: a clone refunding its own usage refunded its twin's).
+    let refund = r#"{"seq":4,"kind":"refund","at":1780000000,"body":{"key":"b","fingerprint":"f-b-99","reason":"jammed","at":1780000000}}"#;
+    assert_eq!(
+        post(&central, "/v1/journal", &batch(2, &[refund.to_string()])).0,
+        200
+    );
+    assert_eq!(pg.count("SELECT count(*) FROM refunds"), 0);
+    assert_eq!(
+        pg.query("SELECT string_agg(key || ':' || what, ',' ORDER BY id) FROM ingest_conflicts"),
+        "b:same usage key, other fingerprint,b:refund of another usage under this key"
+    );
+    // Of `b` itself (or from a site that names no fingerprint), it applies.
+    let refund = r#"{"seq":5,"kind":"refund","at":1780000000,"body":{"key":"b","fingerprint":"f-b-20","reason":"jammed","at":1780000000}}"#;
+    assert_eq!(
+        post(&central, "/v1/journal", &batch(2, &[refund.to_string()])).0,
+        200
+    );
+    assert_eq!(pg.query("SELECT key FROM refunds"), "b");
 
     // A restored ledger (it wrote less than the centre applied) gets a new
     // epoch and the old one closes.
