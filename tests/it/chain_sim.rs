@@ -8,7 +8,8 @@
 //! stopped as by a crash and restarted; the daemons' clocks are offset and
 //! one steps two hours; one site is restored from a
 //! backup taken rounds earlier and one is cloned, the clone charging one
-//! key with other content than its twin (the injected conflict).
+//! key with other content than its twin, and refunding it (the injected
+//! conflict: the centre counts the twin's usage, unrefunded).
 //!
 //! The test keeps an oracle of every usage it charged, and after healing
 //! checks the centre against it, each site's ledger against what that site
@@ -791,7 +792,18 @@ impl Sim {
             || pg.count(&counted) == 1,
         );
         self.charge_key(t, &key, "m0", units + 1);
-        self.conflict = Some((site_id.to_string(), format!("manual:{key}"), t));
+        // The clone refunds its own version, which the centre never
+        // counted: the twin's, counted, must stay charged.
+        let full = format!("manual:{key}");
+        self.nodes[t]
+            .site
+            .cli(&["refund", &full, "--reason", "jammed"]);
+        self.nodes[t]
+            .ledger
+            .get_mut(&full)
+            .expect("charged at the clone")
+            .refunded = true;
+        self.conflict = Some((site_id.to_string(), full, t));
     }
 
     /// Every proxy passing, every daemon up, the centre up; waits until
@@ -897,11 +909,20 @@ impl Sim {
 
         // 4. The only conflict is the injected one.
         let (site, key, _) = self.conflict.clone().expect("a conflict injected");
+        let mut conflicts: Vec<String> = self
+            .pg
+            .query("SELECT site_id || '|' || key || '|' || what FROM ingest_conflicts")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        conflicts.sort();
         assert_eq!(
-            self.pg
-                .query("SELECT site_id || '|' || key || '|' || what FROM ingest_conflicts"),
-            format!("{site}|{key}|same usage key, other fingerprint"),
-            "seed {seed}: the injected conflict, once, and no other\nevents: {events}"
+            conflicts,
+            [
+                format!("{site}|{key}|refund of another usage under this key"),
+                format!("{site}|{key}|same usage key, other fingerprint"),
+            ],
+            "seed {seed}: the injected conflict (the clone's usage and its refund), once, and no other\nevents: {events}"
         );
 
         for (n, node) in self.nodes.iter().enumerate() {
