@@ -25,8 +25,9 @@
 //!
 //! The centre issues the chain's lots from the same grants file the sites
 //! sync: its lots are checked against their history, and each usage's draw
-//! on them (credit, then overage) against its final amount. Each site's
-//! ledger is checked the same way, as the sites still issue their own lots.
+//! on them (credit, then overage) against its final amount. The sites
+//! still issue their own lots too, so each ledger is checked as well
+//! (`tallyd check-ledger`; per member, spent <= granted).
 //!
 //! Not simulated here: escrow (not built: sites spend their own lots, so
 //! there is no partition overage bound to check), lots that expire, and
