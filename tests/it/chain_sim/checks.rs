@@ -1,0 +1,283 @@
+//! After the run: healing, then the invariants, against the oracle, the
+//! centre's tables and each site's ledger.
+
+use super::*;
+
+impl Sim {
+    /// Every proxy passing, every daemon up, the centre up; waits until
+    /// every node's outbox is acknowledged up to its last seq, and the
+    /// centre's high water for that node's epoch is that seq.
+    pub(super) fn heal(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.nodes[n].proxy.set(Mode::Pass);
+            if self.nodes[n].daemon.is_none() {
+                self.start_daemon(n);
+            }
+        }
+        if self.central.is_none() {
+            self.central = Some(Central::start_with_grants(
+                &self.pg,
+                self.centre_port,
+                &grants_file(),
+            ));
+        }
+        let started = Instant::now();
+        let seed = self.seed;
+        for node in &self.nodes {
+            let pg = &self.pg;
+            let mut seen = (0, 0, 0, 0);
+            let converged = wait_until(HEAL_LIMIT.saturating_sub(started.elapsed()), || {
+                let (epoch, acked, last) = outbox(&node.site);
+                let high = pg.count(&format!(
+                    "SELECT COALESCE((SELECT high_water FROM site_epochs
+                     WHERE site_id = '{}' AND epoch = {epoch}), -1)",
+                    node.site_id
+                ));
+                seen = (epoch, acked, last, high);
+                acked == last && high == last
+            });
+            assert!(
+                converged,
+                "seed {seed}: {} did not converge within {HEAL_LIMIT:?}: (epoch, acked, last, centre's high water) = {seen:?}\nevents: {}\nlog:\n{}",
+                node.name,
+                self.events.join("; "),
+                node.site.log()
+            );
+        }
+        self.say(format!("healed in {:?}", started.elapsed()));
+    }
+
+    pub(super) fn check(&mut self) {
+        let seed = self.seed;
+        let events = self.events.join("; ");
+        for node in &mut self.nodes {
+            node.daemon.take().expect("running").stop();
+        }
+
+        // 1. The centre counted every usage once, at its amount, refunds
+        // once; no holds were driven, so none is open or resolved.
+        let mut expected: Vec<String> = self
+            .oracle
+            .iter()
+            .map(|((site, key), u)| {
+                format!(
+                    "{site}|{key}|{}|{}|{}|{}|false",
+                    u.member, u.units, u.refunded, u.hold
+                )
+            })
+            .collect();
+        expected.sort();
+        let mut counted: Vec<String> = self
+            .pg
+            .query(
+                "SELECT site_id || '|' || key || '|' || f.member_id || '|' || f.amount
+                    || '|' || refunded || '|' || u.is_hold || '|' || open_hold
+                 FROM usage_final f JOIN usages u USING (site_id, key)",
+            )
+            .lines()
+            .map(str::to_string)
+            .collect();
+        counted.sort();
+        let missing: Vec<_> = expected.iter().filter(|l| !counted.contains(l)).collect();
+        let extra: Vec<_> = counted.iter().filter(|l| !expected.contains(l)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "seed {seed}: the centre's usages differ from the oracle ({} expected, {} counted)\nmissing: {missing:?}\nextra: {extra:?}\nevents: {events}",
+            expected.len(),
+            counted.len()
+        );
+        let refunded = self.oracle.values().filter(|u| u.refunded).count() as i64;
+        assert_eq!(
+            self.pg.count("SELECT count(*) FROM refunds"),
+            refunded,
+            "seed {seed}: refunds counted once each"
+        );
+        let holds = self.oracle.values().filter(|u| u.hold).count() as i64;
+        let voided = self
+            .oracle
+            .values()
+            .filter(|u| u.hold && u.units == 0)
+            .count();
+        assert_eq!(
+            self.pg.query(
+                "SELECT count(*) FILTER (WHERE outcome = 'settled') || ' settled, '
+                    || count(*) FILTER (WHERE outcome = 'voided') || ' voided'
+                 FROM hold_resolutions"
+            ),
+            format!("{} settled, {voided} voided", holds as usize - voided),
+            "seed {seed}: every hold resolved once\nevents: {events}"
+        );
+        assert!(holds > 0, "seed {seed}: holds were driven");
+
+        // 4. The only conflict is the injected one.
+        let (site, key, _) = self.conflict.clone().expect("a conflict injected");
+        let mut conflicts: Vec<String> = self
+            .pg
+            .query("SELECT site_id || '|' || key || '|' || what FROM ingest_conflicts")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        conflicts.sort();
+        assert_eq!(
+            conflicts,
+            [
+                format!("{site}|{key}|refund of another usage under this key"),
+                format!("{site}|{key}|same usage key, other fingerprint"),
+            ],
+            "seed {seed}: the injected conflict (the clone's usage and its refund), once, and no other\nevents: {events}"
+        );
+
+        // 2. The chain's lots (issued by the centre from the same grants
+        // file): each lot's remaining is the sum of its history, within 0
+        // and what was granted; each usage drew from them (or as overage)
+        // exactly its final amount, nothing once refunded or voided.
+        assert_eq!(
+            self.pg.count(
+                "SELECT count(*) FROM lots l WHERE remaining < 0 OR remaining > granted
+                    OR remaining <> (SELECT COALESCE(sum(delta), 0) FROM lot_history h
+                                     WHERE h.lot_id = l.id)"
+            ),
+            0,
+            "seed {seed}: the centre's lots against their history\nevents: {events}"
+        );
+        assert_eq!(
+            self.pg.count("SELECT count(*) FROM lots"),
+            MEMBERS as i64,
+            "seed {seed}: one lot per member, issued once for the chain"
+        );
+        let misdrawn = self.pg.query(
+            "SELECT string_agg(site_id || '|' || key || ': final ' || want || ', drew ' || drew, '; ')
+             FROM (SELECT f.site_id, f.key,
+                      CASE WHEN f.refunded THEN 0 ELSE f.amount END AS want,
+                      COALESCE((SELECT -sum(delta) FROM lot_history h WHERE h.usage_id = u.id), 0)
+                      + COALESCE((SELECT sum(amount) FROM central_overage o
+                                  WHERE o.usage_id = u.id), 0) AS drew
+                   FROM usage_final f JOIN usages u USING (site_id, key)) d
+             WHERE want <> drew",
+        );
+        assert_eq!(
+            misdrawn, "",
+            "seed {seed}: usages whose draw on the chain's lots is not their final amount\nevents: {events}"
+        );
+
+        for (n, node) in self.nodes.iter().enumerate() {
+            // 2. The ledger whole: lots against history, no lot negative,
+            // spent <= granted per member.
+            node.site.cli(&["check-ledger"]);
+            check_lots(seed, node);
+            // 3. The ledger holds what was charged there; everything it
+            // holds the centre counts alike (but the clone's version of
+            // the conflict key), refunded there if refunded here.
+            let held = ledger_usages(&node.site);
+            assert_eq!(
+                held, node.ledger,
+                "seed {seed}: {}'s ledger differs from what was charged there\nevents: {events}",
+                node.name
+            );
+            for (key, usage) in &node.ledger {
+                if self.is_conflict(n, key) {
+                    continue;
+                }
+                let central = self
+                    .oracle
+                    .get(&(node.site_id.to_string(), key.clone()))
+                    .unwrap_or_else(|| {
+                        panic!("seed {seed}: {key} of {} not in the oracle", node.name)
+                    });
+                assert!(
+                    central.member == usage.member
+                        && central.units == usage.units
+                        && (central.refunded || !usage.refunded),
+                    "seed {seed}: {key} at {}: {usage:?}, at the centre {central:?}",
+                    node.name
+                );
+            }
+        }
+    }
+}
+
+/// Polls `done` every 50 ms until it holds (true) or `limit` passes (false).
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A ledger's usages by key: member, final amount (a hold's at what it
+/// settled, -1 while open), refunded, hold.
+pub(super) fn ledger_usages(site: &Site) -> BTreeMap<String, Usage> {
+    let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("open ledger");
+    let mut stmt = conn
+        .prepare(
+            "SELECT u.key, u.member_id,
+                    CASE WHEN u.is_hold = 1 THEN COALESCE(h.actual, -1) ELSE u.amount END,
+                    EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id), u.is_hold = 1
+             FROM usages u LEFT JOIN hold_resolutions h ON h.usage_id = u.id",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Usage {
+                member: r.get(1)?,
+                units: r.get(2)?,
+                refunded: r.get(3)?,
+                hold: r.get(4)?,
+            },
+        ))
+    })
+    .expect("usages")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// No lot negative or above its grant; per member, what usages not
+/// refunded took from credit is at most what was granted, and with the
+/// overage makes up their amount.
+fn check_lots(seed: u64, node: &Node) {
+    let conn = rusqlite::Connection::open(node.site.path("ledger.db")).expect("open ledger");
+    let bad: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM lots WHERE remaining < 0 OR remaining > granted",
+            [],
+            |r| r.get(0),
+        )
+        .expect("lots");
+    assert_eq!(bad, 0, "seed {seed}: {}: a lot out of bounds", node.name);
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.id,
+                (SELECT COALESCE(SUM(granted), 0) FROM lots l
+                 WHERE l.member_id = m.id AND l.credit = 'printing' AND l.voided_at IS NULL),
+                (SELECT COALESCE(SUM(covered), 0) FROM usages u WHERE u.member_id = m.id
+                 AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id)),
+                (SELECT COALESCE(SUM(amount - covered - overage), 0) FROM usages u
+                 WHERE u.member_id = m.id)
+             FROM members m",
+        )
+        .expect("prepare");
+    let rows: Vec<(String, i64, i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("members")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (member, granted, spent, unbalanced) in rows {
+        assert!(
+            spent <= granted,
+            "seed {seed}: {}: {member} spent {spent} of {granted} granted",
+            node.name
+        );
+        assert_eq!(
+            unbalanced, 0,
+            "seed {seed}: {}: {member}'s usages are covered + overage",
+            node.name
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! Proof by simulation (issue 18, point 4; multi-site.md section 4): a
+//! real PostgreSQL, `tallyd central`, six site daemons and later a clone of
+//! one, each site reaching the centre through a proxy the test owns
+//! ([`TcpProxy`]). A seeded workload charges members roaming between sites,
+//! refunds some usages and tops some members up, while the proxies cut,
+//! delay, drop responses after the centre applied the request, and replay
+//! old requests; a site daemon and the centre are SIGKILLed, PostgreSQL
+//! stopped as by a crash and restarted; the daemons' clocks are offset and
+//! one steps two hours; one site is restored from a
+//! backup taken rounds earlier and one is cloned, the clone charging one
+//! key with other content than its twin, and refunding it (the injected
+//! conflict: the centre counts the twin's usage, unrefunded).
+//!
+//! The test keeps an oracle of every usage it charged, and after healing
+//! checks the centre against it, each site's ledger against what that site
+//! charged, `tallyd check-ledger` on each site, and that every site's
+//! outbox is acknowledged up to its last seq at the centre.
+//!
+//! Holds: the first site has two held queues on a private cupsd, each with
+//! a card reader (a `socat` pseudo-terminal); members print 2 or 7 pages
+//! and tap, so each job's hold (an estimate of 5 pages) settles down or
+//! up, or, on the queue where CUPS counts nothing, is voided. That site is
+//! not the one restored (see [`chain_sim_restored_held_printer_site`] for
+//! why).
+//!
+//! The centre issues the chain's lots from the same grants file the sites
+//! sync: its lots are checked against their history, and each usage's draw
+//! on them (credit, then overage) against its final amount. The sites
+//! still issue their own lots too, so each ledger is checked as well
+//! (`tallyd check-ledger`; per member, spent <= granted).
+//!
+//! Not simulated here: escrow (not built: sites spend their own lots, so
+//! there is no partition overage bound to check), lots that expire, and
+//! days of virtual time (charges are stamped by the
+//! real clock; only the daemons' clocks are offset). The workload and the
+//! faults follow the seed; what the shipper meets depends on timing too, so
+//! a failing seed may need a few runs to fail again.
+
+use crate::central::{clone_ledger, join_chain, outbox, wait_for};
+use crate::support::cupsd::Cupsd;
+use crate::support::daemon::{Daemon, Site, CATALOG};
+use crate::support::pdf::write_pdf;
+use crate::support::peers::Peers;
+use crate::support::postgres::{Central, Postgres};
+use crate::support::process::free_port;
+use crate::support::pty::{rdm6300, Pty};
+use crate::support::tcp_proxy::{Mode, TcpProxy};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Site daemons at the start (the clone makes one more).
+const SITES: usize = 6;
+/// Members, each at home at site `index % SITES`.
+const MEMBERS: usize = 10;
+/// Each member's printing credit at every site, in cents.
+const GRANTED: i64 = 400;
+const ROUNDS: usize = 8;
+/// Charges, refunds and top-ups per round.
+const OPS: usize = 10;
+/// A round lasts at least this long, so the shipper meets its faults.
+const ROUND_TIME: Duration = Duration::from_millis(1200);
+/// How long the sites get to drain once healed.
+const HEAL_LIMIT: Duration = Duration::from_secs(60);
+/// The node with the held printer.
+const HOLD_NODE: usize = 0;
+/// A held job's estimate: `page_estimate` pages at 10 cents.
+const PAGE_ESTIMATE: i64 = 5;
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The seeds every CI run simulates.
+const CI_SEEDS: [u64; 3] = [7, 1802, 40_413];
+
+#[test]
+fn chain_sim_seed_7() {
+    run_seed(CI_SEEDS[0]);
+}
+
+#[test]
+fn chain_sim_seed_1802() {
+    run_seed(CI_SEEDS[1]);
+}
+
+#[test]
+fn chain_sim_seed_40413() {
+    run_seed(CI_SEEDS[2]);
+}
+
+/// More seeds, by hand: `CHAIN_SIM_SEEDS=50 cargo test --test it
+/// chain_sim_many_seeds -- --ignored` (seeds 1000 to 1049).
+#[test]
+#[ignore]
+fn chain_sim_many_seeds() {
+    let n: u64 = std::env::var("CHAIN_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for seed in 1000..1000 + n {
+        run_seed(seed);
+    }
+}
+
+/// The site with the held printer restored from its backup: the jobs it
+/// settled after the backup are lost with the ledger, and its daemon finds
+/// them again among cupsd's completed jobs and debits them afresh (no hold
+/// left to settle). The centre holds each as a settled hold already, so it
+/// records a conflict per job (other fingerprint: no hold, and the amount
+/// charged rather than the estimate) and counts each once. The design
+/// (multi-site.md 3.8) has a restored site download the entries it lost and
+/// import their keys first, so re-polled jobs dedupe locally; until that
+/// exists this fails on its "only the injected conflict" check.
+#[test]
+#[ignore = "needs multi-site.md 3.8: a restored site imports the keys it lost from the centre"]
+fn chain_sim_restored_held_printer_site() {
+    run_seed_with(CI_SEEDS[0], true);
+}
+
+fn run_seed(seed: u64) {
+    run_seed_with(seed, false);
+}
+
+/// Runs one seed; a failure anywhere (the support code's own panics too)
+/// is reported again naming the seed.
+fn run_seed_with(seed: u64, restore_held_printer: bool) {
+    let _serial = crate::support::serial();
+    let run = std::panic::catch_unwind(|| simulate(seed, restore_held_printer));
+    if let Err(e) = run {
+        let why = e
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| e.downcast_ref::<&str>().copied())
+            .unwrap_or("(see above)");
+        panic!("chain_sim seed {seed} failed: {why}");
+    }
+}
+
+fn simulate(seed: u64, restore_held_printer: bool) {
+    let started = Instant::now();
+    let mut sim = Sim::new(seed);
+    sim.run(restore_held_printer);
+    sim.heal();
+    sim.check();
+    let (forwarded, dropped) = sim.nodes.iter().fold((0, 0), |(f, d), n| {
+        let (nf, nd) = n.proxy.counts();
+        (f + nf, d + nd)
+    });
+    let epochs = sim.pg.query(
+        "SELECT string_agg(site_id || ':' || epoch || ':' || high_water
+            || CASE WHEN closed_at IS NULL THEN '' ELSE ':closed' END, ' '
+            ORDER BY site_id, epoch) FROM site_epochs",
+    );
+    eprintln!(
+        "chain_sim seed {seed}: {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
+        sim.oracle.len(),
+        sim.oracle.values().filter(|u| u.refunded).count(),
+        started.elapsed(),
+        sim.events.join("; ")
+    );
+}
+
+/// xorshift64: the workload and the faults, from the seed alone.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn range(&mut self, from: i64, to: i64) -> i64 {
+        from + (self.next() % (to - from + 1) as u64) as i64
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// A usage as the test charged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Usage {
+    member: String,
+    /// Its final amount: a hold's at what it settled.
+    units: i64,
+    refunded: bool,
+    hold: bool,
+}
+
+/// The held printer of [`HOLD_NODE`]: a private cupsd with a held queue
+/// `desk` printing to /dev/null, the card reader at it, and the documents.
+/// Beside it a second held queue, `blank`, raw to /dev/null: CUPS counts
+/// no page there, so a job released there ends with nothing printed and
+/// its hold is voided.
+struct Desk {
+    cupsd: Cupsd,
+    pty: Pty,
+    blank_pty: Pty,
+    /// Documents of 2 and 7 pages: the hold settles down and up.
+    two: std::path::PathBuf,
+    seven: std::path::PathBuf,
+    _peers: Peers,
+}
+
+/// A `[[printers]]` table for held queue `id` of `cupsd` and a
+/// `[[readers]]` table for its reader on `pty`.
+fn held_printer_toml(cupsd: &Cupsd, id: &str, pty: &Pty) -> String {
+    format!(
+        "\n[[printers]]\nid = \"{id}\"\nuri = \"{}\"\nmode = \"held\"\nprices = \"standard\"\npoll_interval = \"300ms\"\ntimeout = \"2s\"\nhold_timeout = \"4h\"\npage_estimate = {PAGE_ESTIMATE}\n\n[[readers]]\nid = \"{id}\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nprinter = \"{id}\"\ndebounce = \"100ms\"\n",
+        cupsd.queue_uri(id),
+        pty.reader.display()
+    )
+}
+
+/// Member `i`'s card.
+fn card(i: usize) -> String {
+    format!("A0000000{i:02X}")
+}
+
+/// One site daemon's folder, its proxy, and what its ledger holds.
+struct Node {
+    name: String,
+    site_id: &'static str,
+    site: Site,
+    proxy: TcpProxy,
+    daemon: Option<Daemon>,
+    /// The ledger's usages by key (`manual:…`), as the test charged them.
+    ledger: BTreeMap<String, Usage>,
+    /// The next key's number (never reused, even after a restore).
+    next_key: usize,
+    /// The daemon's clock offset, seconds.
+    clock: i64,
+    desk: Option<Desk>,
+}
+
+/// A backup taken of a node: its file and what the ledger held then.
+struct Backup {
+    node: usize,
+    file: std::path::PathBuf,
+    ledger: BTreeMap<String, Usage>,
+}
+
+/// Which rounds the seed's special events happen in.
+struct Plan {
+    backup: usize,
+    clone: usize,
+    restore: usize,
+    kill_site: usize,
+    kill_centre: usize,
+    pg_restart: usize,
+    clock_step: usize,
+    /// The node restored, and the node cloned.
+    restored: usize,
+    cloned: usize,
+}
+
+struct Sim {
+    seed: u64,
+    rng: Rng,
+    pg: Postgres,
+    centre_port: u16,
+    central: Option<Central>,
+    nodes: Vec<Node>,
+    /// What the centre must count, by (site id, key).
+    oracle: BTreeMap<(String, String), Usage>,
+    /// The injected conflict: site id, key, and the node whose version the
+    /// centre must not count.
+    conflict: Option<(String, String, usize)>,
+    backup: Option<Backup>,
+    /// What happened, in order, for the failure messages.
+    events: Vec<String>,
+    next_grant: usize,
+}
+
+fn grants_file() -> String {
+    let mut text = CATALOG.to_string();
+    for i in 0..MEMBERS {
+        write!(
+            text,
+            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n",
+            card(i)
+        )
+        .expect("write to a string");
+    }
+    text
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut rng = Rng::new(seed);
+        let pg = Postgres::start();
+        let centre_port = free_port();
+        let central = Central::start_with_grants(&pg, centre_port, &grants_file());
+        let mut sim = Sim {
+            seed,
+            rng: Rng::new(0),
+            pg,
+            centre_port,
+            central: Some(central),
+            nodes: Vec::new(),
+            oracle: BTreeMap::new(),
+            conflict: None,
+            backup: None,
+            events: Vec::new(),
+            next_grant: 0,
+        };
+        for i in 0..SITES {
+            let site_id = crate::support::postgres::SITES[i];
+            let clock = rng.range(-600, 600);
+            let batch = rng.range(1, 6) as usize;
+            let node = sim.new_node(site_id.to_string(), site_id, batch, clock, i == HOLD_NODE);
+            sim.nodes.push(node);
+        }
+        sim.rng = rng;
+        for n in 0..sim.nodes.len() {
+            sim.start_daemon(n);
+        }
+        sim
+    }
+
+    /// A site folder shipping as `site_id` through a proxy of its own, its
+    /// members synced from the grants file (before the daemon starts, so a
+    /// charge finds them).
+    fn new_node(
+        &self,
+        name: String,
+        site_id: &'static str,
+        batch: usize,
+        clock: i64,
+        held_printer: bool,
+    ) -> Node {
+        let site = Site::new(&[]);
+        std::fs::write(site.path("grants.toml"), grants_file()).expect("grants file");
+        let proxy = TcpProxy::start(self.centre_port);
+        let url = format!("http://127.0.0.1:{}", proxy.port);
+        let desk = held_printer.then(|| {
+            let peers = Peers::new();
+            let cupsd = peers.cupsd();
+            cupsd.add_queue("desk", "file:///dev/null", true);
+            cupsd.add_queue_model("blank", "file:///dev/null", true, None);
+            Desk {
+                two: write_pdf(peers.dir(), "two", 2),
+                seven: write_pdf(peers.dir(), "seven", 7),
+                pty: Pty::start(site.dir(), "desk"),
+                blank_pty: Pty::start(site.dir(), "blank"),
+                cupsd,
+                _peers: peers,
+            }
+        });
+        // The printers and their readers, after `[central]`'s lines.
+        let more = desk.as_ref().map_or(String::new(), |d| {
+            held_printer_toml(&d.cupsd, "desk", &d.pty)
+                + &held_printer_toml(&d.cupsd, "blank", &d.blank_pty)
+        });
+        join_chain(&site, &url, site_id, batch, &more);
+        site.set_clocks(clock, 0);
+        Node {
+            name,
+            site_id,
+            site,
+            proxy,
+            daemon: None,
+            ledger: BTreeMap::new(),
+            next_key: 0,
+            clock,
+            desk,
+        }
+    }
+
+    fn start_daemon(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        let daemon = node.site.start();
+        daemon.wait_ready();
+        if node.desk.is_some() {
+            daemon.wait_log("card reader is up reader=desk", LIMIT);
+            daemon.wait_log("card reader is up reader=blank", LIMIT);
+        }
+        node.daemon = Some(daemon);
+    }
+
+    fn say(&mut self, event: String) {
+        self.events.push(event);
+    }
+
+    /// The seed's events. The site restored is never the one with the
+    /// held printer unless `restore_held_printer` (see
+    /// [`chain_sim_restored_held_printer_site`]).
+    fn plan(&mut self, restore_held_printer: bool) -> Plan {
+        let restored = match restore_held_printer {
+            true => HOLD_NODE,
+            false => (HOLD_NODE + 1 + self.rng.below(SITES - 1)) % SITES,
+        };
+        let cloned = (restored + 1 + self.rng.below(SITES - 1)) % SITES;
+        Plan {
+            backup: 1,
+            clone: 2 + self.rng.below(2),
+            restore: 5 + self.rng.below(2),
+            kill_site: 1 + self.rng.below(ROUNDS - 2),
+            kill_centre: 1 + self.rng.below(ROUNDS - 2),
+            pg_restart: 1 + self.rng.below(ROUNDS - 2),
+            clock_step: 1 + self.rng.below(ROUNDS - 2),
+            restored,
+            cloned,
+        }
+    }
+
+    fn run(&mut self, restore_held_printer: bool) {
+        let plan = self.plan(restore_held_printer);
+        for round in 0..ROUNDS {
+            let started = Instant::now();
+            for n in 0..self.nodes.len() {
+                if self.nodes[n].daemon.is_none() {
+                    self.start_daemon(n);
+                    let name = self.nodes[n].name.clone();
+                    self.say(format!("r{round}: {name} restarted"));
+                }
+            }
+            if round == plan.backup {
+                self.take_backup(plan.restored);
+            }
+            if round == plan.clone {
+                self.clone_node(plan.cloned, round);
+            }
+            if round == plan.restore {
+                self.restore(round);
+            }
+            if round > 0 {
+                self.faults(round);
+            }
+            if round == plan.clock_step {
+                let n = self.rng.below(self.nodes.len());
+                let node = &self.nodes[n];
+                node.site.set_clocks(node.clock, 7200);
+                let name = node.name.clone();
+                self.say(format!("r{round}: {name}'s wall clock steps +2h"));
+            }
+            // A held job before the backup, one between it and the restore,
+            // and one at the end.
+            if round == 0 || round + 1 == plan.restore || round == ROUNDS - 1 {
+                let member = self.rng.below(MEMBERS);
+                self.print_held(member);
+            }
+            for op in 0..OPS {
+                if round == plan.kill_centre && op == OPS / 2 {
+                    self.central = None;
+                    self.say(format!("r{round}: centre SIGKILLed"));
+                }
+                if round == plan.pg_restart && op == 2 * OPS / 3 {
+                    self.pg.restart_immediate();
+                    self.say(format!("r{round}: PostgreSQL restarted (immediate)"));
+                }
+                if round == plan.kill_site && op == OPS / 3 {
+                    let n = self.rng.below(self.nodes.len());
+                    if let Some(mut d) = self.nodes[n].daemon.take() {
+                        d.kill9();
+                    }
+                    let name = self.nodes[n].name.clone();
+                    self.say(format!("r{round}: {name} SIGKILLed"));
+                }
+                self.operate();
+            }
+            if self.rng.chance(70) {
+                let n = self.rng.below(self.nodes.len());
+                // A third of the replays are the site's first hello (epoch
+                // 1, nothing written): to the centre, a restored ledger.
+                let index = if self.rng.chance(33) {
+                    0
+                } else {
+                    self.rng.next() as usize
+                };
+                let answer = self.nodes[n].proxy.replay(index);
+                let name = self.nodes[n].name.clone();
+                self.say(format!("r{round}: replay to {name}: {answer:?}"));
+            }
+            if let Some(rest) = ROUND_TIME.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+            if self.central.is_none() {
+                self.central = Some(Central::start_with_grants(
+                    &self.pg,
+                    self.centre_port,
+                    &grants_file(),
+                ));
+                self.say(format!("r{round}: centre restarted"));
+            }
+        }
+    }
+
+    /// Sets each proxy's mode for the round.
+    fn faults(&mut self, round: usize) {
+        let mut modes = Vec::new();
+        for n in 0..self.nodes.len() {
+            let mode = match self.rng.below(100) {
+                0..=44 => Mode::Pass,
+                45..=64 => Mode::Cut,
+                65..=79 => Mode::Delay(Duration::from_millis(self.rng.range(50, 500) as u64)),
+                _ => Mode::DropResponse,
+            };
+            self.nodes[n].proxy.set(mode);
+            modes.push(format!("{}={mode:?}", self.nodes[n].name));
+        }
+        self.say(format!("r{round}: {}", modes.join(",")));
+    }
+}
+
+mod checks;
+mod workload;
