@@ -127,6 +127,13 @@ impl Sim {
             "seed {seed}: the injected conflict (the clone's usage and its refund), once, and no other\nevents: {events}"
         );
 
+        // The centre's own check of its ledger of record agrees.
+        let (passed, verdicts) = self.central.as_ref().expect("the centre is up").check();
+        assert!(
+            passed && verdicts.contains("2 entries recorded as conflicts"),
+            "seed {seed}: tallyd central check:\n{verdicts}"
+        );
+
         // 2. The chain's lots (issued by the centre from the same grants
         // file): each lot's remaining is the sum of its history, within 0
         // and what was granted; each usage drew from them (or as overage)
