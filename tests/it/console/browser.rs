@@ -167,11 +167,12 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
         c.goto(&served.url("/console/members")).await.expect("goto");
         fill(c, "input[name=q]", "14008ec793").await;
         click(c, "form[role=search] button").await;
-        let found = text(c).await;
+        // A click does not wait for the page it loads: wait for its text.
+        let found = text_having(c, "alice").await;
         assert!(found.contains("alice") && found.contains("card"), "{found}");
         b.screenshots("members").await;
         click(c, "main table a").await;
-        let member = text(c).await;
+        let member = text_having(c, "Alice (alice)").await;
         assert!(member.contains("Alice (alice)"), "{member}");
         assert!(member.contains("14008EC793"), "{member}");
 
@@ -196,7 +197,7 @@ fn a_manager_logs_in_finds_a_member_sees_held_jobs_refunds_resolves_a_review_enr
             .expect("goto");
         b.screenshots("member").await;
         click(c, "a[href^='/console/refund?key=print%3Azero']").await;
-        let confirm = text(c).await;
+        let confirm = text_having(c, "Give back").await;
         assert!(confirm.contains("Give back $0.48 to alice"), "{confirm}");
         fill(c, "input[name=reason]", "paper jam").await;
         b.screenshots("refund").await;
