@@ -60,7 +60,7 @@ pub async fn shipper(
     observer: Observer,
     stop: CancellationToken,
 ) {
-    let mut peek = Peek::open(&ledger);
+    let mut peek = outbox::ChangeWatch::open(&ledger);
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     let built = crate::tls::client_builder(&cfg.trust, builder)
         .map_err(ShipError::from)
@@ -114,35 +114,6 @@ pub async fn shipper(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
-        }
-    }
-}
-
-/// A read connection to the ledger that tells whether any connection
-/// committed since it last looked (`PRAGMA data_version`). Without one
-/// (it could not open), every look says yes.
-struct Peek {
-    conn: Option<rusqlite::Connection>,
-    seen: Option<i64>,
-}
-
-impl Peek {
-    fn open(path: &std::path::Path) -> Peek {
-        use rusqlite::OpenFlags;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(path, flags)
-            .map_err(|e| tracing::debug!(error = %e, "outbox peek connection not opened"))
-            .ok();
-        Peek { conn, seen: None }
-    }
-
-    /// Whether the ledger changed since the last look (microseconds: no
-    /// page is read).
-    fn changed(&mut self) -> bool {
-        let Some(conn) = &self.conn else { return true };
-        match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
-            Ok(v) => self.seen.replace(v) != Some(v),
-            Err(_) => true,
         }
     }
 }

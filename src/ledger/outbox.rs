@@ -198,6 +198,36 @@ pub fn resend_after(conn: &Connection, epoch: i64, seq: i64) -> Result<()> {
     Ok(())
 }
 
+/// A read connection to the ledger that tells whether any connection
+/// committed since it last looked (`PRAGMA data_version`): the shipper
+/// looks often while idle without a writer job. Without one (it could not
+/// open), every look says yes.
+pub struct ChangeWatch {
+    conn: Option<Connection>,
+    seen: Option<i64>,
+}
+
+impl ChangeWatch {
+    pub fn open(path: &std::path::Path) -> ChangeWatch {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| tracing::debug!(error = %e, "outbox change watch not opened"))
+            .ok();
+        ChangeWatch { conn, seen: None }
+    }
+
+    /// Whether the ledger changed since the last look (microseconds: no
+    /// page is read).
+    pub fn changed(&mut self) -> bool {
+        let Some(conn) = &self.conn else { return true };
+        match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
+            Ok(v) => self.seen.replace(v) != Some(v),
+            Err(_) => true,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -390,5 +420,21 @@ pub(crate) mod tests {
             .write(|c, _| enable(c, "ham-1"))
             .expect_err("another site");
         assert!(matches!(err, LedgerError::OtherSite { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_change_watch_sees_another_connections_commit_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ledger.db");
+        let mut ledger =
+            crate::ledger::Ledger::open(&path, crate::ledger::Site::default()).expect("open");
+        let mut watch = ChangeWatch::open(&path);
+        watch.changed();
+        assert!(!watch.changed(), "nothing committed");
+        ledger
+            .write(|c, _| crate::ledger::lots::ensure_member(c, "ann", "Ann", 0).map(|_| ()))
+            .expect("write");
+        assert!(watch.changed(), "the writer committed");
+        assert!(!watch.changed(), "seen once");
     }
 }
