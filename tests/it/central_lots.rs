@@ -33,6 +33,17 @@ fn central_balance(site: &Site, member: &str) -> (i64, i64, i64) {
     )
 }
 
+/// The centre on `port`, issuing [`GRANTS`]' lots; once it has.
+fn centre_with_lots(pg: &Postgres, port: u16) -> Central {
+    let central = Central::start_with_grants(pg, port, GRANTS);
+    wait_for(
+        "the centre issued the lots",
+        Duration::from_secs(20),
+        || central.log().contains("central grants sync"),
+    );
+    central
+}
+
 /// Lots whose remaining is not the sum of their history (must be none).
 fn lots_off_history(pg: &Postgres) -> i64 {
     pg.count(
@@ -46,12 +57,7 @@ fn the_centre_issues_each_lot_once_and_every_sites_usage_draws_from_it() {
     let _serial = crate::support::serial();
     let pg = Postgres::start();
     let port = free_port();
-    let central = Central::start_with_grants(&pg, port, GRANTS);
-    wait_for(
-        "the centre issued the lots",
-        Duration::from_secs(20),
-        || central.log().contains("central grants sync"),
-    );
+    let central = centre_with_lots(&pg, port);
     let lots = pg.count("SELECT count(*) FROM lots");
     assert!(lots >= 4, "alice's two grants, bob's, carol's: {lots}");
     let ber1 = chain_site(port, "ber-1", 500);
@@ -189,12 +195,7 @@ fn holds_draw_their_estimate_and_settles_and_voids_change_the_draw_once() {
     let _serial = crate::support::serial();
     let pg = Postgres::start();
     let port = free_port();
-    let central = Central::start_with_grants(&pg, port, GRANTS);
-    wait_for(
-        "the centre issued the lots",
-        Duration::from_secs(20),
-        || central.log().contains("central grants sync"),
-    );
+    let central = centre_with_lots(&pg, port);
     let token = crate::support::postgres::site_token("ber-3");
     let post = |path: &str, body: &str| central.post(path, body, Some(&token));
     let hello = r#"{"site_id":"ber-3","epoch":1,"last_seq":0}"#;
@@ -268,12 +269,7 @@ fn the_centre_expires_lots_past_their_date_and_a_late_usage_is_overage() {
     let _serial = crate::support::serial();
     let pg = Postgres::start();
     let port = free_port();
-    let central = Central::start_with_grants(&pg, port, GRANTS);
-    wait_for(
-        "the centre issued the lots",
-        Duration::from_secs(20),
-        || central.log().contains("central grants sync"),
-    );
+    let central = centre_with_lots(&pg, port);
     // A grants file never issues a lot already past its date, so the test
     // writes one as the centre would have in January: 300 until February.
     pg.query(
