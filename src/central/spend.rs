@@ -17,7 +17,7 @@ use crate::ledger::allocate::{allocate, Candidate, SourceKind};
 use crate::ledger::Ts;
 
 /// A shipped usage, as spending needs it.
-struct Usage {
+pub struct Usage {
     id: i64,
     member: Option<String>,
     credit_kind: String,
@@ -25,6 +25,22 @@ struct Usage {
     amount: i64,
     is_hold: bool,
     at: Ts,
+}
+
+impl Usage {
+    /// From a row of `id, member_id, credit_kind, resource_type, amount,
+    /// is_hold, at` (what applying a usage returns, and [`usage`] reads).
+    pub fn from_row(r: &tokio_postgres::Row) -> Usage {
+        Usage {
+            id: r.get(0),
+            member: r.get(1),
+            credit_kind: r.get(2),
+            resource_type: r.get(3),
+            amount: r.get(4),
+            is_hold: r.get(5),
+            at: r.get(6),
+        }
+    }
 }
 
 async fn usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<Option<Usage>> {
@@ -35,15 +51,7 @@ async fn usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<Option<Usage>> {
         &[&site, &key],
     )
     .await?;
-    Ok(row.map(|r| Usage {
-        id: r.get(0),
-        member: r.get(1),
-        credit_kind: r.get(2),
-        resource_type: r.get(3),
-        amount: r.get(4),
-        is_hold: r.get(5),
-        at: r.get(6),
-    }))
+    Ok(row.as_ref().map(Usage::from_row))
 }
 
 fn unit(u: &Usage) -> &'static str {
@@ -55,12 +63,9 @@ fn unit(u: &Usage) -> &'static str {
 }
 
 /// A usage (or hold) the centre just applied: it draws its amount.
-pub async fn on_usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<()> {
-    let Some(u) = usage(tx, site, key).await? else {
-        return Ok(());
-    };
+pub async fn on_usage(tx: &Tx<'_>, u: &Usage) -> Pg<()> {
     let kind = if u.is_hold { "hold" } else { "debit" };
-    draw(tx, &u, u.amount, kind).await
+    draw(tx, u, u.amount, kind).await
 }
 
 /// A hold resolved: settled at `actual`, or voided (given back whole).

@@ -192,7 +192,8 @@ const APPLY_USAGE: &str = "INSERT INTO usages (site_id, epoch, seq, key, fingerp
         (b->>'is_hold')::int = 1, (b->>'covered')::bigint, (b->>'overage')::bigint,
         (b->>'at')::bigint
     FROM (SELECT $4::jsonb AS b) AS entry
-    ON CONFLICT (site_id, key) DO NOTHING";
+    ON CONFLICT (site_id, key) DO NOTHING
+    RETURNING id, member_id, credit_kind, resource_type, amount, is_hold, at";
 
 /// A resolution or refund applies to the usage under its key only if it is
 /// of that usage: the same fingerprint (or none, from a site that does not
@@ -224,8 +225,16 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
         &[&site, &epoch, &e.seq, &e.kind, &e.body, &e.at],
     )
     .await?;
+    if e.kind == "usage" {
+        // The row it made (none when the key was there), as spending reads it.
+        let made = pg::query_opt(tx, APPLY_USAGE, &[&site, &epoch, &e.seq, &e.body]).await?;
+        return match made {
+            Some(row) => spend::on_usage(tx, &spend::Usage::from_row(&row)).await,
+            None if same_fingerprint(tx, site, e).await? => Ok(()),
+            None => conflict(tx, site, epoch, e, "same usage key, other fingerprint").await,
+        };
+    }
     let (sql, outcome) = match e.kind.as_str() {
-        "usage" => (APPLY_USAGE, None),
         "settle" => (APPLY_RESOLUTION, Some("settled")),
         "void" => (APPLY_RESOLUTION, Some("voided")),
         "refund" => (APPLY_REFUND, None),
@@ -237,17 +246,15 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
     };
     if n == 0 && !same_fingerprint(tx, site, e).await? {
         let what = match e.kind.as_str() {
-            "usage" => "same usage key, other fingerprint",
             "refund" => "refund of another usage under this key",
             _ => "hold resolution of another usage under this key",
         };
         return conflict(tx, site, epoch, e, what).await;
     }
     if n == 1 {
-        // Applied now, not before: what it draws from the chain's lots.
+        // Applied now, not before: what it changes of the usage's draw.
         let key = e.body.get("key").and_then(|k| k.as_str()).unwrap_or("");
         match e.kind.as_str() {
-            "usage" => spend::on_usage(tx, site, key).await?,
             "settle" => {
                 let actual = e.body.get("actual").and_then(|a| a.as_i64()).unwrap_or(0);
                 spend::on_resolution(tx, site, key, Some(actual)).await?
