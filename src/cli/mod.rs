@@ -8,8 +8,8 @@
 //! one line with every cause ([`error_chain`](crate::error_chain)).
 
 mod backup;
-mod central_balance;
 mod central_import;
+mod central_read;
 mod central_report;
 mod check;
 mod console;
@@ -349,7 +349,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             member,
             central: true,
             ..
-        } => central_balance::balance(ctx, &mut out, member.as_deref()),
+        } => central_read::balance(ctx, &mut out, member.as_deref()),
         Command::Balance { member, at, .. } => {
             read::balance(ctx, &mut out, member.as_deref(), at.as_deref())
         }
@@ -365,7 +365,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             to,
             central: true,
             ..
-        } => central_balance::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref()),
+        } => central_read::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref()),
         Command::Statement {
             member, from, to, ..
         } => {
