@@ -5,7 +5,8 @@
 //! - durable single debits per second (one transaction each) and their ratio
 //!   to that raw rate (goal: 0.5 or better), with what one debit is made
 //!   of: its time without the fdatasync (`synchronous=OFF`) and the WAL
-//!   pages each commit writes;
+//!   pages each commit writes, and what the disk alone takes to write and
+//!   sync that many WAL frames (the best ratio a commit that size allows);
 //! - hold + settle jobs per second (two transactions each);
 //! - durable single debits of team members with no lots of their own, paid
 //!   from their team's pool (100 teams of 10), as a ratio to personal
@@ -26,6 +27,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -112,6 +114,45 @@ fn fdatasync_time(dir: &Path, n: usize) -> Duration {
     for _ in 0..n {
         f.seek(SeekFrom::Start(0)).expect("seek");
         f.write_all(&block).expect("write");
+        f.sync_data().expect("fdatasync");
+    }
+    start.elapsed()
+}
+
+/// Time for `n` commits shaped like a debit's in SQLite's WAL: `frames`
+/// frames (a 24-byte header then a 4 KiB page, two writes each) at
+/// advancing offsets in a preallocated 64 MiB file, then one fdatasync.
+/// What the disk alone charges a commit of that many pages.
+fn wal_commit_time(dir: &Path, frames: usize, n: usize) -> Duration {
+    const FRAME: u64 = 24 + 4096;
+    const SIZE: u64 = 64 << 20;
+    let path = dir.join("wal.probe");
+    let f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .expect("probe file");
+    if f.metadata().expect("probe size").len() < SIZE {
+        let mib = vec![0u8; 1 << 20];
+        for i in 0..64 {
+            f.write_all_at(&mib, i << 20).expect("preallocate");
+        }
+        f.sync_all().expect("sync");
+    }
+    let (header, page) = ([0x11u8; 24], [0x33u8; 4096]);
+    let mut offset = 32;
+    let start = Instant::now();
+    for _ in 0..n {
+        if offset + frames as u64 * FRAME > SIZE {
+            offset = 32;
+        }
+        for _ in 0..frames {
+            f.write_all_at(&header, offset).expect("write");
+            f.write_all_at(&page, offset + 24).expect("write");
+            offset += FRAME;
+        }
         f.sync_data().expect("fdatasync");
     }
     start.elapsed()
@@ -417,6 +458,15 @@ fn main() {
     let sync_rate = n as f64 / sync_time.as_secs_f64();
     let direct_rate = n as f64 / direct_time.as_secs_f64();
     let (frames, unsynced_s) = debit_parts(&mut ledger, 500);
+    // The disk's own price of a commit that size, against one page, in
+    // interleaved rounds: the best ratio a debit of that many pages can
+    // reach with no CPU at all.
+    let (mut page_time, mut commit_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        page_time += fdatasync_time(dir.path(), n / rounds);
+        commit_time += wal_commit_time(dir.path(), frames.round() as usize, n / rounds);
+    }
+    let floor_ratio = page_time.as_secs_f64() / commit_time.as_secs_f64();
 
     // Team pool debits against personal ones, in interleaved rounds.
     add_teams(&mut ledger);
@@ -574,6 +624,12 @@ fn main() {
         1e6 / direct_rate,
         unsynced_s * 1e6,
         1e6 / sync_rate
+    );
+    println!(
+        "  disk alone, a commit of {:.0} WAL pages + fdatasync: {:.0} us, against {:.0} us for one page: best ratio with no CPU {floor_ratio:.2}",
+        frames.round(),
+        commit_time.as_secs_f64() * 1e6 / n as f64,
+        page_time.as_secs_f64() * 1e6 / n as f64
     );
     println!(
         "single debits, outbox off / on:    {off_rate:>9.0} / {outbox_rate:.0} /s   (ratio {:.3}, goal >= 0.85)",
