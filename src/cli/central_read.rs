@@ -51,7 +51,7 @@ pub fn statement(
         bail!("--central needs a `[central]` section in the config");
     };
     let tz = ctx.config.tz;
-    let (from_day, to_day) = super::read::statement_days(ctx, from, to)?;
+    let (from_day, to_day) = super::statement::statement_days(ctx, from, to)?;
     let start = clock::local_midnight(tz, from_day).to_string();
     let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day)).to_string();
     let query = [

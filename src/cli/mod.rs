@@ -18,6 +18,7 @@ pub mod locate;
 mod output;
 mod read;
 mod review;
+mod statement;
 mod sync;
 mod sync_output;
 mod team;
@@ -370,7 +371,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             member, from, to, ..
         } => {
             let member = member.unwrap_or_default();
-            read::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref())
+            statement::statement(ctx, &mut out, &member, from.as_deref(), to.as_deref())
         }
         Command::Report { month, by, central } => report(ctx, &mut out, &month, by, central),
         Command::Refund { key, reason } => write::refund(ctx, &mut out, &key, &reason),

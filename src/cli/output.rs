@@ -30,74 +30,16 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// A column aligns right when every cell is an amount or a count
-    /// (`$12.34`, `-0h 45m`, `42`), never a date or a name.
-    fn right_aligned(&self, col: usize) -> bool {
-        let amount = |c: &str| {
-            c.chars().any(|ch| ch.is_ascii_digit())
-                && c.chars().all(|ch| {
-                    ch.is_ascii_digit()
-                        || " .,-+hm".contains(ch)
-                        || (!ch.is_alphanumeric() && ch != ':')
-                })
-        };
-        !self.rows.is_empty()
-            && self
-                .rows
-                .iter()
-                .all(|r| r.get(col).is_none_or(|c| c.is_empty() || amount(c)))
-    }
-
     /// Writes the table with two spaces between columns. A control
     /// character in a cell is written escaped (`\n`), so a row is one line.
     pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let escaped = self.escaped();
-        escaped.write_plain(out)
-    }
-
-    fn escaped(&self) -> Table {
-        let clean = |row: &Vec<String>| -> Vec<String> {
-            row.iter()
-                .map(|c| crate::logging::escape_controls(c).into_owned())
-                .collect()
-        };
-        Table {
-            header: clean(&self.header),
-            rows: self.rows.iter().map(clean).collect(),
-        }
-    }
-
-    fn write_plain(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let cols = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        let mut layout = Layout::new(&self.header);
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(cols) {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
+            layout.measure(row);
         }
-        let right: Vec<bool> = (0..cols).map(|i| self.right_aligned(i)).collect();
-        let line = |cells: &[String]| -> String {
-            let mut s = String::new();
-            for (i, cell) in cells.iter().enumerate().take(cols) {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                if i > 0 {
-                    s.push_str("  ");
-                }
-                if right[i] {
-                    s.push_str(&" ".repeat(pad));
-                    s.push_str(cell);
-                } else {
-                    s.push_str(cell);
-                    if i + 1 < cols {
-                        s.push_str(&" ".repeat(pad));
-                    }
-                }
-            }
-            s.trim_end().to_string()
-        };
-        writeln!(out, "{}", line(&self.header))?;
+        layout.write_header(out)?;
         for row in &self.rows {
-            writeln!(out, "{}", line(row))?;
+            layout.write_row(out, row)?;
         }
         Ok(())
     }
@@ -111,6 +53,88 @@ impl Table {
         }
         w.flush()
     }
+}
+
+/// A table's column widths and alignment, measured row by row: what writing
+/// it aligned needs, without holding its rows. Rows too long for a table
+/// (a statement of years) are measured in one pass and written in a second.
+pub struct Layout {
+    header: Vec<String>,
+    widths: Vec<usize>,
+    /// Every cell so far empty or an amount (`$12.34`, `-0h 45m`, `42`).
+    amounts: Vec<bool>,
+    rows: usize,
+}
+
+impl Layout {
+    pub fn new<S: AsRef<str>>(header: &[S]) -> Self {
+        let header: Vec<String> = header.iter().map(|h| escaped(h.as_ref())).collect();
+        Layout {
+            widths: header.iter().map(|h| h.chars().count()).collect(),
+            amounts: vec![true; header.len()],
+            header,
+            rows: 0,
+        }
+    }
+
+    pub fn measure(&mut self, row: &[String]) {
+        self.rows += 1;
+        for (i, cell) in row.iter().enumerate().take(self.header.len()) {
+            let cell = escaped(cell);
+            self.widths[i] = self.widths[i].max(cell.chars().count());
+            self.amounts[i] &= cell.is_empty() || is_amount(&cell);
+        }
+    }
+
+    /// No row measured.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn write_header(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "{}", self.line(&self.header))
+    }
+
+    /// Writes `row` with two spaces between columns. A control character
+    /// in a cell is written escaped (`\n`), so a row is one line.
+    pub fn write_row(&self, out: &mut dyn Write, row: &[String]) -> std::io::Result<()> {
+        let row: Vec<String> = row.iter().map(|c| escaped(c)).collect();
+        writeln!(out, "{}", self.line(&row))
+    }
+
+    /// A column aligns right when every cell is an amount or a count, never
+    /// a date or a name.
+    fn line(&self, cells: &[String]) -> String {
+        let cols = self.header.len();
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate().take(cols) {
+            let pad = self.widths[i].saturating_sub(cell.chars().count());
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if self.rows > 0 && self.amounts[i] {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+                if i + 1 < cols {
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        s.trim_end().to_string()
+    }
+}
+
+fn escaped(cell: &str) -> String {
+    crate::logging::escape_controls(cell).into_owned()
+}
+
+fn is_amount(cell: &str) -> bool {
+    cell.chars().any(|ch| ch.is_ascii_digit())
+        && cell.chars().all(|ch| {
+            ch.is_ascii_digit() || " .,-+hm".contains(ch) || (!ch.is_alphanumeric() && ch != ':')
+        })
 }
 
 /// Writes a value as pretty JSON.

@@ -4,7 +4,7 @@ use super::output::{write_json, Format, Table};
 use super::Ctx;
 use crate::clock;
 use crate::ledger::query::columns::{report_cells, report_header, ReportUnits};
-use crate::ledger::query::{self, Balance, ReportBy, StatementLine};
+use crate::ledger::query::{self, Balance, ReportBy};
 use crate::ledger::Ledger;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{anyhow, Result};
@@ -15,7 +15,7 @@ pub(super) fn open(ctx: &Ctx) -> Result<Ledger> {
     Ok(Ledger::open_read_only(&ctx.ledger, ctx.config.site())?)
 }
 
-fn balance_table(ctx: &Ctx, balances: &[Balance], raw: bool) -> Table {
+pub(super) fn balance_table(ctx: &Ctx, balances: &[Balance], raw: bool) -> Table {
     let credits: BTreeSet<&String> = balances
         .iter()
         .flat_map(|b| b.time_minutes.keys())
@@ -135,136 +135,6 @@ fn write_next_expiries(ctx: &Ctx, out: &mut dyn Write, balances: &[Balance]) -> 
         t.write(out)?;
     }
     Ok(())
-}
-
-fn parse_day(ctx: &Ctx, flag: &str, text: &str) -> Result<chrono::NaiveDate> {
-    let _ = ctx;
-    clock::parse_date(text).ok_or_else(|| anyhow!("{flag} `{text}` is not a date (YYYY-MM-DD)"))
-}
-
-pub fn statement(
-    ctx: &Ctx,
-    out: &mut dyn Write,
-    member: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<()> {
-    let tz = ctx.config.tz;
-    let (from_day, to_day) = statement_days(ctx, from, to)?;
-    let start = clock::local_midnight(tz, from_day);
-    let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day));
-    let ledger = open(ctx)?;
-    let st = query::statement(ledger.conn(), member, start, end)?;
-    match ctx.format {
-        Format::Json => write_json(out, &st)?,
-        Format::Csv => statement_csv(ctx, &st.lines).write_csv(out)?,
-        Format::Table => {
-            writeln!(
-                out,
-                "Statement for {} ({}), {} to {}",
-                st.member, st.name, from_day, to_day
-            )?;
-            writeln!(out, "Opening balance:")?;
-            balance_table(ctx, std::slice::from_ref(&st.opening), false).write(out)?;
-            writeln!(out)?;
-            if st.lines.is_empty() {
-                writeln!(out, "(no changes in this period)")?;
-            } else {
-                statement_table(ctx, &st.lines).write(out)?;
-            }
-            writeln!(out)?;
-            writeln!(out, "Closing balance:")?;
-            balance_table(ctx, std::slice::from_ref(&st.closing), false).write(out)?;
-        }
-    }
-    Ok(())
-}
-
-/// A statement's first and last day: `--from` (default: the first of this
-/// month) and `--to` (default: today), in order.
-pub(super) fn statement_days(
-    ctx: &Ctx,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
-    let today = clock::local_date(ctx.config.tz, ctx.now);
-    let from_day = match from {
-        Some(t) => parse_day(ctx, "--from", t)?,
-        None => chrono::Datelike::with_day(&today, 1).unwrap_or(today),
-    };
-    let to_day = match to {
-        Some(t) => parse_day(ctx, "--to", t)?,
-        None => today,
-    };
-    if to_day < from_day {
-        return Err(anyhow!("--to {to_day} is before --from {from_day}"));
-    }
-    Ok((from_day, to_day))
-}
-
-/// Statement lines for CSV: RFC 3339 times, integer amounts and their unit.
-fn statement_csv(ctx: &Ctx, lines: &[StatementLine]) -> Table {
-    let mut t = Table::new([
-        "at",
-        "kind",
-        "credit",
-        "amount",
-        "overage",
-        "unit",
-        "description",
-        "key",
-    ]);
-    for l in lines {
-        t.push(vec![
-            clock::format_rfc3339(ctx.config.tz, l.at),
-            l.kind.clone(),
-            l.credit.clone(),
-            l.amount.to_string(),
-            l.overage.to_string(),
-            l.unit.clone(),
-            l.description.clone(),
-            l.usage_key.clone().unwrap_or_default(),
-        ]);
-    }
-    t
-}
-
-/// Statement lines for people: local times, money and hours, no overage
-/// shown where there was none.
-fn statement_table(ctx: &Ctx, lines: &[StatementLine]) -> Table {
-    let sym = &ctx.config.currency_symbol;
-    let amount = |unit: &str, n: i64| {
-        if unit == "cents" {
-            format_cents(sym, n)
-        } else {
-            format_minutes(n)
-        }
-    };
-    let mut t = Table::new([
-        "date",
-        "kind",
-        "credit",
-        "amount",
-        "overage",
-        "description",
-        "key",
-    ]);
-    for l in lines {
-        t.push(vec![
-            clock::format_local(ctx.config.tz, l.at),
-            l.kind.clone(),
-            l.credit.clone(),
-            amount(&l.unit, l.amount),
-            if l.overage == 0 {
-                String::new()
-            } else {
-                amount(&l.unit, l.overage)
-            },
-            l.description.clone(),
-            l.usage_key.clone().unwrap_or_default(),
-        ]);
-    }
-    t
 }
 
 pub fn report(ctx: &Ctx, out: &mut dyn Write, month: &str, by: ReportBy) -> Result<()> {

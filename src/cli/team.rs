@@ -2,7 +2,8 @@
 //! `balance`: read-only views of teams.
 
 use super::output::{write_json, Format, Table};
-use super::read::{open, statement_days};
+use super::read::open;
+use super::statement::statement_days;
 use super::Ctx;
 use crate::clock;
 use crate::ledger::query::team::{pool_available, team_balance, team_statement, PoolLine};

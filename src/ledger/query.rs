@@ -9,50 +9,22 @@ mod lots;
 pub mod members;
 pub mod months;
 pub mod now;
+mod statement;
 pub mod team;
 
 use balance::members;
 pub use balance::{balances, balances_now, Balance, NextExpiry};
 pub use days::daily_totals;
 pub use lots::{lots_of, LotLine, LotStatus};
+pub use statement::{
+    statement, statement_ends, statement_lines, Statement, StatementEnds, StatementLine,
+};
 
 use super::detail::UsageDetail;
 use super::usage::CreditKind;
-use super::{add, LedgerError, Result, Ts, PRINTING};
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{add, LedgerError, Result, Ts};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
-use std::collections::HashMap;
-
-/// One line of a member's statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatementLine {
-    pub at: Ts,
-    /// grant, debit, hold, settle, void, expire, adjust, refund.
-    pub kind: String,
-    /// `printing` or a time credit id.
-    pub credit: String,
-    /// Change to the member's credit (negative when spent).
-    pub amount: i64,
-    /// Change to the member's overage account.
-    pub overage: i64,
-    /// `cents` or `minutes`.
-    pub unit: String,
-    pub description: String,
-    /// The usage's idempotency key, for `tallyd refund`.
-    pub usage_key: Option<String>,
-}
-
-/// A statement: opening balance, lines, closing balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Statement {
-    pub member: String,
-    pub name: String,
-    pub from: Ts,
-    pub to: Ts,
-    pub opening: Balance,
-    pub lines: Vec<StatementLine>,
-    pub closing: Balance,
-}
 
 fn describe_usage(
     origin: &str,
@@ -99,180 +71,6 @@ fn describe_usage(
         "session" => format!("session in {}", resource.unwrap_or("?")),
         _ => d.reason.unwrap_or_else(|| "manual charge".into()),
     }
-}
-
-/// A member's statement for `[from, to)`: one line per event and credit.
-pub fn statement(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Statement> {
-    let mut who = members(conn, Some(member))?;
-    let (id, name, _) = who.remove(0);
-    let mut lines = credit_lines(conn, &id, from, to)?;
-    add_overage_lines(conn, &id, from, to, &mut lines)?;
-    let mut lines: Vec<StatementLine> = lines.into_iter().map(|(_, l)| l).collect();
-    lines.sort_by_key(|l| l.at);
-    let opening = balances(conn, Some(&id), from - 1)?.remove(0);
-    let closing = balances(conn, Some(&id), to - 1)?.remove(0);
-    Ok(Statement {
-        member: id,
-        name,
-        from,
-        to,
-        opening,
-        lines,
-        closing,
-    })
-}
-
-/// A statement line and the usage it belongs to (`None` for a lot's own
-/// events: a grant, an expiry, a void, an adjustment).
-type UsageLine = (Option<i64>, StatementLine);
-
-/// The changes to `member`'s lots in `[from, to)`, in history order. The rows
-/// of one usage, kind and credit (a debit spread over lots) are one line.
-fn credit_lines(conn: &Connection, member: &str, from: Ts, to: Ts) -> Result<Vec<UsageLine>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT h.at, h.kind, l.credit, h.delta, h.usage_id, h.note, l.source, u.origin, u.printer,
-                u.resource, CASE WHEN h.kind = 'settle' THEN COALESCE(hr.detail, u.detail)
-                ELSE u.detail END, u.key,
-                (SELECT g.note FROM history g WHERE g.lot_id = l.id AND g.kind = 'grant' ORDER BY g.id LIMIT 1)
-         FROM history h JOIN lots l ON l.id = h.lot_id LEFT JOIN usages u ON u.id = h.usage_id
-         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-         WHERE l.member_id = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.id",
-    )?;
-    let mut rows = stmt.query(params![member, from, to])?;
-    let mut lines: Vec<UsageLine> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let usage: Option<i64> = r.get(4)?;
-        let line = history_line(r)?;
-        if let Some((last_usage, last)) = lines.last_mut() {
-            if usage.is_some()
-                && *last_usage == usage
-                && last.kind == line.kind
-                && last.credit == line.credit
-            {
-                last.amount = add(last.amount, line.amount)?;
-                continue;
-            }
-        }
-        lines.push((usage, line));
-    }
-    Ok(lines)
-}
-
-/// One history row (as [`credit_lines`] selects it) as a statement line: its
-/// usage described, with the row's note; or the note; or the kind and the
-/// lot's source.
-fn history_line(r: &rusqlite::Row<'_>) -> Result<StatementLine> {
-    let kind: String = r.get(1)?;
-    let credit: String = r.get(2)?;
-    let note: String = r.get(5)?;
-    let source: String = r.get(6)?;
-    let description = match r.get::<_, Option<String>>(7)? {
-        Some(origin) => {
-            let detail: String = r.get(10)?;
-            let d = describe_usage(
-                &origin,
-                r.get::<_, Option<String>>(8)?.as_deref(),
-                r.get::<_, Option<String>>(9)?.as_deref(),
-                &detail,
-            );
-            if note.is_empty() {
-                d
-            } else {
-                format!("{d} ({note})")
-            }
-        }
-        // An expiry (or another row without a note) names the lot: the
-        // plan benefit and period, product or grant it was issued for.
-        None if note.is_empty() => match r.get::<_, Option<String>>(12)? {
-            Some(granted) if !granted.is_empty() && kind != "grant" => {
-                format!("{kind}: {granted}")
-            }
-            _ => format!("{kind} ({source})"),
-        },
-        None => note,
-    };
-    let unit = if credit == PRINTING {
-        "cents"
-    } else {
-        "minutes"
-    };
-    Ok(StatementLine {
-        at: r.get(0)?,
-        kind,
-        credit,
-        amount: r.get(3)?,
-        overage: 0,
-        unit: unit.into(),
-        description,
-        usage_key: r.get(11)?,
-    })
-}
-
-/// Adds `member`'s overage in `[from, to)` to `lines`: to the line of the same
-/// usage and kind when there is one, else as a line of its own.
-fn add_overage_lines(
-    conn: &Connection,
-    member: &str,
-    from: Ts,
-    to: Ts,
-    lines: &mut Vec<UsageLine>,
-) -> Result<()> {
-    let mut ov = conn.prepare_cached(
-        "SELECT o.at, o.kind, o.unit, o.amount, o.usage_id, u.origin, u.printer, u.resource,
-                CASE WHEN o.kind = 'settle' THEN COALESCE(hr.detail, u.detail) ELSE u.detail END,
-                u.key, COALESCE(u.resource_type, 'printing')
-         FROM overage o JOIN usages u ON u.id = o.usage_id
-         LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id AND hr.outcome = 'settled'
-         WHERE o.member_id = ?1 AND o.at >= ?2 AND o.at < ?3 ORDER BY o.id",
-    )?;
-    // Where each (usage, kind) line is, found by key rather than by a scan
-    // of every line per overage row (a busy month has thousands of each).
-    let mut at: HashMap<(Option<i64>, String), usize> = HashMap::with_capacity(lines.len());
-    for (i, (usage, line)) in lines.iter().enumerate() {
-        at.entry((*usage, line.kind.clone())).or_insert(i);
-    }
-    let mut rows = ov.query(params![member, from, to])?;
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(1)?;
-        let amount: i64 = r.get(3)?;
-        let usage: Option<i64> = r.get(4)?;
-        let key = (usage, kind);
-        if let Some(&i) = at.get(&key) {
-            let line = &mut lines[i].1;
-            line.overage = add(line.overage, amount)?;
-            continue;
-        }
-        at.insert(key.clone(), lines.len());
-        lines.push((usage, overage_line(r, key.1, amount)?));
-    }
-    Ok(())
-}
-
-/// An overage row (as [`add_overage_lines`] selects it) with no credit line of
-/// its own usage and kind: a line that changes only the overage account.
-fn overage_line(r: &rusqlite::Row<'_>, kind: String, amount: i64) -> Result<StatementLine> {
-    let origin: String = r.get(5)?;
-    let detail: String = r.get(8)?;
-    let unit: String = r.get(2)?;
-    Ok(StatementLine {
-        at: r.get(0)?,
-        kind,
-        credit: if unit == "cents" {
-            PRINTING.into()
-        } else {
-            r.get(10)?
-        },
-        amount: 0,
-        overage: amount,
-        unit,
-        description: describe_usage(
-            &origin,
-            r.get::<_, Option<String>>(6)?.as_deref(),
-            r.get::<_, Option<String>>(7)?.as_deref(),
-            &detail,
-        ),
-        usage_key: r.get(9)?,
-    })
 }
 
 /// How a monthly report is grouped.

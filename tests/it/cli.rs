@@ -198,6 +198,91 @@ fn a_past_balance_is_rebuilt_from_history() {
     );
 }
 
+/// The statement streams its lines (one pass for CSV and JSON, two for a
+/// table): what it prints is what the ledger's collected statement holds,
+/// line for line, with overage joined to its charge at the same instant,
+/// lines of their own for overage only, and several events in one second.
+#[test]
+fn a_streamed_statement_prints_every_line_the_ledger_collects() {
+    let site = site();
+    with_alice(&site);
+    for (i, day) in (3..=9).enumerate() {
+        let at = format!("2026-11-{day:02} 10:00");
+        let key = format!("s{i}");
+        // $20 of credit: the last charges run into overage.
+        site.ok(
+            &at,
+            &[
+                "charge", "alice", "--amount", "3.5", "--reason", "posters", "--key", &key,
+            ],
+        );
+        let key = format!("t{i}");
+        site.ok(
+            &at,
+            &[
+                "charge",
+                "alice",
+                "--amount",
+                "1",
+                "--reason",
+                "same second",
+                "--key",
+                &key,
+            ],
+        );
+    }
+    site.ok(
+        "2026-11-10 09:00",
+        &["refund", "manual:s6", "--reason", "jam"],
+    );
+    site.ok("2026-12-01 00:30", &["expire"]);
+    let period = ["alice", "--from", "2026-11-01", "--to", "2026-12-01"];
+    fn args<'a>(period: &[&'a str], format: Option<&'a str>) -> Vec<&'a str> {
+        let mut a = vec!["statement"];
+        a.extend(period);
+        a.extend(format);
+        a
+    }
+    let printed = json(&site.ok("2026-12-02 09:00", &args(&period, Some("--json"))));
+
+    let ledger = tallyd::ledger::Ledger::open_read_only(&site.ledger(), Default::default())
+        .expect("open the ledger");
+    let from = printed["from"].as_i64().expect("from");
+    let to = printed["to"].as_i64().expect("to");
+    let collected =
+        tallyd::ledger::query::statement(ledger.conn(), "alice", from, to).expect("statement");
+    assert_eq!(printed, serde_json::to_value(&collected).expect("json"));
+    let lines = collected.lines.len();
+    assert!(lines >= 17, "grant, 14 charges, refund, expire: {lines}");
+    assert!(
+        collected
+            .lines
+            .iter()
+            .any(|l| l.amount < 0 && l.overage > 0),
+        "a charge partly on overage is one line: {:#?}",
+        collected.lines
+    );
+
+    let csv = site.ok("2026-12-02 09:00", &args(&period, Some("--csv")));
+    assert_eq!(csv.lines().count(), lines + 1, "{csv}");
+    let table = site.ok("2026-12-02 09:00", &args(&period, None));
+    let body: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("date "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(body.len(), lines, "{table}");
+    let key_column = |l: &str| l.rfind("manual:").expect("every charge has its key");
+    let charges: Vec<&&str> = body.iter().filter(|l| l.contains("manual:")).collect();
+    assert!(
+        charges
+            .windows(2)
+            .all(|w| key_column(w[0]) == key_column(w[1])),
+        "the key column lines up:\n{table}"
+    );
+}
+
 #[test]
 fn statement_lists_grants_charges_refunds_and_expiry() {
     let site = site();

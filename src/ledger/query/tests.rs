@@ -1,7 +1,8 @@
 //! The read side's queries against a real (in-memory) ledger.
 
 use super::*;
-use crate::ledger::{Ledger, Site};
+use crate::ledger::{Ledger, Site, PRINTING};
+use rusqlite::params;
 
 #[test]
 fn unknown_cards_are_one_row_per_card_and_reader_newest_first() {
