@@ -2,6 +2,9 @@
 //! CSV for tools. Amounts stay integers in JSON and CSV; only tables format
 //! them as `$12.34` and `2h 05m`.
 
+use serde::ser::{Error as _, SerializeSeq};
+use serde::{Serialize, Serializer};
+use std::cell::RefCell;
 use std::io::Write;
 
 /// How a command prints its result.
@@ -137,8 +140,46 @@ fn is_amount(cell: &str) -> bool {
         })
 }
 
+/// Walks rows read from the ledger, handing each to its argument as it is
+/// read: what a streamed command writes from, once or twice.
+pub type Walk<'a, T> = dyn Fn(&mut dyn FnMut(T) -> anyhow::Result<()>) -> anyhow::Result<()> + 'a;
+
+/// Rows as a JSON array, each serialized as it is read: a walk, taken once
+/// when serialized.
+pub struct Streamed<'a, 'b, T>(RefCell<Option<&'a Walk<'b, T>>>);
+
+impl<'a, 'b, T> Streamed<'a, 'b, T> {
+    pub fn new(walk: &'a Walk<'b, T>) -> Self {
+        Streamed(RefCell::new(Some(walk)))
+    }
+}
+
+impl<T: Serialize> Serialize for Streamed<'_, '_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let walk = self
+            .0
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| S::Error::custom("rows walked twice"))?;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed = None;
+        let walked = walk(&mut |row| {
+            seq.serialize_element(&row).map_err(|e| {
+                let text = e.to_string();
+                failed = Some(e);
+                anyhow::anyhow!(text)
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        walked.map_err(|e| S::Error::custom(format!("{e:#}")))?;
+        seq.end()
+    }
+}
+
 /// Writes a value as pretty JSON.
-pub fn write_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+pub fn write_json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
 }

@@ -4,7 +4,7 @@
 //! read in one snapshot, so both passes and the balances agree while the
 //! daemon writes.
 
-use super::output::{Format, Layout};
+use super::output::{Format, Layout, Streamed, Walk};
 use super::read::{balance_table, open};
 use super::Ctx;
 use crate::clock;
@@ -12,9 +12,8 @@ use crate::ledger::query::{self, StatementEnds, StatementLine};
 use crate::ledger::Ts;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{anyhow, Result};
-use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
-use serde::{Serialize, Serializer};
-use std::cell::RefCell;
+use serde::ser::SerializeStruct;
+use serde::Serializer;
 use std::io::Write;
 
 pub fn statement(
@@ -57,7 +56,7 @@ pub fn statement(
 }
 
 /// Walks a statement's lines, handing each to its argument.
-type Lines<'a> = dyn Fn(&mut dyn FnMut(StatementLine) -> Result<()>) -> Result<()> + 'a;
+type Lines<'a> = Walk<'a, StatementLine>;
 
 fn parse_day(ctx: &Ctx, flag: &str, text: &str) -> Result<chrono::NaiveDate> {
     let _ = ctx;
@@ -185,36 +184,9 @@ fn write_json(
     doc.serialize_field("from", &from)?;
     doc.serialize_field("to", &to)?;
     doc.serialize_field("opening", &ends.opening)?;
-    doc.serialize_field("lines", &Streamed(RefCell::new(Some(lines))))?;
+    doc.serialize_field("lines", &Streamed::new(lines))?;
     doc.serialize_field("closing", &ends.closing)?;
     SerializeStruct::end(doc)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// A statement's lines as a JSON array, walked once when serialized.
-struct Streamed<'a, 'b>(RefCell<Option<&'a Lines<'b>>>);
-
-impl Serialize for Streamed<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let lines = self
-            .0
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| S::Error::custom("statement lines walked twice"))?;
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut failed = None;
-        let walked = lines(&mut |line| {
-            seq.serialize_element(&line).map_err(|e| {
-                let text = e.to_string();
-                failed = Some(e);
-                anyhow!(text)
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        walked.map_err(|e| S::Error::custom(format!("{e:#}")))?;
-        seq.end()
-    }
 }

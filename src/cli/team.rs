@@ -1,7 +1,7 @@
 //! `balance --team`, `statement --team`, and the pool under a member's
 //! `balance`: read-only views of teams.
 
-use super::output::{write_json, Format, Table};
+use super::output::{write_json, Format, Layout, Streamed, Table};
 use super::read::open;
 use super::statement::statement_days;
 use super::Ctx;
@@ -224,7 +224,9 @@ pub fn balance(ctx: &Ctx, out: &mut dyn Write, team: &str) -> Result<()> {
     Ok(())
 }
 
-/// `tallyd statement --team T`.
+/// `tallyd statement --team T`: the pool's draws, streamed as the ledger
+/// hands them over (a table in two passes, the first measuring its
+/// columns), all read in one snapshot.
 pub fn statement(
     ctx: &Ctx,
     out: &mut dyn Write,
@@ -237,24 +239,41 @@ pub fn statement(
     let start = clock::local_midnight(tz, from_day);
     let end = clock::local_midnight(tz, to_day.succ_opt().unwrap_or(to_day));
     let ledger = open(ctx)?;
-    let lines = team_statement(ledger.conn(), team, start, end)?;
+    let conn = ledger.conn();
+    let _snapshot = conn.unchecked_transaction()?;
+    let draws =
+        |emit: &mut dyn FnMut(PoolLine) -> Result<()>| team_statement(conn, team, start, end, emit);
     match ctx.format {
-        Format::Json => write_json(out, &lines)?,
-        Format::Csv => draws_table(ctx, &lines, true).write_csv(out)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &Streamed::new(&draws))?;
+            writeln!(out)?;
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(draws_header(true))?;
+            draws(&mut |l| Ok(w.write_record(draw_row(ctx, &l, true))?))?;
+            w.flush()?;
+        }
         Format::Table => {
             writeln!(out, "Pool draws of team {team}, {from_day} to {to_day}")?;
-            if lines.is_empty() {
+            let mut layout = Layout::new(&draws_header(false));
+            draws(&mut |l| {
+                layout.measure(&draw_row(ctx, &l, false));
+                Ok(())
+            })?;
+            if layout.is_empty() {
                 writeln!(out, "(no draws in this period)")?;
             } else {
-                draws_table(ctx, &lines, false).write(out)?;
+                layout.write_header(out)?;
+                draws(&mut |l| Ok(layout.write_row(out, &draw_row(ctx, &l, false))?))?;
             }
         }
     }
     Ok(())
 }
 
-fn draws_table(ctx: &Ctx, lines: &[PoolLine], raw: bool) -> Table {
-    let mut t = Table::new([
+fn draws_header(raw: bool) -> [&'static str; 8] {
+    [
         if raw { "at" } else { "date" },
         "member",
         "kind",
@@ -263,26 +282,28 @@ fn draws_table(ctx: &Ctx, lines: &[PoolLine], raw: bool) -> Table {
         "lot",
         "amount",
         "key",
-    ]);
-    for l in lines {
-        t.push(vec![
-            if raw {
-                l.at.to_string()
-            } else {
-                clock::format_local(ctx.config.tz, l.at)
-            },
-            l.member.clone(),
-            l.kind.clone(),
-            l.credit.clone(),
-            l.owner.clone(),
-            l.lot.to_string(),
-            if raw {
-                l.amount.to_string()
-            } else {
-                amount(ctx, &l.credit, l.amount)
-            },
-            l.usage_key.clone(),
-        ]);
-    }
-    t
+    ]
+}
+
+/// A draw as a row: raw (Unix time, integer amount) for CSV, else local
+/// time and money or hours.
+fn draw_row(ctx: &Ctx, l: &PoolLine, raw: bool) -> Vec<String> {
+    vec![
+        if raw {
+            l.at.to_string()
+        } else {
+            clock::format_local(ctx.config.tz, l.at)
+        },
+        l.member.clone(),
+        l.kind.clone(),
+        l.credit.clone(),
+        l.owner.clone(),
+        l.lot.to_string(),
+        if raw {
+            l.amount.to_string()
+        } else {
+            amount(ctx, &l.credit, l.amount)
+        },
+        l.usage_key.clone(),
+    ]
 }

@@ -201,32 +201,49 @@ pub struct PoolLine {
     pub usage_key: String,
 }
 
-/// Every draw on `team`'s pool in `[from, to)`, in order.
-pub fn team_statement(conn: &Connection, team: &str, from: Ts, to: Ts) -> Result<Vec<PoolLine>> {
+/// Hands `emit` each draw on `team`'s pool in `[from, to)`, in the order
+/// they were made, as it is read (a team's years of draws are never all
+/// held).
+pub fn team_statement<E: From<LedgerError>>(
+    conn: &Connection,
+    team: &str,
+    from: Ts,
+    to: Ts,
+    mut emit: impl FnMut(PoolLine) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let known: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM teams WHERE id = ?1")?
-        .query_row([team], |r| r.get(0))
-        .optional()?;
+        .prepare_cached("SELECT 1 FROM teams WHERE id = ?1")
+        .and_then(|mut s| s.query_row([team], |r| r.get(0)).optional())
+        .map_err(LedgerError::from)?;
     if known.is_none() {
-        return Err(LedgerError::UnknownTeam(team.to_string()));
+        return Err(LedgerError::UnknownTeam(team.to_string()).into());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT d.at, d.member_id, d.kind, l.credit, l.member_id, d.lot_id, d.amount, d.unit, u.key
-         FROM pool_draws d JOIN lots l ON l.id = d.lot_id JOIN usages u ON u.id = d.usage_id
-         WHERE d.team_id = ?1 AND d.at >= ?2 AND d.at < ?3 ORDER BY d.id",
-    )?;
-    let rows = stmt.query_map(params![team, from, to], |r| {
-        Ok(PoolLine {
-            at: r.get(0)?,
-            member: r.get(1)?,
-            kind: r.get(2)?,
-            credit: r.get(3)?,
-            owner: r.get(4)?,
-            lot: r.get(5)?,
-            amount: r.get(6)?,
-            unit: r.get(7)?,
-            usage_key: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT d.at, d.member_id, d.kind, l.credit, l.member_id, d.lot_id, d.amount, d.unit, u.key
+             FROM pool_draws d JOIN lots l ON l.id = d.lot_id JOIN usages u ON u.id = d.usage_id
+             WHERE d.team_id = ?1 AND d.at >= ?2 AND d.at < ?3 ORDER BY d.id",
+        )
+        .map_err(LedgerError::from)?;
+    let mut rows = stmt
+        .query(params![team, from, to])
+        .map_err(LedgerError::from)?;
+    while let Some(r) = rows.next().map_err(LedgerError::from)? {
+        emit(pool_line(r).map_err(LedgerError::from)?)?;
+    }
+    Ok(())
+}
+
+fn pool_line(r: &rusqlite::Row<'_>) -> rusqlite::Result<PoolLine> {
+    Ok(PoolLine {
+        at: r.get(0)?,
+        member: r.get(1)?,
+        kind: r.get(2)?,
+        credit: r.get(3)?,
+        owner: r.get(4)?,
+        lot: r.get(5)?,
+        amount: r.get(6)?,
+        unit: r.get(7)?,
+        usage_key: r.get(8)?,
+    })
 }

@@ -4,7 +4,7 @@
 //! `check-ledger` ties every pool draw to its history. Table, `--json` and
 //! `--csv` each.
 
-use crate::support::tallyd::SiteDir;
+use crate::support::tallyd::{fails, SiteDir};
 use rusqlite::Connection;
 
 const CONFIG: &str = r#"
@@ -112,6 +112,71 @@ fn a_members_balance_shows_the_pool_in_table_json_and_csv() {
         "{csv}"
     );
     assert!(rows.contains(&"ben,Ben,false,0,0,0,,,,"), "{csv}");
+}
+
+/// A team's statement, streamed (table in two passes, CSV and JSON in
+/// one): the same draws in each form, in order, and an unknown team is
+/// refused with its name.
+#[test]
+fn a_team_statement_lists_each_draw_in_table_json_and_csv() {
+    let site = acme();
+    site.ok(
+        "2026-11-10 11:00",
+        &[
+            "charge", "ann", "--units", "50", "--reason", "binding", "--key", "b1",
+        ],
+    );
+    let period = ["--from", "2026-11-01", "--to", "2026-11-30"];
+    let args = |format: &'static str| {
+        let mut a = vec!["statement", "--team", "acme"];
+        a.extend(period);
+        if !format.is_empty() {
+            a.push(format);
+        }
+        a
+    };
+    let j = json(&site.ok("2026-11-11 09:00", &args("--json")));
+    let draws = j.as_array().unwrap_or_else(|| panic!("an array: {j}"));
+    assert_eq!(draws.len(), 2, "{j}");
+    assert_eq!(draws[0]["member"], "ann", "{j}");
+    assert_eq!(draws[0]["amount"], 100, "{j}");
+    assert_eq!(draws[1]["usage_key"], "manual:b1", "{j}");
+
+    let csv = site.ok("2026-11-11 09:00", &args("--csv"));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0], "at,member,kind,credit,from,lot,amount,key",
+        "{csv}"
+    );
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[2].ends_with(",50,manual:b1"), "{csv}");
+
+    let table = site.ok("2026-11-11 09:00", &args(""));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("date "), "{table}");
+    assert_eq!(lines.len(), 4, "title, header, two draws: {table}");
+    let key_at = |l: &str| l.rfind("manual:").expect("a key");
+    assert_eq!(key_at(lines[2]), key_at(lines[3]), "aligned:\n{table}");
+    assert!(lines[3].contains("$0.50"), "{table}");
+
+    let empty = site.ok(
+        "2026-11-11 09:00",
+        &[
+            "statement",
+            "--team",
+            "acme",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+        ],
+    );
+    assert!(empty.contains("(no draws in this period)"), "{empty}");
+    let unknown = fails(&mut site.at(
+        "2026-11-11 09:00",
+        &["statement", "--team", "nobody", "--json"],
+    ));
+    assert!(unknown.contains("unknown team `nobody`"), "{unknown}");
 }
 
 #[test]
