@@ -59,7 +59,9 @@ pub fn position(conn: &Connection) -> Result<Option<Position>> {
     let row = conn
         .query_row(
             "SELECT s.site_id, s.epoch, s.acked_seq,
-                    COALESCE((SELECT MAX(o.seq) FROM outbox o WHERE o.epoch = s.epoch), 0)
+                    COALESCE((SELECT o.seq FROM outbox o
+                              WHERE o.pos > s.epoch << 40 AND o.pos < (s.epoch + 1) << 40
+                              ORDER BY o.pos DESC LIMIT 1), 0)
              FROM outbox_site s",
             [],
             |r| {
@@ -107,7 +109,8 @@ const PENDING: &str = "SELECT o.seq, o.kind,
     END,
     o.at
     FROM outbox o, outbox_site s
-    WHERE o.epoch = s.epoch AND o.seq > s.acked_seq ORDER BY o.seq LIMIT ?1";
+    WHERE o.pos > (s.epoch << 40) + s.acked_seq AND o.pos < (s.epoch + 1) << 40
+    ORDER BY o.pos LIMIT ?1";
 
 /// What waits for the centre.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +129,7 @@ pub fn backlog(conn: &Connection) -> Result<Option<Backlog>> {
     };
     let oldest_at = conn
         .query_row(
-            "SELECT at FROM outbox WHERE epoch = ?1 AND seq = ?2",
+            "SELECT at FROM outbox WHERE pos = (?1 << 40) + ?2",
             params![at.epoch, at.acked_seq + 1],
             |r| r.get(0),
         )
@@ -142,13 +145,12 @@ pub fn backlog(conn: &Connection) -> Result<Option<Backlog>> {
 /// current epoch always stays: the next seq is counted from it.
 pub fn prune(conn: &Connection, before: Ts, limit: usize) -> Result<usize> {
     let deleted = conn.execute(
-        "DELETE FROM outbox WHERE (epoch, seq) IN (
-            SELECT o.epoch, o.seq FROM outbox o, outbox_site s
+        "DELETE FROM outbox WHERE pos IN (
+            SELECT o.pos FROM outbox o, outbox_site s
             WHERE o.at < ?1
-              AND (o.epoch < s.epoch
-                   OR (o.epoch = s.epoch AND o.seq <= s.acked_seq
-                       AND o.seq < (SELECT MAX(m.seq) FROM outbox m WHERE m.epoch = s.epoch)))
-            ORDER BY o.epoch, o.seq LIMIT ?2)",
+              AND o.pos <= (s.epoch << 40) + s.acked_seq
+              AND o.pos < (SELECT m.pos FROM outbox m ORDER BY m.pos DESC LIMIT 1)
+            ORDER BY o.pos LIMIT ?2)",
         params![before, limit as i64],
     )?;
     Ok(deleted)
@@ -177,7 +179,8 @@ pub fn rebase(conn: &Connection, new_epoch: i64) -> Result<usize> {
         return Ok(0);
     }
     let moved = conn.execute(
-        "UPDATE outbox SET epoch = ?2, seq = seq - ?3 WHERE epoch = ?1 AND seq > ?3",
+        "UPDATE outbox SET pos = (?2 << 40) + (pos & 1099511627775) - ?3
+         WHERE pos > (?1 << 40) + ?3 AND pos < (?1 + 1) << 40",
         params![at.epoch, new_epoch, at.acked_seq],
     )?;
     conn.execute(
@@ -420,6 +423,90 @@ pub(crate) mod tests {
             .write(|c, _| enable(c, "ham-1"))
             .expect_err("another site");
         assert!(matches!(err, LedgerError::OtherSite { .. }), "{err}");
+    }
+
+    /// Migration 19 moves a WITHOUT ROWID outbox keyed (epoch, seq), as
+    /// migrations 16 and 18 made it, to one key: every entry keeps its
+    /// epoch, seq, kind, usage and time, and the next entry continues the
+    /// current epoch's seqs.
+    #[test]
+    fn migration_19_keeps_every_entry_and_the_seq() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let entries = |conn: &Connection| -> Vec<(i64, i64, String, i64, Ts)> {
+            let mut stmt = conn
+                .prepare("SELECT epoch, seq, kind, usage_id, at FROM outbox ORDER BY epoch, seq")
+                .expect("query");
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+        };
+        let before = {
+            let mut ledger = Ledger::open(&path, Site::default()).expect("ledger");
+            ledger
+                .write(|conn, _| {
+                    lots::ensure_member(conn, "alice", "Alice", T)?;
+                    lots::grant(
+                        conn,
+                        &GrantRequest {
+                            member: "alice".into(),
+                            credit: "printing".into(),
+                            amount: 1000,
+                            valid_from: T,
+                            expires_at: None,
+                            source: SourceKind::Account,
+                            source_key: "account:alice:start".into(),
+                            note: "start".into(),
+                            at: T,
+                        },
+                    )?;
+                    enable(conn, "ber-1")
+                })
+                .expect("grant");
+            for i in 0..4 {
+                ledger.debit(&request(&format!("k{i}"), 1)).expect("debit");
+            }
+            ledger.write(|c, _| acknowledge(c, 1, 2)).expect("ack");
+            ledger.write(|c, _| rebase(c, 2)).expect("rebase");
+            ledger.refund("k0", "jam", T + 5).expect("refund");
+            entries(ledger.conn())
+        };
+        assert_eq!(before.len(), 5, "{before:?}");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "DROP TRIGGER outbox_usage; DROP TRIGGER outbox_resolution; DROP TRIGGER outbox_refund;
+                 ALTER TABLE outbox RENAME TO outbox_v19;
+                 CREATE TABLE outbox (
+                     epoch INTEGER NOT NULL,
+                     seq INTEGER NOT NULL CHECK (seq >= 1),
+                     kind TEXT NOT NULL CHECK (kind IN ('usage', 'settle', 'void', 'refund')),
+                     usage_id INTEGER NOT NULL REFERENCES usages(id),
+                     at INTEGER NOT NULL,
+                     PRIMARY KEY (epoch, seq)
+                 ) WITHOUT ROWID;
+                 INSERT INTO outbox SELECT epoch, seq, kind, usage_id, at FROM outbox_v19;
+                 DROP TABLE outbox_v19;
+                 PRAGMA user_version = 17;",
+            )
+            .expect("the layout before migration 19");
+            assert_eq!(entries(&conn), before);
+        }
+        let mut ledger = Ledger::open(&path, Site::default()).expect("migrated");
+        assert_eq!(entries(ledger.conn()), before);
+        ledger.debit(&request("k4", 1)).expect("debit");
+        let after = entries(ledger.conn());
+        assert_eq!(after[..5], before[..]);
+        assert_eq!(
+            (after[5].0, after[5].1, after[5].2.as_str()),
+            (2, 4, "usage")
+        );
+        let at = position(ledger.conn()).expect("position").expect("on");
+        assert_eq!((at.epoch, at.acked_seq, at.last_seq), (2, 0, 4));
+        assert_eq!(pending(ledger.conn(), 10).expect("pending").len(), 4);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! entry already waiting, so the shipper sends the old history first and
 //! the centre counts each row once (by seq, and by usage key).
 //!
-//! An entry holds what a trigger writes (epoch, seq, kind, usage id, the
+//! An entry holds what a trigger writes (its epoch and seq as one key, kind, usage id, the
 //! row's own time); its body is read from the named row when shipped
 //! ([`super::outbox::pending`]), so a back-filled entry's body is the one
 //! the trigger's would have been.
@@ -98,17 +98,17 @@ pub fn backfill(conn: &Connection) -> Result<Backfill> {
     // Seqs count rows of one file: far from overflowing.
     let over = at.last_seq + missing;
     let moved = conn.execute(
-        "UPDATE outbox SET seq = seq + ?2 WHERE epoch = ?1",
+        "UPDATE outbox SET pos = pos + ?2 WHERE pos > ?1 << 40 AND pos < (?1 + 1) << 40",
         params![at.epoch, over],
     )?;
     conn.execute(
-        "UPDATE outbox SET seq = seq - ?2 WHERE epoch = ?1",
+        "UPDATE outbox SET pos = pos - ?2 WHERE pos > ?1 << 40 AND pos < (?1 + 1) << 40",
         params![at.epoch, at.last_seq],
     )?;
     let added = conn.execute(
         &format!(
-            "INSERT INTO outbox (epoch, seq, kind, usage_id, at)
-             SELECT ?1, ROW_NUMBER() OVER (ORDER BY ord, phase, usage_id), kind, usage_id, at
+            "INSERT INTO outbox (pos, kind, usage_id, at)
+             SELECT (?1 << 40) + ROW_NUMBER() OVER (ORDER BY ord, phase, usage_id), kind, usage_id, at
              FROM ({MISSING})"
         ),
         params![at.epoch],

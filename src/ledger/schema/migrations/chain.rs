@@ -1,6 +1,6 @@
-//! Ledger migrations 15-18: the console and the chain (issues 17, 18), and the indexes the ten-year ledger needed. Never edit one that has shipped.
+//! Ledger migrations 15-19: the console and the chain (issues 17, 18), and the indexes the ten-year ledger needed. Never edit one that has shipped.
 
-pub(super) const CHAIN: [&str; 4] = [
+pub(super) const CHAIN: [&str; 5] = [
     // 15: cards enrolled in the console (issue 17): a manager gives an
     // unknown card to a member, kept here with who, why and when, until the
     // grants file says otherwise. The grants file's cards win on a conflict;
@@ -170,6 +170,60 @@ pub(super) const CHAIN: [&str; 4] = [
             (SELECT epoch FROM outbox_site),
             COALESCE((SELECT o.seq FROM outbox o WHERE o.epoch = (SELECT epoch FROM outbox_site)
                       ORDER BY o.seq DESC LIMIT 1), 0) + 1,
+            'refund', NEW.usage_id, NEW.at);
+    END;
+    "#,
+    // 19: the outbox is a rowid table whose key is the entry's epoch and
+    // seq in one integer (`pos = epoch << 40 | seq`; `epoch` and `seq` are
+    // computed from it). As a WITHOUT ROWID table keyed (epoch, seq), each
+    // entry cost a uniqueness probe and an index insert; appending to a
+    // rowid table is cheaper, and a debit in a group commit pays for it
+    // (`cargo bench --bench ledger`: outbox on/off 0.80-0.85 before,
+    // 0.87-0.91 for this layout in the same rounds). The checks stay, as
+    // comparisons: a `CHECK (x IN (...))` of three values or more builds a
+    // temporary b-tree for every row. Same entries, same seq rule: the
+    // next seq follows the newest entry when it is of the current epoch,
+    // else starts at 1.
+    r#"
+    DROP TRIGGER IF EXISTS outbox_usage;
+    DROP TRIGGER IF EXISTS outbox_resolution;
+    DROP TRIGGER IF EXISTS outbox_refund;
+    CREATE TABLE outbox_by_pos (
+        pos INTEGER PRIMARY KEY CHECK ((pos & 1099511627775) >= 1 AND (pos >> 40) >= 1),
+        epoch INTEGER GENERATED ALWAYS AS (pos >> 40) VIRTUAL,
+        seq INTEGER GENERATED ALWAYS AS (pos & 1099511627775) VIRTUAL,
+        kind TEXT NOT NULL
+            CHECK (kind = 'usage' OR kind = 'settle' OR kind = 'void' OR kind = 'refund'),
+        usage_id INTEGER NOT NULL REFERENCES usages(id),
+        at INTEGER NOT NULL
+    );
+    INSERT INTO outbox_by_pos (pos, kind, usage_id, at)
+        SELECT (epoch << 40) + seq, kind, usage_id, at FROM outbox ORDER BY epoch, seq;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_by_pos RENAME TO outbox;
+    CREATE TRIGGER outbox_usage AFTER INSERT ON usages
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (pos, kind, usage_id, at) VALUES (
+            max(COALESCE((SELECT o.pos FROM outbox o ORDER BY o.pos DESC LIMIT 1), 0),
+                (SELECT epoch FROM outbox_site) << 40) + 1,
+            'usage', NEW.id, NEW.at);
+    END;
+    CREATE TRIGGER outbox_resolution AFTER INSERT ON hold_resolutions
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (pos, kind, usage_id, at) VALUES (
+            max(COALESCE((SELECT o.pos FROM outbox o ORDER BY o.pos DESC LIMIT 1), 0),
+                (SELECT epoch FROM outbox_site) << 40) + 1,
+            CASE NEW.outcome WHEN 'settled' THEN 'settle' ELSE 'void' END,
+            NEW.usage_id, NEW.at);
+    END;
+    CREATE TRIGGER outbox_refund AFTER INSERT ON refunds
+        WHEN EXISTS (SELECT 1 FROM outbox_site)
+    BEGIN
+        INSERT INTO outbox (pos, kind, usage_id, at) VALUES (
+            max(COALESCE((SELECT o.pos FROM outbox o ORDER BY o.pos DESC LIMIT 1), 0),
+                (SELECT epoch FROM outbox_site) << 40) + 1,
             'refund', NEW.usage_id, NEW.at);
     END;
     "#,
