@@ -20,6 +20,8 @@
 
 pub mod server;
 
+pub use server::ServerIdentity;
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -122,6 +124,15 @@ impl CaFile {
     pub fn is_empty(&self) -> bool {
         self.certs.is_empty()
     }
+
+    /// Its certificates as trust anchors.
+    pub fn roots(&self) -> Result<RootCertStore, rustls::Error> {
+        let mut roots = RootCertStore::empty();
+        for der in &self.certs {
+            roots.add(CertificateDer::from(der.as_slice()))?;
+        }
+        Ok(roots)
+    }
 }
 
 /// A SHA-256 certificate fingerprint; shown as `sha256:AB:CD:…`.
@@ -182,19 +193,48 @@ pub fn client_builder(
     trust: &Trust,
     builder: reqwest::ClientBuilder,
 ) -> Result<reqwest::ClientBuilder, rustls::Error> {
+    client_builder_as(trust, None, builder)
+}
+
+/// The same, presenting `identity` (a certificate and its key) to servers
+/// that ask for one: a site to its centre under mutual TLS.
+pub fn client_builder_as(
+    trust: &Trust,
+    identity: Option<&ServerIdentity>,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::ClientBuilder, rustls::Error> {
     let verifier = match trust {
-        Trust::System => return Ok(builder),
+        Trust::System => match identity {
+            None => return Ok(builder),
+            Some(id) => return Ok(builder.identity(reqwest_identity(id)?)),
+        },
         Trust::CaFile(ca) => Verifier::for_ca_file(ca)?,
         Trust::Pinned(pin) => Verifier::pinned(*pin),
     };
     let provider = verifier.provider.clone();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match identity {
+        None => config.with_no_client_auth(),
+        Some(id) => {
+            let (certs, key) = id.chain_and_key();
+            config.with_client_auth_cert(certs, key)?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(builder.tls_backend_preconfigured(config))
+}
+
+/// `identity` as reqwest takes it with the system's roots: its files'
+/// PEM, read again (they were checked when the config was loaded).
+fn reqwest_identity(identity: &ServerIdentity) -> Result<reqwest::Identity, rustls::Error> {
+    let unreadable = |e: std::io::Error| rustls::Error::General(e.to_string());
+    let mut pem = std::fs::read(&identity.cert_file).map_err(unreadable)?;
+    pem.push(b'\n');
+    pem.extend(std::fs::read(&identity.key_file).map_err(unreadable)?);
+    reqwest::Identity::from_pem(&pem).map_err(|e| rustls::Error::General(e.to_string()))
 }
 
 /// The crypto reqwest uses: the process default, else aws-lc-rs (reqwest's).
@@ -224,13 +264,10 @@ impl Verifier {
 
     fn for_ca_file(ca: &CaFile) -> Result<Verifier, rustls::Error> {
         let provider = provider();
-        let mut roots = RootCertStore::empty();
-        for der in &ca.certs {
-            roots.add(CertificateDer::from(der.as_slice()))?;
-        }
-        let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let chain =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(ca.roots()?), provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         Ok(Verifier {
             exact: ca.certs.iter().map(|c| Fingerprint::of(c)).collect(),
             chain: Some(chain),
@@ -314,6 +351,32 @@ pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<
             Some(rustls::Error::NoCertificatesPresented) => {
                 return Some("the peer sent no certificate".into())
             }
+            Some(_) => return None,
+            None => cause = e.source(),
+        }
+    }
+    None
+}
+
+/// Why the peer refused our own certificate (mutual TLS), if that is what
+/// `error` (or a cause under it) says: the TLS alert it sent, such as
+/// `CertificateRequired` (none presented) or `UnknownCA`. `None` for any
+/// other failure.
+pub fn own_certificate_refused(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::AlertDescription as A;
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        match rustls_error(e) {
+            Some(rustls::Error::AlertReceived(
+                alert @ (A::CertificateRequired
+                | A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::UnsupportedCertificate
+                | A::AccessDenied),
+            )) => return Some(format!("{alert:?}")),
             Some(_) => return None,
             None => cause = e.source(),
         }

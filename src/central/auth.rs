@@ -88,6 +88,24 @@ impl Sites {
     }
 }
 
+/// Whether a site id can be named by a certificate: a DNS name (letters,
+/// digits, `-`, `_`, dots between labels, not all digits).
+pub fn nameable(site_id: &str) -> bool {
+    rustls::pki_types::DnsName::try_from(site_id).is_ok()
+}
+
+/// Whether `leaf`, the client certificate the TLS handshake verified
+/// against the centre's `client_ca_file`, names `site_id` (as a DNS
+/// subject alternative name): a site's certificate speaks for it alone.
+pub fn certificate_names(leaf: &[u8], site_id: &str) -> bool {
+    let Ok(name) = rustls::pki_types::ServerName::try_from(site_id) else {
+        return false;
+    };
+    let der = rustls::pki_types::CertificateDer::from(leaf);
+    webpki::EndEntityCert::try_from(&der)
+        .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(&name).is_ok())
+}
+
 fn parse_digest(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -5,12 +5,14 @@
 //! site's shipper shares.
 //!
 //! Each site proves who it is with its token ([`auth`]); with `cert_file`
-//! and `key_file` the protocol is served over HTTPS.
+//! and `key_file` the protocol is served over HTTPS, and with
+//! `client_ca_file` each site must also present a certificate naming it.
 //!
-//! So far the centre ingests what sites ship (usages, hold resolutions,
-//! refunds), exactly once by `(site, epoch, seq)` and by the site-qualified
-//! usage key, and gives restored or cloned ledgers new epochs. It issues
-//! no lots and places no escrow yet.
+//! The centre ingests what sites ship (usages, hold resolutions, refunds),
+//! exactly once by `(site, epoch, seq)` and by the site-qualified usage
+//! key, gives restored or cloned ledgers new epochs, issues the chain's
+//! lots from its grants file ([`issue`]) and draws each usage from them
+//! ([`spend`]). It places no escrow yet.
 
 pub mod auth;
 pub mod balance;
@@ -48,6 +50,11 @@ pub struct CentralToml {
     pub cert_file: Option<PathBuf>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Mutual TLS (with `cert_file`): every site must present a certificate
+    /// this CA file's roots verify, naming its site id as a DNS subject
+    /// alternative name, besides its token.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
     /// The sites of the chain, each with the SHA-256 of its token.
     #[serde(default)]
     pub sites: Vec<auth::SiteEntry>,
@@ -91,16 +98,45 @@ impl CentralToml {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.cert_file = cfg.cert_file.map(|f| base.join(f));
         cfg.key_file = cfg.key_file.map(|f| base.join(f));
+        cfg.client_ca_file = cfg.client_ca_file.map(|f| base.join(f));
         cfg.grants = cfg.grants.map(|f| base.join(f));
         Ok(cfg)
     }
 
-    /// The TLS setup, when `cert_file` and `key_file` are set.
+    /// The TLS setup, when `cert_file` and `key_file` are set, asking
+    /// sites for certificates when `client_ca_file` is.
     fn tls(&self) -> Result<Option<rustls::ServerConfig>> {
+        let clients = match &self.client_ca_file {
+            None => None,
+            Some(path) => {
+                Some(crate::tls::CaFile::load(path).context("central.toml: client_ca_file")?)
+            }
+        };
         match (&self.cert_file, &self.key_file) {
+            (None, None) if clients.is_some() => {
+                anyhow::bail!("central.toml: client_ca_file needs cert_file and key_file (HTTPS)")
+            }
             (None, None) => Ok(None),
-            (Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(cert, key)?)),
+            (Some(cert), Some(key)) => {
+                let identity = crate::tls::ServerIdentity::load(cert, key)?;
+                Ok(Some(identity.server_config_for(clients.as_ref())?))
+            }
             _ => anyhow::bail!("central.toml: set cert_file and key_file, or neither"),
+        }
+    }
+
+    /// Every site id a certificate can name, when sites must present one.
+    fn check_site_ids(&self) -> Result<()> {
+        if self.client_ca_file.is_none() {
+            return Ok(());
+        }
+        match self.sites.iter().find(|s| !auth::nameable(&s.id)) {
+            Some(s) => anyhow::bail!(
+                "central.toml: site `{}`: with client_ca_file a site id must be a DNS name \
+                 (its certificate names it): letters, digits, `-`, `_`, not all digits",
+                s.id
+            ),
+            None => Ok(()),
         }
     }
 }
@@ -151,6 +187,7 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("central.toml: [[sites]]")?;
     let tls = cfg.tls()?;
+    cfg.check_site_ids()?;
     anyhow::ensure!(
         (1..=100).contains(&cfg.connections),
         "central.toml: connections = {} is not between 1 and 100",
@@ -193,11 +230,13 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         stopping.graceful_shutdown(Some(GRACE));
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(listen = %cfg.listen, scheme, sites = sites.len(),
+    let site_certificates = cfg.client_ca_file.is_some();
+    tracing::info!(listen = %cfg.listen, scheme, sites = sites.len(), site_certificates,
         "central serving the site protocol");
     let app = server::router(Arc::new(server::Centre {
         db,
         sites,
+        site_certificates,
         refusals: server::Refusals::default(),
     }))
     .into_make_service();
@@ -235,5 +274,31 @@ mod tests {
         assert_eq!(cfg.listen.port(), 8470);
         assert!(cfg.grants.is_none() && cfg.cert_file.is_none());
         assert_eq!(auth::Sites::new(&cfg.sites).expect("sites").len(), 1);
+    }
+
+    #[test]
+    fn site_certificates_need_https_and_site_ids_a_certificate_can_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("central.toml");
+        let load = |more: &str| {
+            let text = format!(
+                "listen = \"127.0.0.1:8470\"\npostgres = \"host=/nowhere\"\n{more}\
+                 [[sites]]\nid = \"42\"\ntoken_sha256 = \"{}\"\n",
+                "ab".repeat(32)
+            );
+            std::fs::write(&path, text).expect("write");
+            CentralToml::load(&path).expect("parses")
+        };
+        let e = load("client_ca_file = \"ca.pem\"\n")
+            .tls()
+            .expect_err("no HTTPS");
+        assert!(e.to_string().contains("client_ca_file"), "{e}");
+        let e = load("client_ca_file = \"ca.pem\"\n")
+            .check_site_ids()
+            .expect_err("digits");
+        assert!(e.to_string().contains("site `42`"), "{e}");
+        load("").check_site_ids().expect("tokens alone take any id");
+        assert!(auth::nameable("ber-3") && auth::nameable("ham_1.west"));
+        assert!(!auth::nameable("42") && !auth::nameable("10.0.0.1"));
     }
 }

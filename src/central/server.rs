@@ -13,7 +13,8 @@ use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use axum_server::tls::TlsInfo;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
 use tokio_postgres::NoTls;
@@ -72,6 +73,9 @@ fn unavailable(e: tokio_postgres::Error) -> Failure {
 pub struct Centre {
     pub db: Db,
     pub sites: Sites,
+    /// Whether each request must come over a TLS connection whose client
+    /// certificate names the site it claims (`client_ca_file`).
+    pub site_certificates: bool,
     /// When each (claimed site, reason) refusal was last logged.
     pub refusals: Refusals,
 }
@@ -114,6 +118,8 @@ impl Refusals {
 enum Refused {
     /// No valid token for the site it claims: 401.
     Unauthenticated,
+    /// Its TLS client certificate does not name the site it claims: 403.
+    NotThisSite,
     Failed(Failure),
 }
 
@@ -132,14 +138,29 @@ impl IntoResponse for Refused {
                 "no valid token for this site\n",
             )
                 .into_response(),
+            Refused::NotThisSite => (
+                StatusCode::FORBIDDEN,
+                "this connection's client certificate does not name the site it claims\n",
+            )
+                .into_response(),
             Refused::Failed(f) => f.into_response(),
         }
     }
 }
 
-/// Refuses a request without the token of `site_id`, with one WARN line
-/// that shows neither the token nor anything unquoted the sender chose.
-fn authenticate(centre: &Centre, site_id: &str, headers: &HeaderMap) -> Result<(), Refused> {
+/// The TLS connection a request came on, if any (axum-server adds it).
+type Tls = Option<Extension<Arc<TlsInfo>>>;
+
+/// Refuses a request without the token of `site_id`, or, when sites must
+/// present certificates, one on a connection whose certificate does not
+/// name `site_id`; with one WARN line that shows neither the token nor
+/// anything unquoted the sender chose.
+fn authenticate(
+    centre: &Centre,
+    site_id: &str,
+    headers: &HeaderMap,
+    tls: &Tls,
+) -> Result<(), Refused> {
     let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
     centre.sites.check(site_id, header).map_err(|why| {
         if let Some(unlogged) = centre.refusals.due(site_id, why.as_str()) {
@@ -147,15 +168,29 @@ fn authenticate(centre: &Centre, site_id: &str, headers: &HeaderMap) -> Result<(
                 "central refused a request: no valid token for the site it claims");
         }
         Refused::Unauthenticated
-    })
+    })?;
+    if !centre.site_certificates {
+        return Ok(());
+    }
+    let leaf = tls.as_ref().and_then(|t| t.peer_certificates.first());
+    if leaf.is_some_and(|der| super::auth::certificate_names(der, site_id)) {
+        return Ok(());
+    }
+    let why = "certificate names another site";
+    if let Some(unlogged) = centre.refusals.due(site_id, why) {
+        tracing::warn!(site = ?site_id, why, unlogged,
+            "central refused a request: its client certificate does not name the site it claims");
+    }
+    Err(Refused::NotThisSite)
 }
 
 async fn hello(
     State(centre): State<Arc<Centre>>,
     headers: HeaderMap,
+    tls: Tls,
     Json(h): Json<Hello>,
 ) -> Result<Json<Welcome>, Refused> {
-    authenticate(&centre, &h.site_id, &headers)?;
+    authenticate(&centre, &h.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
     Ok(Json(
         store::hello(&mut client, &h).await.map_err(unavailable)?,
@@ -165,9 +200,10 @@ async fn hello(
 async fn journal(
     State(centre): State<Arc<Centre>>,
     headers: HeaderMap,
+    tls: Tls,
     Json(b): Json<Batch>,
 ) -> Result<(StatusCode, Json<BatchReply>), Refused> {
-    authenticate(&centre, &b.site_id, &headers)?;
+    authenticate(&centre, &b.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
     let reply = store::ingest(&mut client, &b).await.map_err(unavailable)?;
     let status = match reply {
@@ -182,9 +218,10 @@ async fn journal(
 async fn report(
     State(centre): State<Arc<Centre>>,
     headers: HeaderMap,
+    tls: Tls,
     Query(q): Query<ReportQuery>,
 ) -> Result<Json<Vec<ChainReportRow>>, Refused> {
-    authenticate(&centre, &q.site_id, &headers)?;
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
     let client = centre.db.client().await?;
     let rows = super::report::report(&client, &q)
         .await
@@ -197,9 +234,10 @@ async fn report(
 async fn balance(
     State(centre): State<Arc<Centre>>,
     headers: HeaderMap,
+    tls: Tls,
     Query(q): Query<BalanceQuery>,
 ) -> Result<Json<Vec<ChainBalance>>, Refused> {
-    authenticate(&centre, &q.site_id, &headers)?;
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
     let client = centre.db.client().await?;
     let now = chrono::Utc::now().timestamp();
     let rows = super::balance::balances(&client, &q, now)
@@ -213,9 +251,10 @@ async fn balance(
 async fn statement(
     State(centre): State<Arc<Centre>>,
     headers: HeaderMap,
+    tls: Tls,
     Query(q): Query<StatementQuery>,
 ) -> Result<Json<ChainStatement>, Refused> {
-    authenticate(&centre, &q.site_id, &headers)?;
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
     let client = centre.db.client().await?;
     match super::statement::statement(&client, &q)
         .await

@@ -121,14 +121,24 @@ pub(super) fn get_json<T: serde::de::DeserializeOwned>(
         .build()?;
     runtime.block_on(async {
         let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        let http = crate::tls::client_builder(&cfg.trust, builder)?.build()?;
+        let http =
+            crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)?.build()?;
         let url = reqwest::Url::parse_with_params(&format!("{}{path}", cfg.url), query)?;
         let req = http.get(url);
         let req = match &cfg.token {
             GrantsAuth::Bearer(token) => req.bearer_auth(token),
             GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
         };
-        let resp = req.send().await?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => match crate::tls::own_certificate_refused(&e) {
+                Some(alert) => bail!(
+                    "refused this site's client certificate: {alert} \
+                     (check [central] cert_file and key_file)"
+                ),
+                None => return Err(e.into()),
+            },
+        };
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             bail!("refused this site's token (401)");

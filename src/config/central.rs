@@ -7,7 +7,7 @@
 
 use super::credential::{self, GrantsAuth};
 use super::{ca_file, duration_field, ConfigError, ErrAt};
-use crate::tls::{Fingerprint, Trust};
+use crate::tls::{Fingerprint, ServerIdentity, Trust};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +24,10 @@ pub(super) struct RawCentral {
     ca_file: Option<Spanned<String>>,
     #[serde(default)]
     tls_fingerprint: Option<Spanned<String>>,
+    #[serde(default)]
+    cert_file: Option<Spanned<String>>,
+    #[serde(default)]
+    key_file: Option<Spanned<String>>,
     #[serde(default)]
     batch: Option<Spanned<i64>>,
     #[serde(default)]
@@ -44,6 +48,9 @@ pub struct CentralConfig {
     pub token: GrantsAuth,
     /// Whom an `https://` centre must be.
     pub trust: Trust,
+    /// The certificate and key this site presents to a centre that asks
+    /// for one (mutual TLS, the centre's `client_ca_file`); `https://` only.
+    pub identity: Option<ServerIdentity>,
     /// Most entries in one request.
     pub batch: usize,
     /// The longest wait between two attempts while the centre is away.
@@ -82,6 +89,17 @@ pub(super) fn section(
         return Err(err(None, "central.token_file", msg));
     };
     let trust = trust(raw, &url, base, err)?;
+    if let (Some(cert), false) = (&raw.cert_file, url.starts_with("https://")) {
+        let msg = "is for an https:// centre: plain HTTP has no certificates".into();
+        return Err(err(Some(cert.span()), "central.cert_file", msg));
+    }
+    let identity = super::http::identity(
+        "central",
+        raw.cert_file.as_ref(),
+        raw.key_file.as_ref(),
+        base,
+        err,
+    )?;
     let batch = match &raw.batch {
         None => 500,
         Some(b) if (1..=MAX_BATCH).contains(b.get_ref()) => *b.get_ref() as usize,
@@ -107,6 +125,7 @@ pub(super) fn section(
         site_id,
         token,
         trust,
+        identity,
         batch,
         max_backoff,
         retention,
@@ -198,5 +217,38 @@ mod tests {
         let text = "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"http://c\"\nsite_id = \"a\"\ntoken_file = \"token\"\nca_file = \"x\"\n";
         let e = Config::parse(text, "t.toml", dir.path()).expect_err("http");
         assert_eq!(e.field, "central.ca_file", "{e}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_an_https_centre() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let cases = [
+            (
+                "cert_file = \"c.pem\"\n",
+                "central.key_file",
+                "is needed with cert_file",
+            ),
+            (
+                "key_file = \"k.pem\"\n",
+                "central.cert_file",
+                "is needed with key_file",
+            ),
+            (
+                "cert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+                "central.cert_file",
+                "cannot read",
+            ),
+        ];
+        for (more, field, says) in cases {
+            let e = parse(dir.path(), &format!("token_file = \"token\"\n{more}")).expect_err(more);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let text = "[site]\ntimezone = \"UTC\"\n[central]\nurl = \"http://c\"\nsite_id = \"a\"\n\
+                    token_file = \"token\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n";
+        let e = Config::parse(text, "t.toml", dir.path()).expect_err("plain http");
+        assert_eq!(e.field, "central.cert_file", "{e}");
+        assert!(e.to_string().contains("is for an https:// centre"), "{e}");
     }
 }

@@ -81,32 +81,41 @@ pub(super) fn section(
         listen,
         grants_max_age: optional(&raw.grants_max_age, "http.grants_max_age")?,
         backup_max_age: optional(&raw.backup_max_age, "http.backup_max_age")?,
-        tls: identity(raw.cert_file.as_ref(), raw.key_file.as_ref(), base, err)?,
+        tls: identity(
+            "http",
+            raw.cert_file.as_ref(),
+            raw.key_file.as_ref(),
+            base,
+            err,
+        )?,
     }))
 }
 
-/// `cert_file` and `key_file` (both or neither), relative to `base`, read
-/// and checked now.
-fn identity(
+/// `cert_file` and `key_file` (both or neither) of `section`, relative to
+/// `base`, read and checked now.
+pub(super) fn identity(
+    section: &str,
     cert: Option<&Spanned<String>>,
     key: Option<&Spanned<String>>,
     base: &Path,
     err: &ErrAt<'_>,
 ) -> Result<Option<ServerIdentity>, ConfigError> {
+    let cert_field = format!("{section}.cert_file");
+    let key_field = format!("{section}.key_file");
     let (cert, key) = match (cert, key) {
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (c, k),
         (Some(c), None) => {
             return Err(err(
                 Some(c.span()),
-                "http.key_file",
+                &key_field,
                 "is needed with cert_file (set both for TLS, or neither)".into(),
             ))
         }
         (None, Some(k)) => {
             return Err(err(
                 Some(k.span()),
-                "http.cert_file",
+                &cert_field,
                 "is needed with key_file (set both for TLS, or neither)".into(),
             ))
         }
@@ -116,8 +125,8 @@ fn identity(
         .map(Some)
         .map_err(|e: IdentityError| {
             let (at, field) = match e.part() {
-                Part::Cert => (cert, "http.cert_file"),
-                Part::Key => (key, "http.key_file"),
+                Part::Cert => (cert, &cert_field),
+                Part::Key => (key, &key_field),
             };
             let mut error = err(Some(at.span()), field, crate::error_chain(&e));
             error.source = Some(Arc::new(e));

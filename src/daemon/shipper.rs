@@ -40,6 +40,10 @@ enum ShipError {
     Tls(#[from] rustls::Error),
     #[error("the centre refused this site's token (check [central] token_file and the centre's [[sites]])")]
     Refused,
+    #[error("the centre refused this site's client certificate: {0} (check [central] cert_file and key_file, and the centre's client_ca_file)")]
+    OwnCertificate(String),
+    #[error("the centre refused this site's client certificate: it does not name site_id (check [central] cert_file and site_id)")]
+    NotThisSite,
 }
 
 /// What one round did.
@@ -62,7 +66,7 @@ pub async fn shipper(
 ) {
     let mut peek = outbox::ChangeWatch::open(&ledger);
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    let built = crate::tls::client_builder(&cfg.trust, builder)
+    let built = crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)
         .map_err(ShipError::from)
         .and_then(|b| Ok(b.build()?));
     let http = match built {
@@ -230,7 +234,8 @@ async fn round(
     answer(writer, at.epoch, pending.len(), reply, greeted).await
 }
 
-/// POSTs `body` with the site's token; a 401 is [`ShipError::Refused`].
+/// POSTs `body` with the site's token; a 401 is [`ShipError::Refused`], a
+/// 403 (the client certificate names another site) [`ShipError::NotThisSite`].
 async fn post_json<T: serde::Serialize>(
     http: &reqwest::Client,
     cfg: &CentralConfig,
@@ -243,18 +248,20 @@ async fn post_json<T: serde::Serialize>(
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
     };
-    let resp =
-        req.body(body)
-            .send()
-            .await
-            .map_err(|e| match crate::tls::certificate_problem(&e) {
-                Some(reason) => ShipError::Certificate(reason),
-                None => ShipError::Http(e),
-            })?;
-    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(ShipError::Refused);
+    let resp = req.body(body).send().await.map_err(|e| {
+        if let Some(reason) = crate::tls::certificate_problem(&e) {
+            ShipError::Certificate(reason)
+        } else if let Some(alert) = crate::tls::own_certificate_refused(&e) {
+            ShipError::OwnCertificate(alert)
+        } else {
+            ShipError::Http(e)
+        }
+    })?;
+    match resp.status() {
+        reqwest::StatusCode::UNAUTHORIZED => Err(ShipError::Refused),
+        reqwest::StatusCode::FORBIDDEN => Err(ShipError::NotThisSite),
+        _ => Ok(resp),
     }
-    Ok(resp)
 }
 
 fn wire(e: &Entry) -> Result<WireEntry, serde_json::Error> {

@@ -9,6 +9,7 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -159,25 +160,51 @@ impl ServerIdentity {
     /// The TLS server setup that presents this identity: TLS 1.2 and 1.3,
     /// HTTP/1.1, with the crypto reqwest uses (aws-lc-rs).
     pub fn server_config(&self) -> Result<ServerConfig, IdentityError> {
+        self.server_config_for(None)
+    }
+
+    /// The same, and, with `clients`, mutual TLS: every client must
+    /// present a certificate chained to one of its roots (the centre's
+    /// `client_ca_file`); who it names is the caller's to check.
+    pub fn server_config_for(
+        &self,
+        clients: Option<&super::CaFile>,
+    ) -> Result<ServerConfig, IdentityError> {
         let unusable = |e: rustls::Error| IdentityError::Unusable {
             cert: self.cert_file.clone(),
             key: self.key_file.clone(),
             reason: e.to_string(),
         };
+        let (certs, key) = self.chain_and_key();
+        let builder = ServerConfig::builder_with_provider(super::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(unusable)?;
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(ca.roots().map_err(unusable)?),
+                    super::provider(),
+                )
+                .build()
+                .map_err(|e| unusable(rustls::Error::General(e.to_string())))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(unusable)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// The certificates, first the own, and the private key, as rustls
+    /// takes them: to serve with, or to present as a client.
+    pub fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let certs = self
             .certs
             .iter()
             .map(|c| CertificateDer::from(c.clone()))
             .collect();
-        let key = self.key.clone_key();
-        let mut config = ServerConfig::builder_with_provider(super::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(unusable)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(unusable)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(config)
+        (certs, self.key.clone_key())
     }
 }
 

@@ -484,13 +484,7 @@ fn a_centre_serving_https_is_trusted_by_ca_file_or_pin_and_refused_otherwise() {
     let by_ca = chain_site_with(&url, "ber-1", 500, &ca);
     let pinned = chain_site_with(&url, "ber-2", 500, &pin);
     let untrusted = chain_site_with(&url, "ber-3", 500, "");
-    let mut daemons = Vec::new();
-    for (site, key) in [(&by_ca, "c0"), (&pinned, "p0"), (&untrusted, "u0")] {
-        let d = site.start();
-        d.wait_ready();
-        charge(site, key, 4);
-        daemons.push(d);
-    }
+    let daemons = start_and_charge(&[(&by_ca, "c0"), (&pinned, "p0"), (&untrusted, "u0")]);
     wait_for(
         "the trusting sites shipped",
         Duration::from_secs(20),
@@ -513,6 +507,92 @@ fn a_centre_serving_https_is_trusted_by_ca_file_or_pin_and_refused_otherwise() {
     })
     .unwrap_or((0, String::new()));
     assert_ne!(status, 200, "plain HTTP refused");
+    for mut d in daemons {
+        d.stop();
+    }
+    drop(central);
+}
+
+/// Starts each site's daemon and charges 4 cents under its key there.
+fn start_and_charge(sites: &[(&Site, &str)]) -> Vec<crate::support::daemon::Daemon> {
+    let mut daemons = Vec::new();
+    for (site, key) in sites {
+        let d = site.start();
+        d.wait_ready();
+        charge(site, key, 4);
+        daemons.push(d);
+    }
+    daemons
+}
+
+/// Mutual TLS: with `client_ca_file`, a site ships only on a connection
+/// whose client certificate the CA signed and that names the site it
+/// claims; no certificate, a stranger's, or another site's applies nothing.
+#[test]
+fn a_centre_asking_for_site_certificates_takes_each_sites_own_only() {
+    let _serial = crate::support::serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::support::tls::Certs::new(dir.path());
+    let pg = Postgres::start();
+    let port = free_port();
+    let clients = format!("client_ca_file = \"{}\"\n", certs.ca.cert.display());
+    let central = Central::start_with_toml(&pg, port, Some(&certs.leaf), &clients);
+    assert!(
+        central.log().contains("site_certificates=true"),
+        "{}",
+        central.log()
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = format!("ca_file = \"{}\"\n", certs.ca.cert.display());
+    let presenting = |c: &crate::support::tls::Cert| {
+        format!(
+            "{ca}cert_file = \"{}\"\nkey_file = \"{}\"\n",
+            c.cert.display(),
+            c.key.display()
+        )
+    };
+    let ber1_cert = certs.client(dir.path(), "ber-1");
+    let own = chain_site_with(&url, "ber-1", 500, &presenting(&ber1_cert));
+    let borrowed = chain_site_with(&url, "ber-2", 500, &presenting(&ber1_cert));
+    let without = chain_site_with(&url, "ber-3", 500, &ca);
+    let stranger = chain_site_with(&url, "ber-4", 500, &presenting(&certs.self_signed));
+    let daemons = start_and_charge(&[
+        (&own, "o0"),
+        (&borrowed, "b0"),
+        (&without, "w0"),
+        (&stranger, "s0"),
+    ]);
+    wait_for(
+        "the site with its own certificate shipped",
+        Duration::from_secs(20),
+        || outbox(&own) == (1, 1, 1),
+    );
+    let limit = Duration::from_secs(10);
+    daemons[1].wait_log("does not name site_id", limit);
+    daemons[2].wait_log(
+        "refused this site's client certificate: CertificateRequired",
+        limit,
+    );
+    daemons[3].wait_log("refused this site's client certificate: ", limit);
+    central.wait_log(
+        "its client certificate does not name the site it claims",
+        limit,
+    );
+    assert_eq!(
+        pg.query("SELECT string_agg(site_id || ':' || key, ',' ORDER BY key) FROM usages"),
+        "ber-1:manual:o0",
+        "nothing from a site without its own certificate"
+    );
+    for refused in [&borrowed, &without, &stranger] {
+        assert_eq!(outbox(refused).2, 1, "the entry waits");
+        assert_eq!(outbox(refused).1, 0, "nothing acknowledged");
+    }
+    // The manager's reads go over the same connection.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let report = own.cli(&["--json", "report", "--central", "--month", &month]);
+    assert!(report.contains("\"usages\": 1"), "{report}");
+    let err = without.cli_fails(&["report", "--central", "--month", &month]);
+    assert!(err.contains("CertificateRequired"), "{err}");
     for mut d in daemons {
         d.stop();
     }

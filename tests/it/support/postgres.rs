@@ -257,13 +257,23 @@ impl Central {
     /// Starts the centre on `port` in front of `pg`, over HTTPS with `tls`
     /// (a certificate and its key) if given; waits until it serves.
     pub fn start_with(pg: &Postgres, port: u16, tls: Option<&super::tls::Cert>) -> Central {
-        Central::launch(pg, port, tls, None)
+        Central::launch(pg, port, tls, None, "")
+    }
+
+    /// As [`Central::start_with`], with `more` lines of central.toml.
+    pub fn start_with_toml(
+        pg: &Postgres,
+        port: u16,
+        tls: Option<&super::tls::Cert>,
+        more: &str,
+    ) -> Central {
+        Central::launch(pg, port, tls, None, more)
     }
 
     /// Starts the centre on `port` in front of `pg`, issuing the chain's
     /// lots from `grants` (read again every second).
     pub fn start_with_grants(pg: &Postgres, port: u16, grants: &str) -> Central {
-        Central::launch(pg, port, None, Some((grants, "1s")))
+        Central::launch(pg, port, None, Some((grants, "1s")), "")
     }
 
     /// As [`Central::start_with_grants`], reading `grants` again every
@@ -275,7 +285,7 @@ impl Central {
         grants: &str,
         sync_every: &str,
     ) -> Central {
-        Central::launch(pg, port, None, Some((grants, sync_every)))
+        Central::launch(pg, port, None, Some((grants, sync_every)), "")
     }
 
     fn launch(
@@ -283,6 +293,7 @@ impl Central {
         port: u16,
         tls: Option<&super::tls::Cert>,
         grants: Option<(&str, &str)>,
+        more: &str,
     ) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
@@ -301,6 +312,7 @@ impl Central {
                 c.key.display()
             );
         }
+        text += more;
         text += &sites_toml();
         std::fs::write(&config, text).expect("write central.toml");
         let log = dir.path().join("central.log");
@@ -334,6 +346,20 @@ impl Central {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the centre's log holds `needle`; panics with the log
+    /// after `limit`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "{needle:?} not logged within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `tallyd central check` on this centre's ledger of record: whether

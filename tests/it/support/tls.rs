@@ -124,6 +124,69 @@ impl Certs {
     }
 }
 
+impl Certs {
+    /// A client certificate signed by the CA for `name` (as a DNS subject
+    /// alternative name, with `clientAuth`): a site's, for mutual TLS.
+    /// Files `client-NAME.pem` and `client-NAME.key` in `dir`.
+    pub fn client(&self, dir: &Path, name: &str) -> Cert {
+        let at = |file: &str| dir.join(file).display().to_string();
+        let (key, csr, ext, pem) = (
+            at(&format!("client-{name}.key")),
+            at(&format!("client-{name}.csr")),
+            at(&format!("client-{name}.ext")),
+            at(&format!("client-{name}.pem")),
+        );
+        let subject = format!("/CN={name}");
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
+        ]);
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\n\
+                 extendedKeyUsage=clientAuth\n"
+            ),
+        )
+        .expect("write client ext");
+        let (ca, ca_key) = (
+            self.ca.cert.display().to_string(),
+            self.ca.key.display().to_string(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "30",
+            "-extfile",
+            &ext,
+        ]);
+        Cert {
+            cert: pem.into(),
+            key: key.into(),
+        }
+    }
+}
+
 /// Runs `openssl ARGS`; panics with its output unless it succeeds.
 fn openssl(args: &[&str]) -> String {
     let out = run(
