@@ -60,7 +60,7 @@ ErrorLog $c/log/error_log
 PageLog $c/log/page_log
 ServerBin /usr/lib/cups
 DataDir /usr/share/cups
-Printcap
+Printcap $c/etc/printcap
 FileDevice Yes
 CONF
 cat >"$c/etc/cupsd.conf" <<CONF

@@ -70,7 +70,7 @@ impl Cupsd {
             "ServerRoot {d}/etc\nRequestRoot {d}/spool\nTempDir {d}/tmp\nCacheDir {d}/cache\n\
              StateDir {d}/state\nAccessLog {d}/log/access_log\nErrorLog {d}/log/error_log\n\
              PageLog {d}/log/page_log\nServerBin /usr/lib/cups\nDataDir /usr/share/cups\n\
-             Printcap\nFileDevice Yes\n"
+             Printcap {d}/etc/printcap\nFileDevice Yes\n"
         );
         let conf = format!(
             "LogLevel {log_level}\nMaxLogSize 0\nListen 127.0.0.1:{port}\nBrowsing No\n\
