@@ -55,6 +55,25 @@ pub enum BatchReply {
     Hello,
 }
 
+/// `POST /v1/lost`: the journal entries the centre holds from this site
+/// after `(epoch, seq)`, in order, at most `limit`: what a ledger restored
+/// from a backup lost (multi-site.md 3.8).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LostQuery {
+    pub site_id: String,
+    pub epoch: i64,
+    pub seq: i64,
+    pub limit: i64,
+}
+
+/// One journal entry the centre holds, with the epoch it came in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LostEntry {
+    pub epoch: i64,
+    #[serde(flatten)]
+    pub entry: WireEntry,
+}
+
 /// How the chain's monthly report is grouped.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

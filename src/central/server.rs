@@ -5,7 +5,7 @@
 use super::auth::Sites;
 use super::protocol::{
     BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainStatement, Hello,
-    ReportQuery, StatementQuery, Welcome,
+    LostEntry, LostQuery, ReportQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -213,6 +213,20 @@ async fn journal(
     Ok((status, Json(reply)))
 }
 
+/// The entries the centre holds from a site after a point of its journal:
+/// what a ledger restored from a backup lost, to import (multi-site.md
+/// 3.8). Only the asking site's own entries.
+async fn lost(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Json(q): Json<LostQuery>,
+) -> Result<Json<Vec<LostEntry>>, Refused> {
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
+    let client = centre.db.client().await?;
+    Ok(Json(store::lost(&client, &q).await.map_err(unavailable)?))
+}
+
 /// The chain's monthly report, for a site's manager (`tallyd report
 /// --central`): read-only, one query.
 async fn report(
@@ -273,6 +287,7 @@ pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
         .route("/v1/hello", post(hello))
         .route("/v1/journal", post(journal))
+        .route("/v1/lost", post(lost))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))
         .route("/v1/statement", get(statement))

@@ -3,7 +3,7 @@
 //! parallel). The rules in [`super::rules`] decide; this applies.
 
 use super::pg::{self, Pg, Tx};
-use super::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
+use super::protocol::{Batch, BatchReply, Hello, LostEntry, LostQuery, Welcome, WireEntry};
 use super::rules::{entry_verdict, hello_verdict, EntryVerdict, EpochState, HelloVerdict};
 use super::spend;
 use deadpool_postgres::Client;
@@ -288,4 +288,35 @@ async fn conflict(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry, what: &str
     tracing::warn!(site = %site, epoch, seq = e.seq, key = %crate::error::escape_controls(key),
         what = %what, "journal entry not applied: conflict recorded");
     Ok(())
+}
+
+/// The most entries one `/v1/lost` answer carries.
+pub const LOST_PAGE: i64 = 500;
+
+/// The journal entries of `q.site_id` after `(q.epoch, q.seq)`, in epoch
+/// and seq order, at most `q.limit` (capped at [`LOST_PAGE`]): read-only,
+/// through the journal's primary key.
+pub async fn lost(client: &Client, q: &LostQuery) -> Pg<Vec<LostEntry>> {
+    let epoch = i32::try_from(q.epoch).unwrap_or(i32::MAX);
+    let limit = q.limit.clamp(1, LOST_PAGE);
+    let rows = client
+        .query(
+            "SELECT epoch, seq, kind, body, site_at FROM journal
+             WHERE site_id = $1 AND (epoch, seq) > ($2, $3)
+             ORDER BY epoch, seq LIMIT $4",
+            &[&q.site_id, &epoch, &q.seq, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| LostEntry {
+            epoch: i64::from(r.get::<_, i32>(0)),
+            entry: WireEntry {
+                seq: r.get(1),
+                kind: r.get(2),
+                body: r.get(3),
+                at: r.get(4),
+            },
+        })
+        .collect())
 }

@@ -51,7 +51,13 @@ pub(super) struct Daemon {
     /// The web console (served by the HTTP listener): its sessions outlive
     /// a reload.
     console: ConsoleState,
+    /// Set by the shipper once the centre answered its first hello.
+    first_hello: Option<watch::Receiver<bool>>,
 }
+
+/// How long a restored chain site waits for the centre before polling its
+/// printers (see [`Daemon::after_restore`]).
+const RESTORED_HELLO: Duration = Duration::from_secs(10);
 
 impl Daemon {
     /// Syncs the grants file once (unless the wall clock is judged wrong),
@@ -102,8 +108,10 @@ impl Daemon {
             observer,
             alerts: Arc::default(),
             http,
+            first_hello: None,
         };
         daemon.start_background();
+        daemon.after_restore().await;
         daemon.start_backups();
         daemon.start_analysis();
         for p in daemon.config.printers.clone() {
@@ -214,14 +222,43 @@ impl Daemon {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
         if let Some(central) = self.config.central.clone() {
-            let (w, o, l) = (
-                self.writer.clone(),
-                self.observer.clone(),
-                self.ledger.clone(),
-            );
+            let (greeted, first_hello) = watch::channel(false);
+            let ship = super::shipper::Shipper {
+                writer: self.writer.clone(),
+                ledger: self.ledger.clone(),
+                cfg: central,
+                observer: self.observer.clone(),
+                site: self.site.clone(),
+                greeted,
+            };
             self.tasks.start("central-ship", move |stop| {
-                super::shipper::shipper(w.clone(), l.clone(), central.clone(), o.clone(), stop)
+                super::shipper::shipper(ship.clone(), stop)
             });
+            self.first_hello = Some(first_hello);
+        }
+    }
+
+    /// A ledger `tallyd restore` put in place: a chain site's printers are
+    /// polled only once the shipper's first hello imported what the centre
+    /// holds and the backup lacks (so a job polled again is already
+    /// recorded), or after [`RESTORED_HELLO`] (the centre away: it is
+    /// imported when the centre answers). A single site has nothing to
+    /// import: the mark is removed.
+    async fn after_restore(&mut self) {
+        let mark = crate::ledger::files::restored_mark(&self.ledger);
+        if !mark.exists() {
+            return;
+        }
+        let Some(mut first_hello) = self.first_hello.take() else {
+            if let Err(e) = std::fs::remove_file(&mark) {
+                tracing::warn!(path = %mark.display(), error = %e, "cannot remove the restored mark");
+            }
+            return;
+        };
+        let waited = tokio::time::timeout(RESTORED_HELLO, first_hello.wait_for(|g| *g)).await;
+        if waited.is_err() {
+            tracing::warn!(waited = ?RESTORED_HELLO,
+                "restored ledger: the centre did not answer; printers are polled now and what the ledger lost is imported when it does");
         }
     }
 

@@ -3,13 +3,18 @@
 //! to the epoch the centre gives. Charging never waits on it: the outbox is
 //! written with each change, and the centre being away only lets it grow.
 
-use crate::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
+use crate::central::protocol::{Batch, BatchReply, WireEntry};
 use crate::config::{CentralConfig, GrantsAuth};
 use crate::ledger::outbox::{self, Entry};
 use crate::ledger::writer::WriterHandle;
 use crate::observe::{CentralBacklog, Observer};
+use crate::site::LiveSite;
+use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+mod hello;
 
 /// The longest the shipper waits when everything is acknowledged.
 const IDLE: Duration = Duration::from_secs(1);
@@ -54,17 +59,36 @@ enum Round {
     Again,
 }
 
+/// What the shipper works with.
+#[derive(Clone)]
+pub struct Shipper {
+    pub writer: WriterHandle,
+    pub ledger: PathBuf,
+    pub cfg: CentralConfig,
+    pub observer: Observer,
+    pub site: LiveSite,
+    /// Set once the centre answered a hello (and a restored ledger
+    /// imported what it lost).
+    pub greeted: watch::Sender<bool>,
+}
+
 /// The shipper task: runs until `stop`. After each round it tells the
 /// observer what waits (metrics, the lag alert); when idle or backing off
 /// it prunes acknowledged entries past `retention`.
-pub async fn shipper(
-    writer: WriterHandle,
-    ledger: std::path::PathBuf,
-    cfg: CentralConfig,
-    observer: Observer,
-    stop: CancellationToken,
-) {
+pub async fn shipper(ship: Shipper, stop: CancellationToken) {
+    let Shipper {
+        writer,
+        ledger,
+        cfg,
+        observer,
+        site,
+        greeted: said,
+    } = ship;
     let mut peek = outbox::ChangeWatch::open(&ledger);
+    let restore = hello::Restore {
+        mark: crate::ledger::files::restored_mark(&ledger),
+        site,
+    };
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
     let built = crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)
         .map_err(ShipError::from)
@@ -80,7 +104,7 @@ pub async fn shipper(
     let mut backoff: Option<Duration> = None;
     let mut pruned_at: Option<i64> = None;
     loop {
-        let wait = match round(&http, &writer, &cfg, &mut greeted).await {
+        let wait = match round(&http, &writer, &cfg, &restore, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
                 if backoff.take().is_some() {
                     tracing::info!(url = %cfg.url, "central reachable again, shipping");
@@ -99,6 +123,9 @@ pub async fn shipper(
                 Some(jitter(next))
             }
         };
+        if greeted {
+            said.send_replace(true);
+        }
         report(&writer, &observer).await;
         let Some(wait) = wait else { continue };
         prune_when_due(&writer, &cfg, &observer, &mut pruned_at).await;
@@ -184,31 +211,20 @@ async fn round(
     http: &reqwest::Client,
     writer: &WriterHandle,
     cfg: &CentralConfig,
+    restore: &hello::Restore,
     greeted: &mut bool,
 ) -> Result<Round, ShipError> {
     let Some(at) = writer.call_async(outbox::position).await? else {
         return Ok(Round::Shipped(0));
     };
     if !*greeted {
-        let hello = Hello {
-            site_id: at.site_id.clone(),
-            epoch: at.epoch,
-            last_seq: at.last_seq,
-        };
-        let url = format!("{}/v1/hello", cfg.url);
-        let resp = post_json(http, cfg, url, &hello)
-            .await?
-            .error_for_status()?;
-        let w: Welcome = serde_json::from_slice(&resp.bytes().await?)?;
-        *greeted = true;
-        if w.epoch != at.epoch {
-            let moved = writer
-                .call_async(move |c| outbox::rebase(c, w.epoch))
-                .await?;
-            tracing::warn!(old_epoch = at.epoch, epoch = w.epoch, moved,
+        if let Some(epoch) = hello::greet(http, writer, cfg, restore, &at).await? {
+            *greeted = true;
+            tracing::warn!(old_epoch = at.epoch, epoch,
                 "the centre gave this ledger a new epoch (restored or cloned); unacknowledged entries move to it");
             return Ok(Round::Again);
         }
+        *greeted = true;
         // The high water is not taken as an acknowledgement: a clone wrote
         // the same seqs with other content, and only the entries, compared
         // by the centre, tell it apart. Entries sent again are dropped.

@@ -122,6 +122,15 @@ pub fn companions(ledger: &Path) -> [PathBuf; 3] {
     [ledger.to_path_buf(), with("-wal"), with("-shm")]
 }
 
+/// `ledger.db.restored`, written by `tallyd restore`: until a chain site's
+/// first hello after it, the ledger may lack what the centre holds (see
+/// [`outbox_import`](super::outbox_import)).
+pub fn restored_mark(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".restored");
+    PathBuf::from(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,7 @@ pub mod lots;
 pub mod lots_verified;
 pub mod outbox;
 pub mod outbox_backfill;
+pub mod outbox_import;
 pub mod owners;
 pub mod query;
 pub mod schema;

@@ -338,7 +338,8 @@ fn a_cloned_ledger_gets_a_new_epoch_and_counts_nothing_twice() {
 }
 
 #[test]
-fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twice() {
+fn a_site_restored_from_an_older_backup_gets_a_new_epoch_imports_what_it_lost_and_counts_nothing_twice(
+) {
     let _serial = crate::support::serial();
     let pg = Postgres::start();
     let port = free_port();
@@ -380,17 +381,38 @@ fn a_site_restored_from_an_older_backup_gets_a_new_epoch_and_counts_nothing_twic
     charge(&site, "k5", 2);
     charge(&site, "r0", 50);
 
+    assert!(site.path("ledger.db.restored").exists(), "restore marks it");
+
+    // The first hello imports k6 and k7 from the centre (k5 is there
+    // again) before the printers are polled; all four entries then ship
+    // in the new epoch and change nothing the centre counted.
     let mut daemon = site.start();
     daemon.wait_ready();
+    daemon.wait_log(
+        "restored ledger: what it lost since its backup imported from the centre epoch=1 acked_seq=5 usages=2 resolutions=0 refunds=0 present=1 skipped=0",
+        Duration::from_secs(20),
+    );
     wait_for(
         "the restored ledger in a new epoch",
         Duration::from_secs(20),
-        || outbox(&site) == (2, 2, 2),
+        || outbox(&site) == (2, 4, 4),
     );
+    assert!(
+        !site.path("ledger.db.restored").exists(),
+        "the mark is removed"
+    );
+    let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("ledger");
+    let local: (i64, i64) = conn
+        .query_row("SELECT count(*), sum(amount) FROM usages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("usages");
+    assert_eq!(local, (9, 8 * 2 + 50), "the site holds all it charged");
     assert_eq!(pg.count("SELECT count(*) FROM usages"), 9);
     assert_eq!(pg.count("SELECT sum(amount) FROM usages"), 8 * 2 + 50);
+    assert_eq!(pg.count("SELECT count(*) FROM ingest_conflicts"), 0);
     let epochs = "SELECT string_agg(epoch || ':' || high_water || ':' || (closed_at IS NOT NULL), ',' ORDER BY epoch) FROM site_epochs";
-    assert_eq!(pg.query(epochs), "1:8:true,2:2:false");
+    assert_eq!(pg.query(epochs), "1:8:true,2:4:false");
     daemon.stop();
     drop(central);
 }

@@ -5,7 +5,9 @@
 //! together).
 
 use super::{check_named, files, sync_dir, BackupError};
-use crate::ledger::files::{companions, lock_for_daemon, prepare_folder, LockError, FILE_MODE};
+use crate::ledger::files::{
+    companions, lock_for_daemon, prepare_folder, restored_mark, LockError, FILE_MODE,
+};
 use crate::ledger::Ts;
 use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -71,6 +73,8 @@ pub fn restore(file: &Path, ledger: &Path, now: Ts) -> Result<Restored, RestoreE
     };
     std::fs::rename(&tmp, ledger)
         .map_err(|e| b(files(ledger, "cannot put the backup in place")(e)))?;
+    let mark = restored_mark(ledger);
+    write_mark(&mark).map_err(|e| b(files(&mark, "cannot mark the ledger restored")(e)))?;
     sync_dir(dir).map_err(b)?;
     Ok(Restored {
         from: file.to_path_buf(),
@@ -79,6 +83,19 @@ pub fn restore(file: &Path, ledger: &Path, now: Ts) -> Result<Restored, RestoreE
         bytes: checked.bytes,
         moved,
     })
+}
+
+/// Writes the restored mark (see [`restored_mark`]): the daemon of a
+/// chain site imports what the centre holds and the backup lacks before
+/// its printers are polled, then removes it.
+fn write_mark(mark: &Path) -> std::io::Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(mark)?;
+    file.sync_all()
 }
 
 /// Copies `from` to a new 0600 file `to`, flushed to disk.

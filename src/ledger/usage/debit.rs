@@ -14,7 +14,10 @@ use crate::ledger::{bounded, sub, LedgerError, Result, Site};
 use crate::money::Unit;
 use rusqlite::{params, Connection, OptionalExtension};
 
-fn fingerprint(req: &UsageRequest, is_hold: bool) -> String {
+/// The content a usage key is checked against: `[member, origin, payable,
+/// amount, is_hold, detail]` as JSON (a restored ledger rebuilds a lost
+/// usage from it, see [`outbox_import`](crate::ledger::outbox_import)).
+pub fn fingerprint(req: &UsageRequest, is_hold: bool) -> String {
     serde_json::json!([
         req.member,
         req.origin,

@@ -29,12 +29,12 @@ mod refund;
 pub mod rules;
 
 pub use credit::{available, candidates, overage_since, policy_of, SPENDABLE};
-pub use debit::{debit, hold};
+pub use debit::{debit, fingerprint, hold};
 pub use hold::{open_hold, settle, void, OpenHold};
 pub use refund::refund;
 
 use crate::money::Unit;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Ts;
 
@@ -56,7 +56,7 @@ impl CreditKind {
 }
 
 /// What a usage is paid with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "credit")]
 pub enum Payable {
     /// Printing credit, in cents.
@@ -96,7 +96,7 @@ impl Payable {
 }
 
 /// What produced a usage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "origin")]
 pub enum Origin {
     Print { printer: String },

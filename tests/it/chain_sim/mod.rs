@@ -20,8 +20,7 @@
 //! a card reader (a `socat` pseudo-terminal); members print 2 or 7 pages
 //! and tap, so each job's hold (an estimate of 5 pages) settles down or
 //! up, or, on the queue where CUPS counts nothing, is voided. That site is
-//! not the one restored (see [`chain_sim_restored_held_printer_site`] for
-//! why).
+//! restored only in [`chain_sim_restored_held_printer_site`].
 //!
 //! The centre issues the chain's lots from the same grants file the sites
 //! sync: its lots are checked against their history, and each usage's draw
@@ -102,15 +101,11 @@ fn chain_sim_many_seeds() {
 
 /// The site with the held printer restored from its backup: the jobs it
 /// settled after the backup are lost with the ledger, and its daemon finds
-/// them again among cupsd's completed jobs and debits them afresh (no hold
-/// left to settle). The centre holds each as a settled hold already, so it
-/// records a conflict per job (other fingerprint: no hold, and the amount
-/// charged rather than the estimate) and counts each once. The design
-/// (multi-site.md 3.8) has a restored site download the entries it lost and
-/// import their keys first, so re-polled jobs dedupe locally; until that
-/// exists this fails on its "only the injected conflict" check.
+/// them again among cupsd's completed jobs. Its first hello imports the
+/// holds and settles the centre holds (multi-site.md 3.8) before the
+/// printers are polled, so each job polled again is already recorded: no
+/// second debit, and no conflict at the centre but the injected one.
 #[test]
-#[ignore = "needs multi-site.md 3.8: a restored site imports the keys it lost from the centre"]
 fn chain_sim_restored_held_printer_site() {
     run_seed_with(CI_SEEDS[0], true);
 }

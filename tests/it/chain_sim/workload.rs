@@ -213,7 +213,10 @@ impl Sim {
     /// Restores the backup's node: everything it wrote since was shipped
     /// first, so the centre holds usages the restored ledger lost. One of
     /// those is charged again under its key (as a manager would, from a
-    /// paper note), with the same content.
+    /// paper note), with the same content. The restored daemon's first
+    /// hello imports the rest from the centre (multi-site.md 3.8), so the
+    /// node's ledger ends as it was before the restore, plus what it
+    /// charges after.
     pub(super) fn restore(&mut self, round: usize) {
         let Backup {
             node: n,
@@ -231,7 +234,6 @@ impl Sim {
             .filter(|(k, _)| !ledger.contains_key(*k))
             .map(|(k, u)| (k.clone(), u.clone()))
             .collect();
-        node.ledger = ledger;
         let name = node.name.clone();
         self.say(format!(
             "r{round}: {name} restored, {} usages lost locally",
