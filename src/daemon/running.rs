@@ -221,6 +221,11 @@ impl Daemon {
         self.tasks.start("expiry-sweep", move |stop| {
             tasks::expiry_sweeper(w.clone(), c.clone(), trust.clone(), stop)
         });
+        self.start_shipper();
+    }
+
+    /// The shipper, when `[central]` is on.
+    fn start_shipper(&mut self) {
         if let Some(central) = self.config.central.clone() {
             let (greeted, first_hello) = watch::channel(false);
             let ship = super::shipper::Shipper {
@@ -379,7 +384,8 @@ impl Daemon {
     /// A new config (SIGHUP, loaded and checked by the caller): restart only
     /// the printers whose settings changed, the readers if theirs (or the
     /// printers) did; then sync the grants file.
-    async fn reload(&mut self, config: Config) {
+    async fn reload(&mut self, mut config: Config) {
+        let ships = self.keep_site_id(&mut config);
         match self.clients.renew(&config.printers) {
             Ok(clients) => self.clients = clients,
             Err((printer, e)) => {
@@ -443,7 +449,52 @@ impl Daemon {
         if http_changed {
             self.restart_http(old_listen).await;
         }
+        if ships {
+            self.restart_shipper().await;
+        }
         notify(&[NotifyState::Ready]);
+    }
+
+    /// A reload may change everything in `[central]` but the site id (the
+    /// ledger ships as one site for good): a new `site_id`, or `[central]`
+    /// added to a ledger that ships as another site, keeps the old
+    /// section, with one ERROR. Returns whether `[central]` is there, before
+    /// or after (the shipper then starts again, reading its token,
+    /// certificate and key files afresh).
+    fn keep_site_id(&self, config: &mut Config) -> bool {
+        let old = self.config.central.as_ref().map(|c| c.site_id.as_str());
+        let new = config.central.as_ref().map(|c| c.site_id.as_str());
+        if let (Some(old), Some(new)) = (old, new) {
+            if old != new {
+                tracing::error!(site_id = %old, refused = ?new,
+                    "[central] site_id cannot change on reload; the old [central] is kept");
+                config.central = self.config.central.clone();
+            }
+        }
+        self.config.central.is_some() || config.central.is_some()
+    }
+
+    /// After a reload: the shipper again with the new `[central]` (turning
+    /// the outbox on if it is new), or stopped if it was removed (the
+    /// outbox keeps recording; it ships once `[central]` is back).
+    async fn restart_shipper(&mut self) {
+        self.tasks.stop("central-ship", STOP_GRACE).await;
+        let Some(central) = self.config.central.clone() else {
+            tracing::warn!("[central] removed: nothing is shipped; the outbox keeps every change until it is back");
+            return;
+        };
+        let site = central.site_id.clone();
+        let on = self
+            .writer
+            .call_async(move |c| crate::ledger::outbox::enable(c, &site))
+            .await;
+        if let Err(e) = on {
+            tracing::error!(error = %crate::error_chain(&e),
+                "[central] not started: the ledger cannot ship as this site");
+            return;
+        }
+        tracing::info!(url = %central.url, site_id = %central.site_id, "central shipper restarted with the reloaded [central]");
+        self.start_shipper();
     }
 
     /// SIGUSR1: one line with every printer's state and the tasks' restarts.

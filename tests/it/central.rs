@@ -715,3 +715,68 @@ fn lag_shows_in_metrics_alerts_once_each_way_and_acknowledged_entries_are_pruned
     daemon.stop();
     drop(central);
 }
+
+/// A reload takes a new `[central]` without a restart: a site shipping to
+/// an address where nothing listens ships to the centre once its config
+/// names it and it is reloaded; a new `site_id` is refused on reload (the
+/// ledger ships as one site for good) with one ERROR, and the old section
+/// keeps shipping.
+#[test]
+fn a_reload_takes_a_new_central_url_and_refuses_a_new_site_id() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = Central::start(&pg, port);
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let site = chain_site_with(&nowhere, "ber-7", 500, "");
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    charge(&site, "k0", 2);
+    charge(&site, "k1", 3);
+    daemon.wait_log("central unreachable", Duration::from_secs(10));
+    assert_eq!(outbox(&site), (1, 0, 2), "nothing acknowledged");
+
+    join_chain(&site, &format!("http://127.0.0.1:{port}"), "ber-7", 500, "");
+    daemon.signal("HUP");
+    daemon.wait_log(
+        "central shipper restarted with the reloaded [central]",
+        Duration::from_secs(10),
+    );
+    wait_for("both acknowledged", Duration::from_secs(20), || {
+        outbox(&site) == (1, 2, 2)
+    });
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-7'"),
+        2
+    );
+
+    join_chain(&site, &format!("http://127.0.0.1:{port}"), "ber-8", 500, "");
+    daemon.signal("HUP");
+    daemon.wait_log(
+        "[central] site_id cannot change on reload; the old [central] is kept",
+        Duration::from_secs(10),
+    );
+    // `tallyd charge` reads the same config and refuses it too.
+    let refused = site.cli_fails(&[
+        "charge", "alice", "--units", "4", "--reason", "copier", "--key", "k2",
+    ]);
+    assert!(
+        refused.contains("ships to the centre as site `ber-7`"),
+        "{refused}"
+    );
+    join_chain(&site, &format!("http://127.0.0.1:{port}"), "ber-7", 500, "");
+    charge(&site, "k2", 4);
+    wait_for("k2 acknowledged as ber-7", Duration::from_secs(20), || {
+        outbox(&site) == (1, 3, 3)
+    });
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-7'"),
+        3
+    );
+    assert_eq!(
+        pg.count("SELECT count(*) FROM usages WHERE site_id = 'ber-8'"),
+        0
+    );
+    daemon.stop();
+    drop(central);
+}
