@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod balance;
 pub mod check;
+pub mod client;
 pub mod issue;
 mod issuer;
 pub mod pg;

@@ -4,9 +4,10 @@
 
 use super::output::{write_json, Format, Table};
 use super::Ctx;
+use crate::central::client;
 use crate::central::protocol::{ChainReportBy, ChainReportRow, ReportQuery};
 use crate::clock;
-use crate::config::{CentralConfig, GrantsAuth};
+use crate::config::CentralConfig;
 use crate::money::{format_cents, format_minutes};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
@@ -109,8 +110,8 @@ fn fetch(cfg: &CentralConfig, q: &ReportQuery) -> Result<Vec<ChainReportRow>> {
     .context("not a report")
 }
 
-/// One authenticated GET to the centre, trusted as the shipper trusts it;
-/// its JSON answer.
+/// One authenticated GET to the centre ([`client::get_json`]), from the
+/// command line: waits up to 30 s.
 pub(super) fn get_json<T: serde::de::DeserializeOwned>(
     cfg: &CentralConfig,
     path: &str,
@@ -119,39 +120,7 @@ pub(super) fn get_json<T: serde::de::DeserializeOwned>(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        let http =
-            crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)?.build()?;
-        let url = reqwest::Url::parse_with_params(&format!("{}{path}", cfg.url), query)?;
-        let req = http.get(url);
-        let req = match &cfg.token {
-            GrantsAuth::Bearer(token) => req.bearer_auth(token),
-            GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
-        };
-        let resp = match req.send().await {
-            Ok(resp) => resp,
-            Err(e) => match crate::tls::own_certificate_refused(&e) {
-                Some(alert) => bail!(
-                    "refused this site's client certificate: {alert} \
-                     (check [central] cert_file and key_file)"
-                ),
-                None => return Err(e.into()),
-            },
-        };
-        let status = resp.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            bail!("refused this site's token (401)");
-        }
-        let body = resp.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "answered {status}: {}",
-                crate::logging::escape_controls(&String::from_utf8_lossy(&body))
-            );
-        }
-        Ok(serde_json::from_slice(&body)?)
-    })
+    runtime.block_on(client::get_json(cfg, path, query, Duration::from_secs(30)))
 }
 
 #[cfg(test)]

@@ -148,6 +148,9 @@ async fn member_page(state: &St, me: &Me, q: MemberQuery) -> Result<Response, Fa
             }
             p { a href=(format!("/console/enrol?member={}", query_escape(&b.member))) { "Enrol a card for " (b.member) "…" } }
             (balance_table(&config, b))
+            @if config.central.is_some() {
+                p { a href=(format!("/console/chain?member={}#across", query_escape(&b.member))) { (b.member) "'s credit across the chain…" } }
+            }
         }
         section aria-labelledby="st" {
             h2 #st { "Statement " (from_day) " to " (to_day) }

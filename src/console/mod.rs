@@ -11,6 +11,7 @@
 
 mod actions;
 mod cancel;
+mod chain;
 mod enrol;
 pub mod guard;
 mod held;
@@ -187,6 +188,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/session/end", get(rooms::form).post(rooms::submit))
         .route("/console/enrol", get(enrol::form).post(enrol::submit))
         .route("/console/report", get(report::page))
+        .route("/console/chain", get(chain::page))
         .route("/console/report.csv", get(report::csv))
         .route("/console/review", get(review::list))
         .route("/console/review/resolve", get(review::resolve_form))
@@ -295,6 +297,7 @@ impl Me {
             manager: &self.name,
             logout_token: &token,
             refresh,
+            chain: state.config().central.is_some(),
         };
         let site = state.config().site_name.clone();
         html_page(pages::page(&site, title, Some(&viewer), body))

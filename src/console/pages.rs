@@ -12,6 +12,8 @@ pub struct Viewer<'a> {
     pub logout_token: &'a str,
     /// Reload the page every this many seconds.
     pub refresh: Option<u32>,
+    /// The site is in a chain (`[central]`): the chain page is listed.
+    pub chain: bool,
 }
 
 /// A whole page: the header with the site, the sections and the manager's
@@ -38,6 +40,7 @@ pub fn page(site: &str, title: &str, viewer: Option<&Viewer<'_>>, body: Markup) 
                             a href="/console/members" { "Members" }
                             a href="/console/review" { "Review" }
                             a href="/console/report" { "Reports" }
+                            @if v.chain { a href="/console/chain" { "Chain" } }
                         }
                         form.inline method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(v.logout_token);

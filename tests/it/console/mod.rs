@@ -8,10 +8,13 @@
 //!   the console the daemon serves.
 //! - [`keyboard`]: headless Chromium with the keyboard alone: log in and
 //!   find a member; a label on every form control.
+//! - [`chain`]: the chain page of a site with `[central]`, beside a real
+//!   PostgreSQL and `tallyd central`, with the centre up and then gone.
 //! - [`tls`]: the console and `/healthz` over the daemon's own TLS
 //!   (`[http] cert_file`, `key_file`), and the key files it refuses.
 
 mod browser;
+mod chain;
 mod keyboard;
 mod refusals;
 mod tls;

@@ -6,7 +6,7 @@
 use super::{form_token, site_with, Served, MANAGER, PASSWORD};
 use reqwest::{header, redirect, Client, StatusCode};
 
-fn client() -> Client {
+pub(super) fn client() -> Client {
     Client::builder()
         .redirect(redirect::Policy::none())
         .no_proxy()
@@ -14,7 +14,7 @@ fn client() -> Client {
         .expect("client")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -22,7 +22,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Posts the login form (with a fresh token); the response.
-async fn log_in(c: &Client, s: &Served, name: &str, password: &str) -> reqwest::Response {
+pub(super) async fn log_in(
+    c: &Client,
+    s: &Served,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
     let page = c
         .get(s.url("/console/login"))
         .send()
@@ -42,7 +47,7 @@ async fn log_in(c: &Client, s: &Served, name: &str, password: &str) -> reqwest::
 
 /// The session cookie a good login sets (`name=value`), checked for its
 /// attributes.
-fn session_cookie(r: &reqwest::Response) -> String {
+pub(super) fn session_cookie(r: &reqwest::Response) -> String {
     let set = r
         .headers()
         .get(header::SET_COOKIE)
@@ -59,7 +64,7 @@ fn session_cookie(r: &reqwest::Response) -> String {
     set.split(';').next().expect("name=value").to_string()
 }
 
-async fn page(c: &Client, s: &Served, cookie: &str, path: &str) -> String {
+pub(super) async fn page(c: &Client, s: &Served, cookie: &str, path: &str) -> String {
     let r = c
         .get(s.url(path))
         .header(header::COOKIE, cookie)
