@@ -20,6 +20,7 @@ pub mod check;
 pub mod client;
 pub mod issue;
 mod issuer;
+pub mod metrics;
 pub mod pg;
 pub mod protocol;
 pub mod report;
@@ -29,6 +30,7 @@ pub mod server;
 pub mod spend;
 pub mod statement;
 pub mod store;
+pub mod watch;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -76,6 +78,10 @@ pub struct CentralToml {
     /// many sites apply at once (one site's batches always one at a time).
     #[serde(default = "default_connections")]
     pub connections: usize,
+    /// Where to serve `/metrics` and `/healthz` (plain HTTP, `host:port`);
+    /// off when unset.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_connections() -> usize {
@@ -217,6 +223,9 @@ async fn serve(cfg: CentralToml) -> Result<()> {
             })?;
         tokio::spawn(issuer::run(db.pool(), grants.clone(), tz, every));
     }
+    if let Some(addr) = cfg.metrics_listen {
+        serve_metrics(addr, db.pool(), &cfg.sites).await?;
+    }
     let listener = std::net::TcpListener::bind(cfg.listen)
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
@@ -258,6 +267,29 @@ async fn serve(cfg: CentralToml) -> Result<()> {
     };
     served.context("serving failed")?;
     tracing::info!("central stopped");
+    Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` until the process ends.
+async fn serve_metrics(
+    addr: SocketAddr,
+    pool: deadpool_postgres::Pool,
+    sites: &[auth::SiteEntry],
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on metrics_listen {addr}"))?;
+    let watched = metrics::Watched {
+        pool,
+        sites: sites.iter().map(|s| s.id.clone()).collect(),
+    };
+    let app = metrics::router(Arc::new(watched));
+    tracing::info!(listen = %addr, "central serving /metrics and /healthz");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "central metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

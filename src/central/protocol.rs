@@ -55,6 +55,25 @@ pub enum BatchReply {
     Hello,
 }
 
+/// `POST /v1/status`: where the site's outbox stands, sent by its shipper
+/// about every half minute while it reaches the centre (also when nothing
+/// is shipped), so the centre knows each site's backlog and when it last
+/// heard from it. Answered 204; nothing in the journal changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SiteStatus {
+    pub site_id: String,
+    pub epoch: i64,
+    /// The highest seq the site wrote in `epoch`.
+    pub last_seq: i64,
+    /// The highest seq the centre acknowledged in `epoch`.
+    pub acked_seq: i64,
+    /// When the oldest unacknowledged entry was written (Unix seconds, the
+    /// site's clock); `None` when nothing waits.
+    pub oldest_at: Option<i64>,
+    /// The site's clock when it sent this (Unix seconds).
+    pub site_time: i64,
+}
+
 /// `POST /v1/lost`: the journal entries the centre holds from this site
 /// after `(epoch, seq)`, in order, at most `limit`: what a ledger restored
 /// from a backup lost (multi-site.md 3.8).

@@ -117,6 +117,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER central_overage_append_only BEFORE UPDATE OR DELETE ON central_overage
         FOR EACH ROW EXECUTE FUNCTION refuse_change();
     "#,
+    // 3: what each site last said of its outbox (`POST /v1/status`) and
+    // when the centre heard it: one row per site, replaced each time; the
+    // centre's `/metrics` reads it.
+    r#"
+    CREATE TABLE site_status (
+        site_id text PRIMARY KEY, epoch integer NOT NULL,
+        last_seq bigint NOT NULL, acked_seq bigint NOT NULL,
+        oldest_at bigint, site_time bigint NOT NULL,
+        heard_at timestamptz NOT NULL DEFAULT now());
+    "#,
 ];
 
 /// Brings the schema up to date.

@@ -5,7 +5,7 @@
 use super::auth::Sites;
 use super::protocol::{
     BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainStatement, Hello,
-    LostEntry, LostQuery, ReportQuery, StatementQuery, Welcome,
+    LostEntry, LostQuery, ReportQuery, SiteStatus, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -213,6 +213,22 @@ async fn journal(
     Ok((status, Json(reply)))
 }
 
+/// Where a site's outbox stands, as it says (for the centre's metrics):
+/// kept, unless a newer word from the site is already.
+async fn status(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Json(s): Json<SiteStatus>,
+) -> Result<StatusCode, Refused> {
+    authenticate(&centre, &s.site_id, &headers, &tls)?;
+    let client = centre.db.client().await?;
+    super::watch::record(&client, &s)
+        .await
+        .map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The entries the centre holds from a site after a point of its journal:
 /// what a ledger restored from a backup lost, to import (multi-site.md
 /// 3.8). Only the asking site's own entries.
@@ -288,6 +304,7 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/hello", post(hello))
         .route("/v1/journal", post(journal))
         .route("/v1/lost", post(lost))
+        .route("/v1/status", post(status))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))
         .route("/v1/statement", get(statement))

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 mod hello;
+mod status;
 
 /// The longest the shipper waits when everything is acknowledged.
 const IDLE: Duration = Duration::from_secs(1);
@@ -103,6 +104,7 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
     let mut greeted = false;
     let mut backoff: Option<Duration> = None;
     let mut pruned_at: Option<i64> = None;
+    let mut told_at: Option<tokio::time::Instant> = None;
     loop {
         let wait = match round(&http, &writer, &cfg, &restore, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
@@ -114,6 +116,7 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
             Ok(Round::Again) => None,
             Err(e) => {
                 greeted = false;
+                told_at = None;
                 if backoff.is_none() {
                     tracing::warn!(url = %cfg.url, error = %crate::error_chain(&e),
                         "central unreachable; charging goes on, the outbox waits");
@@ -127,6 +130,12 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
             said.send_replace(true);
         }
         report(&writer, &observer).await;
+        if backoff.is_none() && greeted && told_at.is_none_or(|t| t.elapsed() >= status::EVERY) {
+            told_at = Some(tokio::time::Instant::now());
+            if let Err(e) = status::tell(&http, &writer, &cfg, observer.now()).await {
+                tracing::debug!(error = %crate::error_chain(&e), "outbox status not told to the centre");
+            }
+        }
         let Some(wait) = wait else { continue };
         prune_when_due(&writer, &cfg, &observer, &mut pruned_at).await;
         if backoff.is_none() {

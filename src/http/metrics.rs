@@ -46,8 +46,8 @@ struct Observed {
     build: BuildInfo,
 }
 
-type Labels = Vec<(&'static str, String)>;
-type Result = std::result::Result<(), std::fmt::Error>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
+pub(crate) type Result = std::result::Result<(), std::fmt::Error>;
 
 impl Collector for Observed {
     fn encode(&self, mut e: DescriptorEncoder) -> Result {
@@ -218,7 +218,7 @@ fn central(e: &mut DescriptorEncoder, s: &Snapshot, now: i64) -> Result {
 }
 
 /// One counter family (name without `_total`); nothing when it is empty.
-fn counters(
+pub(crate) fn counters(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -236,7 +236,7 @@ fn counters(
 }
 
 /// One gauge family; nothing when it is empty.
-fn gauges(
+pub(crate) fn gauges(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,

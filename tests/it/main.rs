@@ -27,6 +27,7 @@ mod central;
 mod central_import;
 mod central_lots;
 mod central_report;
+mod central_watch;
 mod chain_sim;
 mod cli;
 mod console;

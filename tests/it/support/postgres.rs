@@ -150,6 +150,13 @@ impl Postgres {
     /// every connection cut; recovery replays the WAL at the next start)
     /// and starts it again on the same port.
     pub fn restart_immediate(&self) {
+        self.stop_immediate();
+        self.pg_ctl_start();
+    }
+
+    /// Stops the cluster as a crash would; [`Postgres::start_again`] starts
+    /// it on the same port.
+    pub fn stop_immediate(&self) {
         let out = pg_command(&self.bin, "pg_ctl")
             .args(["-w", "-D"])
             .arg(&self.data)
@@ -161,6 +168,10 @@ impl Postgres {
             "pg_ctl stop: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Starts the cluster stopped by [`Postgres::stop_immediate`].
+    pub fn start_again(&self) {
         self.pg_ctl_start();
     }
 
