@@ -17,7 +17,7 @@
 //!   charged while the centre was down, from the centre serving to every
 //!   entry acknowledged, for a large site (300 entries a day: 900) and a
 //!   very busy one (10,000 a day: 30,000); split into the wait for the
-//!   shipper's next retry (`max_backoff = "1s"` here; 5 minutes by
+//!   shipper's next retry (`max_backoff = "1s"` here; 1 minute by
 //!   default) and the drain from its hello on (goal: 500 entries/s or
 //!   more, 3 days in under a minute);
 //! - commit to acknowledgement on loopback, p50 and p99: usages charged
@@ -366,13 +366,18 @@ struct ChainSite {
 impl ChainSite {
     /// Starts the daemon and waits until it found the centre away.
     fn start(id: &'static str) -> ChainSite {
-        let port = free_port();
+        ChainSite::start_on(id, free_port(), "max_backoff = \"1s\"\n")
+    }
+
+    /// As [`ChainSite::start`], shipping to `port`, with `more` lines of
+    /// `[central]` (none: the default `max_backoff`).
+    fn start_on(id: &'static str, port: u16, more: &str) -> ChainSite {
         let site = Site::new(&[]);
         std::fs::write(site.path("central.token"), site_token(id) + "\n").expect("token file");
         site.write_config_with(
             &[],
             &format!(
-                "\n[central]\nurl = \"http://127.0.0.1:{port}\"\nsite_id = \"{id}\"\ntoken_file = \"central.token\"\nbatch = {BATCH}\nmax_backoff = \"1s\"\n"
+                "\n[central]\nurl = \"http://127.0.0.1:{port}\"\nsite_id = \"{id}\"\ntoken_file = \"central.token\"\nbatch = {BATCH}\n{more}"
             ),
         );
         let daemon = site.start();
@@ -526,6 +531,53 @@ fn print_catch_up(what: &str, c: &CatchUp) {
     );
 }
 
+/// Sites in the outage measurement, each a large site's day (300 entries).
+const OUTAGE_SITES: [&str; 6] = ["ber-1", "ber-2", "ber-3", "ber-4", "ber-5", "ber-6"];
+const OUTAGE_DAY: usize = 300;
+
+/// With `CENTRAL_BENCH_OUTAGE=SECS`: [`OUTAGE_SITES`] on their own
+/// PostgreSQL, shipping with the default `max_backoff`, each charging a
+/// day's entries while the centre is away for SECS (long enough for the
+/// backoff to reach its cap: from then on a longer outage looks the same
+/// to a site); then each timed from the centre serving until its last
+/// entry is acknowledged. Sorted.
+fn outage(secs: u64, grants: &str) -> Vec<f64> {
+    let pg = Postgres::start_durable();
+    let port = free_port();
+    let away = Instant::now();
+    let mut sites: Vec<ChainSite> = OUTAGE_SITES
+        .iter()
+        .map(|id| ChainSite::start_on(id, port, ""))
+        .collect();
+    for cs in &mut sites {
+        charge(&mut cs.ledger, 0, OUTAGE_DAY, unix_now() - DAY, DAY);
+    }
+    std::thread::sleep(Duration::from_secs(secs).saturating_sub(away.elapsed()));
+    let central = centre(&pg, port, grants);
+    let t = Instant::now();
+    let mut done: Vec<Option<f64>> = vec![None; sites.len()];
+    while done.iter().any(Option::is_none) {
+        for (cs, d) in sites.iter().zip(done.iter_mut()) {
+            let (acked, last) = cs.outbox();
+            if d.is_none() && acked == last {
+                *d = Some(t.elapsed().as_secs_f64());
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "not all acknowledged after 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for cs in &mut sites {
+        cs.daemon.stop();
+    }
+    drop(central);
+    let mut times: Vec<f64> = done.into_iter().flatten().collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
 fn main() {
     if support::postgres::installed().is_none() {
         eprintln!(
@@ -537,6 +589,20 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
+    if let Some(secs) = std::env::var("CENTRAL_BENCH_OUTAGE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        let times = outage(secs, &chain_grants(&[]));
+        let each: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+        println!(
+            "\na central outage of {secs} s (the backoff at its cap, as in a day's), {} sites at the default max_backoff (1m), {OUTAGE_DAY} entries each: all acknowledged {:.1} s after the centre served (each site: {} s; goal: a day's outage recovered in under 120 s)",
+            times.len(),
+            times.last().copied().unwrap_or(0.0),
+            each.join(", ")
+        );
+        return;
+    }
     let pg = Postgres::start_durable();
 
     // Central ingestion: one site, then six at once.
