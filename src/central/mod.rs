@@ -47,6 +47,10 @@ pub struct CentralToml {
     pub listen: SocketAddr,
     /// A libpq connection string (`host=… port=… user=… dbname=…`).
     pub postgres: String,
+    /// A file holding the PostgreSQL password (relative to central.toml's
+    /// folder; one line), so that none sits in the connection string.
+    #[serde(default)]
+    pub postgres_password_file: Option<PathBuf>,
     /// The certificate chain and key to serve HTTPS with (PEM, relative to
     /// central.toml's folder); both or neither (then plain HTTP).
     #[serde(default)]
@@ -107,7 +111,22 @@ impl CentralToml {
         cfg.key_file = cfg.key_file.map(|f| base.join(f));
         cfg.client_ca_file = cfg.client_ca_file.map(|f| base.join(f));
         cfg.grants = cfg.grants.map(|f| base.join(f));
+        cfg.postgres_password_file = cfg.postgres_password_file.map(|f| base.join(f));
         Ok(cfg)
+    }
+
+    /// The connection to PostgreSQL: `postgres`, with the password from
+    /// `postgres_password_file` when set (read now: a missing, empty or
+    /// huge file is an error naming it).
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config> {
+        let mut config: tokio_postgres::Config = self
+            .postgres
+            .parse()
+            .context("central.toml: postgres is not a valid connection string")?;
+        if let Some(path) = &self.postgres_password_file {
+            config.password(read_password(path)?);
+        }
+        Ok(config)
     }
 
     /// The TLS setup, when `cert_file` and `key_file` are set, asking
@@ -148,6 +167,17 @@ impl CentralToml {
     }
 }
 
+/// The one line of a password file, without its line end.
+fn read_password(path: &Path) -> Result<String> {
+    let what = || format!("central.toml: postgres_password_file {}", path.display());
+    let len = std::fs::metadata(path).with_context(what)?.len();
+    anyhow::ensure!(len <= 4096, "{}: over 4 KiB, not a password", what());
+    let text = std::fs::read_to_string(path).with_context(what)?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "{}: empty", what());
+    Ok(password.to_string())
+}
+
 /// `tallyd central --config central.toml check`: prints one verdict per
 /// check; false when any failed.
 pub fn check(config: &Path, out: &mut dyn std::io::Write) -> Result<bool> {
@@ -157,7 +187,9 @@ pub fn check(config: &Path, out: &mut dyn std::io::Write) -> Result<bool> {
         .build()
         .context("cannot start the async runtime")?;
     let verdicts = rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&cfg.postgres, tokio_postgres::NoTls)
+        let (client, connection) = cfg
+            .pg_config()?
+            .connect(tokio_postgres::NoTls)
             .await
             .context("cannot connect to PostgreSQL")?;
         tokio::spawn(connection);
@@ -200,7 +232,7 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         "central.toml: connections = {} is not between 1 and 100",
         cfg.connections
     );
-    let db = server::Db::connect(&cfg.postgres, cfg.connections)
+    let db = server::Db::connect(cfg.pg_config()?, cfg.connections)
         .await
         .context("cannot connect to PostgreSQL or migrate its schema")?;
     if sites.is_empty() {
@@ -307,6 +339,30 @@ mod tests {
         assert_eq!(cfg.listen.port(), 8470);
         assert!(cfg.grants.is_none() && cfg.cert_file.is_none());
         assert_eq!(auth::Sites::new(&cfg.sites).expect("sites").len(), 1);
+    }
+
+    /// The password comes from its file, without the line end; a
+    /// missing, empty or huge file is an error naming the file.
+    #[test]
+    fn the_postgres_password_is_read_from_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("central.toml");
+        let text = "listen = \"127.0.0.1:8470\"\npostgres = \"host=db.example user=tally\"\n\
+                    postgres_password_file = \"pg-password\"\n";
+        std::fs::write(&path, text).expect("write");
+        let cfg = CentralToml::load(&path).expect("parses");
+        let pw = dir.path().join("pg-password");
+        let err = |cfg: &CentralToml| format!("{:#}", cfg.pg_config().expect_err("refused"));
+        assert!(err(&cfg).contains("pg-password"), "missing: {}", err(&cfg));
+        std::fs::write(&pw, "\n").expect("write");
+        assert!(err(&cfg).contains("empty"), "{}", err(&cfg));
+        std::fs::write(&pw, "x".repeat(5000)).expect("write");
+        assert!(err(&cfg).contains("over 4 KiB"), "{}", err(&cfg));
+        std::fs::write(&pw, "s3cret pg\r\n").expect("write");
+        let pg = cfg.pg_config().expect("a password");
+        assert_eq!(pg.get_password(), Some(&b"s3cret pg"[..]));
+        assert_eq!(pg.get_user(), Some("tally"));
+        assert!(!format!("{:?}", cfg).contains("s3cret"));
     }
 
     #[test]

@@ -30,8 +30,7 @@ type Failure = (StatusCode, String);
 impl Db {
     /// Connects and brings the schema up to date; at most `connections`
     /// are open at once.
-    pub async fn connect(conninfo: &str, connections: usize) -> anyhow::Result<Db> {
-        let config: tokio_postgres::Config = conninfo.parse()?;
+    pub async fn connect(config: tokio_postgres::Config, connections: usize) -> anyhow::Result<Db> {
         let manager = Manager::from_config(
             config,
             NoTls,
