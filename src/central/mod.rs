@@ -167,6 +167,27 @@ impl CentralToml {
     }
 }
 
+/// What the centre knows of each site (`tallyd central sites`): every
+/// site central.toml lists and any other its tables name, and the
+/// conflicts recorded.
+pub fn sites(config: &Path) -> Result<(Vec<watch::SiteView>, i64)> {
+    let cfg = CentralToml::load(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let (client, connection) = cfg
+            .pg_config()?
+            .connect(tokio_postgres::NoTls)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        tokio::spawn(connection);
+        let ids: Vec<String> = cfg.sites.iter().map(|s| s.id.clone()).collect();
+        Ok(watch::sites(&client, &ids).await?)
+    })
+}
+
 /// The one line of a password file, without its line end.
 fn read_password(path: &Path) -> Result<String> {
     let what = || format!("central.toml: postgres_password_file {}", path.display());

@@ -65,7 +65,7 @@ pub struct Said {
 
 /// Every site in `ids` (the configured ones) and any other the tables
 /// name, with what the centre knows of it; and the conflicts recorded.
-pub async fn sites(client: &Client, ids: &[String]) -> Pg<(Vec<SiteView>, i64)> {
+pub async fn sites(client: &tokio_postgres::Client, ids: &[String]) -> Pg<(Vec<SiteView>, i64)> {
     let mut by_id: std::collections::BTreeMap<String, SiteView> = ids
         .iter()
         .map(|id| {

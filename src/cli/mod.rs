@@ -11,6 +11,7 @@ mod backup;
 mod central_import;
 mod central_read;
 mod central_report;
+mod central_sites;
 mod check;
 mod console;
 mod generate;
@@ -222,6 +223,10 @@ pub enum CentralAction {
     /// central.toml): every lot against its history, every usage drawn once
     /// at its final amount. One verdict per check; exits 1 if any fails.
     Check,
+    /// What the centre knows of each site (`--config` names its
+    /// central.toml): its newest epoch and high water, when it last told
+    /// the centre where its outbox stands, and what waited then.
+    Sites,
 }
 
 /// `tallyd --version`: the version and the ledger schema it writes.
@@ -292,6 +297,21 @@ fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
             return Ok(());
         }
         anyhow::bail!("the centre's ledger failed a check");
+    }
+    if let Command::Central {
+        action: Some(CentralAction::Sites),
+        ..
+    } = cli.command
+    {
+        let Some(central) = &cli.config else {
+            anyhow::bail!("tallyd central sites needs --config naming its central.toml");
+        };
+        let format = match (cli.json, cli.csv) {
+            (true, _) => Format::Json,
+            (_, true) => Format::Csv,
+            _ => Format::Table,
+        };
+        return central_sites::print(central, format, &mut std::io::stdout().lock());
     }
     if let Command::Central { action: None, .. } = cli.command {
         // The centre has no site config to look for: only its own file.
@@ -398,7 +418,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         | Command::Generate(_)
         | Command::Console { .. }
         | Command::Central {
-            action: None | Some(CentralAction::Check),
+            action: None | Some(CentralAction::Check | CentralAction::Sites),
             ..
         } => Ok(()),
     }

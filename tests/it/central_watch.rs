@@ -2,8 +2,9 @@
 //! central.toml), against a real PostgreSQL and a real site daemon: each
 //! site's epoch and high water, what its shipper last told the centre of
 //! its backlog (`POST /v1/status`) and how long ago; a configured site
-//! never heard has no such lines; PostgreSQL stopped turns `/healthz` to
-//! 503 and `postgres_up` to 0.
+//! never heard has no such lines (and `tallyd central sites` says
+//! "never"); PostgreSQL stopped turns `/healthz` to 503 and `postgres_up`
+//! to 0.
 
 use super::central::{chain_site, charge, outbox, wait_for};
 use crate::support::http::{get, scrape, value};
@@ -67,6 +68,36 @@ fn the_centres_metrics_show_each_sites_high_water_backlog_and_when_it_was_heard(
         outbox(&ber1) == (1, 5, 5)
     });
     assert_eq!(at(metrics, "site_high_water", ber), Some(5));
+
+    // The same from the command line: `tallyd central sites`.
+    let (ok, json) = central.command(&["--json", "central", "sites"]);
+    assert!(ok, "{json}");
+    let rows: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), SITES.len(), "{json}");
+    let one = rows.iter().find(|r| r["site"] == "ber-1").expect("ber-1");
+    assert_eq!(
+        (&one["epoch"], &one["high_water"]),
+        (&1.into(), &5.into()),
+        "{json}"
+    );
+    assert!(
+        one["heard_seconds_ago"].as_i64().is_some_and(|s| s <= 35),
+        "{json}"
+    );
+    let two = rows.iter().find(|r| r["site"] == "ber-2").expect("ber-2");
+    assert!(
+        two["epoch"].is_null() && two["heard_seconds_ago"].is_null(),
+        "{json}"
+    );
+    let (ok, table) = central.command(&["central", "sites"]);
+    assert!(ok && table.contains("conflicts recorded: 0"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ber-2") && l.contains("never")),
+        "{table}"
+    );
 
     // PostgreSQL gone: the centre says so, and is back when it is.
     pg.stop_immediate();

@@ -376,12 +376,18 @@ impl Central {
     /// `tallyd central check` on this centre's ledger of record: whether
     /// it passed, and its verdicts (and error line).
     pub fn check(&self) -> (bool, String) {
+        self.command(&["central", "check"])
+    }
+
+    /// Runs `tallyd --config <central.toml> ARGS`: (success, stdout and
+    /// stderr).
+    pub fn command(&self, args: &[&str]) -> (bool, String) {
         let out = tallyd()
             .arg("--config")
             .arg(self._dir.path().join("central.toml"))
-            .args(["central", "check"])
+            .args(args)
             .output()
-            .expect("run tallyd central check");
+            .expect("run tallyd with central.toml");
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
