@@ -125,6 +125,17 @@ pub fn format_rfc3339(tz: Tz, ts: i64) -> String {
 }
 
 /// Now, in unix seconds.
+/// A span of seconds as people read it: `45 s`, `12 min`, `3 h`, `2 d`
+/// (whole units, rounded down).
+pub fn format_ago(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
 pub fn now() -> i64 {
     Utc::now().timestamp()
 }

@@ -66,6 +66,11 @@ impl Sites {
         self.0.len()
     }
 
+    /// The site ids, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -74,6 +74,26 @@ pub struct SiteStatus {
     pub site_time: i64,
 }
 
+/// `GET /v1/sites?site_id=…`: what the centre knows of every site of the
+/// chain, asked by a site with its token (the console's chain page).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SitesQuery {
+    pub site_id: String,
+}
+
+/// One site as the centre knows it (`None`: not known): its newest epoch
+/// and high water there, and from what it last said of its outbox, how
+/// long ago that was, how many entries waited and how old the oldest was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainSite {
+    pub site: String,
+    pub epoch: Option<i64>,
+    pub high_water: Option<i64>,
+    pub heard_seconds_ago: Option<i64>,
+    pub unacknowledged: Option<i64>,
+    pub ack_lag_seconds: Option<i64>,
+}
+
 /// `POST /v1/lost`: the journal entries the centre holds from this site
 /// after `(epoch, seq)`, in order, at most `limit`: what a ledger restored
 /// from a backup lost (multi-site.md 3.8).

@@ -4,8 +4,8 @@
 
 use super::auth::Sites;
 use super::protocol::{
-    BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainStatement, Hello,
-    LostEntry, LostQuery, ReportQuery, SiteStatus, StatementQuery, Welcome,
+    BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainSite, ChainStatement,
+    Hello, LostEntry, LostQuery, ReportQuery, SiteStatus, SitesQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -228,6 +228,22 @@ async fn status(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What the centre knows of every site, for a site's manager (the
+/// console's chain page): read-only.
+async fn sites(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Query(q): Query<SitesQuery>,
+) -> Result<Json<Vec<ChainSite>>, Refused> {
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
+    let client = centre.db.client().await?;
+    let (sites, _) = super::watch::sites(&client, &centre.sites.ids())
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(sites.iter().map(|s| s.to_wire()).collect()))
+}
+
 /// The entries the centre holds from a site after a point of its journal:
 /// what a ledger restored from a backup lost, to import (multi-site.md
 /// 3.8). Only the asking site's own entries.
@@ -304,6 +320,7 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/journal", post(journal))
         .route("/v1/lost", post(lost))
         .route("/v1/status", post(status))
+        .route("/v1/sites", get(sites))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))
         .route("/v1/statement", get(statement))

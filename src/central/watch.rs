@@ -53,6 +53,20 @@ pub struct SiteView {
     pub said: Option<Said>,
 }
 
+impl SiteView {
+    /// As the site protocol gives it.
+    pub fn to_wire(&self) -> super::protocol::ChainSite {
+        super::protocol::ChainSite {
+            site: self.site_id.clone(),
+            epoch: self.epoch.map(|e| e.0),
+            high_water: self.epoch.map(|e| e.1),
+            heard_seconds_ago: self.said.as_ref().map(|s| s.heard_ago),
+            unacknowledged: self.said.as_ref().map(|s| s.unacknowledged),
+            ack_lag_seconds: self.said.as_ref().map(|s| s.ack_lag),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Said {
     /// Entries it had not had acknowledged.

@@ -3,39 +3,14 @@
 //! dark, which lags.
 
 use super::output::{write_json, Format, Table};
-use crate::central::watch::SiteView;
+use crate::central::protocol::ChainSite as Row;
 use anyhow::Result;
-use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 
-/// One site, as JSON gives it (`null`: not known).
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct Row {
-    site: String,
-    epoch: Option<i64>,
-    high_water: Option<i64>,
-    /// Seconds since the site last told the centre where it stands.
-    heard_seconds_ago: Option<i64>,
-    /// Entries it had not had acknowledged then, and how old the oldest was.
-    unacknowledged: Option<i64>,
-    ack_lag_seconds: Option<i64>,
-}
-
-fn row(v: &SiteView) -> Row {
-    Row {
-        site: v.site_id.clone(),
-        epoch: v.epoch.map(|e| e.0),
-        high_water: v.epoch.map(|e| e.1),
-        heard_seconds_ago: v.said.as_ref().map(|s| s.heard_ago),
-        unacknowledged: v.said.as_ref().map(|s| s.unacknowledged),
-        ack_lag_seconds: v.said.as_ref().map(|s| s.ack_lag),
-    }
-}
-
 pub fn print(config: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
     let (sites, conflicts) = crate::central::sites(config)?;
-    let rows: Vec<Row> = sites.iter().map(row).collect();
+    let rows: Vec<Row> = sites.iter().map(|s| s.to_wire()).collect();
     match format {
         Format::Json => write_json(out, &rows)?,
         Format::Csv => table(&rows, true).write_csv(out)?,
@@ -46,16 +21,6 @@ pub fn print(config: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Seconds as people read them (`45 s`, `12 min`, `3 h`, `2 d`).
-fn ago(secs: i64) -> String {
-    match secs {
-        s if s < 120 => format!("{s} s"),
-        s if s < 7200 => format!("{} min", s / 60),
-        s if s < 172_800 => format!("{} h", s / 3600),
-        s => format!("{} d", s / 86_400),
-    }
 }
 
 fn table(rows: &[Row], raw: bool) -> Table {
@@ -96,13 +61,17 @@ fn table(rows: &[Row], raw: bool) -> Table {
                 r.site.clone(),
                 dash(r.epoch.map(|e| e.to_string())),
                 dash(r.high_water.map(|h| h.to_string())),
-                r.heard_seconds_ago
-                    .map_or("never".into(), |s| format!("{} ago", ago(s))),
+                r.heard_seconds_ago.map_or("never".into(), |s| {
+                    format!("{} ago", crate::clock::format_ago(s))
+                }),
                 dash(r.unacknowledged.map(|u| u.to_string())),
-                dash(
-                    r.ack_lag_seconds
-                        .map(|s| if s == 0 { "none".into() } else { ago(s) }),
-                ),
+                dash(r.ack_lag_seconds.map(|s| {
+                    if s == 0 {
+                        "none".into()
+                    } else {
+                        crate::clock::format_ago(s)
+                    }
+                })),
             ]
         };
         t.push(cells);
@@ -113,7 +82,7 @@ fn table(rows: &[Row], raw: bool) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::central::watch::Said;
+    use crate::central::watch::{Said, SiteView};
 
     #[test]
     fn a_site_heard_and_one_never_heard() {
@@ -130,7 +99,7 @@ mod tests {
             site_id: "ber-2".into(),
             ..SiteView::default()
         };
-        let rows = [row(&heard), row(&never)];
+        let rows = [heard.to_wire(), never.to_wire()];
         let mut text = Vec::new();
         table(&rows, false).write(&mut text).expect("table");
         assert_eq!(

@@ -1,12 +1,14 @@
 //! The chain page (a site with `[central]`): where this site's outbox
-//! stands (from its own ledger, so it shows while the centre is away), the
-//! chain's month by site, and one member's credit across the chain (both
-//! asked of the centre, as `tallyd report|balance --central` ask it).
+//! stands (from its own ledger, so it shows while the centre is away),
+//! every site as the centre knows it, the chain's month by site, and one
+//! member's credit across the chain (the last three asked of the centre,
+//! as `tallyd central sites` and `tallyd report|balance --central` read
+//! them).
 
 use super::members::amount;
 use super::{Failure, Me, St};
 use crate::central::client;
-use crate::central::protocol::{ChainBalance, ChainReportRow};
+use crate::central::protocol::{ChainBalance, ChainReportRow, ChainSite};
 use crate::clock;
 use crate::config::{CentralConfig, Config};
 use crate::ledger::outbox::{self, Backlog, Position};
@@ -86,9 +88,12 @@ async fn render(state: &St, me: &Me, q: &ChainQuery) -> Result<Response, Failure
         let query = [("site_id", site), ("member", member)];
         Some(ask::<Vec<ChainBalance>>(&central, "/v1/balance", &query).await)
     };
-    let (by_site, balance) = tokio::join!(by_site, balance);
+    let sites_query = [("site_id", site)];
+    let sites = ask::<Vec<ChainSite>>(&central, "/v1/sites", &sites_query);
+    let (by_site, balance, sites) = tokio::join!(by_site, balance, sites);
     let body = html! {
         (this_site(&config, &central, here, state.now()))
+        (chain_sites(&sites))
         (month_by_site(&config, &month, &by_site))
         (member_across(&config, member, balance))
     };
@@ -124,6 +129,36 @@ fn this_site(
                     }
                 }
                 _ => { p { "The outbox is not on yet: the daemon turns it on when it starts with [central]." } }
+            }
+        }
+    }
+}
+
+/// Every site as the centre knows it: which is dark, which lags.
+fn chain_sites(sites: &Asked<Vec<ChainSite>>) -> Markup {
+    let or_dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+    html! {
+        section aria-labelledby="sites" {
+            h2 #sites { "The chain's sites, as the centre knows them" }
+            @match sites {
+                Err(why) => { p.err role="alert" { "The centre did not answer: " (why) } }
+                Ok(rows) => { div.scroll { table {
+                    thead { tr { th { "Site" } th.n { "Epoch" } th.n { "High water" }
+                        th { "Last heard" } th.n { "Waiting then" } th { "Oldest waiting then" } } }
+                    tbody { @for r in rows { tr {
+                        td { (r.site) } td.n { (or_dash(r.epoch)) } td.n { (or_dash(r.high_water)) }
+                        td { @match r.heard_seconds_ago {
+                            Some(s) => { (clock::format_ago(s)) " ago" }
+                            None => { "never" }
+                        } }
+                        td.n { (or_dash(r.unacknowledged)) }
+                        td { @match r.ack_lag_seconds {
+                            Some(0) => { "none" }
+                            Some(s) => { (clock::format_ago(s)) }
+                            None => { "-" }
+                        } }
+                    } } }
+                } } }
             }
         }
     }

@@ -81,6 +81,10 @@ fn the_chain_page_shows_the_sites_outbox_the_chains_month_and_a_members_credit_a
             "Oldest waiting since nothing waits",
             // The chain's month: ber-1's one usage of $6.00.
             "ber-1 1 $6.00 0h 00m 0 0",
+            // Every site the centre lists: ber-1 told it nothing waited
+            // (after its first round), ber-2 was never heard.
+            "The chain's sites, as the centre knows them",
+            "ber-2 - - never - -",
         ] {
             assert!(chain.contains(want), "{want:?} in: {chain}");
         }
@@ -123,8 +127,8 @@ fn the_chain_page_shows_the_sites_outbox_the_chains_month_and_a_members_credit_a
         }
         assert_eq!(
             chain.matches("The centre did not answer").count(),
-            2,
-            "the month and the member: {chain}"
+            3,
+            "the sites, the month and the member: {chain}"
         );
     });
     daemon.stop();
