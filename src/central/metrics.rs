@@ -8,13 +8,12 @@
 use super::watch::{self, SiteView};
 use crate::http::metrics::{counters, gauges, Labels, Result};
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{prometheus_text, DescriptorEncoder};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
@@ -56,11 +55,7 @@ async fn scrape(State(w): State<Arc<Watched>>) -> Response {
         configured: w.sites.len(),
         seen,
     }));
-    let mut text = String::new();
-    match prometheus_text::encode(&mut text, &registry) {
-        Ok(()) => ([(CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], text).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
-    }
+    crate::http::metrics::encoded(&registry)
 }
 
 /// One scrape's reading; `seen` is `None` when PostgreSQL did not answer.

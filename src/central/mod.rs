@@ -172,20 +172,23 @@ impl CentralToml {
 /// conflicts recorded.
 pub fn sites(config: &Path) -> Result<(Vec<watch::SiteView>, i64)> {
     let cfg = CentralToml::load(config)?;
+    let (rt, client) = connect_once(&cfg)?;
+    let ids: Vec<String> = cfg.sites.iter().map(|s| s.id.clone()).collect();
+    Ok(rt.block_on(watch::sites(&client, &ids))?)
+}
+
+/// One connection to PostgreSQL for a command (`check`, `sites`), with the
+/// runtime that drives it: run the queries with `block_on` on it.
+fn connect_once(cfg: &CentralToml) -> Result<(tokio::runtime::Runtime, tokio_postgres::Client)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let (client, connection) = cfg
-            .pg_config()?
-            .connect(tokio_postgres::NoTls)
-            .await
-            .context("cannot connect to PostgreSQL")?;
-        tokio::spawn(connection);
-        let ids: Vec<String> = cfg.sites.iter().map(|s| s.id.clone()).collect();
-        Ok(watch::sites(&client, &ids).await?)
-    })
+    let (client, connection) = rt
+        .block_on(cfg.pg_config()?.connect(tokio_postgres::NoTls))
+        .context("cannot connect to PostgreSQL")?;
+    rt.spawn(connection);
+    Ok((rt, client))
 }
 
 /// The one line of a password file, without its line end.
@@ -203,19 +206,8 @@ fn read_password(path: &Path) -> Result<String> {
 /// check; false when any failed.
 pub fn check(config: &Path, out: &mut dyn std::io::Write) -> Result<bool> {
     let cfg = CentralToml::load(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let verdicts = rt.block_on(async {
-        let (client, connection) = cfg
-            .pg_config()?
-            .connect(tokio_postgres::NoTls)
-            .await
-            .context("cannot connect to PostgreSQL")?;
-        tokio::spawn(connection);
-        Ok::<_, anyhow::Error>(check::checks(&client).await?)
-    })?;
+    let (rt, client) = connect_once(&cfg)?;
+    let verdicts = rt.block_on(check::checks(&client))?;
     let mut ok = true;
     for (name, passed, detail) in verdicts {
         ok &= passed;

@@ -58,16 +58,7 @@ async fn render(state: &St, me: &Me, q: &ChainQuery) -> Result<Response, Failure
             "this site is not in a chain: its config has no [central] section",
         ));
     };
-    let month = match q.month.trim() {
-        "" => clock::local_date(config.tz, state.now())
-            .format("%Y-%m")
-            .to_string(),
-        m => m.to_string(),
-    };
-    let (y, m) = clock::parse_month(&month)
-        .ok_or_else(|| Failure::bad(format!("`{month}` is not a month (YYYY-MM)")))?;
-    let (start, end) = clock::month_bounds(config.tz, y, m)
-        .ok_or_else(|| Failure::bad(format!("`{month}` is out of range")))?;
+    let (month, start, end) = super::report::month_asked(&config, state.now(), &q.month)?;
     let here = state
         .read(|c, _| Ok((outbox::position(c)?, outbox::backlog(c)?)))
         .await?;

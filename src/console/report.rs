@@ -30,8 +30,14 @@ struct Asked {
     end: i64,
 }
 
-fn asked(config: &Config, now: i64, q: &ReportQuery) -> Result<Asked, Failure> {
-    let month = match q.month.trim() {
+/// The month a page was asked for (`YYYY-MM`; empty: this month in the
+/// site's time zone) and its bounds.
+pub(super) fn month_asked(
+    config: &Config,
+    now: i64,
+    text: &str,
+) -> Result<(String, i64, i64), Failure> {
+    let month = match text.trim() {
         "" => clock::local_date(config.tz, now)
             .format("%Y-%m")
             .to_string(),
@@ -41,6 +47,11 @@ fn asked(config: &Config, now: i64, q: &ReportQuery) -> Result<Asked, Failure> {
         .ok_or_else(|| Failure::bad(format!("`{month}` is not a month (YYYY-MM)")))?;
     let (start, end) = clock::month_bounds(config.tz, y, m)
         .ok_or_else(|| Failure::bad(format!("`{month}` is out of range")))?;
+    Ok((month, start, end))
+}
+
+fn asked(config: &Config, now: i64, q: &ReportQuery) -> Result<Asked, Failure> {
+    let (month, start, end) = month_asked(config, now, &q.month)?;
     let by = match q.by.trim() {
         "" | "member" => ReportBy::Member,
         "printer" => ReportBy::Printer,

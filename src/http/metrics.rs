@@ -33,8 +33,13 @@ pub fn routes(observer: Observer, build: BuildInfo) -> Router {
 }
 
 async fn scrape(registry: Arc<Registry>) -> Response {
+    encoded(&registry)
+}
+
+/// `registry` in the Prometheus text format, as a response.
+pub(crate) fn encoded(registry: &Registry) -> Response {
     let mut text = String::new();
-    match prometheus_text::encode(&mut text, &registry) {
+    match prometheus_text::encode(&mut text, registry) {
         Ok(()) => ([(CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], text).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
     }
