@@ -98,3 +98,23 @@ impl LiveSite {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = site;
     }
 }
+
+/// Who issues a chain site's lots (`[central] issue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Issue {
+    /// The site, from its grants file: single-site mode, and a chain's
+    /// shadow phase.
+    #[default]
+    Site,
+    /// The centre, which places slices here.
+    Central,
+}
+
+impl Issue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Issue::Site => "site",
+            Issue::Central => "central",
+        }
+    }
+}

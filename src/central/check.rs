@@ -1,8 +1,8 @@
 //! `tallyd central --config central.toml check`: the centre's ledger of
 //! record checked whole, one verdict per check, as `tallyd check-ledger`
-//! does for a site: every lot against its history, and every usage
-//! applied since the centre keeps lots drawn exactly once at its final
-//! amount (from lots and overage).
+//! does for a site: every lot against its history, every usage applied
+//! since the centre keeps lots drawn exactly once at its final amount (from
+//! lots, escrow slices and overage), and escrow against its slices.
 
 use super::pg::Pg;
 use tokio_postgres::Client;
@@ -15,6 +15,7 @@ pub async fn checks(client: &Client) -> Pg<Vec<Verdict>> {
     Ok(vec![
         lots(client).await?,
         draws(client).await?,
+        escrow(client).await?,
         conflicts(client).await?,
     ])
 }
@@ -70,6 +71,37 @@ async fn draws(client: &Client) -> Pg<Verdict> {
     Ok(match bad {
         None => ("usages drawn once", true, format!("{n} usages agree")),
         Some(what) => ("usages drawn once", false, format!("usage {what}")),
+    })
+}
+
+/// Every lot's `escrowed` is what its slices still hold, and every
+/// slice's `consumed` what history rows naming it took.
+async fn escrow(client: &Client) -> Pg<Verdict> {
+    let row = client
+        .query_one(
+            "SELECT count(*),
+                (SELECT min(l.id) FROM lots l WHERE l.escrowed <> (SELECT COALESCE(sum(
+                    s.amount - s.consumed - s.returned), 0) FROM escrow_slices s WHERE s.lot_id = l.id)),
+                (SELECT min(s.id) FROM escrow_slices s WHERE s.consumed <> (SELECT COALESCE(
+                    -sum(h.delta), 0) FROM lot_history h WHERE h.slice_id = s.id))
+             FROM escrow_slices",
+            &[],
+        )
+        .await?;
+    let (n, lot, slice): (i64, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+    let name = "escrow against slices";
+    Ok(match (lot, slice) {
+        (None, None) => (name, true, format!("{n} slices agree")),
+        (Some(lot), _) => (
+            name,
+            false,
+            format!("lot {lot}: its escrowed is not what its slices hold"),
+        ),
+        (None, Some(s)) => (
+            name,
+            false,
+            format!("slice {s}: its consumed is not what history took from it"),
+        ),
     })
 }
 

@@ -185,13 +185,15 @@ async fn history(
     Ok(())
 }
 
-/// What is left of a lot is voided (its history says so); spent stays spent.
+/// What is left of a lot is voided (its history says so); spent stays spent,
+/// and what its open slices hold is voided as their sites return it.
 async fn void_lot(tx: &Transaction<'_>, lot: i64, note: &str, at: Ts) -> Result<()> {
     let row = tx
         .query_opt(
-            "UPDATE lots l SET remaining = 0, voided_at = $2
-             FROM (SELECT id, remaining FROM lots WHERE id = $1 AND voided_at IS NULL FOR UPDATE) o
-             WHERE l.id = o.id RETURNING o.remaining",
+            "UPDATE lots l SET remaining = o.escrowed, voided_at = $2
+             FROM (SELECT id, remaining, escrowed FROM lots
+                   WHERE id = $1 AND voided_at IS NULL FOR UPDATE) o
+             WHERE l.id = o.id RETURNING o.remaining - o.escrowed",
             &[&lot, &at],
         )
         .await?;
@@ -213,10 +215,11 @@ async fn adjust_amount(
 ) -> Result<()> {
     let r = tx
         .query_one(
-            "SELECT granted, remaining FROM lots WHERE id = $1 FOR UPDATE",
+            "SELECT granted, remaining - escrowed FROM lots WHERE id = $1 FOR UPDATE",
             &[&lot],
         )
         .await?;
+    // What open slices hold counts as used: it is promised to their sites.
     let (granted, remaining): (i64, i64) = (r.get(0), r.get(1));
     let used = granted
         .checked_sub(remaining)
@@ -260,14 +263,17 @@ async fn record_account(
 
 /// Records the expiry of what is left of every lot past its date at `now`
 /// (the centre's clock): one `expire` history row each. How many expired.
+/// What a lot's open slices hold expires when its site returns them
+/// ([`super::escrow::close`]).
 pub async fn expire(client: &mut Client, now: Ts) -> Result<u64> {
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "UPDATE lots l SET remaining = 0
-             FROM (SELECT id, remaining FROM lots
-                   WHERE expires_at <= $1 AND remaining > 0 AND voided_at IS NULL FOR UPDATE) o
-             WHERE l.id = o.id RETURNING l.id, o.remaining",
+            "UPDATE lots l SET remaining = o.escrowed
+             FROM (SELECT id, remaining, escrowed FROM lots
+                   WHERE expires_at <= $1 AND remaining > escrowed AND voided_at IS NULL
+                   FOR UPDATE) o
+             WHERE l.id = o.id RETURNING l.id, o.remaining - o.escrowed",
             &[&now],
         )
         .await?;

@@ -12,12 +12,15 @@
 //! exactly once by `(site, epoch, seq)` and by the site-qualified usage
 //! key, gives restored or cloned ledgers new epochs, issues the chain's
 //! lots from its grants file ([`issue`]) and draws each usage from them
-//! ([`spend`]). It places no escrow yet.
+//! ([`spend`]), and places [`escrow`] slices with sites, which spend them
+//! offline as local lots.
 
 pub mod auth;
 pub mod balance;
 pub mod check;
 pub mod client;
+pub mod escrow;
+mod escrow_spend;
 pub mod issue;
 mod issuer;
 pub mod metrics;
@@ -86,6 +89,16 @@ pub struct CentralToml {
     /// off when unset.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// At most this percentage of a member's unescrowed credit one escrow
+    /// top-up places with a site (a release waiting at a tap gets what it
+    /// needs, if it exists): the rest stays spendable at other sites while
+    /// that one is dark (multi-site.md 3.5).
+    #[serde(default = "default_escrow_share")]
+    pub escrow_share: u8,
+}
+
+fn default_escrow_share() -> u8 {
+    50
 }
 
 fn default_connections() -> usize {
@@ -293,6 +306,7 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         sites,
         site_certificates,
         refusals: server::Refusals::default(),
+        escrow_share: i64::from(cfg.escrow_share.min(100)),
     }))
     .into_make_service();
     let served = match tls {

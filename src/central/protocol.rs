@@ -205,3 +205,48 @@ pub struct ChainStatement {
     pub lines: Vec<ChainStatementLine>,
     pub closing: std::collections::BTreeMap<String, i64>,
 }
+
+/// `POST /v1/escrow`: a site asks for `want` of a member's credit
+/// (`printing` in cents, or a time credit id in minutes) to spend offline.
+/// `request_id` makes a retry get the same slices. A `shortfall` is asked
+/// at a tap, for a release credit must cover now; otherwise it tops up
+/// what the site holds ahead of use, within the centre's escrow share.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EscrowAsk {
+    pub site_id: String,
+    pub request_id: String,
+    pub member: String,
+    pub credit: String,
+    pub want: i64,
+    #[serde(default)]
+    pub shortfall: bool,
+}
+
+/// One slice of a chain lot placed with the asking site: the site keeps it
+/// as a local lot keyed `escrow:<id>`, with the lot's source and validity,
+/// and an expiry 10 minutes before the lot's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EscrowSlice {
+    pub id: i64,
+    pub credit: String,
+    pub amount: i64,
+    pub source: String,
+    pub valid_from: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// The centre's answer to an escrow ask: the slices placed (none when the
+/// member has no credit left to place).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EscrowGrant {
+    pub slices: Vec<EscrowSlice>,
+}
+
+/// `POST /v1/escrow/return`: the site holds these slices no more (their
+/// local lots expired): what they still held goes back to their lots.
+/// Sent only once every entry that spent from them is acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EscrowReturn {
+    pub site_id: String,
+    pub slices: Vec<i64>,
+}

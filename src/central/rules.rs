@@ -70,6 +70,23 @@ pub fn entry_verdict(high_water: i64, seq: i64, same_as_stored: Option<bool>) ->
     }
 }
 
+/// How much of a member's unescrowed credit (`available`) an escrow ask
+/// for `want` gets: a shortfall (a release waiting at a tap) all it needs
+/// that exists; a top-up ahead of use at most `share_pct` percent of what
+/// is available, so credit placed with a site that then goes dark leaves
+/// the rest spendable elsewhere (multi-site.md 3.5, 6).
+pub fn escrow_amount(want: i64, available: i64, shortfall: bool, share_pct: i64) -> i64 {
+    let want = want.max(0);
+    let available = available.max(0);
+    if shortfall {
+        return want.min(available);
+    }
+    // At most i64::MAX / 100 * 100: the product cannot overflow.
+    let share = (available / 100) * share_pct.clamp(0, 100)
+        + (available % 100) * share_pct.clamp(0, 100) / 100;
+    want.min(share)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +152,17 @@ mod tests {
         assert_eq!(entry_verdict(10, 9, Some(true)), EntryVerdict::Duplicate);
         assert_eq!(entry_verdict(10, 9, Some(false)), EntryVerdict::Fork);
         assert_eq!(entry_verdict(10, 9, None), EntryVerdict::Fork);
+    }
+
+    #[test]
+    fn an_escrow_top_up_takes_at_most_the_share_and_a_shortfall_what_exists() {
+        assert_eq!(escrow_amount(300, 1000, false, 50), 300);
+        assert_eq!(escrow_amount(800, 1000, false, 50), 500);
+        assert_eq!(escrow_amount(800, 1000, true, 50), 800);
+        assert_eq!(escrow_amount(1800, 1000, true, 50), 1000);
+        assert_eq!(escrow_amount(-5, 1000, true, 50), 0);
+        assert_eq!(escrow_amount(100, -5, false, 50), 0);
+        assert_eq!(escrow_amount(i64::MAX, i64::MAX, false, 100), i64::MAX);
+        assert_eq!(escrow_amount(99, 199, false, 50), 99);
     }
 }

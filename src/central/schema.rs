@@ -127,6 +127,39 @@ const MIGRATIONS: &[&str] = &[
         oldest_at bigint, site_time bigint NOT NULL,
         heard_at timestamptz NOT NULL DEFAULT now());
     "#,
+    // 4: escrow (multi-site.md 3.4-3.6). A slice is part of a lot placed
+    // with one site, which spends it offline as a local lot; `escrowed` is
+    // what a lot's open slices still hold, never more than its remaining,
+    // so a slice never promises credit that does not exist. A usage's take
+    // from a slice is a history row naming the slice; every change to a
+    // slice is an `escrow_moves` row (append-only). Invariants: a lot's
+    // escrowed is the sum of its open slices' amount - consumed - returned;
+    // a slice's consumed is what history rows naming it took.
+    r#"
+    ALTER TABLE lots ADD COLUMN escrowed bigint NOT NULL DEFAULT 0;
+    ALTER TABLE lots ADD CONSTRAINT lots_escrow_within CHECK (escrowed >= 0 AND escrowed <= remaining);
+    CREATE TABLE escrow_slices (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        lot_id bigint NOT NULL REFERENCES lots, member_id text NOT NULL,
+        site_id text NOT NULL, request_id text NOT NULL,
+        amount bigint NOT NULL CHECK (amount > 0),
+        consumed bigint NOT NULL DEFAULT 0, returned bigint NOT NULL DEFAULT 0,
+        expires_at bigint, placed_at bigint NOT NULL, closed_at bigint,
+        CHECK (consumed >= 0 AND returned >= 0 AND consumed + returned <= amount),
+        UNIQUE (site_id, request_id, lot_id));
+    CREATE INDEX escrow_slices_by_holder ON escrow_slices (member_id, site_id);
+    CREATE INDEX escrow_slices_by_lot ON escrow_slices (lot_id);
+    CREATE TABLE escrow_moves (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        slice_id bigint NOT NULL REFERENCES escrow_slices,
+        kind text NOT NULL CHECK (kind IN ('place', 'consume', 'restore', 'return')),
+        amount bigint NOT NULL CHECK (amount > 0),
+        usage_id bigint REFERENCES usages, at bigint NOT NULL);
+    CREATE INDEX escrow_moves_by_slice ON escrow_moves (slice_id);
+    CREATE TRIGGER escrow_moves_append_only BEFORE UPDATE OR DELETE ON escrow_moves
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    ALTER TABLE lot_history ADD COLUMN slice_id bigint REFERENCES escrow_slices;
+    "#,
 ];
 
 /// Brings the schema up to date.

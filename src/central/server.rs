@@ -5,7 +5,8 @@
 use super::auth::Sites;
 use super::protocol::{
     BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainSite, ChainStatement,
-    Hello, LostEntry, LostQuery, ReportQuery, SiteStatus, SitesQuery, StatementQuery, Welcome,
+    EscrowAsk, EscrowGrant, EscrowReturn, Hello, LostEntry, LostQuery, ReportQuery, SiteStatus,
+    SitesQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -77,6 +78,8 @@ pub struct Centre {
     pub site_certificates: bool,
     /// When each (claimed site, reason) refusal was last logged.
     pub refusals: Refusals,
+    /// `escrow_share`: the percentage of unescrowed credit a top-up places.
+    pub escrow_share: i64,
 }
 
 /// Refused requests, logged once a minute per claimed site and reason (a
@@ -313,6 +316,38 @@ async fn statement(
     }
 }
 
+/// Slices of a member's credit placed with the asking site.
+async fn escrow(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Json(ask): Json<EscrowAsk>,
+) -> Result<Json<EscrowGrant>, Refused> {
+    authenticate(&centre, &ask.site_id, &headers, &tls)?;
+    let mut client = centre.db.client().await?;
+    let now = chrono::Utc::now().timestamp();
+    let grant = super::escrow::place(&mut client, &ask, centre.escrow_share, now)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(grant))
+}
+
+/// Slices the asking site holds no more go back to their lots.
+async fn escrow_return(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Json(ret): Json<EscrowReturn>,
+) -> Result<StatusCode, Refused> {
+    authenticate(&centre, &ret.site_id, &headers, &tls)?;
+    let mut client = centre.db.client().await?;
+    let now = chrono::Utc::now().timestamp();
+    super::escrow::close(&mut client, &ret, now)
+        .await
+        .map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The routes of the site protocol.
 pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
@@ -320,6 +355,8 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/journal", post(journal))
         .route("/v1/lost", post(lost))
         .route("/v1/status", post(status))
+        .route("/v1/escrow", post(escrow))
+        .route("/v1/escrow/return", post(escrow_return))
         .route("/v1/sites", get(sites))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))

@@ -18,18 +18,20 @@ use crate::ledger::Ts;
 
 /// A shipped usage, as spending needs it.
 pub struct Usage {
-    id: i64,
-    member: Option<String>,
+    pub(super) id: i64,
+    pub(super) site: String,
+    pub(super) member: Option<String>,
     credit_kind: String,
     resource_type: Option<String>,
     amount: i64,
     is_hold: bool,
-    at: Ts,
+    pub(super) at: Ts,
 }
 
 impl Usage {
     /// From a row of `id, member_id, credit_kind, resource_type, amount,
-    /// is_hold, at` (what applying a usage returns, and [`usage`] reads).
+    /// is_hold, at, site_id` (what applying a usage returns, and [`usage`]
+    /// reads).
     pub fn from_row(r: &tokio_postgres::Row) -> Usage {
         Usage {
             id: r.get(0),
@@ -39,6 +41,7 @@ impl Usage {
             amount: r.get(4),
             is_hold: r.get(5),
             at: r.get(6),
+            site: r.get(7),
         }
     }
 }
@@ -46,7 +49,7 @@ impl Usage {
 async fn usage(tx: &Tx<'_>, site: &str, key: &str) -> Pg<Option<Usage>> {
     let row = pg::query_opt(
         tx,
-        "SELECT id, member_id, credit_kind, resource_type, amount, is_hold, at
+        "SELECT id, member_id, credit_kind, resource_type, amount, is_hold, at, site_id
              FROM usages WHERE site_id = $1 AND key = $2",
         &[&site, &key],
     )
@@ -62,39 +65,136 @@ fn unit(u: &Usage) -> &'static str {
     }
 }
 
-/// A usage (or hold) the centre just applied: it draws its amount.
-pub async fn on_usage(tx: &Tx<'_>, u: &Usage) -> Pg<()> {
-    let kind = if u.is_hold { "hold" } else { "debit" };
-    draw(tx, u, u.amount, kind).await
+/// What a site says of a usage's draw, read from each of its journal
+/// entries (as the site's ledger stood when the entry was shipped): its net
+/// takes from escrow slices, and how much of it went beyond credit on the
+/// offline allowance. A site that spends its own lots sends neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteDraw {
+    pub slices: Vec<(i64, i64)>,
+    pub allowance: i64,
 }
 
-/// A hold resolved: settled at `actual`, or voided (given back whole).
-pub async fn on_resolution(tx: &Tx<'_>, site: &str, key: &str, settled: Option<i64>) -> Pg<()> {
-    let Some(u) = usage(tx, site, key).await? else {
-        return Ok(());
-    };
-    match settled {
-        Some(actual) if actual > u.amount => draw(tx, &u, actual - u.amount, "settle").await,
-        Some(actual) => give_back(tx, &u, u.amount - actual, "settle").await,
-        None => give_back(tx, &u, u.amount, "void").await,
+impl SiteDraw {
+    /// From an entry's body: `slices` as `[[slice, amount], ...]`,
+    /// `allowance` a count. Malformed parts count as absent.
+    pub fn from_body(body: &serde_json::Value) -> SiteDraw {
+        let slices = body
+            .get("slices")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| Some((p.get(0)?.as_i64()?, p.get(1)?.as_i64()?)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let allowance = body.get("allowance").and_then(|v| v.as_i64()).unwrap_or(0);
+        SiteDraw {
+            slices,
+            allowance: allowance.max(0),
+        }
+    }
+
+    fn cause(&self) -> &'static str {
+        if self.allowance > 0 {
+            "offline"
+        } else {
+            "uncovered"
+        }
     }
 }
 
-/// A usage refunded: all it drew comes back.
-pub async fn on_refund(tx: &Tx<'_>, site: &str, key: &str) -> Pg<()> {
+/// A usage (or hold) the centre just applied: it draws its amount.
+pub async fn on_usage(tx: &Tx<'_>, u: &Usage, d: &SiteDraw) -> Pg<()> {
+    let kind = if u.is_hold { "hold" } else { "debit" };
+    draw_to(tx, u, u.amount, d, kind).await
+}
+
+/// A hold resolved: settled at `actual`, or voided (given back whole).
+pub async fn on_resolution(
+    tx: &Tx<'_>,
+    site: &str,
+    key: &str,
+    settled: Option<i64>,
+    d: &SiteDraw,
+) -> Pg<()> {
     let Some(u) = usage(tx, site, key).await? else {
         return Ok(());
     };
-    let drawn =
-        "SELECT COALESCE((SELECT -sum(delta) FROM lot_history WHERE usage_id = $1), 0)::bigint
-        + COALESCE((SELECT sum(amount) FROM central_overage WHERE usage_id = $1), 0)::bigint";
-    let row = pg::query_one(tx, drawn, &[&u.id]).await?;
-    give_back(tx, &u, row.get(0), "refund").await
+    let kind = if settled.is_some() { "settle" } else { "void" };
+    draw_to(tx, &u, settled.unwrap_or(0), d, kind).await
 }
 
-/// Takes `amount` from the member's lots that may pay for `u`; the rest is
+/// A usage refunded: all it drew comes back.
+pub async fn on_refund(tx: &Tx<'_>, site: &str, key: &str, d: &SiteDraw) -> Pg<()> {
+    let Some(u) = usage(tx, site, key).await? else {
+        return Ok(());
+    };
+    draw_to(tx, &u, 0, d, "refund").await
+}
+
+/// Brings `u`'s draw to `amount`: first its takes from the site's escrow
+/// slices to what the site says, then the rest from the member's
+/// unescrowed credit (else overage), taking or giving back the difference.
+async fn draw_to(tx: &Tx<'_>, u: &Usage, amount: i64, d: &SiteDraw, kind: &str) -> Pg<()> {
+    if u.member.is_none() {
+        return Ok(());
+    }
+    let on_slices = slices_to(tx, u, &d.slices, kind).await?;
+    let target = amount.saturating_sub(on_slices).max(0);
+    let row = pg::query_one(tx, DRAWN_BESIDE_SLICES, &[&u.id]).await?;
+    let now: i64 = row.get(0);
+    if target > now {
+        draw(tx, u, target - now, kind, d.cause()).await
+    } else {
+        give_back(tx, u, now - target, kind, d.cause()).await
+    }
+}
+
+/// What a usage drew beside escrow slices: from unescrowed credit, and as
 /// overage.
-async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
+const DRAWN_BESIDE_SLICES: &str = "SELECT
+    COALESCE((SELECT -sum(delta) FROM lot_history
+              WHERE usage_id = $1 AND slice_id IS NULL), 0)::bigint
+    + COALESCE((SELECT sum(amount) FROM central_overage WHERE usage_id = $1), 0)::bigint";
+
+/// Brings `u`'s take from each slice to what the site says (`wanted`);
+/// what it takes now from all slices.
+async fn slices_to(tx: &Tx<'_>, u: &Usage, wanted: &[(i64, i64)], kind: &str) -> Pg<i64> {
+    let rows = pg::query(
+        tx,
+        "SELECT slice_id, -sum(delta)::bigint FROM lot_history
+         WHERE usage_id = $1 AND slice_id IS NOT NULL GROUP BY slice_id",
+        &[&u.id],
+    )
+    .await?;
+    let mut takes: std::collections::BTreeMap<i64, (i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), (r.get::<_, i64>(1), 0)))
+        .collect();
+    for (slice, n) in wanted {
+        let t = takes.entry(*slice).or_insert((0, 0));
+        t.1 = t.1.saturating_add(*n);
+    }
+    let mut total = 0i64;
+    for (slice, (now, want)) in takes {
+        let after = if want > now {
+            now + super::escrow_spend::take(tx, u, slice, want - now, kind).await?
+        } else if want < now {
+            super::escrow_spend::restore(tx, u, slice, now - want, kind).await?;
+            want
+        } else {
+            now
+        };
+        total = total.saturating_add(after);
+    }
+    Ok(total)
+}
+
+/// Takes `amount` from the member's unescrowed credit that may pay for
+/// `u`; the rest is overage of `cause`.
+async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
@@ -103,8 +203,8 @@ async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
     }
     let rows = pg::query(
         tx,
-        "SELECT id, remaining, expires_at, source, valid_from FROM lots
-             WHERE member_id = $1 AND remaining > 0 AND voided_at IS NULL
+        "SELECT id, remaining - escrowed, expires_at, source, valid_from FROM lots
+             WHERE member_id = $1 AND remaining > escrowed AND voided_at IS NULL
                AND valid_from <= $2 AND (expires_at IS NULL OR expires_at > $2)
                AND CASE WHEN $3 = 'printing' THEN credit = 'printing'
                         ELSE credit IN (SELECT credit_id FROM time_credit_types
@@ -128,14 +228,14 @@ async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
         move_credit(tx, *lot, -take, kind, u).await?;
     }
     if paid.uncovered > 0 {
-        overage(tx, u, member, paid.uncovered, kind).await?;
+        overage(tx, u, member, paid.uncovered, kind, cause).await?;
     }
     Ok(())
 }
 
-/// Gives back `amount` of what `u` drew: its overage first, then to its
-/// lots, newest take first.
-async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
+/// Gives back `amount` of what `u` drew beside escrow slices: its overage
+/// first, then to its lots, newest take first.
+async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
@@ -152,12 +252,13 @@ async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
     .get(0);
     let from_overage = owed.clamp(0, left);
     if from_overage > 0 {
-        overage(tx, u, member, -from_overage, kind).await?;
+        overage(tx, u, member, -from_overage, kind, cause).await?;
         left -= from_overage;
     }
     let takes = pg::query(
         tx,
-        "SELECT lot_id, -sum(delta)::bigint, max(id) FROM lot_history WHERE usage_id = $1
+        "SELECT lot_id, -sum(delta)::bigint, max(id) FROM lot_history
+             WHERE usage_id = $1 AND slice_id IS NULL
              GROUP BY lot_id HAVING sum(delta) < 0 ORDER BY max(id) DESC",
         &[&u.id],
     )
@@ -190,12 +291,19 @@ async fn move_credit(tx: &Tx<'_>, lot: i64, delta: i64, kind: &str, u: &Usage) -
     Ok(())
 }
 
-async fn overage(tx: &Tx<'_>, u: &Usage, member: &str, amount: i64, kind: &str) -> Pg<()> {
+async fn overage(
+    tx: &Tx<'_>,
+    u: &Usage,
+    member: &str,
+    amount: i64,
+    kind: &str,
+    cause: &str,
+) -> Pg<()> {
     pg::exec(
         tx,
         "INSERT INTO central_overage (usage_id, member_id, unit, kind, amount, cause, at)
-         VALUES ($1, $2, $3, $4, $5, 'uncovered', $6)",
-        &[&u.id, &member, &unit(u), &kind, &amount, &u.at],
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&u.id, &member, &unit(u), &kind, &amount, &cause, &u.at],
     )
     .await?;
     Ok(())

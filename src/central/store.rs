@@ -177,7 +177,8 @@ async fn lock_lots(tx: &Tx<'_>, site: &str, entries: &[WireEntry]) -> Pg<()> {
 async fn same_as_stored(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<bool> {
     let row = pg::query_opt(
         tx,
-        "SELECT kind = $4 AND body = $5 FROM journal
+        "SELECT kind = $4 AND body - 'slices' - 'allowance' = $5::jsonb - 'slices' - 'allowance'
+         FROM journal
              WHERE site_id = $1 AND epoch = $2 AND seq = $3",
         &[&site, &epoch, &e.seq, &e.kind, &e.body],
     )
@@ -193,7 +194,7 @@ const APPLY_USAGE: &str = "INSERT INTO usages (site_id, epoch, seq, key, fingerp
         (b->>'at')::bigint
     FROM (SELECT $4::jsonb AS b) AS entry
     ON CONFLICT (site_id, key) DO NOTHING
-    RETURNING id, member_id, credit_kind, resource_type, amount, is_hold, at";
+    RETURNING id, member_id, credit_kind, resource_type, amount, is_hold, at, site_id";
 
 /// A resolution or refund applies to the usage under its key only if it is
 /// of that usage: the same fingerprint (or none, from a site that does not
@@ -225,11 +226,12 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
         &[&site, &epoch, &e.seq, &e.kind, &e.body, &e.at],
     )
     .await?;
+    let draw = spend::SiteDraw::from_body(&e.body);
     if e.kind == "usage" {
         // The row it made (none when the key was there), as spending reads it.
         let made = pg::query_opt(tx, APPLY_USAGE, &[&site, &epoch, &e.seq, &e.body]).await?;
         return match made {
-            Some(row) => spend::on_usage(tx, &spend::Usage::from_row(&row)).await,
+            Some(row) => spend::on_usage(tx, &spend::Usage::from_row(&row), &draw).await,
             None if same_fingerprint(tx, site, e).await? => Ok(()),
             None => conflict(tx, site, epoch, e, "same usage key, other fingerprint").await,
         };
@@ -257,10 +259,10 @@ async fn apply(tx: &Tx<'_>, site: &str, epoch: i32, e: &WireEntry) -> Pg<()> {
         match e.kind.as_str() {
             "settle" => {
                 let actual = e.body.get("actual").and_then(|a| a.as_i64()).unwrap_or(0);
-                spend::on_resolution(tx, site, key, Some(actual)).await?
+                spend::on_resolution(tx, site, key, Some(actual), &draw).await?
             }
-            "void" => spend::on_resolution(tx, site, key, None).await?,
-            _ => spend::on_refund(tx, site, key).await?,
+            "void" => spend::on_resolution(tx, site, key, None, &draw).await?,
+            _ => spend::on_refund(tx, site, key, &draw).await?,
         }
     }
     Ok(())

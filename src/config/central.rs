@@ -7,6 +7,7 @@
 
 use super::credential::{self, GrantsAuth};
 use super::{ca_file, duration_field, ConfigError, ErrAt};
+use crate::site::Issue;
 use crate::tls::{Fingerprint, ServerIdentity, Trust};
 use serde::Deserialize;
 use std::path::Path;
@@ -34,6 +35,16 @@ pub(super) struct RawCentral {
     max_backoff: Option<Spanned<String>>,
     #[serde(default)]
     retention: Option<Spanned<String>>,
+    #[serde(default)]
+    issue: Option<Spanned<String>>,
+    #[serde(default)]
+    escrow_cents: Option<Spanned<i64>>,
+    #[serde(default)]
+    escrow_minutes: Option<Spanned<i64>>,
+    #[serde(default)]
+    allowance_cents: Option<Spanned<i64>>,
+    #[serde(default)]
+    allowance_minutes: Option<Spanned<i64>>,
 }
 
 /// Where and how the site ships its outbox.
@@ -57,6 +68,40 @@ pub struct CentralConfig {
     pub max_backoff: Duration,
     /// How long an acknowledged outbox entry is kept before it is pruned.
     pub retention: Duration,
+    /// Who issues this site's lots: the site from its grants file
+    /// (`"site"`, the default) or the centre, which places slices of the
+    /// chain's lots here (`"central"`).
+    pub issue: Issue,
+    /// The escrow this site keeps for each member who used it in the last
+    /// 7 days, topped up when it falls below 30%: printing (cents) and
+    /// each time credit they booked (minutes).
+    pub escrow_cents: i64,
+    pub escrow_minutes: i64,
+    /// How far beyond credit a hold may go per member while the centre
+    /// cannot be reached, until it acknowledges that use (0: not at all).
+    pub allowance_cents: i64,
+    pub allowance_minutes: i64,
+}
+
+/// The largest escrow target or offline allowance: $10,000, or 10,000
+/// hours.
+const MAX_ESCROW: i64 = 1_000_000;
+
+fn amount(
+    field: &Option<Spanned<i64>>,
+    name: &str,
+    default: i64,
+    err: &ErrAt<'_>,
+) -> Result<i64, ConfigError> {
+    match field {
+        None => Ok(default),
+        Some(v) if (0..=MAX_ESCROW).contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => Err(err(
+            Some(v.span()),
+            name,
+            format!("must be from 0 to {MAX_ESCROW}"),
+        )),
+    }
 }
 
 /// Most entries one request may carry.
@@ -124,6 +169,14 @@ pub(super) fn section(
     }
     let seven_days = Duration::from_secs(7 * 86_400);
     let retention = duration_field(&raw.retention, "central.retention", seven_days, err)?;
+    let issue = match raw.issue.as_ref().map(|i| (i.get_ref().as_str(), i.span())) {
+        None | Some(("site", _)) => Issue::Site,
+        Some(("central", _)) => Issue::Central,
+        Some((_, span)) => {
+            let msg = "must be \"site\" (this site issues its lots from its grants file) or \"central\" (the centre does, and places escrow here)".into();
+            return Err(err(Some(span), "central.issue", msg));
+        }
+    };
     Ok(CentralConfig {
         url,
         site_id,
@@ -133,6 +186,11 @@ pub(super) fn section(
         batch,
         max_backoff,
         retention,
+        issue,
+        escrow_cents: amount(&raw.escrow_cents, "central.escrow_cents", 200, err)?,
+        escrow_minutes: amount(&raw.escrow_minutes, "central.escrow_minutes", 60, err)?,
+        allowance_cents: amount(&raw.allowance_cents, "central.allowance_cents", 0, err)?,
+        allowance_minutes: amount(&raw.allowance_minutes, "central.allowance_minutes", 0, err)?,
     })
 }
 

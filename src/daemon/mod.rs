@@ -177,9 +177,12 @@ fn open_ledger(path: &Path, config: &Config) -> Result<Ledger, DaemonError> {
     let mut ledger =
         Ledger::open_with_backups(path, config.site(), &backups).map_err(DaemonError::Ledger)?;
     if let Some(central) = &config.central {
-        let site = central.site_id.clone();
+        let (site, issue) = (central.site_id.clone(), central.issue);
         ledger
-            .write(move |conn, _| crate::ledger::outbox::enable(conn, &site))
+            .write(move |conn, _| {
+                crate::ledger::outbox::enable(conn, &site)?;
+                crate::ledger::escrow::set_issue(conn, issue)
+            })
             .map_err(DaemonError::Ledger)?;
     }
     if let Some(written) = ledger.migration_backup() {

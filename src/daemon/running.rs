@@ -312,6 +312,11 @@ impl Daemon {
             site: self.site.clone(),
             clock: self.clock.clone(),
             observer: self.observer.clone(),
+            more_credit: self
+                .config
+                .central
+                .as_ref()
+                .and_then(|c| super::shipper::escrow::asker(c, &self.writer)),
         }
     }
 
@@ -483,10 +488,13 @@ impl Daemon {
             tracing::warn!("[central] removed: nothing is shipped; the outbox keeps every change until it is back");
             return;
         };
-        let site = central.site_id.clone();
+        let (site, issue) = (central.site_id.clone(), central.issue);
         let on = self
             .writer
-            .call_async(move |c| crate::ledger::outbox::enable(c, &site))
+            .call_async(move |c| {
+                crate::ledger::outbox::enable(c, &site)?;
+                crate::ledger::escrow::set_issue(c, issue)
+            })
             .await;
         if let Err(e) = on {
             tracing::error!(error = %crate::error_chain(&e),

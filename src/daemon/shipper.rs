@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub mod escrow;
 mod hello;
 mod status;
 
@@ -105,6 +106,8 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
     let mut backoff: Option<Duration> = None;
     let mut pruned_at: Option<i64> = None;
     let mut told_at: Option<tokio::time::Instant> = None;
+    let mut kept_at: Option<tokio::time::Instant> = None;
+    let mut keep_failing = false;
     loop {
         let wait = match round(&http, &writer, &cfg, &restore, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
@@ -134,6 +137,21 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
             told_at = Some(tokio::time::Instant::now());
             if let Err(e) = status::tell(&http, &writer, &cfg, observer.now()).await {
                 tracing::debug!(error = %crate::error_chain(&e), "outbox status not told to the centre");
+            }
+        }
+        if backoff.is_none() && greeted && kept_at.is_none_or(|t| t.elapsed() >= escrow::EVERY) {
+            kept_at = Some(tokio::time::Instant::now());
+            match escrow::keep(&http, &writer, &cfg, observer.now()).await {
+                Err(e) if !keep_failing => {
+                    keep_failing = true;
+                    tracing::warn!(error = %crate::error_chain(&e), "escrow not kept up; tried again every few seconds");
+                }
+                Err(_) => {}
+                Ok(()) if keep_failing => {
+                    keep_failing = false;
+                    tracing::info!("escrow kept up again");
+                }
+                Ok(()) => {}
             }
         }
         let Some(wait) = wait else { continue };

@@ -9,7 +9,7 @@ use crate::ledger::writer::WriterHandle;
 use crate::observe::Observer;
 use crate::printer::client::IppError;
 use crate::printer::client::PrinterClients;
-use crate::printer::release;
+use crate::printer::release::{self, MoreCredit};
 use crate::reader::port::Tap;
 use crate::room::clock::Now;
 use crate::room::Room;
@@ -29,6 +29,9 @@ pub struct TapContext {
     pub clock: Clock,
     /// Told of readers up and down and of open sessions.
     pub observer: Observer,
+    /// At a chain site whose lots the centre issues: asks the centre for
+    /// what a release's holds lack here.
+    pub more_credit: Option<crate::printer::release::AskCredit>,
 }
 
 /// How long a survey started as a frame began stays good for its tap. A
@@ -174,6 +177,7 @@ async fn release_at(
             &ctx.clock,
             member,
             users,
+            ctx.more_credit.as_ref(),
         )
         .await
     };
@@ -223,12 +227,12 @@ async fn session_at(
     member: &str,
     now: Now,
 ) {
-    let (room, res, m) = (Room::of(reader), resource.to_string(), member.to_string());
-    let site = ctx.site.get();
-    let tapped = ctx
-        .writer
-        .call_async(move |conn| sessions::tap(conn, &site, &room, &res, &m, &now))
-        .await;
+    let mut tapped = tap_room(ctx, reader, resource, member, now.clone()).await;
+    if let (Ok((_, TapOutcome::Refused { .. })), Some(more)) = (&tapped, &ctx.more_credit) {
+        if minutes_placed(ctx, more, resource, member).await {
+            tapped = tap_room(ctx, reader, resource, member, now).await;
+        }
+    }
     let outcome = match tapped {
         Ok((overlong, outcome)) => {
             if let Some(e) = &overlong {
@@ -262,6 +266,43 @@ async fn session_at(
             log_ended(&e)
         }
     }
+}
+
+async fn tap_room(
+    ctx: &TapContext,
+    reader: &ReaderConfig,
+    resource: &str,
+    member: &str,
+    now: Now,
+) -> crate::ledger::Result<(Option<sessions::Ended>, TapOutcome)> {
+    let (room, res, m) = (Room::of(reader), resource.to_string(), member.to_string());
+    let site = ctx.site.get();
+    ctx.writer
+        .call_async(move |conn| sessions::tap(conn, &site, &room, &res, &m, &now))
+        .await
+}
+
+/// At a chain site whose lots the centre issues, a session refused for
+/// want of minutes asks the centre for some of each time credit that pays
+/// for the room: whether any was placed.
+async fn minutes_placed(
+    ctx: &TapContext,
+    more: &crate::printer::release::AskCredit,
+    resource: &str,
+    member: &str,
+) -> bool {
+    let res = resource.to_string();
+    let credits = ctx
+        .writer
+        .call_async(move |c| crate::ledger::escrow::credits_for_resource(c, &res))
+        .await
+        .unwrap_or_default();
+    for credit in credits {
+        if more(member.to_string(), credit, 1).await == MoreCredit::Placed {
+            return true;
+        }
+    }
+    false
 }
 
 /// One line per ended session.

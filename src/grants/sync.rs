@@ -19,10 +19,20 @@ pub fn load_snapshot(conn: &Connection) -> Result<Snapshot> {
     })
 }
 
-/// Computes the plan for `catalog` against the ledger, without writing.
+/// Computes the plan for `catalog` against the ledger, without writing. At
+/// a site whose lots the centre issues (`[central] issue = "central"`),
+/// the file gives only the catalog (members, cards, resources, time
+/// credits, teams, policies): the centre issues, edits and voids the lots,
+/// and places slices of them here.
 pub fn plan(conn: &Connection, catalog: &Catalog, tz: Tz, now: Ts) -> Result<SyncPlan> {
     let snap = load_snapshot(conn)?;
-    Ok(reconcile(catalog, &snap, catalog.tz.unwrap_or(tz), now))
+    let mut plan = reconcile(catalog, &snap, catalog.tz.unwrap_or(tz), now);
+    if crate::ledger::escrow::issued_centrally(conn)? {
+        plan.issues.clear();
+        plan.edits.clear();
+        plan.voids.clear();
+    }
+    Ok(plan)
 }
 
 /// Writes a plan; the caller owns the transaction.

@@ -38,6 +38,7 @@ pub mod chain;
 pub mod clock_marks;
 pub mod detail;
 pub mod enrolments;
+pub mod escrow;
 pub mod expiry;
 pub mod file_check;
 pub mod files;

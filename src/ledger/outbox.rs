@@ -92,8 +92,12 @@ pub fn pending(conn: &Connection, limit: usize) -> Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// An entry's body: its row's fields, and, at a site whose lots the
+/// centre issues, what the usage takes from each escrow slice as the
+/// ledger stands now (`slices`, net of what was given back) and what went
+/// beyond credit on the offline allowance (`allowance`).
 const PENDING: &str = "SELECT o.seq, o.kind,
-    CASE o.kind
+    json_patch(CASE o.kind
         WHEN 'usage' THEN (SELECT json_object('key', u.key, 'fingerprint', u.fingerprint,
             'member', u.member_id, 'origin', u.origin, 'credit_kind', u.credit_kind,
             'resource_type', u.resource_type, 'amount', u.amount, 'is_hold', u.is_hold,
@@ -107,6 +111,14 @@ const PENDING: &str = "SELECT o.seq, o.kind,
             FROM hold_resolutions h JOIN usages u ON u.id = h.usage_id
             WHERE h.usage_id = o.usage_id)
     END,
+    CASE (SELECT issue FROM lot_issue) WHEN 'central' THEN json_object(
+        'slices', json(COALESCE((SELECT json_group_array(json_array(e.slice_id, t.n))
+            FROM (SELECT h.lot_id, -SUM(h.delta) AS n FROM history h
+                  WHERE h.usage_id = o.usage_id GROUP BY h.lot_id) t
+            JOIN escrow_slices e ON e.lot_id = t.lot_id WHERE t.n > 0), '[]')),
+        'allowance', COALESCE((SELECT a.amount FROM allowance_uses a
+                               WHERE a.usage_id = o.usage_id), 0))
+    ELSE '{}' END),
     o.at
     FROM outbox o, outbox_site s
     WHERE o.pos > (s.epoch << 40) + s.acked_seq AND o.pos < (s.epoch + 1) << 40

@@ -53,6 +53,27 @@ struct Waiting<'a> {
     follow_me: Option<&'a PrinterConfig>,
 }
 
+/// What asking for more credit at a tap came to (a chain site whose
+/// lots the centre issues: `daemon::shipper::escrow::asker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoreCredit {
+    /// The centre placed more here: hold again.
+    Placed,
+    /// The centre has no more to place: the overage policy decides.
+    NoMore,
+    /// The centre could not be reached: a hold may go this far (cents)
+    /// beyond credit on the offline allowance.
+    Unreachable { allowance: i64 },
+}
+
+/// Asks for at least `shortfall` more of `member`'s credit (`printing` in
+/// cents, or a time credit id in minutes).
+pub type AskCredit = std::sync::Arc<
+    dyn Fn(String, String, i64) -> futures_util::future::BoxFuture<'static, MoreCredit>
+        + Send
+        + Sync,
+>;
+
 /// What a tap at `cfg` needs to know from the printers before it knows
 /// whose card it was: the printer's state, and the jobs not completed there
 /// and at each follow-me queue that lists it. It owns its configs, so a
@@ -113,6 +134,7 @@ pub async fn release(
     clock: &Clock,
     member: &str,
     users: &[String],
+    more: Option<&AskCredit>,
 ) -> Result<Released, IppError> {
     let Survey {
         cfg,
@@ -163,7 +185,8 @@ pub async fn release(
             continue;
         }
         let job = w.job;
-        match release_one(cfg, w.follow_me, clients, writer, site, clock, member, &job).await {
+        let desk = Desk { writer, site, more };
+        match release_one(cfg, w.follow_me, clients, &desk, clock, member, &job).await {
             Ok((cents, pooled)) => {
                 out.jobs.push(job.id);
                 if let Some(fm) = w.follow_me {
@@ -197,17 +220,16 @@ fn oldest_first(job: &Job) -> (i64, i32) {
 /// Holds `job`'s estimate, moves it from `follow_me` to `cfg` if it waits
 /// there, and releases it: its estimate and what of it the team pool
 /// reserved, or why it stays held.
-#[allow(clippy::too_many_arguments)]
 async fn release_one(
     cfg: &PrinterConfig,
     follow_me: Option<&PrinterConfig>,
     clients: &PrinterClients,
-    writer: &WriterHandle,
-    site: &LiveSite,
+    desk: &Desk<'_>,
     clock: &Clock,
     member: &str,
     job: &Job,
 ) -> Result<(i64, i64), String> {
+    let writer = desk.writer;
     let client = clients.get(&cfg.id);
     let Some(estimate) = jobs::estimate_job(cfg, job) else {
         return Err("no estimate".into());
@@ -225,10 +247,7 @@ async fn release_one(
         detail: jobs::estimate_detail(job, &estimate).to_json(),
         at: clock.wall(),
     };
-    let site = site.get();
-    let placed = writer
-        .call_async(move |conn| crate::ledger::usage::hold(conn, &site, &req))
-        .await;
+    let placed = desk.hold(member, req).await;
     let pooled = match placed {
         Ok(HoldOutcome::Placed(charge)) => charge.pooled,
         Ok(HoldOutcome::Refused {
@@ -326,4 +345,49 @@ async fn send_job_op(
     let request = job_request(op, &cfg.uri, job_id)?;
     client.send(&cfg.uri, request, cfg.timeout).await?;
     Ok(())
+}
+
+/// Where a release places its holds: the ledger, and at a chain site whose
+/// lots the centre issues, the centre for what credit here lacks.
+struct Desk<'a> {
+    writer: &'a WriterHandle,
+    site: &'a LiveSite,
+    more: Option<&'a AskCredit>,
+}
+
+impl Desk<'_> {
+    /// Holds `req`'s estimate. Refused for want of credit at a chain site:
+    /// asks the centre for the shortfall and holds again, on the offline
+    /// allowance if the centre could not be reached.
+    async fn hold(&self, member: &str, req: UsageRequest) -> crate::ledger::Result<HoldOutcome> {
+        let first = self.hold_on(req.clone(), 0).await?;
+        let (
+            HoldOutcome::Refused {
+                available, needed, ..
+            },
+            Some(more),
+        ) = (&first, self.more)
+        else {
+            return Ok(first);
+        };
+        let shortfall = needed.saturating_sub(*available).max(1);
+        match more(member.to_string(), "printing".into(), shortfall).await {
+            MoreCredit::Placed => self.hold_on(req, 0).await,
+            MoreCredit::NoMore => Ok(first),
+            MoreCredit::Unreachable { allowance } => self.hold_on(req, allowance).await,
+        }
+    }
+
+    async fn hold_on(
+        &self,
+        req: UsageRequest,
+        allowance: i64,
+    ) -> crate::ledger::Result<HoldOutcome> {
+        let site = self.site.get();
+        self.writer
+            .call_async(move |conn| {
+                crate::ledger::usage::hold_on_allowance(conn, &site, &req, allowance)
+            })
+            .await
+    }
 }

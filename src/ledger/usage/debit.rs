@@ -8,6 +8,7 @@ use super::rules::{hold_verdict, over_cap, HoldVerdict};
 use super::{Charge, HoldOutcome, UsageRequest};
 use crate::clock;
 use crate::ledger::allocate::Allocation;
+use crate::ledger::escrow;
 use crate::ledger::history::HistoryKind;
 use crate::ledger::integrity::{self, Chain};
 use crate::ledger::{bounded, sub, LedgerError, Result, Site};
@@ -33,7 +34,7 @@ pub fn fingerprint(req: &UsageRequest, is_hold: bool) -> String {
 /// recorded as overage whatever the policy: usage is never lost. The amount
 /// is from 0 to [`MAX_UNITS`](crate::money::MAX_UNITS).
 pub fn debit(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Charge> {
-    match record(conn, site, req, false)? {
+    match record(conn, site, req, false, 0)? {
         HoldOutcome::Placed(charge) => Ok(charge),
         // Invariant: `record` applies the overage policy to holds only.
         HoldOutcome::Refused { .. } => unreachable!("a debit is never refused"),
@@ -43,10 +44,25 @@ pub fn debit(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<Charg
 /// Reserves the estimate of a usage about to happen, if the member's overage
 /// policy allows it. The estimate is bounded as a debit's amount is.
 pub fn hold(conn: &Connection, site: &Site, req: &UsageRequest) -> Result<HoldOutcome> {
+    hold_on_allowance(conn, site, req, 0)
+}
+
+/// As [`hold`], at a site of a chain that could not reach the centre for
+/// more credit: a hold its member's policy would refuse is placed all the
+/// same when what credit leaves uncovered fits in what is left of the
+/// offline `allowance` (in the estimate's unit; 0: none), and that use is
+/// recorded, so the centre books it as `offline` overage if the chain's
+/// credit cannot pay it (multi-site.md 3.6).
+pub fn hold_on_allowance(
+    conn: &Connection,
+    site: &Site,
+    req: &UsageRequest,
+    allowance: i64,
+) -> Result<HoldOutcome> {
     if req.member.is_none() {
         return Err(LedgerError::UnknownMember("(no member)".into()));
     }
-    record(conn, site, req, true)
+    record(conn, site, req, true, allowance.max(0))
 }
 
 /// The first charge under `req`'s key, if there was one: the same content
@@ -225,6 +241,7 @@ fn record(
     site: &Site,
     req: &UsageRequest,
     is_hold: bool,
+    allowance: i64,
 ) -> Result<HoldOutcome> {
     bounded(req.amount, 0)?;
     let fp = fingerprint(req, is_hold);
@@ -236,7 +253,16 @@ fn record(
     if let (true, Some(owes), true) = (is_hold, &paid.owes, uncovered > 0) {
         let unit = req.payable.unit();
         if let Some(refusal) = refuse(conn, site, owes, unit, req, uncovered)? {
-            return Ok(refusal);
+            let left = match allowance {
+                0 => 0,
+                a => escrow::allowance_left(conn, owes, unit, a)?,
+            };
+            if uncovered > left {
+                return Ok(refusal);
+            }
+            let charge = insert(conn, req, &fp, is_hold, &paid)?;
+            escrow::use_allowance(conn, charge.usage_id, owes, unit, uncovered)?;
+            return Ok(HoldOutcome::Placed(charge));
         }
     }
     let charge = insert(conn, req, &fp, is_hold, &paid)?;

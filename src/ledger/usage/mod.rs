@@ -29,7 +29,7 @@ mod refund;
 pub mod rules;
 
 pub use credit::{available, candidates, overage_since, policy_of, SPENDABLE};
-pub use debit::{debit, fingerprint, hold};
+pub use debit::{debit, fingerprint, hold, hold_on_allowance};
 pub use hold::{open_hold, settle, void, OpenHold};
 pub use refund::refund;
 

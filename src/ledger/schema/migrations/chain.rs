@@ -1,6 +1,6 @@
 //! Ledger migrations 15-19: the console and the chain (issues 17, 18), and the indexes the ten-year ledger needed. Never edit one that has shipped.
 
-pub(super) const CHAIN: [&str; 5] = [
+pub(super) const CHAIN: [&str; 6] = [
     // 15: cards enrolled in the console (issue 17): a manager gives an
     // unknown card to a member, kept here with who, why and when, until the
     // grants file says otherwise. The grants file's cards win on a conflict;
@@ -226,5 +226,31 @@ pub(super) const CHAIN: [&str; 5] = [
                 (SELECT epoch FROM outbox_site) << 40) + 1,
             'refund', NEW.usage_id, NEW.at);
     END;
+    "#,
+    // 20: escrow (issue 18, multi-site.md 3.3-3.6). `lot_issue` says who
+    // issues this site's lots: the site from its grants file (the default,
+    // without a row; and the shadow phase of a migration), or the centre, which places
+    // slices of the chain's lots here; each slice is a local lot keyed
+    // `escrow:<slice id>`, recorded in `escrow_slices` with the request
+    // that placed it and when it was returned. `allowance_uses` records
+    // what a hold let through beyond credit on the offline allowance,
+    // while the centre could not be reached.
+    r#"
+    CREATE TABLE IF NOT EXISTS lot_issue (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        issue TEXT NOT NULL CHECK (issue = 'site' OR issue = 'central')
+    );
+    CREATE TABLE IF NOT EXISTS escrow_slices (
+        slice_id INTEGER PRIMARY KEY,
+        lot_id INTEGER NOT NULL UNIQUE REFERENCES lots(id),
+        request_id TEXT NOT NULL,
+        returned_at INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS allowance_uses (
+        usage_id INTEGER PRIMARY KEY REFERENCES usages(id),
+        member_id TEXT NOT NULL,
+        unit TEXT NOT NULL CHECK (unit = 'cents' OR unit = 'minutes'),
+        amount INTEGER NOT NULL CHECK (amount > 0)
+    );
     "#,
 ];

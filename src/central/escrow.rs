@@ -1,0 +1,198 @@
+//! Escrow (multi-site.md 3.4-3.6): the centre places slices of a member's
+//! chain lots with a site, which spends them as local lots while it cannot
+//! reach the centre. A slice is carved from what a lot has not promised
+//! elsewhere (`remaining - escrowed`), in consumption order; a usage's take
+//! from a slice is applied when its journal entry arrives
+//! ([`super::spend`]); a site returns a slice once its local lot expired
+//! ([`close`]), and what it still held goes back to its lot (and expires
+//! with it, if the lot is past its date or voided).
+
+use super::pg::{self, Pg};
+use super::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
+use super::rules::escrow_amount;
+use crate::ledger::allocate::{allocate, Candidate, SourceKind};
+use crate::ledger::Ts;
+use deadpool_postgres::Client;
+
+/// A slice expires this long before its lot, so the site stops spending it
+/// before the centre's clock expires the lot (multi-site.md 3.7).
+pub const GUARD_SECONDS: i64 = 600;
+
+const PLACED: &str = "SELECT s.id, l.credit, s.amount, l.source, l.valid_from, s.expires_at
+    FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
+    WHERE s.site_id = $1 AND s.request_id = $2 ORDER BY s.id";
+
+fn slice(r: &tokio_postgres::Row) -> EscrowSlice {
+    EscrowSlice {
+        id: r.get(0),
+        credit: r.get(1),
+        amount: r.get(2),
+        source: r.get(3),
+        valid_from: r.get(4),
+        expires_at: r.get(5),
+    }
+}
+
+/// Places slices for `ask` (the same ones again for a request id already
+/// answered): at most `share_pct` percent of the member's unescrowed
+/// credit for a top-up, what exists for a shortfall.
+pub async fn place(
+    client: &mut Client,
+    ask: &EscrowAsk,
+    share_pct: i64,
+    now: Ts,
+) -> Pg<EscrowGrant> {
+    let tx = client.transaction().await?;
+    // The lots are locked in id order, as ingestion locks them.
+    let lots = pg::query(
+        &tx,
+        "SELECT id, remaining - escrowed, expires_at, source, valid_from FROM lots
+         WHERE member_id = $1 AND credit = $2 AND voided_at IS NULL AND valid_from <= $3
+           AND (expires_at IS NULL OR expires_at > $3 + $4)
+         ORDER BY id FOR UPDATE",
+        &[&ask.member, &ask.credit, &now, &GUARD_SECONDS],
+    )
+    .await?;
+    let again = pg::query(&tx, PLACED, &[&ask.site_id, &ask.request_id]).await?;
+    if !again.is_empty() {
+        return Ok(EscrowGrant {
+            slices: again.iter().map(slice).collect(),
+        });
+    }
+    let candidates: Vec<Candidate> = lots
+        .iter()
+        .map(|r| Candidate {
+            lot: r.get(0),
+            remaining: r.get::<_, i64>(1).max(0),
+            expires_at: r.get(2),
+            source: SourceKind::parse(r.get(3)).unwrap_or(SourceKind::Adjustment),
+            valid_from: r.get(4),
+        })
+        .collect();
+    let available = candidates
+        .iter()
+        .fold(0i64, |sum, c| sum.saturating_add(c.remaining));
+    let amount = escrow_amount(ask.want, available, ask.shortfall, share_pct);
+    for (lot, n) in allocate(candidates, amount).takes {
+        let id: i64 = pg::query_one(
+            &tx,
+            "INSERT INTO escrow_slices (lot_id, member_id, site_id, request_id, amount,
+                 expires_at, placed_at)
+             SELECT id, member_id, $2, $3, $4, expires_at - $5, $6 FROM lots WHERE id = $1
+             RETURNING id",
+            &[
+                &lot,
+                &ask.site_id,
+                &ask.request_id,
+                &n,
+                &GUARD_SECONDS,
+                &now,
+            ],
+        )
+        .await?
+        .get(0);
+        pg::exec(
+            &tx,
+            "UPDATE lots SET escrowed = escrowed + $2 WHERE id = $1",
+            &[&lot, &n],
+        )
+        .await?;
+        moved(&tx, id, "place", n, None, now).await?;
+    }
+    let placed = pg::query(&tx, PLACED, &[&ask.site_id, &ask.request_id]).await?;
+    tx.commit().await?;
+    let grant = EscrowGrant {
+        slices: placed.iter().map(slice).collect(),
+    };
+    let total: i64 = grant.slices.iter().map(|s| s.amount).sum();
+    tracing::info!(site = %ask.site_id, member = %ask.member, credit = %ask.credit,
+        want = ask.want, placed = total, slices = grant.slices.len(), shortfall = ask.shortfall,
+        "escrow placed");
+    Ok(grant)
+}
+
+/// Closes the site's slices in `ret`: what each still holds returns to its
+/// lot (and expires there when the lot is past its date or voided). A
+/// slice of another site, or one already closed, is left as it is.
+pub async fn close(client: &mut Client, ret: &EscrowReturn, now: Ts) -> Pg<i64> {
+    let tx = client.transaction().await?;
+    pg::exec(
+        &tx,
+        "SELECT 1 FROM lots WHERE id IN (SELECT lot_id FROM escrow_slices WHERE id = ANY($1))
+         ORDER BY id FOR UPDATE",
+        &[&ret.slices],
+    )
+    .await?;
+    let rows = pg::query(
+        &tx,
+        "UPDATE escrow_slices s SET returned = s.amount - s.consumed, closed_at = $3
+         FROM (SELECT id, amount - consumed - returned AS open FROM escrow_slices
+               WHERE id = ANY($1) AND site_id = $2 AND closed_at IS NULL FOR UPDATE) o
+         WHERE s.id = o.id RETURNING s.id, s.lot_id, o.open",
+        &[&ret.slices, &ret.site_id, &now],
+    )
+    .await?;
+    let mut returned = 0i64;
+    for r in &rows {
+        let (id, lot, open): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        if open == 0 {
+            continue;
+        }
+        returned = returned.saturating_add(open);
+        moved(&tx, id, "return", open, None, now).await?;
+        let gone = pg::query_one(
+            &tx,
+            "UPDATE lots SET escrowed = escrowed - $2 WHERE id = $1
+             RETURNING voided_at IS NOT NULL OR COALESCE(expires_at <= $3, false)",
+            &[&lot, &open, &now],
+        )
+        .await?;
+        if gone.get::<_, bool>(0) {
+            lapse(&tx, lot, open, now).await?;
+        }
+    }
+    tx.commit().await?;
+    if !rows.is_empty() {
+        tracing::info!(site = %ret.site_id, slices = rows.len(), returned,
+            "escrow returned");
+    }
+    Ok(returned)
+}
+
+/// What came back to a lot past its date (or voided) leaves it: an
+/// `expire` history row.
+async fn lapse(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
+    pg::exec(
+        tx,
+        "UPDATE lots SET remaining = remaining - $2 WHERE id = $1",
+        &[&lot, &amount],
+    )
+    .await?;
+    pg::exec(
+        tx,
+        "INSERT INTO lot_history (lot_id, kind, delta, note, at)
+         VALUES ($1, 'expire', $2, 'returned from escrow after its date', $3)",
+        &[&lot, &-amount, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One `escrow_moves` row.
+pub async fn moved(
+    tx: &pg::Tx<'_>,
+    slice: i64,
+    kind: &str,
+    amount: i64,
+    usage: Option<i64>,
+    at: Ts,
+) -> Pg<()> {
+    pg::exec(
+        tx,
+        "INSERT INTO escrow_moves (slice_id, kind, amount, usage_id, at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[&slice, &kind, &amount, &usage, &at],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! A chain site's escrow (`[central] issue = "central"`; multi-site.md
+//! 3.4-3.6): asking the centre for slices of a member's credit and keeping
+//! them as local lots, ahead of use (a top-up, while the centre is
+//! reached) and at a tap whose release credit here does not cover (a
+//! shortfall, waiting at most [`TAP_WAIT`]); and returning the slices
+//! whose local lots expired once every spend from them is acknowledged.
+
+use super::{post_json, ShipError};
+use crate::central::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
+use crate::config::CentralConfig;
+use crate::ledger::escrow::{self, Issue, Slice};
+use crate::ledger::outbox;
+use crate::ledger::writer::WriterHandle;
+use crate::printer::release::{AskCredit, MoreCredit};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a reachable centre is asked for top-ups, and slices returned.
+pub(super) const EVERY: Duration = Duration::from_secs(5);
+/// The longest a tap waits for the centre to place what its release lacks.
+pub const TAP_WAIT: Duration = Duration::from_secs(2);
+/// A member who used this site in this many seconds keeps escrow here.
+const ACTIVE: i64 = 7 * 86_400;
+
+/// Asks for `want` of `member`'s `credit` and keeps what the centre
+/// placed; how much that was.
+async fn ask(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    member: &str,
+    credit: &str,
+    want: i64,
+    shortfall: bool,
+) -> Result<i64, ShipError> {
+    let (m, c) = (member.to_string(), credit.to_string());
+    let request = writer
+        .call_async(move |conn| {
+            let epoch = outbox::position(conn)?.map_or(1, |p| p.epoch);
+            escrow::next_request(conn, epoch, &m, &c)
+        })
+        .await?;
+    let body = EscrowAsk {
+        site_id: cfg.site_id.clone(),
+        request_id: request.clone(),
+        member: member.to_string(),
+        credit: credit.to_string(),
+        want,
+        shortfall,
+    };
+    let url = format!("{}/v1/escrow", cfg.url);
+    let resp = post_json(http, cfg, url, &body).await?.error_for_status()?;
+    let grant: EscrowGrant = serde_json::from_slice(&resp.bytes().await?)?;
+    let slices: Vec<Slice> = grant.slices.into_iter().map(local).collect();
+    let member = member.to_string();
+    let placed = writer
+        .call_async(move |conn| {
+            let now = chrono::Utc::now().timestamp();
+            escrow::place(conn, &member, &request, &slices, now)
+        })
+        .await?;
+    if placed > 0 {
+        tracing::info!(member = %body.member, credit = %body.credit, want, placed, shortfall,
+            "escrow placed at this site");
+    }
+    Ok(placed)
+}
+
+fn local(s: EscrowSlice) -> Slice {
+    Slice {
+        id: s.id,
+        credit: s.credit,
+        amount: s.amount,
+        source: s.source,
+        valid_from: s.valid_from,
+        expires_at: s.expires_at,
+    }
+}
+
+/// One round of keeping escrow, while the centre is reached: returns the
+/// slices due back (only when nothing waits in the outbox, so every spend
+/// from them reached the centre first), then tops up each member and
+/// credit used here lately whose slices fell below 30% of the target.
+pub(super) async fn keep(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    now: i64,
+) -> Result<(), ShipError> {
+    if cfg.issue != Issue::Central {
+        return Ok(());
+    }
+    let (due, waiting) = writer
+        .call_async(move |c| {
+            let waiting = outbox::backlog(c)?.map_or(0, |b| b.unacknowledged);
+            Ok((escrow::due_back(c, now)?, waiting))
+        })
+        .await?;
+    if !due.is_empty() && waiting == 0 {
+        let body = EscrowReturn {
+            site_id: cfg.site_id.clone(),
+            slices: due.clone(),
+        };
+        let url = format!("{}/v1/escrow/return", cfg.url);
+        post_json(http, cfg, url, &body).await?.error_for_status()?;
+        let n = due.len();
+        writer
+            .call_async(move |c| escrow::returned(c, &due, now))
+            .await?;
+        tracing::info!(slices = n, "escrow returned to the centre (expired here)");
+    }
+    let (cents, minutes) = (cfg.escrow_cents, cfg.escrow_minutes);
+    let needs = writer
+        .call_async(move |c| escrow::needs(c, now - ACTIVE, now, cents, minutes))
+        .await?;
+    for need in needs {
+        ask(
+            http,
+            writer,
+            cfg,
+            &need.member,
+            &need.credit,
+            need.want,
+            false,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a tap asks when its release (or room session) lacks credit here:
+/// the shortfall (at least the escrow target), from the centre, within
+/// [`TAP_WAIT`]. Placed: hold again. The centre has
+/// none to place: the policy decides. The centre not reached: the offline
+/// allowance may cover it.
+pub fn asker(cfg: &CentralConfig, writer: &WriterHandle) -> Option<AskCredit> {
+    if cfg.issue != Issue::Central {
+        return None;
+    }
+    let builder = reqwest::Client::builder().timeout(TAP_WAIT);
+    let http = crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)
+        .ok()?
+        .build()
+        .ok()?;
+    let (cfg, writer) = (cfg.clone(), writer.clone());
+    Some(Arc::new(
+        move |member: String, credit: String, shortfall: i64| {
+            let (http, cfg, writer) = (http.clone(), cfg.clone(), writer.clone());
+            Box::pin(async move {
+                // At least the target: the next taps need not ask again.
+                let target = match credit.as_str() {
+                    "printing" => cfg.escrow_cents,
+                    _ => cfg.escrow_minutes,
+                };
+                let want = shortfall.max(target);
+                match ask(&http, &writer, &cfg, &member, &credit, want, true).await {
+                    Ok(placed) if placed > 0 => MoreCredit::Placed,
+                    Ok(_) => MoreCredit::NoMore,
+                    Err(e) => {
+                        tracing::warn!(member = %member, shortfall, error = %crate::error_chain(&e),
+                        "escrow not reached at a tap; the offline allowance may cover it");
+                        MoreCredit::Unreachable {
+                            allowance: cfg.allowance_cents,
+                        }
+                    }
+                }
+            })
+        },
+    ))
+}

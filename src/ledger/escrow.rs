@@ -1,0 +1,232 @@
+//! Escrow at a site whose lots the centre issues (`[central] issue =
+//! "central"`, issue 18; multi-site.md 3.3-3.6): the slices of chain lots
+//! the centre placed here, each a local lot keyed `escrow:<slice id>`, so
+//! usage spends them in today's consumption order and the outbox tells the
+//! centre what each usage took from which slice; which slices are due back
+//! to the centre; and the offline allowance a hold may use while the
+//! centre cannot be reached.
+
+use super::allocate::SourceKind;
+use super::lots::{self, GrantRequest};
+use super::{Result, Ts};
+use crate::money::Unit;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use crate::site::Issue;
+
+/// Records who issues this ledger's lots.
+pub fn set_issue(conn: &Connection, issue: Issue) -> Result<()> {
+    conn.execute(
+        "INSERT INTO lot_issue (id, issue) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET issue = excluded.issue WHERE issue <> excluded.issue",
+        [issue.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Whether the centre issues this ledger's lots.
+pub fn issued_centrally(conn: &Connection) -> Result<bool> {
+    let issue: Option<String> = conn
+        .query_row("SELECT issue FROM lot_issue", [], |r| r.get(0))
+        .optional()?;
+    Ok(issue.as_deref() == Some("central"))
+}
+
+/// A slice of a chain lot the centre placed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice {
+    /// The centre's id of the slice.
+    pub id: i64,
+    /// `printing` or a time credit id.
+    pub credit: String,
+    pub amount: i64,
+    /// The chain lot's source (`plan`, `product`, `account`), which ranks
+    /// it in consumption order.
+    pub source: String,
+    pub valid_from: Ts,
+    pub expires_at: Option<Ts>,
+}
+
+/// The source key of a slice's local lot.
+pub fn slice_key(slice: i64) -> String {
+    format!("escrow:{slice}")
+}
+
+/// Keeps the slices the centre placed for `member` under `request_id` as
+/// local lots, each once (a slice already here is left as it is). What
+/// was placed now.
+pub fn place(
+    conn: &Connection,
+    member: &str,
+    request_id: &str,
+    slices: &[Slice],
+    at: Ts,
+) -> Result<i64> {
+    let mut placed = 0i64;
+    for s in slices {
+        let here: Option<i64> = conn
+            .prepare_cached("SELECT 1 FROM escrow_slices WHERE slice_id = ?1")?
+            .query_row([s.id], |r| r.get(0))
+            .optional()?;
+        if here.is_some() {
+            continue;
+        }
+        let granted = lots::grant(
+            conn,
+            &GrantRequest {
+                member: member.to_string(),
+                credit: s.credit.clone(),
+                amount: s.amount,
+                valid_from: s.valid_from,
+                expires_at: s.expires_at,
+                source: SourceKind::parse(&s.source).unwrap_or(SourceKind::Adjustment),
+                source_key: slice_key(s.id),
+                note: format!("escrow slice {} placed by the centre", s.id),
+                at,
+            },
+        )?;
+        conn.prepare_cached(
+            "INSERT INTO escrow_slices (slice_id, lot_id, request_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![s.id, granted.lot, request_id])?;
+        placed = placed.saturating_add(s.amount);
+    }
+    Ok(placed)
+}
+
+/// What `member`'s slices of `credit` still hold here at `now`.
+pub fn held(conn: &Connection, member: &str, credit: &str, now: Ts) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(l.remaining), 0) FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
+             WHERE l.member_id = ?1 AND l.credit = ?2 AND l.voided_at IS NULL
+               AND l.valid_from <= ?3 AND (l.expires_at IS NULL OR l.expires_at > ?3)",
+        )?
+        .query_row(params![member, credit, now], |r| r.get(0))?)
+}
+
+/// The id of the next escrow request for `member` and `credit` in
+/// `epoch`: the same until a request placed something here, so a request
+/// whose answer was lost is asked again under its id and gets the same
+/// slices (the centre keeps them by id).
+pub fn next_request(conn: &Connection, epoch: i64, member: &str, credit: &str) -> Result<String> {
+    let done: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT s.request_id) FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
+             WHERE l.member_id = ?1 AND l.credit = ?2",
+        )?
+        .query_row(params![member, credit], |r| r.get(0))?;
+    Ok(serde_json::json!([epoch, member, credit, done + 1]).to_string())
+}
+
+/// A member and credit whose slices here fell below a third of the
+/// target: the top-up to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub member: String,
+    pub credit: String,
+    pub want: i64,
+}
+
+/// What to top up: for each member who used this site since `since`, and
+/// each credit they used here (printing, or a time credit paying for a
+/// resource type they booked), the target less what their slices hold,
+/// when that holding is below 30% of the target.
+pub fn needs(conn: &Connection, since: Ts, now: Ts, cents: i64, minutes: i64) -> Result<Vec<Need>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT u.member_id, 'printing' FROM usages u
+         WHERE u.at >= ?1 AND u.member_id IS NOT NULL AND u.credit_kind = 'printing'
+         UNION
+         SELECT DISTINCT u.member_id, t.credit_id FROM usages u
+         JOIN time_credit_types t ON t.resource_type = u.resource_type
+         WHERE u.at >= ?1 AND u.member_id IS NOT NULL AND u.credit_kind = 'time'",
+    )?;
+    let used: Vec<(String, String)> = stmt
+        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for (member, credit) in used {
+        let target = if credit == "printing" { cents } else { minutes };
+        let have = held(conn, &member, &credit, now)?;
+        if target > 0 && have.saturating_mul(10) < target.saturating_mul(3) {
+            out.push(Need {
+                member,
+                credit,
+                want: target - have,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Slices whose local lot expired or was voided by `now` and that were
+/// not yet returned to the centre.
+pub fn due_back(conn: &Connection, now: Ts) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.slice_id FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
+         WHERE s.returned_at IS NULL
+           AND (l.voided_at IS NOT NULL OR (l.expires_at IS NOT NULL AND l.expires_at <= ?1))
+         ORDER BY s.slice_id",
+    )?;
+    let ids = stmt
+        .query_map([now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// The centre took these slices back.
+pub fn returned(conn: &Connection, slices: &[i64], at: Ts) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE escrow_slices SET returned_at = ?2 WHERE slice_id = ?1 AND returned_at IS NULL",
+    )?;
+    for s in slices {
+        stmt.execute(params![s, at])?;
+    }
+    Ok(())
+}
+
+/// What of `allowance` `member` may still use in `unit`: the allowance
+/// less what holds used of it whose entries the centre has not
+/// acknowledged (once it has, the centre knows, and the allowance is
+/// whole again).
+pub fn allowance_left(conn: &Connection, member: &str, unit: Unit, allowance: i64) -> Result<i64> {
+    let used: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(a.amount), 0) FROM allowance_uses a
+             JOIN outbox o ON o.usage_id = a.usage_id AND o.kind = 'usage'
+             JOIN outbox_site s
+             WHERE a.member_id = ?1 AND a.unit = ?2 AND o.pos > (s.epoch << 40) + s.acked_seq",
+        )?
+        .query_row(params![member, unit.as_str()], |r| r.get(0))?;
+    Ok(allowance.saturating_sub(used).max(0))
+}
+
+/// Records that usage `usage` went `amount` beyond credit on the offline
+/// allowance.
+pub fn use_allowance(
+    conn: &Connection,
+    usage: i64,
+    member: &str,
+    unit: Unit,
+    amount: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO allowance_uses (usage_id, member_id, unit, amount) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![usage, member, unit.as_str(), amount])?;
+    Ok(())
+}
+
+/// The time credits that pay for `resource` (a room): what a session tap
+/// refused for want of minutes asks the centre for.
+pub fn credits_for_resource(conn: &Connection, resource: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.credit_id FROM resources r
+         JOIN time_credit_types t ON t.resource_type = r.resource_type
+         WHERE r.id = ?1 ORDER BY t.credit_id",
+    )?;
+    let ids = stmt
+        .query_map([resource], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
