@@ -26,6 +26,7 @@ mod bounds;
 mod central;
 mod central_import;
 mod central_lots;
+mod chain_escrow;
 mod central_report;
 mod central_watch;
 mod chain_sim;
