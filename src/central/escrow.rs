@@ -116,20 +116,56 @@ pub async fn place(
 /// slice of another site, or one already closed, is left as it is.
 pub async fn close(client: &mut Client, ret: &EscrowReturn, now: Ts) -> Pg<i64> {
     let tx = client.transaction().await?;
+    let returned = close_in(&tx, &ret.site_id, &ret.slices, now).await?;
+    tx.commit().await?;
+    if returned.0 > 0 {
+        tracing::info!(site = %ret.site_id, slices = returned.0, returned = returned.1,
+            "escrow returned");
+    }
+    Ok(returned.1)
+}
+
+/// Closes every open slice of `site`, in the caller's transaction: its
+/// ledger takes a new epoch (restored or cloned), and voids the slices it
+/// held (multi-site.md 3.8). A later entry of the old epoch that spends
+/// one draws from unescrowed credit instead.
+pub async fn close_site(tx: &pg::Tx<'_>, site: &str, now: Ts) -> Pg<()> {
+    let ids: Vec<i64> = pg::query(
+        tx,
+        "SELECT id FROM escrow_slices WHERE site_id = $1 AND closed_at IS NULL",
+        &[&site],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let (n, returned) = close_in(tx, site, &ids, now).await?;
+    if n > 0 {
+        tracing::warn!(site = %site, slices = n, returned,
+            "escrow of a site's old epoch returned: its ledger took a new epoch");
+    }
+    Ok(())
+}
+
+/// Closes `site`'s open slices among `ids`: how many, and what they held.
+async fn close_in(tx: &pg::Tx<'_>, site: &str, ids: &[i64], now: Ts) -> Pg<(usize, i64)> {
+    if ids.is_empty() {
+        return Ok((0, 0));
+    }
     pg::exec(
-        &tx,
+        tx,
         "SELECT 1 FROM lots WHERE id IN (SELECT lot_id FROM escrow_slices WHERE id = ANY($1))
          ORDER BY id FOR UPDATE",
-        &[&ret.slices],
+        &[&ids],
     )
     .await?;
     let rows = pg::query(
-        &tx,
+        tx,
         "UPDATE escrow_slices s SET returned = s.amount - s.consumed, closed_at = $3
          FROM (SELECT id, amount - consumed - returned AS open FROM escrow_slices
                WHERE id = ANY($1) AND site_id = $2 AND closed_at IS NULL FOR UPDATE) o
          WHERE s.id = o.id RETURNING s.id, s.lot_id, o.open",
-        &[&ret.slices, &ret.site_id, &now],
+        &[&ids, &site, &now],
     )
     .await?;
     let mut returned = 0i64;
@@ -139,24 +175,19 @@ pub async fn close(client: &mut Client, ret: &EscrowReturn, now: Ts) -> Pg<i64> 
             continue;
         }
         returned = returned.saturating_add(open);
-        moved(&tx, id, "return", open, None, now).await?;
+        moved(tx, id, "return", open, None, now).await?;
         let gone = pg::query_one(
-            &tx,
+            tx,
             "UPDATE lots SET escrowed = escrowed - $2 WHERE id = $1
              RETURNING voided_at IS NOT NULL OR COALESCE(expires_at <= $3, false)",
             &[&lot, &open, &now],
         )
         .await?;
         if gone.get::<_, bool>(0) {
-            lapse(&tx, lot, open, now).await?;
+            lapse(tx, lot, open, now).await?;
         }
     }
-    tx.commit().await?;
-    if !rows.is_empty() {
-        tracing::info!(site = %ret.site_id, slices = rows.len(), returned,
-            "escrow returned");
-    }
-    Ok(returned)
+    Ok((rows.len(), returned))
 }
 
 /// What came back to a lot past its date (or voided) leaves it: an

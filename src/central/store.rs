@@ -37,13 +37,19 @@ async fn max_epoch(tx: &Tx<'_>, site: &str) -> Pg<Option<i64>> {
     Ok(row.get::<_, Option<i32>>(0).map(i64::from))
 }
 
+/// Opens `epoch` for `site`; the escrow its ledger held in older epochs is
+/// closed.
 async fn open_epoch(tx: &Tx<'_>, site: &str, epoch: i64) -> Pg<()> {
-    pg::exec(
+    let opened = pg::exec(
         tx,
         "INSERT INTO site_epochs (site_id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[&site, &(epoch as i32)],
     )
     .await?;
+    if opened == 1 && epoch > 1 {
+        let now = chrono::Utc::now().timestamp();
+        super::escrow::close_site(tx, site, now).await?;
+    }
     Ok(())
 }
 

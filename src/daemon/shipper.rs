@@ -344,7 +344,13 @@ async fn answer(
             Ok(Round::Again)
         }
         BatchReply::NewEpoch { epoch: new } => {
-            let moved = writer.call_async(move |c| outbox::rebase(c, new)).await?;
+            let moved = writer
+                .call_async(move |c| {
+                    let moved = outbox::rebase(c, new)?;
+                    crate::ledger::escrow::forsake(c, chrono::Utc::now().timestamp())?;
+                    Ok(moved)
+                })
+                .await?;
             tracing::warn!(old_epoch = epoch, epoch = new, moved,
                 "the centre gave this ledger a new epoch (its seqs forked); unacknowledged entries move to it");
             Ok(Round::Again)

@@ -230,3 +230,21 @@ pub fn credits_for_resource(conn: &Connection, resource: &str) -> Result<Vec<Str
         .collect::<rusqlite::Result<_>>()?;
     Ok(ids)
 }
+
+/// The ledger took a new epoch (restored or cloned): the centre closed
+/// the slices it held, so what is left of them here is voided, never
+/// spent again (multi-site.md 3.8). How many slices.
+pub fn forsake(conn: &Connection, at: Ts) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.slice_id, s.lot_id FROM escrow_slices s WHERE s.returned_at IS NULL",
+    )?;
+    let held: Vec<(i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (_, lot) in &held {
+        lots::void_lot(conn, *lot, "escrow of an older epoch of this ledger", at)?;
+    }
+    let ids: Vec<i64> = held.iter().map(|(s, _)| *s).collect();
+    returned(conn, &ids, at)?;
+    Ok(ids.len())
+}

@@ -130,7 +130,9 @@ fn escrow_slices_are_spent_offline_and_counted_once_at_the_centre() {
     charge_as(&s1, "ben", "k1", 40);
     charge_as(&s2, "ben", "k2", 40);
     for s in [&s1, &s2] {
-        wait_for("a slice placed", LIMIT, || escrow_here(s, "ben") == (300, 300));
+        wait_for("a slice placed", LIMIT, || {
+            escrow_here(s, "ben") == (300, 300)
+        });
     }
     assert!(s1.log().contains("escrow placed at this site"));
 
@@ -179,9 +181,8 @@ fn escrow_slices_are_spent_offline_and_counted_once_at_the_centre() {
     // ber-1 returns its slices (as it does once their lots expired): what
     // they held is unescrowed again. A late usage on a returned slice draws
     // from unescrowed credit instead.
-    let ids = pg.query(
-        "SELECT string_agg(id::text, ',') FROM escrow_slices WHERE site_id = 'ber-1'",
-    );
+    let ids =
+        pg.query("SELECT string_agg(id::text, ',') FROM escrow_slices WHERE site_id = 'ber-1'");
     let body = format!(r#"{{"site_id":"ber-1","slices":[{ids}]}}"#);
     let (status, _) = central.post("/v1/escrow/return", &body, Some(&site_token("ber-1")));
     assert_eq!(status, 204);
@@ -263,7 +264,10 @@ fn a_credits_only_release_asks_the_centre_at_the_tap_and_offline_goes_no_further
     let d = desk(site.dir());
     std::fs::write(site.path("grants.toml"), grants()).expect("grants file");
     let url = format!("http://127.0.0.1:{}", proxy.port);
-    let more = format!("issue = \"central\"\nescrow_cents = 30\nallowance_cents = 60\n{}", desk_toml(&d));
+    let more = format!(
+        "issue = \"central\"\nescrow_cents = 30\nallowance_cents = 60\n{}",
+        desk_toml(&d)
+    );
     join_chain(&site, &url, "ber-1", 50, &more);
     let mut daemon = site.start();
     daemon.wait_ready();
@@ -275,7 +279,10 @@ fn a_credits_only_release_asks_the_centre_at_the_tap_and_offline_goes_no_further
     wait_for("the first job settled and shipped", LIMIT, || {
         escrow_here(&site, "ann") == (50, 30) && all_acknowledged(&site)
     });
-    assert_eq!(pg.count("SELECT sum(escrowed) FROM lots WHERE member_id = 'ann'"), 30);
+    assert_eq!(
+        pg.count("SELECT sum(escrowed) FROM lots WHERE member_id = 'ann'"),
+        30
+    );
 
     // Offline: the next job's 50-cent hold takes the slice's 30 and 20 of
     // the 60-cent allowance (it settles at 20, all from the slice); the one
@@ -301,13 +308,15 @@ fn a_credits_only_release_asks_the_centre_at_the_tap_and_offline_goes_no_further
     // slice, 10 owed as offline overage, within the 60 allowance.
     proxy.set(Mode::Pass);
     wait_for("everything acknowledged", Duration::from_secs(60), || {
-        all_acknowledged(&site)
-            && local(&site, "SELECT count(*) FROM hold_resolutions") == 3
+        all_acknowledged(&site) && local(&site, "SELECT count(*) FROM hold_resolutions") == 3
     });
     wait_for("everything acknowledged", LIMIT, || all_acknowledged(&site));
     centre_checks(&central);
     let ann = "WHERE member_id = 'ann'";
-    assert_eq!(pg.count(&format!("SELECT sum(remaining) FROM lots {ann}")), 0);
+    assert_eq!(
+        pg.count(&format!("SELECT sum(remaining) FROM lots {ann}")),
+        0
+    );
     assert_eq!(
         pg.count(&format!(
             "SELECT COALESCE(sum(amount), 0) FROM central_overage {ann} AND cause = 'offline'"
@@ -315,7 +324,9 @@ fn a_credits_only_release_asks_the_centre_at_the_tap_and_offline_goes_no_further
         10
     );
     assert_eq!(
-        pg.count(&format!("SELECT COALESCE(sum(amount), 0) FROM central_overage {ann}")),
+        pg.count(&format!(
+            "SELECT COALESCE(sum(amount), 0) FROM central_overage {ann}"
+        )),
         10
     );
 

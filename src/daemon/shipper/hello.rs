@@ -52,6 +52,7 @@ pub(super) async fn greet(
             let imported = outbox_import::import(c, &site, &lost)?;
             if let Some(e) = new_epoch {
                 outbox::rebase(c, e)?;
+                crate::ledger::escrow::forsake(c, chrono::Utc::now().timestamp())?;
             }
             Ok(imported)
         })

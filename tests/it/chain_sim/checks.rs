@@ -44,7 +44,42 @@ impl Sim {
                 node.site.log()
             );
         }
+        if self.escrow {
+            // A slice whose answer was lost (a dropped response, a killed
+            // daemon) is asked for again under its request id by the
+            // site's next top-up (every 5 s) and placed there then.
+            let converged = wait_until(Duration::from_secs(20), || self.unheld_slices().is_empty());
+            assert!(
+                converged,
+                "seed {seed}: slices open at the centre that no node holds: {:?}\nevents: {}",
+                self.unheld_slices(),
+                self.events.join("; ")
+            );
+        }
         self.say(format!("healed in {:?}", started.elapsed()));
+    }
+
+    /// Slices open at the centre that no node of their site holds.
+    fn unheld_slices(&self) -> Vec<String> {
+        let open = self.pg.query(
+            "SELECT id || '|' || site_id FROM escrow_slices WHERE closed_at IS NULL ORDER BY id",
+        );
+        open.lines()
+            .filter(|line| {
+                let (id, site) = line.split_once('|').expect("id|site");
+                !self.nodes.iter().filter(|n| n.site_id == site).any(|n| {
+                    let conn =
+                        rusqlite::Connection::open(n.site.path("ledger.db")).expect("ledger");
+                    conn.query_row(
+                        "SELECT count(*) FROM escrow_slices WHERE slice_id = ?1",
+                        [id.parse::<i64>().expect("id")],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .is_ok_and(|c| c > 0)
+                })
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     pub(super) fn check(&mut self) {
@@ -167,6 +202,9 @@ impl Sim {
             "seed {seed}: usages whose draw on the chain's lots is not their final amount\nevents: {events}"
         );
 
+        if self.escrow {
+            self.check_escrow(&events);
+        }
         for (n, node) in self.nodes.iter().enumerate() {
             // 2. The ledger whole: lots against history, no lot negative,
             // spent <= granted per member.
@@ -199,6 +237,84 @@ impl Sim {
                     node.name
                 );
             }
+        }
+    }
+}
+
+impl Sim {
+    /// With escrow: slices were placed and spent; no lot escrows more than
+    /// it holds; `offline` overage is within what sites let through on
+    /// their allowance; and every slice the centre holds open is held by
+    /// one node of its site, with the same amount and the same consumed
+    /// (multi-site.md 4, invariants 2-4).
+    fn check_escrow(&self, events: &str) {
+        let seed = self.seed;
+        let pg = &self.pg;
+        assert!(
+            pg.count("SELECT COALESCE(sum(consumed), 0) FROM escrow_slices") > 0,
+            "seed {seed}: escrow was placed and spent\nevents: {events}"
+        );
+        assert_eq!(
+            pg.count(
+                "SELECT count(*) FROM lots l WHERE escrowed > remaining OR escrowed <>
+                    (SELECT COALESCE(sum(amount - consumed - returned), 0) FROM escrow_slices s
+                     WHERE s.lot_id = l.id)"
+            ),
+            0,
+            "seed {seed}: each lot's escrowed is what its slices hold\nevents: {events}"
+        );
+        let allowed: i64 = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let conn = rusqlite::Connection::open(n.site.path("ledger.db")).expect("ledger");
+                conn.query_row(
+                    "SELECT COALESCE(SUM(amount), 0) FROM allowance_uses",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .expect("allowance uses")
+            })
+            .sum();
+        let offline = pg
+            .count("SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE cause = 'offline'");
+        assert!(
+            offline <= allowed,
+            "seed {seed}: offline overage {offline} beyond the {allowed} let through on allowances"
+        );
+        let open = pg.query(
+            "SELECT id || '|' || site_id || '|' || amount || '|' || consumed FROM escrow_slices
+             WHERE closed_at IS NULL ORDER BY id",
+        );
+        for line in open.lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            let (id, site, amount, consumed) = (f[0], f[1], f[2], f[3]);
+            let held: Vec<(i64, i64)> = self
+                .nodes
+                .iter()
+                .filter(|n| n.site_id == site)
+                .filter_map(|n| {
+                    let conn =
+                        rusqlite::Connection::open(n.site.path("ledger.db")).expect("ledger");
+                    conn.query_row(
+                        "SELECT l.granted, l.granted - l.remaining FROM escrow_slices s
+                         JOIN lots l ON l.id = s.lot_id
+                         WHERE s.slice_id = ?1 AND s.returned_at IS NULL",
+                        [id.parse::<i64>().expect("id")],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .ok()
+                })
+                .collect();
+            let want = (
+                amount.parse().expect("amount"),
+                consumed.parse().expect("consumed"),
+            );
+            assert_eq!(
+                held,
+                vec![want],
+                "seed {seed}: slice {id} of {site} open at the centre: (amount, consumed) there {want:?}, at the site's nodes {held:?}\nevents: {events}"
+            );
         }
     }
 }
@@ -262,7 +378,7 @@ fn check_lots(seed: u64, node: &Node) {
         .prepare(
             "SELECT m.id,
                 (SELECT COALESCE(SUM(granted), 0) FROM lots l
-                 WHERE l.member_id = m.id AND l.credit = 'printing' AND l.voided_at IS NULL),
+                 WHERE l.member_id = m.id AND l.credit = 'printing'),
                 (SELECT COALESCE(SUM(covered), 0) FROM usages u WHERE u.member_id = m.id
                  AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id)),
                 (SELECT COALESCE(SUM(amount - covered - overage), 0) FROM usages u

@@ -86,7 +86,8 @@ fn chain_sim_seed_40413() {
 }
 
 /// More seeds, by hand: `CHAIN_SIM_SEEDS=50 cargo test --test it
-/// chain_sim_many_seeds -- --ignored` (seeds 1000 to 1049).
+/// chain_sim_many_seeds -- --ignored` (seeds 1000 to 1049); with
+/// `CHAIN_SIM_ESCROW=1`, each as [`chain_sim_escrow_seed_1802`] runs.
 #[test]
 #[ignore]
 fn chain_sim_many_seeds() {
@@ -94,8 +95,9 @@ fn chain_sim_many_seeds() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    let escrow = std::env::var("CHAIN_SIM_ESCROW").is_ok_and(|v| v == "1");
     for seed in 1000..1000 + n {
-        run_seed(seed);
+        run_seed_with(seed, false, escrow);
     }
 }
 
@@ -107,18 +109,27 @@ fn chain_sim_many_seeds() {
 /// second debit, and no conflict at the centre but the injected one.
 #[test]
 fn chain_sim_restored_held_printer_site() {
-    run_seed_with(CI_SEEDS[0], true);
+    run_seed_with(CI_SEEDS[0], true, false);
 }
 
 fn run_seed(seed: u64) {
-    run_seed_with(seed, false);
+    run_seed_with(seed, false, false);
+}
+
+/// The same run with every site's lots issued by the centre (`[central]
+/// issue = "central"`): sites spend escrow slices the centre placed, and
+/// the centre's slices must agree with each site's (see
+/// [`Sim::check_escrow`]).
+#[test]
+fn chain_sim_escrow_seed_1802() {
+    run_seed_with(CI_SEEDS[1], false, true);
 }
 
 /// Runs one seed; a failure anywhere (the support code's own panics too)
 /// is reported again naming the seed.
-fn run_seed_with(seed: u64, restore_held_printer: bool) {
+fn run_seed_with(seed: u64, restore_held_printer: bool, escrow: bool) {
     let _serial = crate::support::serial();
-    let run = std::panic::catch_unwind(|| simulate(seed, restore_held_printer));
+    let run = std::panic::catch_unwind(|| simulate(seed, restore_held_printer, escrow));
     if let Err(e) = run {
         let why = e
             .downcast_ref::<String>()
@@ -129,9 +140,9 @@ fn run_seed_with(seed: u64, restore_held_printer: bool) {
     }
 }
 
-fn simulate(seed: u64, restore_held_printer: bool) {
+fn simulate(seed: u64, restore_held_printer: bool, escrow: bool) {
     let started = Instant::now();
-    let mut sim = Sim::new(seed);
+    let mut sim = Sim::new(seed, escrow);
     sim.run(restore_held_printer);
     sim.heal();
     sim.check();
@@ -144,8 +155,13 @@ fn simulate(seed: u64, restore_held_printer: bool) {
             || CASE WHEN closed_at IS NULL THEN '' ELSE ':closed' END, ' '
             ORDER BY site_id, epoch) FROM site_epochs",
     );
+    let escrow = sim.pg.query(
+        "SELECT count(*) || ' slices placed, ' || COALESCE(sum(amount), 0) || ' escrowed, '
+            || COALESCE(sum(consumed), 0) || ' spent from them, '
+            || count(closed_at) || ' closed' FROM escrow_slices",
+    );
     eprintln!(
-        "chain_sim seed {seed}: {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
+        "chain_sim seed {seed}: escrow {escrow}; {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
         sim.oracle.len(),
         sim.oracle.values().filter(|u| u.refunded).count(),
         started.elapsed(),
@@ -276,6 +292,8 @@ struct Sim {
     /// What happened, in order, for the failure messages.
     events: Vec<String>,
     next_grant: usize,
+    /// Whether the centre issues the sites' lots and places escrow.
+    escrow: bool,
 }
 
 fn grants_file() -> String {
@@ -292,7 +310,7 @@ fn grants_file() -> String {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, escrow: bool) -> Sim {
         let mut rng = Rng::new(seed);
         let pg = Postgres::start();
         let centre_port = free_port();
@@ -309,6 +327,7 @@ impl Sim {
             backup: None,
             events: Vec::new(),
             next_grant: 0,
+            escrow,
         };
         for i in 0..SITES {
             let site_id = crate::support::postgres::SITES[i];
@@ -353,11 +372,17 @@ impl Sim {
                 _peers: peers,
             }
         });
-        // The printers and their readers, after `[central]`'s lines.
-        let more = desk.as_ref().map_or(String::new(), |d| {
-            held_printer_toml(&d.cupsd, "desk", &d.pty)
-                + &held_printer_toml(&d.cupsd, "blank", &d.blank_pty)
-        });
+        // Escrow, and the printers and their readers, after `[central]`'s
+        // lines.
+        let escrow = match self.escrow {
+            true => "issue = \"central\"\nescrow_cents = 120\nallowance_cents = 60\n",
+            false => "",
+        };
+        let more = escrow.to_string()
+            + &desk.as_ref().map_or(String::new(), |d| {
+                held_printer_toml(&d.cupsd, "desk", &d.pty)
+                    + &held_printer_toml(&d.cupsd, "blank", &d.blank_pty)
+            });
         join_chain(&site, &url, site_id, batch, &more);
         site.set_clocks(clock, 0);
         Node {
