@@ -248,3 +248,32 @@ pub fn forsake(conn: &Connection, at: Ts) -> Result<usize> {
     returned(conn, &ids, at)?;
     Ok(ids.len())
 }
+
+/// Voids, to return them to the centre, the slices of members who have not
+/// used this site since `since` (placed before then): escrow idle here is
+/// credit the member cannot spend at another site (multi-site.md 3.5). How
+/// many.
+pub fn retire_idle(conn: &Connection, since: Ts, at: Ts) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.lot_id FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
+         WHERE s.returned_at IS NULL AND l.voided_at IS NULL AND l.created_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM usages u
+                           WHERE u.member_id = l.member_id AND u.at >= ?1)",
+    )?;
+    let idle: Vec<i64> = stmt
+        .query_map([since], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for lot in &idle {
+        lots::void_lot(
+            conn,
+            *lot,
+            "escrow returned: its member has not used this site for 7 days",
+            at,
+        )?;
+    }
+    Ok(idle.len())
+}
+
+#[cfg(test)]
+#[path = "escrow_tests.rs"]
+mod tests;

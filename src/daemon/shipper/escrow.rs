@@ -3,7 +3,8 @@
 //! them as local lots, ahead of use (a top-up, while the centre is
 //! reached) and at a tap whose release credit here does not cover (a
 //! shortfall, waiting at most [`TAP_WAIT`]); and returning the slices
-//! whose local lots expired once every spend from them is acknowledged.
+//! whose local lots expired, or whose member has not used this site for 7
+//! days, once every spend from them is acknowledged.
 
 use super::{post_json, ShipError};
 use crate::central::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
@@ -93,6 +94,9 @@ pub(super) async fn keep(
     let (due, waiting) = writer
         .call_async(move |c| {
             let waiting = outbox::backlog(c)?.map_or(0, |b| b.unacknowledged);
+            if waiting == 0 {
+                escrow::retire_idle(c, now - ACTIVE, now)?;
+            }
             Ok((escrow::due_back(c, now)?, waiting))
         })
         .await?;
@@ -107,7 +111,10 @@ pub(super) async fn keep(
         writer
             .call_async(move |c| escrow::returned(c, &due, now))
             .await?;
-        tracing::info!(slices = n, "escrow returned to the centre (expired here)");
+        tracing::info!(
+            slices = n,
+            "escrow returned to the centre (expired here, or idle 7 days)"
+        );
     }
     let (cents, minutes) = (cfg.escrow_cents, cfg.escrow_minutes);
     let needs = writer

@@ -1,0 +1,219 @@
+//! The site's side of escrow, on a real SQLite ledger.
+
+use super::*;
+use crate::ledger::outbox;
+use crate::ledger::usage::{self, HoldOutcome, Origin, Payable, UsageRequest};
+use crate::ledger::Ledger;
+use crate::site::{OveragePolicy, Site};
+use std::path::Path;
+
+const T: Ts = 1_796_000_000;
+
+/// A chain site's ledger whose lots the centre issues, with alice (no
+/// lot yet).
+fn ledger() -> Ledger {
+    let site = Site {
+        default_policy: OveragePolicy::CREDITS_ONLY,
+        ..Site::default()
+    };
+    let mut ledger = Ledger::open(Path::new(":memory:"), site).expect("ledger");
+    ledger
+        .write(|c, _| {
+            lots::ensure_member(c, "alice", "Alice", T)?;
+            outbox::enable(c, "ber-1")?;
+            set_issue(c, Issue::Central)
+        })
+        .expect("set up");
+    ledger
+}
+
+fn slice(id: i64, amount: i64, expires_at: Option<Ts>) -> Slice {
+    Slice {
+        id,
+        credit: "printing".into(),
+        amount,
+        source: "plan".into(),
+        valid_from: T,
+        expires_at,
+    }
+}
+
+fn request(key: &str, amount: i64, at: Ts) -> UsageRequest {
+    UsageRequest {
+        key: key.into(),
+        member: Some("alice".into()),
+        origin: Origin::Manual,
+        payable: Payable::Printing,
+        amount,
+        detail: "{}".into(),
+        at,
+    }
+}
+
+fn bodies(ledger: &Ledger) -> Vec<serde_json::Value> {
+    outbox::pending(ledger.conn(), 500)
+        .expect("pending")
+        .iter()
+        .map(|e| serde_json::from_str(&e.body).expect("json"))
+        .collect()
+}
+
+#[test]
+fn slices_are_kept_once_spent_as_lots_and_each_entry_says_what_its_usage_took() {
+    let mut ledger = ledger();
+    let first = next_request(ledger.conn(), 1, "alice", "printing").expect("id");
+    let both = [slice(7, 30, None), slice(8, 20, None)];
+    let placed = ledger
+        .write(|c, _| place(c, "alice", &first, &both, T))
+        .expect("placed");
+    assert_eq!(placed, 50);
+    // The same answer again (a retry) places nothing more.
+    let again = ledger
+        .write(|c, _| place(c, "alice", &first, &both, T))
+        .expect("again");
+    assert_eq!(again, 0);
+    assert_eq!(
+        held(ledger.conn(), "alice", "printing", T).expect("held"),
+        50
+    );
+    let next = next_request(ledger.conn(), 1, "alice", "printing").expect("id");
+    assert_ne!(
+        first, next,
+        "a request that placed slices is not asked again"
+    );
+
+    ledger.debit(&request("k1", 35, T + 1)).expect("debit");
+    ledger.hold(&request("h1", 10, T + 2)).expect("hold");
+    ledger.void("h1", "cancelled", T + 3).expect("void");
+    let b = bodies(&ledger);
+    assert_eq!(b[0]["slices"], serde_json::json!([[7, 30], [8, 5]]));
+    assert_eq!(b[0]["allowance"], 0);
+    // A voided hold took nothing, net.
+    assert_eq!(b[1]["slices"], serde_json::json!([]));
+    assert_eq!(b[2]["slices"], serde_json::json!([]));
+}
+
+#[test]
+fn a_site_issuing_its_own_lots_ships_no_escrow_fields() {
+    let mut ledger = ledger();
+    ledger
+        .write(|c, _| set_issue(c, Issue::Site))
+        .expect("site issue");
+    assert!(!issued_centrally(ledger.conn()).expect("issue"));
+    ledger.debit(&request("k1", 5, T + 1)).expect("debit");
+    let b = bodies(&ledger);
+    assert!(b[0].get("slices").is_none() && b[0].get("allowance").is_none());
+}
+
+#[test]
+fn the_allowance_lets_a_refused_hold_through_until_the_centre_acknowledges_its_use() {
+    let mut ledger = ledger();
+    ledger
+        .write(|c, _| place(c, "alice", "r1", &[slice(1, 30, None)], T))
+        .expect("placed");
+    let site = ledger.site().clone();
+    let hold = |ledger: &mut Ledger, key: &str, allowance: i64| {
+        let req = request(key, 50, T + 1);
+        ledger
+            .write(|c, _| usage::hold_on_allowance(c, &site, &req, allowance))
+            .expect("hold")
+    };
+    // Without allowance credits-only refuses; with 60, 20 of it is used.
+    assert!(matches!(
+        hold(&mut ledger, "h0", 0),
+        HoldOutcome::Refused { .. }
+    ));
+    assert!(matches!(
+        hold(&mut ledger, "h1", 60),
+        HoldOutcome::Placed(_)
+    ));
+    let left =
+        |ledger: &Ledger| allowance_left(ledger.conn(), "alice", Unit::Cents, 60).expect("left");
+    assert_eq!(left(&ledger), 40);
+    // The slice is spent: the next hold needs 50, 40 is left.
+    assert!(matches!(
+        hold(&mut ledger, "h2", 60),
+        HoldOutcome::Refused { .. }
+    ));
+    assert_eq!(bodies(&ledger)[0]["allowance"], 20);
+    // Acknowledged by the centre: whole again.
+    let at = outbox::position(ledger.conn()).expect("pos").expect("on");
+    ledger
+        .write(|c, _| outbox::acknowledge(c, at.epoch, at.last_seq))
+        .expect("ack");
+    assert_eq!(left(&ledger), 60);
+}
+
+#[test]
+fn expired_and_idle_slices_come_due_back_and_a_new_epoch_forsakes_the_rest() {
+    let mut ledger = ledger();
+    let day = 86_400;
+    let slices = [slice(1, 30, Some(T + day)), slice(2, 40, None)];
+    ledger
+        .write(|c, _| place(c, "alice", "r1", &slices, T))
+        .expect("placed");
+    assert!(due_back(ledger.conn(), T + 10).expect("due").is_empty());
+    // The first's date passes (the ledger's expiry sweep zeroes it).
+    assert_eq!(due_back(ledger.conn(), T + day).expect("due"), [1]);
+    ledger
+        .write(|c, _| returned(c, &[1], T + day))
+        .expect("returned");
+    assert!(due_back(ledger.conn(), T + day).expect("due").is_empty());
+    // Alice used this site after the slice came: not idle.
+    ledger.debit(&request("k1", 5, T + 2 * day)).expect("debit");
+    let idle = ledger
+        .write(|c, _| retire_idle(c, T + day, T + 8 * day))
+        .expect("idle");
+    assert_eq!(idle, 0);
+    // Seven days later without use, the second is voided and due back.
+    let idle = ledger
+        .write(|c, _| retire_idle(c, T + 3 * day, T + 10 * day))
+        .expect("idle");
+    assert_eq!(idle, 1);
+    assert_eq!(due_back(ledger.conn(), T + 10 * day).expect("due"), [2]);
+    assert_eq!(
+        held(ledger.conn(), "alice", "printing", T + 10 * day).expect("held"),
+        0
+    );
+    // A new epoch: what was not returned yet is voided and counts as
+    // returned (the centre closed it).
+    ledger
+        .write(|c, _| place(c, "alice", "r2", &[slice(3, 10, None)], T + 10 * day))
+        .expect("placed");
+    let gone = ledger
+        .write(|c, _| forsake(c, T + 11 * day))
+        .expect("forsake");
+    assert_eq!(gone, 2);
+    assert_eq!(
+        held(ledger.conn(), "alice", "printing", T + 11 * day).expect("held"),
+        0
+    );
+    assert!(due_back(ledger.conn(), T + 11 * day)
+        .expect("due")
+        .is_empty());
+}
+
+#[test]
+fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
+    let mut ledger = ledger();
+    ledger.debit(&request("k1", 5, T + 10)).expect("debit");
+    let first = needs(ledger.conn(), T, T + 20, 200, 60).expect("needs");
+    assert_eq!(
+        first,
+        [Need {
+            member: "alice".into(),
+            credit: "printing".into(),
+            want: 200
+        }]
+    );
+    ledger
+        .write(|c, _| place(c, "alice", "r1", &[slice(1, 70, None)], T + 20))
+        .expect("placed");
+    assert!(needs(ledger.conn(), T, T + 30, 200, 60)
+        .expect("needs")
+        .is_empty());
+    // Nobody used it since then: nothing asked.
+    assert!(needs(ledger.conn(), T + 20, T + 30, 200, 60)
+        .expect("needs")
+        .is_empty());
+}
