@@ -43,8 +43,6 @@ pub(super) struct RawCentral {
     escrow_minutes: Option<Spanned<i64>>,
     #[serde(default)]
     allowance_cents: Option<Spanned<i64>>,
-    #[serde(default)]
-    allowance_minutes: Option<Spanned<i64>>,
 }
 
 /// Where and how the site ships its outbox.
@@ -77,10 +75,10 @@ pub struct CentralConfig {
     /// each time credit they booked (minutes).
     pub escrow_cents: i64,
     pub escrow_minutes: i64,
-    /// How far beyond credit a hold may go per member while the centre
-    /// cannot be reached, until it acknowledges that use (0: not at all).
+    /// How far beyond credit a print release's hold may go per member
+    /// while the centre cannot be reached, until it acknowledges that use
+    /// (0: not at all, the default: credits-only stays strict).
     pub allowance_cents: i64,
-    pub allowance_minutes: i64,
 }
 
 /// The largest escrow target or offline allowance: $10,000, or 10,000
@@ -190,7 +188,6 @@ pub(super) fn section(
         escrow_cents: amount(&raw.escrow_cents, "central.escrow_cents", 200, err)?,
         escrow_minutes: amount(&raw.escrow_minutes, "central.escrow_minutes", 60, err)?,
         allowance_cents: amount(&raw.allowance_cents, "central.allowance_cents", 0, err)?,
-        allowance_minutes: amount(&raw.allowance_minutes, "central.allowance_minutes", 0, err)?,
     })
 }
 
@@ -312,5 +309,45 @@ mod tests {
         let e = Config::parse(text, "t.toml", dir.path()).expect_err("plain http");
         assert_eq!(e.field, "central.cert_file", "{e}");
         assert!(e.to_string().contains("is for an https:// centre"), "{e}");
+    }
+
+    #[test]
+    fn escrow_is_off_by_default_and_its_amounts_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let c = parse(dir.path(), "token_file = \"token\"\n").expect("valid");
+        let central = c.central.expect("central");
+        assert_eq!(central.issue, crate::site::Issue::Site);
+        assert_eq!(
+            (
+                central.escrow_cents,
+                central.escrow_minutes,
+                central.allowance_cents
+            ),
+            (200, 60, 0)
+        );
+        let on = "token_file = \"token\"\nissue = \"central\"\nallowance_cents = 300\n";
+        let central = parse(dir.path(), on)
+            .expect("valid")
+            .central
+            .expect("central");
+        assert_eq!(
+            (central.issue, central.allowance_cents),
+            (crate::site::Issue::Central, 300)
+        );
+        let cases = [
+            ("issue = \"chain\"\n", "central.issue", "must be \"site\""),
+            ("escrow_cents = -1\n", "central.escrow_cents", "from 0 to"),
+            (
+                "allowance_cents = 9999999\n",
+                "central.allowance_cents",
+                "from 0 to",
+            ),
+        ];
+        for (more, field, says) in cases {
+            let e = parse(dir.path(), &format!("token_file = \"token\"\n{more}")).expect_err(more);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
     }
 }
