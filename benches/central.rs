@@ -20,6 +20,10 @@
 //!   shipper's next retry (`max_backoff = "1s"` here; 1 minute by
 //!   default) and the drain from its hello on (goal: 500 entries/s or
 //!   more, 3 days in under a minute);
+//! - escrow: one site's members each ask for a slice (a tap's shortfall)
+//!   and a top-up, each request timed (goal: p99 under 300 ms); then the
+//!   site ships 5,000 usages each taking from its member's slice, timed
+//!   as an ingestion, beside the 1-site rate without escrow;
 //! - commit to acknowledgement on loopback, p50 and p99: usages charged
 //!   one at a time at random intervals on the large site, each timed from
 //!   its commit to the outbox marking it acknowledged (goal: p50 under
@@ -44,7 +48,9 @@ use rusqlite::{Connection, OpenFlags};
 use support::daemon::{Daemon, Site, GRANTS};
 use support::postgres::{site_token, Central, Postgres};
 use support::process::free_port;
-use tallyd::central::protocol::{Batch, BatchReply, Hello, Welcome, WireEntry};
+use tallyd::central::protocol::{
+    Batch, BatchReply, EscrowAsk, EscrowGrant, Hello, Welcome, WireEntry,
+};
 use tallyd::config::Config;
 use tallyd::ledger::lots::{self, GrantRequest};
 use tallyd::ledger::{outbox, usage, Ledger, Origin, Payable, SourceKind, UsageRequest};
@@ -282,6 +288,78 @@ fn ingest(central: &Central, sites: &[&str], entries: &[WireEntry]) -> Ingestion
             batches,
             took: t.elapsed(),
         }
+    })
+}
+
+/// Escrow on one site that already shipped `shipped` entries: each of its
+/// members asks for a 1,500-cent slice (a tap's shortfall) and then for a
+/// 50-cent top-up, each request timed (ms, sorted); then the site ships
+/// `entries` again under new keys, each usage taking its amount from its
+/// member's slice, timed as an ingestion.
+fn escrow(
+    central: &Central,
+    site: &str,
+    shipped: usize,
+    entries: &[WireEntry],
+) -> (Vec<f64>, Ingestion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let base = format!("http://127.0.0.1:{}", central.port);
+    rt.block_on(async {
+        let mut times = Vec::new();
+        let mut slice_of = Vec::new();
+        for (round, (want, shortfall)) in [(1500, true), (50, false)].into_iter().enumerate() {
+            for k in 0..SITE_MEMBERS {
+                let ask = EscrowAsk {
+                    site_id: site.into(),
+                    request_id: format!("bench-{round}-{k}"),
+                    member: site_member(site, k),
+                    credit: "printing".into(),
+                    want,
+                    shortfall,
+                };
+                let t = Instant::now();
+                let grant: EscrowGrant = post(&http, format!("{base}/v1/escrow"), site, &ask).await;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                if round == 0 {
+                    slice_of.push(grant.slices.first().map(|s| s.id));
+                }
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let taking: Vec<WireEntry> = as_site(entries, site)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                // The slice of the member `as_site` gave the entry.
+                let slice = slice_of[e.seq as usize % SITE_MEMBERS];
+                e.seq = (shipped + i + 1) as i64;
+                let key = format!("{}-escrow", e.body["key"].as_str().unwrap_or(""));
+                e.body["key"] = serde_json::Value::String(key);
+                let amount = e.body["amount"].as_i64().unwrap_or(0);
+                e.body["slices"] = match slice {
+                    Some(slice) => serde_json::json!([[slice, amount]]),
+                    None => serde_json::json!([]),
+                };
+                e.body["allowance"] = serde_json::json!(0);
+                e
+            })
+            .collect();
+        let t = Instant::now();
+        let batches = ship(http.clone(), base.clone(), site.into(), Arc::new(taking)).await;
+        let ingestion = Ingestion {
+            entries: entries.len(),
+            batches,
+            took: t.elapsed(),
+        };
+        (times, ingestion)
     })
 }
 
@@ -612,8 +690,9 @@ fn main() {
     let central = centre(&pg, free_port(), &grants);
     let single = ingest(&central, &["ber-1"], &entries);
     let parallel = ingest(&central, &PARALLEL, &entries[..INGEST_EACH]);
+    let (escrow_times, escrowed) = escrow(&central, "ber-1", INGEST_ONE, &entries[..INGEST_EACH]);
     drop(central);
-    let sent = (single.entries + parallel.entries) as i64;
+    let sent = (single.entries + parallel.entries + escrowed.entries) as i64;
     let sites = quoted(&all);
     let held = pg.count(&format!(
         "SELECT count(*) FROM usages WHERE site_id IN ({sites})"
@@ -643,6 +722,16 @@ fn main() {
         charged,
         "usages charged {charged}: {drawn} drawn from lots, {overage} overage"
     );
+
+    let slice_takes = pg.count("SELECT COALESCE(sum(consumed), 0) FROM escrow_slices");
+    let slice_placed = pg.count("SELECT COALESCE(sum(amount), 0) FROM escrow_slices");
+    let slice_history =
+        pg.count("SELECT COALESCE(-sum(delta), 0) FROM lot_history WHERE slice_id IS NOT NULL");
+    assert_eq!(
+        slice_takes, slice_history,
+        "each slice's consumed is its history"
+    );
+    assert!(slice_takes > 0, "usages took from slices");
 
     // Catch-up: the very busy site, then the large one, which goes on
     // shipping for the latency.
@@ -681,6 +770,24 @@ fn main() {
     );
     println!(
         "  they drew {charged} (cents and minutes): {drawn} from the chain's lots, {overage} overage"
+    );
+    println!(
+        "central ingestion, escrow takes, 1 site: {:>6.0} entries/s   ({} entries, {} batches of {BATCH}, {:.2} s; each usage taking from its member's slice; {:.2} of the 1-site rate without)",
+        rate(escrowed.entries, escrowed.took),
+        escrowed.entries,
+        escrowed.batches,
+        escrowed.took.as_secs_f64(),
+        rate(escrowed.entries, escrowed.took) / rate(single.entries, single.took)
+    );
+    println!(
+        "  slices consumed {slice_takes} of {slice_placed} placed; history rows naming a slice take {slice_history}",
+    );
+    println!(
+        "escrow fetch, loopback: p50 {:.0} ms, p99 {:.0} ms   ({} requests: a 1,500-cent shortfall and a 50-cent top-up per member; max {:.0} ms; goal p99 < 300 ms)",
+        percentile(&escrow_times, 50.0),
+        percentile(&escrow_times, 99.0),
+        escrow_times.len(),
+        escrow_times.last().copied().unwrap_or(0.0)
     );
     print_catch_up("large site at 300/day", &large_catch_up);
     print_catch_up("very busy site at 10,000/day", &busy_catch_up);

@@ -108,6 +108,7 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
     let mut told_at: Option<tokio::time::Instant> = None;
     let mut kept_at: Option<tokio::time::Instant> = None;
     let mut keep_failing = false;
+    let mut empty = escrow::Empty::new();
     loop {
         let wait = match round(&http, &writer, &cfg, &restore, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
@@ -141,7 +142,7 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
         }
         if backoff.is_none() && greeted && kept_at.is_none_or(|t| t.elapsed() >= escrow::EVERY) {
             kept_at = Some(tokio::time::Instant::now());
-            match escrow::keep(&http, &writer, &cfg, observer.now()).await {
+            match escrow::keep(&http, &writer, &cfg, observer.now(), &mut empty).await {
                 Err(e) if !keep_failing => {
                     keep_failing = true;
                     tracing::warn!(error = %crate::error_chain(&e), "escrow not kept up; tried again every few seconds");

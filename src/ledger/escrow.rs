@@ -257,8 +257,8 @@ pub fn retire_idle(conn: &Connection, since: Ts, at: Ts) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.lot_id FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
          WHERE s.returned_at IS NULL AND l.voided_at IS NULL AND l.created_at < ?1
-           AND NOT EXISTS (SELECT 1 FROM usages u
-                           WHERE u.member_id = l.member_id AND u.at >= ?1)",
+           AND l.member_id NOT IN (SELECT u.member_id FROM usages u
+                                   WHERE u.at >= ?1 AND u.member_id IS NOT NULL)",
     )?;
     let idle: Vec<i64> = stmt
         .query_map([since], |r| r.get(0))?

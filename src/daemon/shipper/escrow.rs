@@ -87,6 +87,7 @@ pub(super) async fn keep(
     writer: &WriterHandle,
     cfg: &CentralConfig,
     now: i64,
+    empty: &mut Empty,
 ) -> Result<(), ShipError> {
     if cfg.issue != Issue::Central {
         return Ok(());
@@ -120,20 +121,25 @@ pub(super) async fn keep(
     let needs = writer
         .call_async(move |c| escrow::needs(c, now - ACTIVE, now, cents, minutes))
         .await?;
+    empty.retain(|_, until| *until > now);
     for need in needs {
-        ask(
-            http,
-            writer,
-            cfg,
-            &need.member,
-            &need.credit,
-            need.want,
-            false,
-        )
-        .await?;
+        let id = (need.member, need.credit);
+        if empty.contains_key(&id) {
+            continue;
+        }
+        if ask(http, writer, cfg, &id.0, &id.1, need.want, false).await? == 0 {
+            empty.insert(id, now + EMPTY_WAIT);
+        }
     }
     Ok(())
 }
+
+/// Members and credits the centre had nothing to place for, until when
+/// (Unix seconds): not topped up again before then (a tap still asks).
+pub(super) type Empty = std::collections::HashMap<(String, String), i64>;
+
+/// How long a top-up that placed nothing waits before it is asked again.
+const EMPTY_WAIT: i64 = 300;
 
 /// What a tap asks when its release (or room session) lacks credit here:
 /// the shortfall (at least the escrow target), from the centre, within
