@@ -141,7 +141,7 @@ async fn draw_to(tx: &Tx<'_>, u: &Usage, amount: i64, d: &SiteDraw, kind: &str) 
     if u.member.is_none() {
         return Ok(());
     }
-    let on_slices = slices_to(tx, u, &d.slices, kind).await?;
+    let on_slices = slices_to(tx, u, &within(&d.slices, amount), kind).await?;
     let target = amount.saturating_sub(on_slices).max(0);
     let row = pg::query_one(tx, DRAWN_BESIDE_SLICES, &[&u.id]).await?;
     let now: i64 = row.get(0);
@@ -150,6 +150,24 @@ async fn draw_to(tx: &Tx<'_>, u: &Usage, amount: i64, d: &SiteDraw, kind: &str) 
     } else {
         give_back(tx, u, now - target, kind, d.cause()).await
     }
+}
+
+/// The site's takes from slices, in its order, up to `amount` in all. A
+/// site gives a voided or refunded usage's credit back to its slices, but
+/// a slice it no longer holds (voided at a new epoch) cannot take it back,
+/// and the site keeps what it gives back as a lot of its own: the chain's
+/// credit gets it back all the same (nothing of a usage at 0 stays taken).
+fn within(takes: &[(i64, i64)], amount: i64) -> Vec<(i64, i64)> {
+    let mut left = amount.max(0);
+    let mut out = Vec::new();
+    for (slice, n) in takes {
+        let n = (*n).min(left);
+        if n > 0 {
+            out.push((*slice, n));
+            left -= n;
+        }
+    }
+    out
 }
 
 /// What a usage drew beside escrow slices: from unescrowed credit, and as
@@ -307,4 +325,17 @@ async fn overage(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn a_usage_takes_from_slices_at_most_its_final_amount() {
+        assert_eq!(within(&[(1, 30), (2, 20)], 50), [(1, 30), (2, 20)]);
+        assert_eq!(within(&[(1, 30), (2, 20)], 40), [(1, 30), (2, 10)]);
+        assert_eq!(within(&[(1, 30), (2, 20)], 0), []);
+        assert_eq!(within(&[(1, 30)], -5), []);
+    }
 }

@@ -18,7 +18,7 @@ impl Sim {
             self.central = Some(Central::start_with_grants(
                 &self.pg,
                 self.centre_port,
-                &grants_file(),
+                &grants_file(self.escrow),
             ));
         }
         let started = Instant::now();
@@ -361,9 +361,12 @@ pub(super) fn ledger_usages(site: &Site) -> BTreeMap<String, Usage> {
     .expect("rows")
 }
 
-/// No lot negative or above its grant; per member, what usages not
-/// refunded took from credit is at most what was granted, and with the
-/// overage makes up their amount.
+/// No lot negative or above its grant; per member, what usages took from
+/// credit, net of what holds' settles and voids and refunds gave back (the
+/// history rows naming a usage), is at most what was granted; and every
+/// usage's covered and overage make up its amount. (A hold's `covered` is
+/// what it took when placed: a settle below it gives credit back that
+/// other usages then spend, so covered amounts are not summed.)
 fn check_lots(seed: u64, node: &Node) {
     let conn = rusqlite::Connection::open(node.site.path("ledger.db")).expect("open ledger");
     let bad: i64 = conn
@@ -379,8 +382,8 @@ fn check_lots(seed: u64, node: &Node) {
             "SELECT m.id,
                 (SELECT COALESCE(SUM(granted), 0) FROM lots l
                  WHERE l.member_id = m.id AND l.credit = 'printing'),
-                (SELECT COALESCE(SUM(covered), 0) FROM usages u WHERE u.member_id = m.id
-                 AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id)),
+                (SELECT COALESCE(-SUM(h.delta), 0) FROM history h JOIN lots l ON l.id = h.lot_id
+                 WHERE l.member_id = m.id AND l.credit = 'printing' AND h.usage_id IS NOT NULL),
                 (SELECT COALESCE(SUM(amount - covered - overage), 0) FROM usages u
                  WHERE u.member_id = m.id)
              FROM members m",

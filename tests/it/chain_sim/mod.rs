@@ -86,7 +86,8 @@ fn chain_sim_seed_40413() {
 }
 
 /// More seeds, by hand: `CHAIN_SIM_SEEDS=50 cargo test --test it
-/// chain_sim_many_seeds -- --ignored` (seeds 1000 to 1049); with
+/// chain_sim_many_seeds -- --ignored` (seeds 1000 to 1049;
+/// `CHAIN_SIM_FIRST` moves the first); with
 /// `CHAIN_SIM_ESCROW=1`, each as [`chain_sim_escrow_seed_1802`] runs.
 #[test]
 #[ignore]
@@ -96,7 +97,11 @@ fn chain_sim_many_seeds() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let escrow = std::env::var("CHAIN_SIM_ESCROW").is_ok_and(|v| v == "1");
-    for seed in 1000..1000 + n {
+    let first: u64 = std::env::var("CHAIN_SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    for seed in first..first + n {
         run_seed_with(seed, false, escrow);
     }
 }
@@ -158,10 +163,17 @@ fn simulate(seed: u64, restore_held_printer: bool, escrow: bool) {
     let escrow = sim.pg.query(
         "SELECT count(*) || ' slices placed, ' || COALESCE(sum(amount), 0) || ' escrowed, '
             || COALESCE(sum(consumed), 0) || ' spent from them, '
-            || count(closed_at) || ' closed' FROM escrow_slices",
+            || count(closed_at) || ' closed, '
+            || (SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE cause = 'offline')
+            || ' offline overage' FROM escrow_slices",
     );
+    let kept = sim
+        .events
+        .iter()
+        .filter(|e| e.contains("kept: credits-only"))
+        .count();
     eprintln!(
-        "chain_sim seed {seed}: escrow {escrow}; {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
+        "chain_sim seed {seed}: escrow {escrow}, {kept} releases kept; {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
         sim.oracle.len(),
         sim.oracle.values().filter(|u| u.refunded).count(),
         started.elapsed(),
@@ -296,12 +308,18 @@ struct Sim {
     escrow: bool,
 }
 
-fn grants_file() -> String {
+/// The chain's grants file; with `escrow`, even members are
+/// `credits-only`, so their held releases need escrow or the allowance.
+fn grants_file(escrow: bool) -> String {
     let mut text = CATALOG.to_string();
     for i in 0..MEMBERS {
+        let policy = match escrow && i % 2 == 0 {
+            true => "overage_policy = \"credits-only\"\n",
+            false => "",
+        };
         write!(
             text,
-            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n",
+            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n{policy}  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n",
             card(i)
         )
         .expect("write to a string");
@@ -314,7 +332,7 @@ impl Sim {
         let mut rng = Rng::new(seed);
         let pg = Postgres::start();
         let centre_port = free_port();
-        let central = Central::start_with_grants(&pg, centre_port, &grants_file());
+        let central = Central::start_with_grants(&pg, centre_port, &grants_file(escrow));
         let mut sim = Sim {
             seed,
             rng: Rng::new(0),
@@ -355,7 +373,7 @@ impl Sim {
         held_printer: bool,
     ) -> Node {
         let site = Site::new(&[]);
-        std::fs::write(site.path("grants.toml"), grants_file()).expect("grants file");
+        std::fs::write(site.path("grants.toml"), grants_file(self.escrow)).expect("grants file");
         let proxy = TcpProxy::start(self.centre_port);
         let url = format!("http://127.0.0.1:{}", proxy.port);
         let desk = held_printer.then(|| {
@@ -510,7 +528,7 @@ impl Sim {
                 self.central = Some(Central::start_with_grants(
                     &self.pg,
                     self.centre_port,
-                    &grants_file(),
+                    &grants_file(self.escrow),
                 ));
                 self.say(format!("r{round}: centre restarted"));
             }

@@ -5,6 +5,14 @@
 use super::checks::ledger_usages;
 use super::*;
 
+/// Whether the log says job `job` was kept back by credits-only (a
+/// release line's `kept` list: "N (credits-only: …)").
+fn kept_for_credit(log: &str, job: u32) -> bool {
+    let needle = format!("{job} (credits-only");
+    log.match_indices(&needle)
+        .any(|(at, _)| !log[..at].ends_with(|c: char| c.is_ascii_digit()))
+}
+
 impl Sim {
     /// One step of the workload: a charge (a roaming member mostly at
     /// home), a refund, a charge replayed under its key, or a top-up.
@@ -81,10 +89,31 @@ impl Sim {
             0 => "printed nothing; hold voided, nothing charged",
             _ => "settled",
         };
-        daemon.wait_log(
-            &format!("released job {outcome} member={user} printer={queue} job_id={job}"),
-            LIMIT,
-        );
+        let done = format!("released job {outcome} member={user} printer={queue} job_id={job}");
+        // With escrow, a credits-only member's release may be refused:
+        // neither the slices here, the centre, nor the allowance covered it.
+        let mut kept = false;
+        let started = Instant::now();
+        while !daemon.log().contains(&done) {
+            if kept_for_credit(&daemon.log(), job) {
+                kept = true;
+                break;
+            }
+            assert!(
+                started.elapsed() < LIMIT,
+                "seed {}: no `{done}`:\n{}",
+                self.seed,
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if kept {
+            desk.cupsd.cancel(queue, job);
+            self.say(format!(
+                "held job {queue}-{job} of {user} kept: credits-only, nothing covered it"
+            ));
+            return;
+        }
         let new: Vec<String> = ledger_usages(&node.site)
             .into_iter()
             .filter(|(k, u)| u.hold && !node.ledger.contains_key(k))

@@ -201,6 +201,21 @@ impl Cupsd {
         }
     }
 
+    /// `cancel -h 127.0.0.1:PORT queue-N`: the job is cancelled.
+    pub fn cancel(&self, queue: &str, job_id: u32) {
+        let out = run(
+            Command::new(require("cancel"))
+                .args(["-h", &self.host()])
+                .arg(format!("{queue}-{job_id}")),
+            COMMAND_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "tests/it/support: cancel {queue}-{job_id} failed:\n{}",
+            text_of(&out)
+        );
+    }
+
     /// All attributes of a job (Get-Job-Attributes on the queue's URI).
     pub fn job_attrs(&self, queue: &str, job_id: u32) -> IppReply {
         get_job_attributes(&self.dir, &self.queue_uri(queue), job_id)
