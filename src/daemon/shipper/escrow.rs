@@ -53,18 +53,27 @@ async fn ask(
     let resp = post_json(http, cfg, url, &body).await?.error_for_status()?;
     let grant: EscrowGrant = serde_json::from_slice(&resp.bytes().await?)?;
     let slices: Vec<Slice> = grant.slices.into_iter().map(local).collect();
+    let now = chrono::Utc::now().timestamp();
+    // Slices past their date by this site's clock are kept (and returned)
+    // but count for nothing: a clock far ahead of the centre's.
+    let live: i64 = slices
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|e| e > now))
+        .map(|s| s.amount)
+        .sum();
     let member = member.to_string();
     let placed = writer
-        .call_async(move |conn| {
-            let now = chrono::Utc::now().timestamp();
-            escrow::place(conn, &member, &request, &slices, now)
-        })
+        .call_async(move |conn| escrow::place(conn, &member, &request, &slices, now))
         .await?;
     if placed > 0 {
         tracing::info!(member = %body.member, credit = %body.credit, want, placed, shortfall,
             "escrow placed at this site");
     }
-    Ok(placed)
+    if placed > live {
+        tracing::warn!(member = %body.member, expired = placed - live,
+            "escrow placed already past its date by this site's clock: check the clocks of this site and the centre");
+    }
+    Ok(live.min(placed))
 }
 
 fn local(s: EscrowSlice) -> Slice {
