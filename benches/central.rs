@@ -236,13 +236,9 @@ struct Ingestion {
     took: Duration,
 }
 
-/// Every site of `sites` says hello (untimed), then ships `entries` (as
-/// its own members: [`as_site`]), all sites at once.
-fn ingest(central: &Central, sites: &[&str], entries: &[WireEntry]) -> Ingestion {
-    let shipped: Vec<Arc<Vec<WireEntry>>> = sites
-        .iter()
-        .map(|s| Arc::new(as_site(entries, s)))
-        .collect();
+/// A runtime, an HTTP client and the centre's base URL, to talk to it as
+/// sites do.
+fn client_of(central: &Central) -> (tokio::runtime::Runtime, reqwest::Client, String) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -252,7 +248,17 @@ fn ingest(central: &Central, sites: &[&str], entries: &[WireEntry]) -> Ingestion
         .no_proxy()
         .build()
         .expect("http client");
-    let base = format!("http://127.0.0.1:{}", central.port);
+    (rt, http, format!("http://127.0.0.1:{}", central.port))
+}
+
+/// Every site of `sites` says hello (untimed), then ships `entries` (as
+/// its own members: [`as_site`]), all sites at once.
+fn ingest(central: &Central, sites: &[&str], entries: &[WireEntry]) -> Ingestion {
+    let shipped: Vec<Arc<Vec<WireEntry>>> = sites
+        .iter()
+        .map(|s| Arc::new(as_site(entries, s)))
+        .collect();
+    let (rt, http, base) = client_of(central);
     rt.block_on(async {
         for site in sites {
             let hello = Hello {
@@ -302,16 +308,7 @@ fn escrow(
     shipped: usize,
     entries: &[WireEntry],
 ) -> (Vec<f64>, Ingestion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("http client");
-    let base = format!("http://127.0.0.1:{}", central.port);
+    let (rt, http, base) = client_of(central);
     rt.block_on(async {
         let mut times = Vec::new();
         let mut slice_of = Vec::new();
