@@ -43,6 +43,8 @@ pub(super) struct RawCentral {
     escrow_minutes: Option<Spanned<i64>>,
     #[serde(default)]
     allowance_cents: Option<Spanned<i64>>,
+    #[serde(default)]
+    allowance_minutes: Option<Spanned<i64>>,
 }
 
 /// Where and how the site ships its outbox.
@@ -75,10 +77,12 @@ pub struct CentralConfig {
     /// each time credit they booked (minutes).
     pub escrow_cents: i64,
     pub escrow_minutes: i64,
-    /// How far beyond credit a print release's hold may go per member
-    /// while the centre cannot be reached, until it acknowledges that use
-    /// (0: not at all, the default: credits-only stays strict).
+    /// How far beyond credit a print release's hold (cents) or a room
+    /// session (minutes) may go per member while the centre cannot be
+    /// reached, until it acknowledges that use (0: not at all, the
+    /// default: credits-only stays strict).
     pub allowance_cents: i64,
+    pub allowance_minutes: i64,
 }
 
 /// The largest escrow target or offline allowance: $10,000, or 10,000
@@ -188,6 +192,7 @@ pub(super) fn section(
         escrow_cents: amount(&raw.escrow_cents, "central.escrow_cents", 200, err)?,
         escrow_minutes: amount(&raw.escrow_minutes, "central.escrow_minutes", 60, err)?,
         allowance_cents: amount(&raw.allowance_cents, "central.allowance_cents", 0, err)?,
+        allowance_minutes: amount(&raw.allowance_minutes, "central.allowance_minutes", 0, err)?,
     })
 }
 

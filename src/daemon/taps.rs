@@ -227,10 +227,16 @@ async fn session_at(
     member: &str,
     now: Now,
 ) {
-    let mut tapped = tap_room(ctx, reader, resource, member, now.clone()).await;
+    let mut tapped = tap_room(ctx, reader, resource, member, now.clone(), 0).await;
     if let (Ok((_, TapOutcome::Refused { .. })), Some(more)) = (&tapped, &ctx.more_credit) {
-        if minutes_placed(ctx, more, resource, member).await {
-            tapped = tap_room(ctx, reader, resource, member, now).await;
+        match more_minutes(ctx, more, resource, member).await {
+            MoreCredit::Placed => {
+                tapped = tap_room(ctx, reader, resource, member, now, 0).await;
+            }
+            MoreCredit::Unreachable { allowance } if allowance > 0 => {
+                tapped = tap_room(ctx, reader, resource, member, now, allowance).await;
+            }
+            _ => {}
         }
     }
     let outcome = match tapped {
@@ -268,41 +274,50 @@ async fn session_at(
     }
 }
 
+/// A tap at a room, in the ledger; `allowance`: the offline allowance it
+/// may start a session on (minutes; 0: none).
 async fn tap_room(
     ctx: &TapContext,
     reader: &ReaderConfig,
     resource: &str,
     member: &str,
     now: Now,
+    allowance: i64,
 ) -> crate::ledger::Result<(Option<sessions::Ended>, TapOutcome)> {
     let (room, res, m) = (Room::of(reader), resource.to_string(), member.to_string());
     let site = ctx.site.get();
     ctx.writer
-        .call_async(move |conn| sessions::tap(conn, &site, &room, &res, &m, &now))
+        .call_async(move |conn| {
+            sessions::tap_on_allowance(conn, &site, &room, &res, &m, &now, allowance)
+        })
         .await
 }
 
 /// At a chain site whose lots the centre issues, a session refused for
 /// want of minutes asks the centre for some of each time credit that pays
-/// for the room: whether any was placed.
-async fn minutes_placed(
+/// for the room: placed if any was; else unreachable (with the minutes
+/// allowance) if the centre could not be asked.
+async fn more_minutes(
     ctx: &TapContext,
     more: &crate::printer::release::AskCredit,
     resource: &str,
     member: &str,
-) -> bool {
+) -> MoreCredit {
     let res = resource.to_string();
     let credits = ctx
         .writer
         .call_async(move |c| crate::ledger::escrow::credits_for_resource(c, &res))
         .await
         .unwrap_or_default();
+    let mut outcome = MoreCredit::NoMore;
     for credit in credits {
-        if more(member.to_string(), credit, 1).await == MoreCredit::Placed {
-            return true;
+        match more(member.to_string(), credit, 1).await {
+            MoreCredit::Placed => return MoreCredit::Placed,
+            MoreCredit::NoMore => {}
+            unreachable => outcome = unreachable,
         }
     }
-    false
+    outcome
 }
 
 /// One line per ended session.

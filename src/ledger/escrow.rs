@@ -186,9 +186,9 @@ pub fn returned(conn: &Connection, slices: &[i64], at: Ts) -> Result<()> {
 }
 
 /// What of `allowance` `member` may still use in `unit`: the allowance
-/// less what holds used of it whose entries the centre has not
-/// acknowledged (once it has, the centre knows, and the allowance is
-/// whole again).
+/// less what holds and sessions used of it whose entries the centre has
+/// not acknowledged (once it has, the centre knows, and the allowance is
+/// whole again), and less what open room sessions reserved of it.
 pub fn allowance_left(conn: &Connection, member: &str, unit: Unit, allowance: i64) -> Result<i64> {
     let used: i64 = conn
         .prepare_cached(
@@ -198,7 +198,21 @@ pub fn allowance_left(conn: &Connection, member: &str, unit: Unit, allowance: i6
              WHERE a.member_id = ?1 AND a.unit = ?2 AND o.pos > (s.epoch << 40) + s.acked_seq",
         )?
         .query_row(params![member, unit.as_str()], |r| r.get(0))?;
-    Ok(allowance.saturating_sub(used).max(0))
+    // Room sessions open on the allowance hold what they reserved.
+    let reserved: i64 = match unit {
+        Unit::Cents => 0,
+        Unit::Minutes => conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(a.minutes), 0) FROM session_allowances a
+                 JOIN sessions s ON s.id = a.session_id
+                 WHERE a.member_id = ?1 AND s.ended_at IS NULL",
+            )?
+            .query_row([member], |r| r.get(0))?,
+    };
+    Ok(allowance
+        .saturating_sub(used)
+        .saturating_sub(reserved)
+        .max(0))
 }
 
 /// Records that usage `usage` went `amount` beyond credit on the offline

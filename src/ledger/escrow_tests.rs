@@ -217,3 +217,98 @@ fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
         .expect("needs")
         .is_empty());
 }
+
+mod sessions_on_allowance {
+    use super::*;
+    use crate::config::OtherMember;
+    use crate::ledger::catalog::{self, TimeCreditDef};
+    use crate::ledger::sessions::{self, TapOutcome};
+    use crate::room::clock::Now;
+    use crate::room::Room;
+    use std::collections::BTreeMap;
+
+    fn room() -> Room {
+        Room {
+            reader: "door".into(),
+            increment_minutes: 15,
+            max_secs: 4 * 3600,
+            other_member: OtherMember::Refuse,
+        }
+    }
+
+    fn at(secs: i64) -> Now {
+        Now {
+            wall: T + secs,
+            boot_ms: secs * 1000,
+            boot_id: "boot".into(),
+        }
+    }
+
+    fn with_a_room() -> Ledger {
+        let mut ledger = ledger();
+        ledger
+            .write(|c, _| {
+                let types = BTreeMap::from([("meeting".to_string(), "Meeting".to_string())]);
+                let rooms = BTreeMap::from([("room-1".to_string(), "meeting".to_string())]);
+                let meeting = ["meeting".to_string()];
+                let credits = [TimeCreditDef {
+                    id: "room-hours",
+                    name: "Room hours",
+                    resource_types: &meeting,
+                }];
+                catalog::define(c, &types, &rooms, &credits)
+            })
+            .expect("a room");
+        ledger
+    }
+
+    fn tap(ledger: &mut Ledger, secs: i64, allowance: i64) -> TapOutcome {
+        let site = ledger.site().clone();
+        ledger
+            .write(|c, _| {
+                sessions::tap_on_allowance(
+                    c,
+                    &site,
+                    &room(),
+                    "room-1",
+                    "alice",
+                    &at(secs),
+                    allowance,
+                )
+            })
+            .expect("tap")
+            .1
+    }
+
+    #[test]
+    fn a_session_starts_on_whole_increments_of_the_allowance_and_ends_when_they_are_used() {
+        let mut ledger = with_a_room();
+        assert!(matches!(tap(&mut ledger, 0, 0), TapOutcome::Refused { .. }));
+        // 40 minutes of allowance: two whole 15-minute increments.
+        assert!(matches!(
+            tap(&mut ledger, 0, 40),
+            TapOutcome::Started { .. }
+        ));
+        let left = |l: &Ledger| allowance_left(l.conn(), "alice", Unit::Minutes, 40).expect("left");
+        assert_eq!(left(&ledger), 10, "30 reserved while open");
+        let open = sessions::open_at(ledger.conn(), "room-1")
+            .expect("open")
+            .expect("a session");
+        assert_eq!(open.allowance_secs, Some(1800));
+        assert!(!sessions::reached_max(&room(), &open, &at(1799)));
+        assert!(sessions::reached_max(&room(), &open, &at(1800)));
+        // The sweep ends it at 30 minutes, however late it runs.
+        let ended = ledger
+            .write(|c, site| sessions::end_at_max(c, site, &room(), open, &at(4000)))
+            .expect("ended");
+        assert_eq!((ended.minutes, ended.charge.overage), (30, 30));
+        assert_eq!(ended.reason, "offline allowance used up");
+        assert_eq!(left(&ledger), 10, "30 used, not yet acknowledged");
+        assert_eq!(bodies(&ledger)[0]["allowance"], 30);
+        // 10 minutes left: not one whole increment.
+        assert!(matches!(
+            tap(&mut ledger, 5000, 40),
+            TapOutcome::Refused { .. }
+        ));
+    }
+}

@@ -22,7 +22,15 @@ pub struct Open {
     pub started_at: i64,
     pub started_boot_ms: i64,
     pub boot_id: String,
+    /// A session started on the offline allowance (a chain site that could
+    /// not reach its centre) ends, charged, at this many seconds if the
+    /// room's maximum is longer.
+    pub allowance_secs: Option<i64>,
 }
+
+/// What an open session's query reads.
+const OPEN_COLUMNS: &str = "id, resource, member_id, started_at, started_boot_ms, boot_id,
+    (SELECT a.minutes * 60 FROM session_allowances a WHERE a.session_id = sessions.id)";
 
 /// A session that ended and what it cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,20 +65,18 @@ pub enum TapOutcome {
 /// The open session at `resource`, if any.
 pub fn open_at(conn: &Connection, resource: &str) -> Result<Option<Open>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id, resource, member_id, started_at, started_boot_ms, boot_id
-             FROM sessions WHERE resource = ?1 AND ended_at IS NULL",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {OPEN_COLUMNS} FROM sessions WHERE resource = ?1 AND ended_at IS NULL"
+        ))?
         .query_row([resource], row_to_open)
         .optional()?)
 }
 
 /// Every open session.
 pub fn all_open(conn: &Connection) -> Result<Vec<Open>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, resource, member_id, started_at, started_boot_ms, boot_id
-         FROM sessions WHERE ended_at IS NULL ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OPEN_COLUMNS} FROM sessions WHERE ended_at IS NULL ORDER BY id"
+    ))?;
     let rows = stmt.query_map([], row_to_open)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -83,6 +89,7 @@ fn row_to_open(r: &rusqlite::Row<'_>) -> rusqlite::Result<Open> {
         started_at: r.get(3)?,
         started_boot_ms: r.get(4)?,
         boot_id: r.get(5)?,
+        allowance_secs: r.get(6)?,
     })
 }
 
@@ -98,27 +105,54 @@ pub fn tap(
     member: &str,
     now: &Now,
 ) -> Result<(Option<Ended>, TapOutcome)> {
+    tap_on_allowance(conn, site, room, resource, member, now, 0)
+}
+
+/// As [`tap`], at a chain site that could not reach its centre for more
+/// minutes: a session the member's policy would refuse starts all the
+/// same on what is left of the offline `allowance` (minutes; 0: none),
+/// reserved whole increments of it, and ends, charged, when they are used
+/// up (multi-site.md 3.6).
+pub fn tap_on_allowance(
+    conn: &Connection,
+    site: &Site,
+    room: &Room,
+    resource: &str,
+    member: &str,
+    now: &Now,
+    allowance: i64,
+) -> Result<(Option<Ended>, TapOutcome)> {
     let (open, overlong) = match open_at(conn, resource)? {
         Some(o) if reached_max(room, &o, now) => {
             (None, Some(end_at_max(conn, site, room, o, now)?))
         }
         open => (open, None),
     };
-    Ok((
-        overlong,
-        tap_open(conn, site, room, resource, member, open, now)?,
-    ))
+    let tapped = Tapped {
+        resource,
+        member,
+        now,
+        allowance,
+    };
+    Ok((overlong, tap_open(conn, site, room, &tapped, open)?))
+}
+
+/// A tap: where, by whom, when, and the offline allowance it may use.
+struct Tapped<'a> {
+    resource: &'a str,
+    member: &'a str,
+    now: &'a Now,
+    allowance: i64,
 }
 
 fn tap_open(
     conn: &Connection,
     site: &Site,
     room: &Room,
-    resource: &str,
-    member: &str,
+    tapped: &Tapped<'_>,
     open: Option<Open>,
-    now: &Now,
 ) -> Result<TapOutcome> {
+    let (member, now) = (tapped.member, tapped.now);
     let elapsed = open
         .as_ref()
         .map(|o| now.secs_since(o.started_at, o.started_boot_ms, &o.boot_id));
@@ -129,7 +163,7 @@ fn tap_open(
     );
     let increment = room.increment_minutes;
     match (decision, open) {
-        (TapDecision::Start, _) => start(conn, site, room, resource, member, now),
+        (TapDecision::Start, _) => start(conn, site, room, tapped),
         (TapDecision::Bounce, _) => Ok(TapOutcome::Bounce),
         (TapDecision::RefuseOther { open_by }, _) => Ok(TapOutcome::Busy { open_by }),
         (TapDecision::End, Some(o)) => {
@@ -145,9 +179,16 @@ fn tap_open(
     }
 }
 
-/// Whether `open` has reached the room's maximum session length.
+/// Whether `open` has reached the room's maximum session length (or the
+/// end of the allowance it started on).
 pub fn reached_max(room: &Room, open: &Open, now: &Now) -> bool {
-    now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id) >= room.max_secs
+    now.secs_since(open.started_at, open.started_boot_ms, &open.boot_id) >= max_secs(room, open)
+}
+
+/// The longest `open` may run: the room's maximum, or less on an allowance.
+fn max_secs(room: &Room, open: &Open) -> i64 {
+    open.allowance_secs
+        .map_or(room.max_secs, |a| a.min(room.max_secs))
 }
 
 /// Ends `open` charged at exactly the reader's maximum session length.
@@ -158,25 +199,15 @@ pub fn end_at_max(
     open: Open,
     now: &Now,
 ) -> Result<Ended> {
-    end(
-        conn,
-        site,
-        open,
-        room.max_secs,
-        room.increment_minutes,
-        "maximum length",
-        now,
-    )
+    let (secs, reason) = match max_secs(room, &open) {
+        m if m < room.max_secs => (m, "offline allowance used up"),
+        m => (m, "maximum length"),
+    };
+    end(conn, site, open, secs, room.increment_minutes, reason, now)
 }
 
-fn start(
-    conn: &Connection,
-    site: &Site,
-    room: &Room,
-    resource: &str,
-    member: &str,
-    now: &Now,
-) -> Result<TapOutcome> {
+fn start(conn: &Connection, site: &Site, room: &Room, tapped: &Tapped<'_>) -> Result<TapOutcome> {
+    let (resource, member, now) = (tapped.resource, tapped.member, tapped.now);
     let Some(resource_type) = resource_type(conn, resource)? else {
         return Ok(TapOutcome::Refused {
             reason: format!("resource `{resource}` is not in the grants file"),
@@ -191,8 +222,19 @@ fn start(
     let policy = usage::policy_of(conn, site, owes)?;
     let month = clock::month_start(site.tz, now.wall);
     let overage = usage::overage_since(conn, owes, Unit::Minutes, month)?;
+    let mut reserve = None;
     if let Some(reason) = session_refusal(policy, available, overage) {
-        return Ok(TapOutcome::Refused { reason });
+        let usable = match tapped.allowance {
+            0 => 0,
+            a => {
+                let left = super::escrow::allowance_left(conn, owes, Unit::Minutes, a)?;
+                whole_increments(left, room.increment_minutes)
+            }
+        };
+        if usable == 0 {
+            return Ok(TapOutcome::Refused { reason });
+        }
+        reserve = Some((owes.to_string(), usable));
     }
     conn.prepare_cached(
         "INSERT INTO sessions (resource, member_id, reader, started_at, started_boot_ms, boot_id)
@@ -206,9 +248,22 @@ fn start(
         now.boot_ms,
         now.boot_id
     ])?;
-    Ok(TapOutcome::Started {
-        session: conn.last_insert_rowid(),
-    })
+    let session = conn.last_insert_rowid();
+    if let Some((owes, minutes)) = reserve {
+        conn.prepare_cached(
+            "INSERT INTO session_allowances (session_id, member_id, minutes) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![session, owes, minutes])?;
+    }
+    Ok(TapOutcome::Started { session })
+}
+
+/// The most of `minutes` a session may be charged in whole increments.
+fn whole_increments(minutes: i64, increment: i64) -> i64 {
+    match increment {
+        i if i > 0 => minutes / i * i,
+        _ => minutes,
+    }
 }
 
 /// Ends a session after `secs`, charging its minutes. The end (and the
@@ -253,6 +308,7 @@ pub fn end(
          WHERE id = ?1 AND ended_at IS NULL",
     )?
     .execute(params![session.id, at, minutes, reason, key])?;
+    allowance_used(conn, &session, &charge)?;
     Ok(Ended {
         session,
         secs,
@@ -260,4 +316,21 @@ pub fn end(
         reason: reason.to_string(),
         charge,
     })
+}
+
+/// A session that started on the offline allowance: what its charge left
+/// uncovered, up to what it reserved, is that allowance's use.
+fn allowance_used(conn: &Connection, session: &Open, charge: &Charge) -> Result<()> {
+    let reserved: Option<(String, i64)> = conn
+        .prepare_cached("SELECT member_id, minutes FROM session_allowances WHERE session_id = ?1")?
+        .query_row([session.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((member, minutes)) = reserved else {
+        return Ok(());
+    };
+    let used = charge.overage.min(minutes);
+    if used > 0 && !charge.replayed {
+        super::escrow::use_allowance(conn, charge.usage_id, &member, Unit::Minutes, used)?;
+    }
+    Ok(())
 }

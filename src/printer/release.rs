@@ -61,8 +61,8 @@ pub enum MoreCredit {
     Placed,
     /// The centre has no more to place: the overage policy decides.
     NoMore,
-    /// The centre could not be reached: a hold may go this far (cents)
-    /// beyond credit on the offline allowance.
+    /// The centre could not be reached: a hold (cents) or a room session
+    /// (minutes) may go this far beyond credit on the offline allowance.
     Unreachable { allowance: i64 },
 }
 

@@ -340,3 +340,81 @@ fn a_credits_only_release_asks_the_centre_at_the_tap_and_offline_goes_no_further
     assert_eq!(d.cupsd.job_state("desk", j4), 4, "still held");
     daemon.stop();
 }
+
+#[test]
+fn an_offline_room_session_starts_on_the_minutes_allowance_and_the_centre_books_it_offline() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let central = centre(&pg, port);
+    let proxy = TcpProxy::start(port);
+    let site = Site::new(&[]);
+    let pty = Pty::start(site.dir(), "door");
+    std::fs::write(site.path("grants.toml"), grants()).expect("grants file");
+    let url = format!("http://127.0.0.1:{}", proxy.port);
+    let door = format!(
+        "issue = \"central\"\nallowance_minutes = 40\n\n[[readers]]\nid = \"door\"\ndevice = \"{}\"\nframing = \"rdm6300\"\nresource = \"room-a\"\ndebounce = \"100ms\"\nincrement = \"15m\"\nmax_session = \"1h\"\n",
+        pty.reader.display()
+    );
+    join_chain(&site, &url, "ber-1", 50, &door);
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("card reader is up reader=door", LIMIT);
+    let decided = |log: &str| {
+        ["session not started", "session started", "session ended"]
+            .iter()
+            .map(|l| log.matches(l).count())
+            .sum::<usize>()
+    };
+    let taps = |n: usize| {
+        // Past the reader's debounce, so a tap is never taken for a repeat.
+        std::thread::sleep(Duration::from_millis(200));
+        pty.write(&rdm6300("A000000A01"));
+        let started = std::time::Instant::now();
+        while decided(&daemon.log()) < n {
+            assert!(
+                started.elapsed() < LIMIT,
+                "tap {n} not decided:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Online: Ann has no room hours in the chain; the centre has none to
+    // place, and credits-only refuses.
+    taps(1);
+    assert!(daemon.log().contains("session not started"));
+    // Cut off: the allowance's two whole 15-minute increments start it.
+    proxy.set(Mode::Cut);
+    taps(2);
+    assert!(daemon.log().contains("session started"), "{}", daemon.log());
+    assert!(daemon.log().contains("escrow not reached at a tap"));
+    // Past the bounce window, her tap ends it: 15 minutes, all beyond
+    // credit, on the allowance.
+    std::thread::sleep(Duration::from_secs(11));
+    taps(3);
+    assert!(daemon.log().contains("session ended"));
+    assert_eq!(
+        local(
+            &site,
+            "SELECT COALESCE(SUM(amount), 0) FROM allowance_uses WHERE unit = 'minutes'"
+        ),
+        15
+    );
+
+    // Healed: the centre books the 15 minutes as offline overage.
+    proxy.set(Mode::Pass);
+    wait_for("everything acknowledged", Duration::from_secs(60), || {
+        all_acknowledged(&site)
+    });
+    centre_checks(&central);
+    assert_eq!(
+        pg.count(
+            "SELECT COALESCE(sum(amount), 0) FROM central_overage
+             WHERE member_id = 'ann' AND unit = 'minutes' AND cause = 'offline'"
+        ),
+        15
+    );
+    daemon.stop();
+}

@@ -182,7 +182,10 @@ pub fn asker(cfg: &CentralConfig, writer: &WriterHandle) -> Option<AskCredit> {
                         tracing::warn!(member = %member, shortfall, error = %crate::error_chain(&e),
                         "escrow not reached at a tap; the offline allowance may cover it");
                         MoreCredit::Unreachable {
-                            allowance: cfg.allowance_cents,
+                            allowance: match credit.as_str() {
+                                "printing" => cfg.allowance_cents,
+                                _ => cfg.allowance_minutes,
+                            },
                         }
                     }
                 }

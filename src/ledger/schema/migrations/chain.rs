@@ -1,6 +1,6 @@
 //! Ledger migrations 15-19: the console and the chain (issues 17, 18), and the indexes the ten-year ledger needed. Never edit one that has shipped.
 
-pub(super) const CHAIN: [&str; 6] = [
+pub(super) const CHAIN: [&str; 7] = [
     // 15: cards enrolled in the console (issue 17): a manager gives an
     // unknown card to a member, kept here with who, why and when, until the
     // grants file says otherwise. The grants file's cards win on a conflict;
@@ -251,6 +251,16 @@ pub(super) const CHAIN: [&str; 6] = [
         member_id TEXT NOT NULL,
         unit TEXT NOT NULL CHECK (unit = 'cents' OR unit = 'minutes'),
         amount INTEGER NOT NULL CHECK (amount > 0)
+    );
+    "#,
+    // 21: a room session started on the offline allowance reserves whole
+    // increments of it (`session_allowances`), and ends when they are used
+    // up; what its charge leaves uncovered is then an `allowance_uses` row.
+    r#"
+    CREATE TABLE IF NOT EXISTS session_allowances (
+        session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+        member_id TEXT NOT NULL,
+        minutes INTEGER NOT NULL CHECK (minutes > 0)
     );
     "#,
 ];
