@@ -316,7 +316,7 @@ impl Daemon {
                 .config
                 .central
                 .as_ref()
-                .and_then(|c| super::shipper::escrow::asker(c, &self.writer)),
+                .and_then(|c| super::shipper::escrow::asker(c, &self.writer, &self.clock)),
         }
     }
 

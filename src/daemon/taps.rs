@@ -228,15 +228,20 @@ async fn session_at(
     now: Now,
 ) {
     let mut tapped = tap_room(ctx, reader, resource, member, now.clone(), 0).await;
-    if let (Ok((_, TapOutcome::Refused { .. })), Some(more)) = (&tapped, &ctx.more_credit) {
-        match more_minutes(ctx, more, resource, member).await {
-            MoreCredit::Placed => {
-                tapped = tap_room(ctx, reader, resource, member, now, 0).await;
-            }
-            MoreCredit::Unreachable { allowance } if allowance > 0 => {
-                tapped = tap_room(ctx, reader, resource, member, now, allowance).await;
-            }
-            _ => {}
+    if let (Ok((first_overlong, TapOutcome::Refused { .. })), Some(more)) =
+        (&tapped, &ctx.more_credit)
+    {
+        // The first tap may have closed an overlong session: keep it to log.
+        let first_overlong = first_overlong.clone();
+        let allowance = match more_minutes(ctx, more, resource, member).await {
+            MoreCredit::Placed => Some(0),
+            MoreCredit::Unreachable { allowance } if allowance > 0 => Some(allowance),
+            _ => None,
+        };
+        if let Some(allowance) = allowance {
+            tapped = tap_room(ctx, reader, resource, member, now, allowance)
+                .await
+                .map(|(overlong, outcome)| (first_overlong.or(overlong), outcome));
         }
     }
     let outcome = match tapped {

@@ -8,6 +8,7 @@
 
 use super::{post_json, ShipError};
 use crate::central::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
+use crate::clock::Clock;
 use crate::config::CentralConfig;
 use crate::ledger::escrow::{self, Issue, Slice};
 use crate::ledger::outbox;
@@ -23,17 +24,29 @@ pub const TAP_WAIT: Duration = Duration::from_secs(2);
 /// A member who used this site in this many seconds keeps escrow here.
 const ACTIVE: i64 = 7 * 86_400;
 
-/// Asks for `want` of `member`'s `credit` and keeps what the centre
-/// placed; how much that was.
+/// One escrow request: whose credit, how much, and whether a tap waits.
+struct Want<'a> {
+    member: &'a str,
+    credit: &'a str,
+    amount: i64,
+    shortfall: bool,
+}
+
+/// Asks for `want` and keeps what the centre placed, dated `now` (the
+/// site's clock); how much of it is spendable now.
 async fn ask(
     http: &reqwest::Client,
     writer: &WriterHandle,
     cfg: &CentralConfig,
-    member: &str,
-    credit: &str,
-    want: i64,
-    shortfall: bool,
+    want: Want<'_>,
+    now: i64,
 ) -> Result<i64, ShipError> {
+    let Want {
+        member,
+        credit,
+        amount: want,
+        shortfall,
+    } = want;
     let (m, c) = (member.to_string(), credit.to_string());
     let request = writer
         .call_async(move |conn| {
@@ -53,7 +66,6 @@ async fn ask(
     let resp = post_json(http, cfg, url, &body).await?.error_for_status()?;
     let grant: EscrowGrant = serde_json::from_slice(&resp.bytes().await?)?;
     let slices: Vec<Slice> = grant.slices.into_iter().map(local).collect();
-    let now = chrono::Utc::now().timestamp();
     // Slices past their date by this site's clock are kept (and returned)
     // but count for nothing: a clock far ahead of the centre's.
     let live: i64 = slices
@@ -136,7 +148,13 @@ pub(super) async fn keep(
         if empty.contains_key(&id) {
             continue;
         }
-        if ask(http, writer, cfg, &id.0, &id.1, need.want, false).await? == 0 {
+        let want = Want {
+            member: &id.0,
+            credit: &id.1,
+            amount: need.want,
+            shortfall: false,
+        };
+        if ask(http, writer, cfg, want, now).await? == 0 {
             empty.insert(id, now + EMPTY_WAIT);
         }
     }
@@ -155,7 +173,7 @@ const EMPTY_WAIT: i64 = 300;
 /// [`TAP_WAIT`]. Placed: hold again. The centre has
 /// none to place: the policy decides. The centre not reached: the offline
 /// allowance may cover it.
-pub fn asker(cfg: &CentralConfig, writer: &WriterHandle) -> Option<AskCredit> {
+pub fn asker(cfg: &CentralConfig, writer: &WriterHandle, clock: &Clock) -> Option<AskCredit> {
     if cfg.issue != Issue::Central {
         return None;
     }
@@ -164,32 +182,47 @@ pub fn asker(cfg: &CentralConfig, writer: &WriterHandle) -> Option<AskCredit> {
         .ok()?
         .build()
         .ok()?;
-    let (cfg, writer) = (cfg.clone(), writer.clone());
+    let (cfg, writer, clock) = (cfg.clone(), writer.clone(), clock.clone());
     Some(Arc::new(
         move |member: String, credit: String, shortfall: i64| {
             let (http, cfg, writer) = (http.clone(), cfg.clone(), writer.clone());
+            let now = clock.wall();
             Box::pin(async move {
                 // At least the target: the next taps need not ask again.
-                let target = match credit.as_str() {
-                    "printing" => cfg.escrow_cents,
-                    _ => cfg.escrow_minutes,
+                let want = Want {
+                    member: &member,
+                    credit: &credit,
+                    amount: shortfall.max(per_credit(
+                        &credit,
+                        cfg.escrow_cents,
+                        cfg.escrow_minutes,
+                    )),
+                    shortfall: true,
                 };
-                let want = shortfall.max(target);
-                match ask(&http, &writer, &cfg, &member, &credit, want, true).await {
+                match ask(&http, &writer, &cfg, want, now).await {
                     Ok(placed) if placed > 0 => MoreCredit::Placed,
                     Ok(_) => MoreCredit::NoMore,
                     Err(e) => {
                         tracing::warn!(member = %member, shortfall, error = %crate::error_chain(&e),
                         "escrow not reached at a tap; the offline allowance may cover it");
                         MoreCredit::Unreachable {
-                            allowance: match credit.as_str() {
-                                "printing" => cfg.allowance_cents,
-                                _ => cfg.allowance_minutes,
-                            },
+                            allowance: per_credit(
+                                &credit,
+                                cfg.allowance_cents,
+                                cfg.allowance_minutes,
+                            ),
                         }
                     }
                 }
             })
         },
     ))
+}
+
+/// `cents` for printing, `minutes` for a time credit.
+fn per_credit(credit: &str, cents: i64, minutes: i64) -> i64 {
+    match credit {
+        "printing" => cents,
+        _ => minutes,
+    }
 }
