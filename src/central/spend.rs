@@ -8,9 +8,13 @@
 //! history or overage row naming the usage, so a lot's remaining is always
 //! the sum of its history.
 //!
-//! Sites still spend the lots they issue themselves (escrow, where a site
-//! spends only what the centre placed with it, is not built yet); the
-//! centre's lots are the chain's account of what was granted and spent.
+//! A site whose lots the centre issues (escrow) says with each entry what
+//! its usage takes from which escrow slice: those takes are applied first
+//! ([`super::escrow_spend`]), at most the usage's final amount, and only
+//! the rest draws as above, from credit no slice holds (overage `offline`
+//! when the site let it through on its allowance). A site that issues its
+//! own lots says nothing of slices: the centre's lots are then the chain's
+//! account of what was granted and spent.
 
 use super::pg::{self, Pg, Tx};
 use crate::ledger::allocate::{allocate, Candidate, SourceKind};

@@ -24,13 +24,13 @@
 //!
 //! The centre issues the chain's lots from the same grants file the sites
 //! sync: its lots are checked against their history, and each usage's draw
-//! on them (credit, then overage) against its final amount. The sites
-//! still issue their own lots too, so each ledger is checked as well
-//! (`tallyd check-ledger`; per member, spent <= granted).
+//! on them (credit, then overage) against its final amount. In the CI
+//! seeds the sites still issue their own lots too, so each ledger is
+//! checked as well (`tallyd check-ledger`; per member, spent <= granted);
+//! in [`chain_sim_escrow_seed_1802`] the centre issues them and places
+//! escrow, and the slices and the partition bound are checked too.
 //!
-//! Not simulated here: escrow (not built: sites spend their own lots, so
-//! there is no partition overage bound to check), lots that expire, and
-//! days of virtual time (charges are stamped by the
+//! Not simulated here: lots that expire, and days of virtual time (charges are stamped by the
 //! real clock; only the daemons' clocks are offset). The workload and the
 //! faults follow the seed; what the shipper meets depends on timing too, so
 //! a failing seed may need a few runs to fail again.
