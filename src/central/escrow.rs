@@ -176,18 +176,47 @@ async fn close_in(tx: &pg::Tx<'_>, site: &str, ids: &[i64], now: Ts) -> Pg<(usiz
         }
         returned = returned.saturating_add(open);
         moved(tx, id, "return", open, None, now).await?;
-        let gone = pg::query_one(
+        let state = pg::query_one(
             tx,
-            "UPDATE lots SET escrowed = escrowed - $2 WHERE id = $1
-             RETURNING voided_at IS NOT NULL OR COALESCE(expires_at <= $3, false)",
-            &[&lot, &open, &now],
+            "SELECT voided_at IS NOT NULL OR COALESCE(expires_at <= $2, false), shrink_pending
+             FROM lots WHERE id = $1",
+            &[&lot, &now],
         )
         .await?;
-        if gone.get::<_, bool>(0) {
+        let (gone, pending): (bool, i64) = (state.get(0), state.get(1));
+        // What comes back pays the lot's pending cut first (a grant shrunk).
+        let cut = if gone { 0 } else { pending.min(open) };
+        pg::exec(
+            tx,
+            "UPDATE lots SET escrowed = escrowed - $2,
+                 shrink_pending = LEAST(shrink_pending - $3, escrowed - $2),
+                 granted = granted - $3, remaining = remaining - $3
+             WHERE id = $1",
+            &[&lot, &open, &cut],
+        )
+        .await?;
+        if cut > 0 {
+            shrunk(tx, lot, cut, site, now).await?;
+        }
+        if gone {
             lapse(tx, lot, open, now).await?;
         }
     }
     Ok((rows.len(), returned))
+}
+
+/// A lot's pending cut took `amount` of what came back from escrow: an
+/// `adjust` history row.
+pub async fn shrunk(tx: &pg::Tx<'_>, lot: i64, amount: i64, site: &str, now: Ts) -> Pg<()> {
+    let note = format!("grant shrunk: taken from escrow returned by site {site}");
+    pg::exec(
+        tx,
+        "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
+         VALUES ($1, 'adjust', $2, $2, $3, $4)",
+        &[&lot, &-amount, &note, &now],
+    )
+    .await?;
+    Ok(())
 }
 
 /// What came back to a lot past its date (or voided) leaves it: an

@@ -33,7 +33,8 @@ pub async fn take(tx: &Tx<'_>, u: &Usage, slice: i64, amount: i64, kind: &str) -
     .await?;
     pg::exec(
         tx,
-        "UPDATE lots SET remaining = remaining - $2, escrowed = escrowed - $2 WHERE id = $1",
+        "UPDATE lots SET remaining = remaining - $2, escrowed = escrowed - $2,
+             shrink_pending = LEAST(shrink_pending, escrowed - $2) WHERE id = $1",
         &[&lot, &take],
     )
     .await?;
@@ -66,7 +67,34 @@ pub async fn restore(tx: &Tx<'_>, u: &Usage, slice: i64, amount: i64, kind: &str
     pg::exec(tx, slice_sql, &[&slice, &amount]).await?;
     pg::exec(tx, lot_sql, &[&lot, &amount]).await?;
     history(tx, lot, slice, kind, amount, u).await?;
-    moved(tx, slice, "restore", amount, Some(u.id), u.at).await
+    moved(tx, slice, "restore", amount, Some(u.id), u.at).await?;
+    if closed {
+        pay_pending_cut(tx, lot, amount, u).await?;
+    }
+    Ok(())
+}
+
+/// Credit given back to a lot outside escrow pays its pending cut first
+/// (a grant shrunk while its slices were out), as a returned slice does.
+async fn pay_pending_cut(tx: &Tx<'_>, lot: i64, amount: i64, u: &Usage) -> Pg<()> {
+    let row = pg::query_one(
+        tx,
+        "SELECT COALESCE((SELECT shrink_pending FROM lots WHERE id = $1 AND voided_at IS NULL), 0)",
+        &[&lot],
+    )
+    .await?;
+    let cut = row.get::<_, i64>(0).min(amount);
+    if cut <= 0 {
+        return Ok(());
+    }
+    pg::exec(
+        tx,
+        "UPDATE lots SET granted = granted - $2, remaining = remaining - $2,
+             shrink_pending = shrink_pending - $2 WHERE id = $1",
+        &[&lot, &cut],
+    )
+    .await?;
+    super::escrow::shrunk(tx, lot, cut, &u.site, u.at).await
 }
 
 async fn history(tx: &Tx<'_>, lot: i64, slice: i64, kind: &str, delta: i64, u: &Usage) -> Pg<()> {

@@ -4,7 +4,7 @@
 //! centres never issue the same period twice; `lots.source_key` is UNIQUE
 //! besides), and the expiry of what is left of lots past their date.
 //! Team pools are not kept at the centre yet: teams in the file are
-//! ignored here.
+//! ignored here. A grant shrunk or deleted recalls escrow ([`super::feed`]).
 
 use crate::grants::model::{AccountGrant, Catalog};
 use crate::grants::reconcile::{kind, reconcile, AppliedGrant, Counts, Snapshot, SyncPlan};
@@ -186,11 +186,12 @@ async fn history(
 }
 
 /// What is left of a lot is voided (its history says so); spent stays spent,
-/// and what its open slices hold is voided as their sites return it.
+/// and its open slices are recalled: what they hold is voided as their
+/// sites return it.
 async fn void_lot(tx: &Transaction<'_>, lot: i64, note: &str, at: Ts) -> Result<()> {
     let row = tx
         .query_opt(
-            "UPDATE lots l SET remaining = o.escrowed, voided_at = $2
+            "UPDATE lots l SET remaining = o.escrowed, voided_at = $2, shrink_pending = 0
              FROM (SELECT id, remaining, escrowed FROM lots
                    WHERE id = $1 AND voided_at IS NULL FOR UPDATE) o
              WHERE l.id = o.id RETURNING o.remaining - o.escrowed",
@@ -200,12 +201,17 @@ async fn void_lot(tx: &Transaction<'_>, lot: i64, note: &str, at: Ts) -> Result<
     if let Some(r) = row {
         let was: i64 = r.get(0);
         history(tx, lot, "void", -was, 0, note, at).await?;
+        super::feed::recall(tx, lot, None, note, at).await?;
     }
     Ok(())
 }
 
-/// A lot's grant changed: granted never drops below what was spent, so
-/// remaining floors at 0 (the site's rule, `ledger::lots::adjust_amount`).
+/// A lot's grant changed to `amount` (multi-site.md 3.5). Spent stays
+/// spent, so the grant never drops below it (remaining floors at 0, the
+/// site's rule, `ledger::lots::adjust_amount`). A cut takes unescrowed
+/// credit first; the rest waits as the lot's `shrink_pending`, and slices
+/// holding it are recalled: what they return pays it. A raise cancels a
+/// pending cut first.
 async fn adjust_amount(
     tx: &Transaction<'_>,
     lot: i64,
@@ -215,29 +221,82 @@ async fn adjust_amount(
 ) -> Result<()> {
     let r = tx
         .query_one(
-            "SELECT granted, remaining - escrowed FROM lots WHERE id = $1 FOR UPDATE",
+            "SELECT granted, remaining, escrowed, shrink_pending FROM lots WHERE id = $1 FOR UPDATE",
             &[&lot],
         )
         .await?;
-    // What open slices hold counts as used: it is promised to their sites.
-    let (granted, remaining): (i64, i64) = (r.get(0), r.get(1));
-    let used = granted
-        .checked_sub(remaining)
-        .context("lot amounts out of range")?;
-    let delta = amount
-        .max(used)
-        .checked_sub(granted)
-        .context("lot amounts out of range")?;
-    if delta == 0 {
+    let lot_now = LotAmounts {
+        granted: r.get(0),
+        remaining: r.get(1),
+        escrowed: r.get(2),
+        pending: r.get(3),
+    };
+    let cut = lot_now.change(amount).context("lot amounts out of range")?;
+    if cut == Change::default() {
         return Ok(());
     }
     tx.execute(
-        "UPDATE lots SET granted = granted + $2, remaining = remaining + $2 WHERE id = $1",
-        &[&lot, &delta],
+        "UPDATE lots SET granted = granted + $2, remaining = remaining + $2, shrink_pending = $3
+         WHERE id = $1",
+        &[&lot, &cut.now, &cut.pending],
     )
     .await?;
-    let note = format!("{note}; was granted {granted} with {remaining} remaining");
-    history(tx, lot, "adjust", delta, delta, &note, at).await
+    if cut.now != 0 {
+        let note = format!(
+            "{note}; was granted {} with {} remaining",
+            lot_now.granted, lot_now.remaining
+        );
+        history(tx, lot, "adjust", cut.now, cut.now, &note, at).await?;
+    }
+    if cut.pending > lot_now.pending {
+        let why = format!("{note}: {} more to take from escrow", cut.pending);
+        super::feed::recall(tx, lot, Some(cut.pending), &why, at).await?;
+    }
+    Ok(())
+}
+
+/// A chain lot's amounts, as a grant edit finds them.
+#[derive(Debug, Clone, Copy)]
+struct LotAmounts {
+    granted: i64,
+    remaining: i64,
+    escrowed: i64,
+    pending: i64,
+}
+
+/// What a grant edit does to a lot: `now` added to granted and remaining
+/// (negative for a cut), and the lot's pending cut after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Change {
+    now: i64,
+    pending: i64,
+}
+
+impl LotAmounts {
+    /// The change that brings the grant to `amount`, never below what was
+    /// spent: a cut takes unescrowed credit now and leaves the rest
+    /// pending on escrow; a raise cancels a pending cut first. `None` when
+    /// the amounts are out of range.
+    fn change(self, amount: i64) -> Option<Change> {
+        let spent = self.granted.checked_sub(self.remaining)?;
+        let target = amount.max(spent);
+        let effective = self.granted.checked_sub(self.pending)?;
+        let delta = target.checked_sub(effective)?;
+        if delta >= 0 {
+            let cancel = delta.min(self.pending);
+            return Some(Change {
+                now: delta - cancel,
+                pending: self.pending - cancel,
+            });
+        }
+        let cut = delta.checked_neg()?;
+        let free = self.remaining.checked_sub(self.escrowed)?.max(0);
+        let now = cut.min(free);
+        Some(Change {
+            now: -now,
+            pending: self.pending.checked_add(cut - now)?,
+        })
+    }
 }
 
 async fn record_account(
@@ -283,4 +342,79 @@ pub async fn expire(client: &mut Client, now: Ts) -> Result<u64> {
     }
     tx.commit().await?;
     Ok(rows.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Change, LotAmounts};
+
+    fn lot(granted: i64, remaining: i64, escrowed: i64, pending: i64) -> LotAmounts {
+        LotAmounts {
+            granted,
+            remaining,
+            escrowed,
+            pending,
+        }
+    }
+
+    #[test]
+    fn a_cut_takes_unescrowed_credit_first_and_leaves_the_rest_pending_on_escrow() {
+        // 1000 granted, 200 spent, 300 of the 800 left in escrow.
+        let cut = lot(1000, 800, 300, 0).change(400).unwrap();
+        assert_eq!(
+            cut,
+            Change {
+                now: -500,
+                pending: 100
+            }
+        );
+        // Within what is unescrowed: nothing pending.
+        let small = lot(1000, 800, 300, 0).change(700).unwrap();
+        assert_eq!(
+            small,
+            Change {
+                now: -300,
+                pending: 0
+            }
+        );
+    }
+
+    #[test]
+    fn spent_stays_spent_so_a_cut_floors_at_what_was_spent() {
+        let cut = lot(1000, 800, 300, 0).change(0).unwrap();
+        assert_eq!(
+            cut,
+            Change {
+                now: -500,
+                pending: 300
+            }
+        );
+        let again = lot(500, 300, 300, 300).change(0).unwrap();
+        assert_eq!(again, Change::default());
+    }
+
+    #[test]
+    fn a_raise_cancels_a_pending_cut_first() {
+        let up = lot(500, 300, 300, 100).change(450).unwrap();
+        assert_eq!(
+            up,
+            Change {
+                now: 50,
+                pending: 0
+            }
+        );
+        let part = lot(500, 300, 300, 100).change(420).unwrap();
+        assert_eq!(
+            part,
+            Change {
+                now: 0,
+                pending: 80
+            }
+        );
+    }
+
+    #[test]
+    fn amounts_out_of_range_are_refused() {
+        assert_eq!(lot(i64::MIN, i64::MAX, 0, 0).change(10), None);
+    }
 }

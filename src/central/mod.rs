@@ -21,6 +21,7 @@ pub mod check;
 pub mod client;
 pub mod escrow;
 mod escrow_spend;
+pub mod feed;
 pub mod issue;
 mod issuer;
 pub mod metrics;

@@ -250,3 +250,33 @@ pub struct EscrowReturn {
     pub site_id: String,
     pub slices: Vec<i64>,
 }
+
+/// `GET /v1/feed?site_id=..&after=..`: what the centre tells the asking
+/// site, after the last entry it applied (multi-site.md 3.4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeedQuery {
+    pub site_id: String,
+    #[serde(default)]
+    pub after: i64,
+}
+
+/// One entry of a site's feed. `recall`: return this slice (its lot's
+/// grant was shrunk or deleted). A site skips a kind it does not know.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Where the site's cursor stands once it applied this entry.
+    pub cursor: i64,
+    pub kind: String,
+    pub slice: i64,
+    pub note: String,
+}
+
+/// The centre's answer to a feed read: at most [`FEED_PAGE`] entries, in
+/// order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Feed {
+    pub entries: Vec<FeedEntry>,
+}
+
+/// The most entries one feed read returns.
+pub const FEED_PAGE: i64 = 200;

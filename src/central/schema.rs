@@ -160,6 +160,26 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH ROW EXECUTE FUNCTION refuse_change();
     ALTER TABLE lot_history ADD COLUMN slice_id bigint REFERENCES escrow_slices;
     "#,
+    // 5: the downlink feed and recalls (multi-site.md 3.4-3.5). A grant
+    // shrunk below what its lot has not placed in escrow keeps the rest of
+    // the cut as `shrink_pending` (never more than the lot's escrowed) and
+    // recalls slices: what they return pays the cut first. A grant deleted
+    // recalls every open slice of its lot. Each recall is a `site_feed` row
+    // for the slice's site (append-only), read by `GET /v1/feed`.
+    r#"
+    ALTER TABLE lots ADD COLUMN shrink_pending bigint NOT NULL DEFAULT 0;
+    ALTER TABLE lots ADD CONSTRAINT lots_shrink_within
+        CHECK (shrink_pending >= 0 AND shrink_pending <= escrowed);
+    CREATE TABLE site_feed (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        site_id text NOT NULL, kind text NOT NULL CHECK (kind IN ('recall')),
+        slice_id bigint NOT NULL REFERENCES escrow_slices,
+        note text NOT NULL, at bigint NOT NULL);
+    CREATE INDEX site_feed_by_site ON site_feed (site_id, id);
+    CREATE UNIQUE INDEX site_feed_one_recall ON site_feed (slice_id) WHERE kind = 'recall';
+    CREATE TRIGGER site_feed_append_only BEFORE UPDATE OR DELETE ON site_feed
+        FOR EACH ROW EXECUTE FUNCTION refuse_change();
+    "#,
 ];
 
 /// Brings the schema up to date.

@@ -5,8 +5,8 @@
 use super::auth::Sites;
 use super::protocol::{
     BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainSite, ChainStatement,
-    EscrowAsk, EscrowGrant, EscrowReturn, Hello, LostEntry, LostQuery, ReportQuery, SiteStatus,
-    SitesQuery, StatementQuery, Welcome,
+    EscrowAsk, EscrowGrant, EscrowReturn, Feed, FeedQuery, Hello, LostEntry, LostQuery,
+    ReportQuery, SiteStatus, SitesQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -348,6 +348,19 @@ async fn escrow_return(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The asking site's feed after its cursor (recalls of its slices).
+async fn feed(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<Feed>, Refused> {
+    authenticate(&centre, &q.site_id, &headers, &tls)?;
+    let client = centre.db.client().await?;
+    let entries = super::feed::read(&client, &q).await.map_err(unavailable)?;
+    Ok(Json(Feed { entries }))
+}
+
 /// The routes of the site protocol.
 pub fn router(centre: Arc<Centre>) -> Router {
     Router::new()
@@ -357,6 +370,7 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/status", post(status))
         .route("/v1/escrow", post(escrow))
         .route("/v1/escrow/return", post(escrow_return))
+        .route("/v1/feed", get(feed))
         .route("/v1/sites", get(sites))
         .route("/v1/report", get(report))
         .route("/v1/balance", get(balance))

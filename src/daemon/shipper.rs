@@ -45,6 +45,8 @@ enum ShipError {
     Certificate(String),
     #[error("the TLS setup for [central] ca_file or tls_fingerprint")]
     Tls(#[from] rustls::Error),
+    #[error("[central] url does not make a valid request URL")]
+    BadUrl,
     #[error("the centre refused this site's token (check [central] token_file and the centre's [[sites]])")]
     Refused,
     #[error("the centre refused this site's client certificate: {0} (check [central] cert_file and key_file, and the centre's client_ca_file)")]
@@ -287,12 +289,36 @@ async fn post_json<T: serde::Serialize>(
     body: &T,
 ) -> Result<reqwest::Response, ShipError> {
     let body = serde_json::to_vec(body)?;
-    let mut req = http.post(url).header("content-type", "application/json");
+    let req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    send(req, cfg).await
+}
+
+/// GETs the centre's `path` with `query`, as this site.
+async fn get_query(
+    http: &reqwest::Client,
+    cfg: &CentralConfig,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<reqwest::Response, ShipError> {
+    let url = reqwest::Url::parse_with_params(&format!("{}{path}", cfg.url), query)
+        .map_err(|_| ShipError::BadUrl)?;
+    send(http.get(url), cfg).await
+}
+
+/// Sends `req` with this site's credentials; the centre refusing them is
+/// an error of its own.
+async fn send(
+    mut req: reqwest::RequestBuilder,
+    cfg: &CentralConfig,
+) -> Result<reqwest::Response, ShipError> {
     req = match &cfg.token {
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
     };
-    let resp = req.body(body).send().await.map_err(|e| {
+    let resp = req.send().await.map_err(|e| {
         if let Some(reason) = crate::tls::certificate_problem(&e) {
             ShipError::Certificate(reason)
         } else if let Some(alert) = crate::tls::own_certificate_refused(&e) {

@@ -288,6 +288,61 @@ pub fn retire_idle(conn: &Connection, since: Ts, at: Ts) -> Result<usize> {
     Ok(idle.len())
 }
 
+/// Where this site stands in the centre's feed: the last entry applied.
+pub fn feed_cursor(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE((SELECT after FROM feed_cursor WHERE id = 1), 0)")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// One entry of the centre's feed, as this site applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub cursor: i64,
+    pub kind: String,
+    pub slice: i64,
+}
+
+/// Applies the centre's feed entries and advances the cursor past them, in
+/// the caller's transaction: a `recall` voids the slice's local lot, so it
+/// is spent no more here and is returned once every spend from it is
+/// acknowledged ([`due_back`]). A slice not here, or already returned or
+/// voided (the entry read again, by a ledger restored from a backup), is
+/// left as it is; a kind this site does not know is skipped. The slices
+/// recalled now.
+pub fn apply_feed(conn: &Connection, entries: &[FeedEntry], at: Ts) -> Result<Vec<i64>> {
+    let mut recalled = Vec::new();
+    let mut cursor = feed_cursor(conn)?;
+    for e in entries {
+        if e.cursor <= cursor {
+            continue;
+        }
+        cursor = e.cursor;
+        if e.kind != "recall" {
+            continue;
+        }
+        let lot: Option<i64> = conn
+            .prepare_cached(
+                "SELECT lot_id FROM escrow_slices WHERE slice_id = ?1 AND returned_at IS NULL",
+            )?
+            .query_row([e.slice], |r| r.get(0))
+            .optional()?;
+        let Some(lot) = lot else { continue };
+        if lots::lot_state(conn, lot)?.voided {
+            continue;
+        }
+        let note = "escrow recalled by the centre: its chain grant was shrunk or deleted";
+        lots::void_lot(conn, lot, note, at)?;
+        recalled.push(e.slice);
+    }
+    conn.prepare_cached(
+        "INSERT INTO feed_cursor (id, after) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET after = excluded.after",
+    )?
+    .execute([cursor])?;
+    Ok(recalled)
+}
+
 #[cfg(test)]
 #[path = "escrow_tests.rs"]
 mod tests;

@@ -194,6 +194,45 @@ fn expired_and_idle_slices_come_due_back_and_a_new_epoch_forsakes_the_rest() {
 }
 
 #[test]
+fn a_recall_voids_the_slice_here_once_and_the_cursor_moves_past_every_entry() {
+    let mut ledger = ledger();
+    let slices = [slice(1, 30, None), slice(2, 40, None)];
+    ledger
+        .write(|c, _| place(c, "alice", "r1", &slices, T))
+        .expect("placed");
+    ledger.debit(&request("k1", 5, T + 1)).expect("debit");
+    let entry = |cursor, kind: &str, slice| FeedEntry {
+        cursor,
+        kind: kind.into(),
+        slice,
+    };
+    // A recall of slice 2, one of a slice never here, one of a kind this
+    // site does not know.
+    let feed = [
+        entry(4, "recall", 2),
+        entry(7, "recall", 99),
+        entry(9, "later", 1),
+    ];
+    let recalled = ledger
+        .write(|c, _| apply_feed(c, &feed, T + 2))
+        .expect("applied");
+    assert_eq!(recalled, [2]);
+    assert_eq!(feed_cursor(ledger.conn()).expect("cursor"), 9);
+    // What slice 1 holds is still spendable; slice 2 is due back.
+    assert_eq!(
+        held(ledger.conn(), "alice", "printing", T + 2).expect("held"),
+        25
+    );
+    assert_eq!(due_back(ledger.conn(), T + 2).expect("due"), [2]);
+    // Read again (a ledger restored from a backup): nothing more.
+    let again = ledger
+        .write(|c, _| apply_feed(c, &[entry(11, "recall", 2)], T + 3))
+        .expect("applied");
+    assert!(again.is_empty());
+    assert_eq!(feed_cursor(ledger.conn()).expect("cursor"), 11);
+}
+
+#[test]
 fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
     let mut ledger = ledger();
     ledger.debit(&request("k1", 5, T + 10)).expect("debit");

@@ -4,10 +4,13 @@
 //! reached) and at a tap whose release credit here does not cover (a
 //! shortfall, waiting at most [`TAP_WAIT`]); and returning the slices
 //! whose local lots expired, or whose member has not used this site for 7
-//! days, once every spend from them is acknowledged.
+//! days, or that the centre recalled through its feed (a chain grant
+//! shrunk or deleted), once every spend from them is acknowledged.
 
-use super::{post_json, ShipError};
-use crate::central::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
+use super::{get_query, post_json, ShipError};
+use crate::central::protocol::{
+    EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice, Feed, FEED_PAGE,
+};
 use crate::clock::Clock;
 use crate::config::CentralConfig;
 use crate::ledger::escrow::{self, Issue, Slice};
@@ -113,6 +116,7 @@ pub(super) async fn keep(
     if cfg.issue != Issue::Central {
         return Ok(());
     }
+    read_feed(http, writer, cfg, now).await?;
     let (due, waiting) = writer
         .call_async(move |c| {
             let waiting = outbox::backlog(c)?.map_or(0, |b| b.unacknowledged);
@@ -159,6 +163,48 @@ pub(super) async fn keep(
         }
     }
     Ok(())
+}
+
+/// Reads the centre's feed after this site's cursor and applies it (a
+/// recall voids its slice here, returned below once its spends are
+/// acknowledged), page by page until none is left.
+async fn read_feed(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    now: i64,
+) -> Result<(), ShipError> {
+    loop {
+        let after = writer.call_async(escrow::feed_cursor).await?.to_string();
+        let query = [("site_id", cfg.site_id.as_str()), ("after", after.as_str())];
+        let resp = get_query(http, cfg, "/v1/feed", &query)
+            .await?
+            .error_for_status()?;
+        let feed: Feed = serde_json::from_slice(&resp.bytes().await?)?;
+        let full = feed.entries.len() as i64 >= FEED_PAGE;
+        let entries: Vec<escrow::FeedEntry> = feed
+            .entries
+            .into_iter()
+            .map(|e| escrow::FeedEntry {
+                cursor: e.cursor,
+                kind: e.kind,
+                slice: e.slice,
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let recalled = writer
+            .call_async(move |c| escrow::apply_feed(c, &entries, now))
+            .await?;
+        if !recalled.is_empty() {
+            tracing::info!(slices = ?recalled,
+                "escrow recalled by the centre (a chain grant shrunk or deleted): spent no more here, returned once acknowledged");
+        }
+        if !full {
+            return Ok(());
+        }
+    }
 }
 
 /// Members and credits the centre had nothing to place for, until when

@@ -25,8 +25,8 @@ const fn join<const A: usize, const B: usize, const N: usize>(
     out
 }
 
-const ALL: [&str; 21] =
-    join::<14, 7, 21>(join::<10, 4, 14>(site::SITE, years::YEARS), chain::CHAIN);
+const ALL: [&str; 22] =
+    join::<14, 8, 22>(join::<10, 4, 14>(site::SITE, years::YEARS), chain::CHAIN);
 
 /// Each entry moves the schema from version `i` to `i + 1`. Never edit an
 /// entry that has shipped; add a new one (to the last era's file, and to

@@ -359,6 +359,16 @@ impl Central {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Replaces the centre's grants file (it reads it again on its
+    /// `sync_every`).
+    #[allow(dead_code)]
+    pub fn write_grants(&self, grants: &str) {
+        let path = self._dir.path().join("grants.toml");
+        let tmp = self._dir.path().join("grants.toml.new");
+        std::fs::write(&tmp, grants).expect("write grants");
+        std::fs::rename(&tmp, &path).expect("replace grants.toml");
+    }
+
     /// Waits until the centre's log holds `needle`; panics with the log
     /// after `limit`.
     pub fn wait_log(&self, needle: &str, limit: Duration) {

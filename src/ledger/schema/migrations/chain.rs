@@ -1,6 +1,6 @@
 //! Ledger migrations 15-19: the console and the chain (issues 17, 18), and the indexes the ten-year ledger needed. Never edit one that has shipped.
 
-pub(super) const CHAIN: [&str; 7] = [
+pub(super) const CHAIN: [&str; 8] = [
     // 15: cards enrolled in the console (issue 17): a manager gives an
     // unknown card to a member, kept here with who, why and when, until the
     // grants file says otherwise. The grants file's cards win on a conflict;
@@ -261,6 +261,14 @@ pub(super) const CHAIN: [&str; 7] = [
         session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
         member_id TEXT NOT NULL,
         minutes INTEGER NOT NULL CHECK (minutes > 0)
+    );
+    "#,
+    // 22: where this site stands in the centre's feed (`GET /v1/feed`): the
+    // last entry applied, advanced in the transaction that applies it.
+    r#"
+    CREATE TABLE IF NOT EXISTS feed_cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        after INTEGER NOT NULL
     );
     "#,
 ];
