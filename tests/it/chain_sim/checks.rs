@@ -18,7 +18,7 @@ impl Sim {
             self.central = Some(Central::start_with_grants(
                 &self.pg,
                 self.centre_port,
-                &grants_file(self.escrow),
+                &self.centre_grants(),
             ));
         }
         let started = Instant::now();
@@ -262,6 +262,22 @@ impl Sim {
             ),
             0,
             "seed {seed}: each lot's escrowed is what its slices hold\nevents: {events}"
+        );
+        // The grants edited at the centre: m5's lot voided, what it holds
+        // is only what open slices still hold (their sites return it), and
+        // no lot keeps more of a cut pending than its slices hold.
+        assert_eq!(
+            pg.query(
+                "SELECT (voided_at IS NOT NULL) || ' ' || (remaining = escrowed)
+                 FROM lots WHERE member_id = 'm5'"
+            ),
+            "true true",
+            "seed {seed}: m5's grant deleted\nevents: {events}"
+        );
+        assert_eq!(
+            pg.count("SELECT count(*) FROM lots WHERE shrink_pending > escrowed"),
+            0,
+            "seed {seed}: pending cuts within escrow\nevents: {events}"
         );
         let allowed: i64 = self
             .nodes

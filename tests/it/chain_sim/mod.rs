@@ -165,7 +165,9 @@ fn simulate(seed: u64, restore_held_printer: bool, escrow: bool) {
             || COALESCE(sum(consumed), 0) || ' spent from them, '
             || count(closed_at) || ' closed, '
             || (SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE cause = 'offline')
-            || ' offline overage' FROM escrow_slices",
+            || ' offline overage, '
+            || (SELECT count(*) FROM site_feed WHERE kind = 'recall') || ' recalled'
+            FROM escrow_slices",
     );
     let kept = sim
         .events
@@ -306,20 +308,34 @@ struct Sim {
     next_grant: usize,
     /// Whether the centre issues the sites' lots and places escrow.
     escrow: bool,
+    /// Whether the centre's grants file was edited ([`EDIT_ROUND`]).
+    grants_edited: bool,
 }
 
 /// The chain's grants file; with `escrow`, even members are
 /// `credits-only`, so their held releases need escrow or the allowance.
-fn grants_file(escrow: bool) -> String {
+/// `edited`: as the manager changes it in [`EDIT_ROUND`] of an escrow run:
+/// m1's grant cut to 120 and m2's (credits-only) to 100, m5's deleted, so
+/// the centre recalls their slices from the sites.
+fn grants_file(escrow: bool, edited: bool) -> String {
     let mut text = CATALOG.to_string();
     for i in 0..MEMBERS {
         let policy = match escrow && i % 2 == 0 {
             true => "overage_policy = \"credits-only\"\n",
             false => "",
         };
+        let amount = match (edited, i) {
+            (true, 1) => Some(120),
+            (true, 2) => Some(100),
+            (true, 5) => None,
+            _ => Some(GRANTED),
+        };
+        let grant = amount.map_or(String::new(), |a| {
+            format!("  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {a}\n  from = 2026-01-01\n")
+        });
         write!(
             text,
-            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n{policy}  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {GRANTED}\n  from = 2026-01-01\n",
+            "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n{policy}{grant}",
             card(i)
         )
         .expect("write to a string");
@@ -327,12 +343,15 @@ fn grants_file(escrow: bool) -> String {
     text
 }
 
+/// The round in which an escrow run's grants change at the centre.
+const EDIT_ROUND: usize = 4;
+
 impl Sim {
     fn new(seed: u64, escrow: bool) -> Sim {
         let mut rng = Rng::new(seed);
         let pg = Postgres::start();
         let centre_port = free_port();
-        let central = Central::start_with_grants(&pg, centre_port, &grants_file(escrow));
+        let central = Central::start_with_grants(&pg, centre_port, &grants_file(escrow, false));
         let mut sim = Sim {
             seed,
             rng: Rng::new(0),
@@ -345,6 +364,7 @@ impl Sim {
             backup: None,
             events: Vec::new(),
             next_grant: 0,
+            grants_edited: false,
             escrow,
         };
         for i in 0..SITES {
@@ -373,7 +393,8 @@ impl Sim {
         held_printer: bool,
     ) -> Node {
         let site = Site::new(&[]);
-        std::fs::write(site.path("grants.toml"), grants_file(self.escrow)).expect("grants file");
+        std::fs::write(site.path("grants.toml"), grants_file(self.escrow, false))
+            .expect("grants file");
         let proxy = TcpProxy::start(self.centre_port);
         let url = format!("http://127.0.0.1:{}", proxy.port);
         let desk = held_printer.then(|| {
@@ -434,6 +455,11 @@ impl Sim {
     /// The seed's events. The site restored is never the one with the
     /// held printer unless `restore_held_printer` (see
     /// [`chain_sim_restored_held_printer_site`]).
+    /// The centre's grants file as it stands.
+    fn centre_grants(&self) -> String {
+        grants_file(self.escrow, self.grants_edited)
+    }
+
     fn plan(&mut self, restore_held_printer: bool) -> Plan {
         let restored = match restore_held_printer {
             true => HOLD_NODE,
@@ -475,6 +501,15 @@ impl Sim {
             }
             if round > 0 {
                 self.faults(round);
+            }
+            if self.escrow && round == EDIT_ROUND {
+                self.grants_edited = true;
+                if let Some(c) = &self.central {
+                    c.write_grants(&self.centre_grants());
+                }
+                self.say(format!(
+                    "r{round}: grants edited at the centre (m1, m2 cut, m5 deleted)"
+                ));
             }
             if round == plan.clock_step {
                 let n = self.rng.below(self.nodes.len());
@@ -528,7 +563,7 @@ impl Sim {
                 self.central = Some(Central::start_with_grants(
                     &self.pg,
                     self.centre_port,
-                    &grants_file(self.escrow),
+                    &self.centre_grants(),
                 ));
                 self.say(format!("r{round}: centre restarted"));
             }
