@@ -238,6 +238,26 @@ async fn lapse(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
     Ok(())
 }
 
+/// Credit given back to a voided lot (a refund or a settle down of a usage
+/// it paid before its grant was deleted) leaves it at once: a `void`
+/// history row, so a voided lot holds only what its open slices hold.
+pub async fn void_given_back(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
+    pg::exec(
+        tx,
+        "UPDATE lots SET remaining = remaining - $2 WHERE id = $1",
+        &[&lot, &amount],
+    )
+    .await?;
+    pg::exec(
+        tx,
+        "INSERT INTO lot_history (lot_id, kind, delta, note, at)
+         VALUES ($1, 'void', $2, 'given back to a voided lot: voided with it', $3)",
+        &[&lot, &-amount, &now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// One `escrow_moves` row.
 pub async fn moved(
     tx: &pg::Tx<'_>,

@@ -70,6 +70,16 @@ pub async fn restore(tx: &Tx<'_>, u: &Usage, slice: i64, amount: i64, kind: &str
     moved(tx, slice, "restore", amount, Some(u.id), u.at).await?;
     if closed {
         pay_pending_cut(tx, lot, amount, u).await?;
+        let voided: bool = pg::query_one(
+            tx,
+            "SELECT voided_at IS NOT NULL FROM lots WHERE id = $1",
+            &[&lot],
+        )
+        .await?
+        .get(0);
+        if voided {
+            super::escrow::void_given_back(tx, lot, amount, u.at).await?;
+        }
     }
     Ok(())
 }

@@ -297,19 +297,25 @@ async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str)
     Ok(())
 }
 
+/// Moves `delta` into (or out of) `lot` for `u`. Credit given back to a
+/// voided lot (its grant deleted since) is voided with it at once.
 async fn move_credit(tx: &Tx<'_>, lot: i64, delta: i64, kind: &str, u: &Usage) -> Pg<()> {
-    pg::exec(
+    let voided: bool = pg::query_one(
         tx,
-        "UPDATE lots SET remaining = remaining + $2 WHERE id = $1",
+        "UPDATE lots SET remaining = remaining + $2 WHERE id = $1 RETURNING voided_at IS NOT NULL",
         &[&lot, &delta],
     )
-    .await?;
+    .await?
+    .get(0);
     pg::exec(
         tx,
         "INSERT INTO lot_history (lot_id, kind, delta, usage_id, at) VALUES ($1, $2, $3, $4, $5)",
         &[&lot, &kind, &delta, &u.id, &u.at],
     )
     .await?;
+    if voided && delta > 0 {
+        super::escrow::void_given_back(tx, lot, delta, u.at).await?;
+    }
     Ok(())
 }
 

@@ -55,6 +55,20 @@ impl Sim {
                 self.unheld_slices(),
                 self.events.join("; ")
             );
+            // Every recalled slice comes back: its site reads the recall in
+            // its next escrow round and returns it once acknowledged.
+            let recalled_open = "SELECT count(*) FROM escrow_slices s
+                JOIN site_feed f ON f.slice_id = s.id AND f.kind = 'recall'
+                WHERE s.closed_at IS NULL";
+            let returned = wait_until(Duration::from_secs(20), || {
+                self.pg.count(recalled_open) == 0
+            });
+            assert!(
+                returned,
+                "seed {seed}: recalled slices still open: {}\nevents: {}",
+                self.pg.query(recalled_open),
+                self.events.join("; ")
+            );
         }
         self.say(format!("healed in {:?}", started.elapsed()));
     }
