@@ -35,7 +35,8 @@ fn slice(r: &tokio_postgres::Row) -> EscrowSlice {
 
 /// Places slices for `ask` (the same ones again for a request id already
 /// answered): at most `share_pct` percent of the member's unescrowed
-/// credit for a top-up, what exists for a shortfall.
+/// credit for a top-up (all of it at the member's home site), what exists
+/// for a shortfall.
 pub async fn place(
     client: &mut Client,
     ask: &EscrowAsk,
@@ -59,6 +60,18 @@ pub async fn place(
             slices: again.iter().map(slice).collect(),
         });
     }
+    // The member's home site may hold all of it (multi-site.md 3.5).
+    let home: Option<String> = pg::query_opt(
+        &tx,
+        "SELECT home_site FROM members WHERE id = $1",
+        &[&ask.member],
+    )
+    .await?
+    .and_then(|r| r.get(0));
+    let share_pct = match home.as_deref() == Some(ask.site_id.as_str()) {
+        true => 100,
+        false => share_pct,
+    };
     let candidates: Vec<Candidate> = lots
         .iter()
         .map(|r| Candidate {

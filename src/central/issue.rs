@@ -80,9 +80,10 @@ async fn apply(tx: &Transaction<'_>, cat: &Catalog, plan: &SyncPlan, now: Ts) ->
     }
     for (m, _) in &plan.members {
         tx.execute(
-            "INSERT INTO members (id, name) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, closed_at = NULL",
-            &[&m.id, &m.name],
+            "INSERT INTO members (id, name, home_site) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, home_site = excluded.home_site,
+                 closed_at = NULL",
+            &[&m.id, &m.name, &m.home_site],
         )
         .await?;
     }

@@ -165,8 +165,11 @@ const MIGRATIONS: &[&str] = &[
     // the cut as `shrink_pending` (never more than the lot's escrowed) and
     // recalls slices: what they return pays the cut first. A grant deleted
     // recalls every open slice of its lot. Each recall is a `site_feed` row
-    // for the slice's site (append-only), read by `GET /v1/feed`.
+    // for the slice's site (append-only), read by `GET /v1/feed`. A
+    // member's home site (the grants file's `home_site`) may hold all of
+    // their unescrowed credit in escrow.
     r#"
+    ALTER TABLE members ADD COLUMN home_site text;
     ALTER TABLE lots ADD COLUMN shrink_pending bigint NOT NULL DEFAULT 0;
     ALTER TABLE lots ADD CONSTRAINT lots_shrink_within
         CHECK (shrink_pending >= 0 AND shrink_pending <= escrowed);

@@ -120,8 +120,7 @@ pub(super) fn section(
         return Err(err(Some(raw.url.span()), "central.url", msg));
     }
     let site_id = raw.site_id.get_ref().clone();
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    if site_id.is_empty() || site_id.len() > 64 || !site_id.chars().all(allowed) {
+    if !is_site_id(&site_id) {
         let msg = "must be 1 to 64 letters, digits, `-`, `_` or `.`".into();
         return Err(err(Some(raw.site_id.span()), "central.site_id", msg));
     }
@@ -221,6 +220,13 @@ fn trust(raw: &RawCentral, url: &str, base: &Path, err: &ErrAt<'_>) -> Result<Tr
         );
         err(Some(span), field, msg)
     })
+}
+
+/// Whether `id` is a site id: 1 to 64 letters, digits, `-`, `_` or `.`
+/// (`[central] site_id`, a member's `home_site`).
+pub fn is_site_id(id: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    !id.is_empty() && id.len() <= 64 && id.chars().all(allowed)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod readers;
 pub use alerts::{AlertsConfig, Webhook};
 pub use analysis::AnalysisConfig;
 pub use backup::BackupConfig;
-pub use central::CentralConfig;
+pub use central::{is_site_id, CentralConfig};
 pub use console::{valid_manager_name, ConsoleConfig, Manager};
 pub use credential::GrantsAuth;
 pub use grants::GrantsConfig;

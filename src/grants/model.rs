@@ -149,6 +149,8 @@ struct RawMember {
     overage_cap_cents: Option<i64>,
     #[serde(default)]
     overage_cap_minutes: Option<i64>,
+    #[serde(default)]
+    home_site: Option<String>,
     #[serde(default, rename = "plan")]
     subscriptions: Vec<RawSubscription>,
     #[serde(default, rename = "product")]
@@ -284,6 +286,10 @@ pub struct Member {
     /// Lowercase, without `DOMAIN\` or `@domain`.
     pub print_users: Vec<String>,
     pub policy: Option<OveragePolicy>,
+    /// The chain site this member uses most (`home_site`): there escrow may
+    /// hold all of their unescrowed credit and stays 7 days idle; elsewhere
+    /// half, returned after 24 hours idle (multi-site.md 3.5).
+    pub home_site: Option<String>,
     pub subscriptions: Vec<Subscription>,
     pub purchases: Vec<Purchase>,
     pub grants: Vec<AccountGrant>,

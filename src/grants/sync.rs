@@ -41,7 +41,14 @@ pub fn apply(conn: &Connection, catalog: &Catalog, plan: &SyncPlan, now: Ts) -> 
         write_definitions(conn, catalog)?;
     }
     for (member, policy) in &plan.members {
-        lots::upsert_member(conn, &member.id, &member.name, *policy, now)?;
+        lots::upsert_member(
+            conn,
+            &member.id,
+            &member.name,
+            *policy,
+            member.home_site.as_deref(),
+            now,
+        )?;
         owners::set_identities(conn, &member.id, &member.cards, &member.print_users)?;
     }
     if plan.teams_changed {

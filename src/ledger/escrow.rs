@@ -53,8 +53,9 @@ pub fn slice_key(slice: i64) -> String {
 }
 
 /// Keeps the slices the centre placed for `member` under `request_id` as
-/// local lots, each once (a slice already here is left as it is). What
-/// was placed now.
+/// local lots, each once (a slice already here is left as it is); a slice
+/// the centre recalled before it arrived is kept voided, to be returned.
+/// What was placed now and may be spent.
 pub fn place(
     conn: &Connection,
     member: &str,
@@ -89,6 +90,14 @@ pub fn place(
             "INSERT INTO escrow_slices (slice_id, lot_id, request_id) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![s.id, granted.lot, request_id])?;
+        let recalled: Option<i64> = conn
+            .prepare_cached("SELECT 1 FROM recalled_slices WHERE slice_id = ?1")?
+            .query_row([s.id], |r| r.get(0))
+            .optional()?;
+        if recalled.is_some() {
+            lots::void_lot(conn, granted.lot, RECALLED, at)?;
+            continue;
+        }
         placed = placed.saturating_add(s.amount);
     }
     Ok(placed)
@@ -128,21 +137,46 @@ pub struct Need {
     pub want: i64,
 }
 
-/// What to top up: for each member who used this site since `since`, and
-/// each credit they used here (printing, or a time credit paying for a
-/// resource type they booked), the target less what their slices hold,
-/// when that holding is below 30% of the target.
-pub fn needs(conn: &Connection, since: Ts, now: Ts, cents: i64, minutes: i64) -> Result<Vec<Need>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT u.member_id, 'printing' FROM usages u
-         WHERE u.at >= ?1 AND u.member_id IS NOT NULL AND u.credit_kind = 'printing'
+/// Who keeps escrow at this site: members who used it since `home_since`
+/// when it is their home site (or they have none), since `away_since`
+/// when their home is another site (multi-site.md 3.5: 7 days at home, 24
+/// hours elsewhere). `home_since` is the earlier.
+#[derive(Debug, Clone)]
+pub struct Active {
+    /// This site's id.
+    pub here: String,
+    pub home_since: Ts,
+    pub away_since: Ts,
+}
+
+/// SQL: since when member `m` must have used this site (`?1` its id, `?2`
+/// and `?3` [`Active`]'s times).
+const SINCE: &str = "(CASE WHEN m.home_site IS NOT NULL AND m.home_site <> ?1 THEN ?3 ELSE ?2 END)";
+
+/// What to top up: for each member active here ([`Active`]), and each
+/// credit they used here (printing, or a time credit paying for a resource
+/// type they booked), the target less what their slices hold, when that
+/// holding is below 30% of the target.
+pub fn needs(
+    conn: &Connection,
+    active: &Active,
+    now: Ts,
+    cents: i64,
+    minutes: i64,
+) -> Result<Vec<Need>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT DISTINCT u.member_id, 'printing' FROM usages u JOIN members m ON m.id = u.member_id
+         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.credit_kind = 'printing'
          UNION
-         SELECT DISTINCT u.member_id, t.credit_id FROM usages u
+         SELECT DISTINCT u.member_id, t.credit_id FROM usages u JOIN members m ON m.id = u.member_id
          JOIN time_credit_types t ON t.resource_type = u.resource_type
-         WHERE u.at >= ?1 AND u.member_id IS NOT NULL AND u.credit_kind = 'time'",
-    )?;
+         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.credit_kind = 'time'"
+    ))?;
     let used: Vec<(String, String)> = stmt
-        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(
+            params![active.here, active.home_since, active.away_since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
     for (member, credit) in used {
@@ -263,25 +297,29 @@ pub fn forsake(conn: &Connection, at: Ts) -> Result<usize> {
     Ok(ids.len())
 }
 
-/// Voids, to return them to the centre, the slices of members who have not
-/// used this site since `since` (placed before then): escrow idle here is
+/// Voids, to return them to the centre, the slices of members no longer
+/// active here ([`Active`]; placed before then): escrow idle here is
 /// credit the member cannot spend at another site (multi-site.md 3.5). How
 /// many.
-pub fn retire_idle(conn: &Connection, since: Ts, at: Ts) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(
+pub fn retire_idle(conn: &Connection, active: &Active, at: Ts) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT s.lot_id FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
-         WHERE s.returned_at IS NULL AND l.voided_at IS NULL AND l.created_at < ?1
-           AND l.member_id NOT IN (SELECT u.member_id FROM usages u
-                                   WHERE u.at >= ?1 AND u.member_id IS NOT NULL)",
-    )?;
+         JOIN members m ON m.id = l.member_id
+         WHERE s.returned_at IS NULL AND l.voided_at IS NULL AND l.created_at < {SINCE}
+           AND NOT EXISTS (SELECT 1 FROM usages u WHERE u.member_id = l.member_id
+                           AND u.at >= ?2 AND u.at >= {SINCE})"
+    ))?;
     let idle: Vec<i64> = stmt
-        .query_map([since], |r| r.get(0))?
+        .query_map(
+            params![active.here, active.home_since, active.away_since],
+            |r| r.get(0),
+        )?
         .collect::<rusqlite::Result<_>>()?;
     for lot in &idle {
         lots::void_lot(
             conn,
             *lot,
-            "escrow returned: its member has not used this site for 7 days",
+            "escrow returned: its member has not used this site lately (7 days at their home site, 24 hours elsewhere)",
             at,
         )?;
     }
@@ -294,6 +332,9 @@ pub fn feed_cursor(conn: &Connection) -> Result<i64> {
         .prepare_cached("SELECT COALESCE((SELECT after FROM feed_cursor WHERE id = 1), 0)")?
         .query_row([], |r| r.get(0))?)
 }
+
+/// A recalled slice's history note.
+const RECALLED: &str = "escrow recalled by the centre: its chain grant was shrunk or deleted";
 
 /// One entry of the centre's feed, as this site applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,12 +368,16 @@ pub fn apply_feed(conn: &Connection, entries: &[FeedEntry], at: Ts) -> Result<Ve
             )?
             .query_row([e.slice], |r| r.get(0))
             .optional()?;
-        let Some(lot) = lot else { continue };
+        let Some(lot) = lot else {
+            // Not here (yet): voided when it arrives.
+            conn.prepare_cached("INSERT OR IGNORE INTO recalled_slices (slice_id) VALUES (?1)")?
+                .execute([e.slice])?;
+            continue;
+        };
         if lots::lot_state(conn, lot)?.voided {
             continue;
         }
-        let note = "escrow recalled by the centre: its chain grant was shrunk or deleted";
-        lots::void_lot(conn, lot, note, at)?;
+        lots::void_lot(conn, lot, RECALLED, at)?;
         recalled.push(e.slice);
     }
     conn.prepare_cached(

@@ -27,6 +27,15 @@ fn ledger() -> Ledger {
     ledger
 }
 
+/// Active here since `t`, at home or away alike.
+fn since(t: Ts) -> Active {
+    Active {
+        here: "ber-1".into(),
+        home_since: t,
+        away_since: t,
+    }
+}
+
 fn slice(id: i64, amount: i64, expires_at: Option<Ts>) -> Slice {
     Slice {
         id,
@@ -162,12 +171,12 @@ fn expired_and_idle_slices_come_due_back_and_a_new_epoch_forsakes_the_rest() {
     // Alice used this site after the slice came: not idle.
     ledger.debit(&request("k1", 5, T + 2 * day)).expect("debit");
     let idle = ledger
-        .write(|c, _| retire_idle(c, T + day, T + 8 * day))
+        .write(|c, _| retire_idle(c, &since(T + day), T + 8 * day))
         .expect("idle");
     assert_eq!(idle, 0);
     // Seven days later without use, the second is voided and due back.
     let idle = ledger
-        .write(|c, _| retire_idle(c, T + 3 * day, T + 10 * day))
+        .write(|c, _| retire_idle(c, &since(T + 3 * day), T + 10 * day))
         .expect("idle");
     assert_eq!(idle, 1);
     assert_eq!(due_back(ledger.conn(), T + 10 * day).expect("due"), [2]);
@@ -230,13 +239,24 @@ fn a_recall_voids_the_slice_here_once_and_the_cursor_moves_past_every_entry() {
         .expect("applied");
     assert!(again.is_empty());
     assert_eq!(feed_cursor(ledger.conn()).expect("cursor"), 11);
+    // Slice 99's answer was lost and comes when asked again: it was
+    // recalled meanwhile, so it is kept voided, and due back.
+    let placed = ledger
+        .write(|c, _| place(c, "alice", "r2", &[slice(99, 50, None)], T + 4))
+        .expect("placed");
+    assert_eq!(placed, 0);
+    assert_eq!(
+        held(ledger.conn(), "alice", "printing", T + 4).expect("held"),
+        25
+    );
+    assert_eq!(due_back(ledger.conn(), T + 4).expect("due"), [2, 99]);
 }
 
 #[test]
 fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
     let mut ledger = ledger();
     ledger.debit(&request("k1", 5, T + 10)).expect("debit");
-    let first = needs(ledger.conn(), T, T + 20, 200, 60).expect("needs");
+    let first = needs(ledger.conn(), &since(T), T + 20, 200, 60).expect("needs");
     assert_eq!(
         first,
         [Need {
@@ -248,13 +268,61 @@ fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
     ledger
         .write(|c, _| place(c, "alice", "r1", &[slice(1, 70, None)], T + 20))
         .expect("placed");
-    assert!(needs(ledger.conn(), T, T + 30, 200, 60)
+    assert!(needs(ledger.conn(), &since(T), T + 30, 200, 60)
         .expect("needs")
         .is_empty());
     // Nobody used it since then: nothing asked.
-    assert!(needs(ledger.conn(), T + 20, T + 30, 200, 60)
+    assert!(needs(ledger.conn(), &since(T + 20), T + 30, 200, 60)
         .expect("needs")
         .is_empty());
+}
+
+#[test]
+fn a_member_keeps_escrow_a_week_at_home_and_a_day_elsewhere() {
+    let mut ledger = ledger();
+    let day = 86_400;
+    // alice's home is this site; bob's is another; carol has none.
+    ledger
+        .write(|c, _| {
+            lots::upsert_member(c, "alice", "Alice", None, Some("ber-1"), T)?;
+            lots::upsert_member(c, "bob", "Bob", None, Some("ber-2"), T)?;
+            lots::upsert_member(c, "carol", "Carol", None, None, T)
+        })
+        .expect("members");
+    for (i, m) in ["alice", "bob", "carol"].iter().enumerate() {
+        let id = i as i64 + 1;
+        ledger
+            .write(|c, _| place(c, m, &format!("r{id}"), &[slice(id, 50, None)], T))
+            .expect("placed");
+        let mut r = request(&format!("k{id}"), 5, T + 10);
+        r.member = Some(m.to_string());
+        ledger.debit(&r).expect("debit");
+    }
+    let at = |now: Ts| Active {
+        here: "ber-1".into(),
+        home_since: now - 7 * day,
+        away_since: now - day,
+    };
+    // Two days on, all three still used this site this week, but only bob
+    // is away: his slice goes back, and he is topped up no more.
+    let now = T + 2 * day;
+    let wanted: Vec<String> = needs(ledger.conn(), &at(now), now, 200, 60)
+        .expect("needs")
+        .into_iter()
+        .map(|n| n.member)
+        .collect();
+    assert_eq!(wanted, ["alice", "carol"]);
+    let idle = ledger
+        .write(|c, _| retire_idle(c, &at(now), now))
+        .expect("idle");
+    assert_eq!(idle, 1);
+    assert_eq!(due_back(ledger.conn(), now).expect("due"), [2]);
+    // Eight days on, the other two go back as well.
+    let now = T + 8 * day;
+    let idle = ledger
+        .write(|c, _| retire_idle(c, &at(now), now))
+        .expect("idle");
+    assert_eq!(idle, 2);
 }
 
 mod sessions_on_allowance {

@@ -14,14 +14,17 @@ pub fn upsert_member(
     id: &str,
     name: &str,
     policy: Option<OveragePolicy>,
+    home_site: Option<&str>,
     at: Ts,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO members (id, name, overage_policy, overage_cap_cents, overage_cap_minutes, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO members (id, name, overage_policy, overage_cap_cents, overage_cap_minutes,
+             home_site, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(id) DO UPDATE SET name = excluded.name, overage_policy = excluded.overage_policy,
              overage_cap_cents = excluded.overage_cap_cents,
-             overage_cap_minutes = excluded.overage_cap_minutes, closed_at = NULL",
+             overage_cap_minutes = excluded.overage_cap_minutes, home_site = excluded.home_site,
+             closed_at = NULL",
     )?
     .execute(params![
         id,
@@ -29,6 +32,7 @@ pub fn upsert_member(
         policy.map(|p| p.kind.as_str()),
         policy.and_then(|p| p.cap_cents),
         policy.and_then(|p| p.cap_minutes),
+        home_site,
         at
     ])?;
     Ok(())

@@ -105,7 +105,14 @@ pub(crate) fn fresh_ledger() -> (TempDir, Ledger) {
                         lots::ensure_member(conn, m, m, T0)?;
                     }
                     Policy::CreditsOnly => {
-                        lots::upsert_member(conn, m, m, Some(OveragePolicy::CREDITS_ONLY), T0)?;
+                        lots::upsert_member(
+                            conn,
+                            m,
+                            m,
+                            Some(OveragePolicy::CREDITS_ONLY),
+                            None,
+                            T0,
+                        )?;
                     }
                     Policy::Capped => {
                         let capped = OveragePolicy {
@@ -113,7 +120,7 @@ pub(crate) fn fresh_ledger() -> (TempDir, Ledger) {
                             cap_cents: Some(CAP_CENTS),
                             cap_minutes: Some(CAP_MINUTES),
                         };
-                        lots::upsert_member(conn, m, m, Some(capped), T0)?;
+                        lots::upsert_member(conn, m, m, Some(capped), None, T0)?;
                     }
                 }
             }

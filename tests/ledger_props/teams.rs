@@ -157,7 +157,7 @@ impl World {
             .write(|c, _| {
                 for m in MEMBERS {
                     let policy = matches!(m, "a1" | "p3").then_some(OveragePolicy::CREDITS_ONLY);
-                    lots::upsert_member(c, m, m, policy, T0)?;
+                    lots::upsert_member(c, m, m, policy, None, T0)?;
                 }
                 lots::define_time_credit(c, "hours", "Hours", &["desk".to_string()])
             })

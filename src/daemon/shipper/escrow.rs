@@ -24,8 +24,20 @@ use std::time::Duration;
 pub(super) const EVERY: Duration = Duration::from_secs(5);
 /// The longest a tap waits for the centre to place what its release lacks.
 pub const TAP_WAIT: Duration = Duration::from_secs(2);
-/// A member who used this site in this many seconds keeps escrow here.
-const ACTIVE: i64 = 7 * 86_400;
+/// A member who used this site in this many seconds keeps escrow here when
+/// it is their home site (or they have none)...
+const ACTIVE_HOME: i64 = 7 * 86_400;
+/// ...and this many when their home is another site (multi-site.md 3.5).
+const ACTIVE_AWAY: i64 = 86_400;
+
+/// Who keeps escrow at this site at `now`.
+fn active(cfg: &CentralConfig, now: i64) -> escrow::Active {
+    escrow::Active {
+        here: cfg.site_id.clone(),
+        home_since: now - ACTIVE_HOME,
+        away_since: now - ACTIVE_AWAY,
+    }
+}
 
 /// One escrow request: whose credit, how much, and whether a tap waits.
 struct Want<'a> {
@@ -117,11 +129,12 @@ pub(super) async fn keep(
         return Ok(());
     }
     read_feed(http, writer, cfg, now).await?;
+    let idle = active(cfg, now);
     let (due, waiting) = writer
         .call_async(move |c| {
             let waiting = outbox::backlog(c)?.map_or(0, |b| b.unacknowledged);
             if waiting == 0 {
-                escrow::retire_idle(c, now - ACTIVE, now)?;
+                escrow::retire_idle(c, &idle, now)?;
             }
             Ok((escrow::due_back(c, now)?, waiting))
         })
@@ -139,12 +152,13 @@ pub(super) async fn keep(
             .await?;
         tracing::info!(
             slices = n,
-            "escrow returned to the centre (expired here, or idle 7 days)"
+            "escrow returned to the centre (expired here, recalled, or its member idle here)"
         );
     }
     let (cents, minutes) = (cfg.escrow_cents, cfg.escrow_minutes);
+    let active = active(cfg, now);
     let needs = writer
-        .call_async(move |c| escrow::needs(c, now - ACTIVE, now, cents, minutes))
+        .call_async(move |c| escrow::needs(c, &active, now, cents, minutes))
         .await?;
     empty.retain(|_, until| *until > now);
     for need in needs {

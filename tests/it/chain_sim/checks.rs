@@ -51,9 +51,16 @@ impl Sim {
             let converged = wait_until(Duration::from_secs(20), || self.unheld_slices().is_empty());
             assert!(
                 converged,
-                "seed {seed}: slices open at the centre that no node holds: {:?}\nevents: {}",
+                "seed {seed}: slices open at the centre that no node holds: {:?} ({})\nevents: {}\nescrow log lines:\n{}",
                 self.unheld_slices(),
-                self.events.join("; ")
+                self.pg.query(
+                    "SELECT string_agg(s.id || ' ' || s.member_id || ' ' || s.request_id || ' placed '
+                        || s.placed_at || CASE WHEN f.id IS NULL THEN '' ELSE ' recalled' END, '; ')
+                     FROM escrow_slices s LEFT JOIN site_feed f ON f.slice_id = s.id
+                     WHERE s.closed_at IS NULL"
+                ),
+                self.events.join("; "),
+                self.escrow_log_lines()
             );
             // Every recalled slice comes back: its site reads the recall in
             // its next escrow round and returns it once acknowledged.
@@ -71,6 +78,19 @@ impl Sim {
             );
         }
         self.say(format!("healed in {:?}", started.elapsed()));
+    }
+
+    /// Every node's log lines about escrow and epochs, for a failure.
+    fn escrow_log_lines(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            for line in n.site.log().lines() {
+                if line.contains("escrow") || line.contains("epoch") {
+                    out += &format!("{}: {line}\n", n.name);
+                }
+            }
+        }
+        out
     }
 
     /// Slices open at the centre that no node of their site holds.

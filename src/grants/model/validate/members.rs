@@ -79,10 +79,25 @@ impl Validator<'_> {
                 m.overage_cap_cents,
                 m.overage_cap_minutes,
             )?,
+            home_site: self.home_site(p, &m.home_site)?,
             subscriptions: self.subscriptions(p, &m.subscriptions, defined.plans)?,
             purchases: self.purchases(p, &m.purchases, defined.products)?,
             grants: self.account_grants(p, &m.grants, defined.credits)?,
         })
+    }
+
+    /// A member's home site: a site id as `[central] site_id` takes it.
+    fn home_site(&self, p: &Path, raw: &Option<String>) -> Result<Option<String>, ConfigError> {
+        let Some(site) = raw else { return Ok(None) };
+        let p = p.key("home_site");
+        self.plain(&p, site, "home site")?;
+        if !crate::config::is_site_id(site) {
+            return Err(self.err(
+                &p,
+                format!("home_site {site:?} is not a site id: letters, digits, '-', '_' and '.', at most 64"),
+            ));
+        }
+        Ok(Some(site.clone()))
     }
 
     /// Member `id`'s cards, as readers report them; none already another

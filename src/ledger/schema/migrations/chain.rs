@@ -264,8 +264,15 @@ pub(super) const CHAIN: [&str; 8] = [
     );
     "#,
     // 22: where this site stands in the centre's feed (`GET /v1/feed`): the
-    // last entry applied, advanced in the transaction that applies it.
+    // last entry applied, advanced in the transaction that applies it; and
+    // each member's home site (the grants file's `home_site`), which keeps
+    // escrow longer than the other sites (multi-site.md 3.5).
     r#"
+    ALTER TABLE members ADD COLUMN home_site TEXT;
+    -- A recall read before its slice arrived here (the answer that placed
+    -- it was lost, and is asked again under its request id): the slice is
+    -- voided as soon as it arrives.
+    CREATE TABLE IF NOT EXISTS recalled_slices (slice_id INTEGER PRIMARY KEY);
     CREATE TABLE IF NOT EXISTS feed_cursor (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         after INTEGER NOT NULL
