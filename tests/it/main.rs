@@ -29,6 +29,7 @@ mod central_lots;
 mod central_report;
 mod central_watch;
 mod chain_escrow;
+mod chain_home;
 mod chain_recall;
 mod chain_sim;
 mod cli;

@@ -228,6 +228,12 @@ const CASES: &[Case] = &[
         "duplicate purchase reference `INV-1042`",
     ),
     case(
+        "home_site_not_a_site_id.toml",
+        Some(60),
+        "member[0].home_site",
+        "is not a site id",
+    ),
+    case(
         "unknown_overage_policy.toml",
         Some(30),
         "plan[0].overage_policy",
