@@ -155,8 +155,8 @@ const SINCE: &str = "(CASE WHEN m.home_site IS NOT NULL AND m.home_site <> ?1 TH
 
 /// What to top up: for each member active here ([`Active`]), and each
 /// credit they used here (printing, or a time credit paying for a resource
-/// type they booked), the target less what their slices hold, when that
-/// holding is below 30% of the target.
+/// type they booked), the target ([`target`]) less what their slices hold,
+/// when that holding is below 30% of the target.
 pub fn needs(
     conn: &Connection,
     active: &Active,
@@ -180,7 +180,7 @@ pub fn needs(
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::new();
     for (member, credit) in used {
-        let target = if credit == "printing" { cents } else { minutes };
+        let target = target(conn, &member, &credit, now, cents, minutes)?;
         let have = held(conn, &member, &credit, now)?;
         if target > 0 && have.saturating_mul(10) < target.saturating_mul(3) {
             out.push(Need {
@@ -191,6 +191,55 @@ pub fn needs(
         }
     }
     Ok(out)
+}
+
+/// Seconds of spend a printing target looks back on, and of sessions a
+/// time credit's.
+const SPEND_WINDOW: Ts = 7 * 86_400;
+const SESSION_WINDOW: Ts = 30 * 86_400;
+
+/// What `member` should hold here of `credit` (multi-site.md 3.5):
+/// printing, the larger of `cents` and twice what they printed here in 7
+/// days (final amounts: a settled hold at what it settled, a voided or
+/// refunded usage at nothing); a time credit, the larger of `minutes` and
+/// their longest session here in 30 days on a room it pays for. A setting
+/// of 0 asks for no top-ups.
+fn target(
+    conn: &Connection,
+    member: &str,
+    credit: &str,
+    now: Ts,
+    cents: i64,
+    minutes: i64,
+) -> Result<i64> {
+    if credit == "printing" {
+        if cents == 0 {
+            return Ok(0);
+        }
+        let spent: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(CASE WHEN u.is_hold = 0 THEN u.amount
+                                          WHEN hr.outcome IS NULL THEN u.amount
+                                          ELSE hr.actual END), 0)
+                 FROM usages u LEFT JOIN hold_resolutions hr ON hr.usage_id = u.id
+                 WHERE u.member_id = ?1 AND u.credit_kind = 'printing' AND u.at >= ?2
+                   AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.usage_id = u.id)",
+            )?
+            .query_row(params![member, now - SPEND_WINDOW], |r| r.get(0))?;
+        return Ok(cents.max(spent.saturating_mul(2)));
+    }
+    if minutes == 0 {
+        return Ok(0);
+    }
+    let longest: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(s.minutes), 0) FROM sessions s
+             JOIN resources r ON r.id = s.resource
+             JOIN time_credit_types t ON t.resource_type = r.resource_type
+             WHERE s.member_id = ?1 AND t.credit_id = ?2 AND s.started_at >= ?3",
+        )?
+        .query_row(params![member, credit, now - SESSION_WINDOW], |r| r.get(0))?;
+    Ok(minutes.max(longest))
 }
 
 /// Slices whose local lot expired or was voided by `now` and that were

@@ -278,6 +278,31 @@ fn needs_ask_for_the_members_who_used_this_site_below_a_third_of_the_target() {
 }
 
 #[test]
+fn the_printing_target_is_twice_the_weeks_spend_here_when_that_is_more() {
+    let mut ledger = ledger();
+    let day = 86_400;
+    let want = |ledger: &Ledger, now: Ts| {
+        needs(ledger.conn(), &since(T), now, 200, 60)
+            .expect("needs")
+            .first()
+            .map_or(0, |n| n.want)
+    };
+    ledger.debit(&request("k1", 150, T + 10)).expect("debit");
+    ledger.debit(&request("k2", 40, T + 20)).expect("debit");
+    // 190 this week: twice is 380.
+    assert_eq!(want(&ledger, T + 30), 380);
+    // A refunded usage counts for nothing: 150, so 300.
+    ledger.refund("k2", "jammed", T + 40).expect("refund");
+    assert_eq!(want(&ledger, T + 50), 300);
+    // A week later the spend has aged out: the setting, 200.
+    assert_eq!(want(&ledger, T + 8 * day), 200);
+    // A setting of 0 asks for nothing, whatever was spent.
+    assert!(needs(ledger.conn(), &since(T), T + 50, 0, 60)
+        .expect("needs")
+        .is_empty());
+}
+
+#[test]
 fn a_member_keeps_escrow_a_week_at_home_and_a_day_elsewhere() {
     let mut ledger = ledger();
     let day = 86_400;
@@ -417,5 +442,28 @@ mod sessions_on_allowance {
             tap(&mut ledger, 5000, 40),
             TapOutcome::Refused { .. }
         ));
+    }
+
+    #[test]
+    fn a_time_credits_target_is_the_longest_session_here_in_30_days_when_longer() {
+        let mut ledger = with_a_room();
+        let want = |ledger: &Ledger, now: Ts| {
+            needs(ledger.conn(), &since(T), now, 200, 20)
+                .expect("needs")
+                .into_iter()
+                .find(|n| n.credit == "room-hours")
+                .map_or(0, |n| n.want)
+        };
+        tap(&mut ledger, 0, 40);
+        let open = sessions::open_at(ledger.conn(), "room-1")
+            .expect("open")
+            .expect("a session");
+        ledger
+            .write(|c, site| sessions::end_at_max(c, site, &room(), open, &at(4000)))
+            .expect("ended");
+        // A 30-minute session: more than the 20 set.
+        assert_eq!(want(&ledger, T + 5000), 30);
+        // 31 days on it counts no more.
+        assert_eq!(want(&ledger, T + 31 * 86_400), 20);
     }
 }
