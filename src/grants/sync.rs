@@ -31,6 +31,10 @@ pub fn plan(conn: &Connection, catalog: &Catalog, tz: Tz, now: Ts) -> Result<Syn
         plan.issues.clear();
         plan.edits.clear();
         plan.voids.clear();
+        if plan.teams_changed && !catalog.teams.is_empty() {
+            tracing::warn!(teams = catalog.teams.len(),
+                "team pools are not drawn at a site whose lots the centre issues (issue = \"central\"): the centre keeps no pools yet, so members spend their own escrow");
+        }
     }
     Ok(plan)
 }

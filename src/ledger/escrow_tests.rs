@@ -303,6 +303,44 @@ fn the_printing_target_is_twice_the_weeks_spend_here_when_that_is_more() {
 }
 
 #[test]
+fn no_team_pool_is_drawn_where_the_centre_issues_the_lots() {
+    use crate::ledger::teams::{self, TeamDef};
+    let mut ledger = ledger();
+    let members = ["alice".to_string(), "bob".to_string()];
+    let all = [teams::ALL.to_string()];
+    ledger
+        .write(|c, _| {
+            lots::upsert_member(c, "bob", "Bob", None, None, T)?;
+            let team = TeamDef {
+                id: "acme",
+                name: "Acme",
+                payer: "bob",
+                members: &members,
+                shares: &all,
+                combine: false,
+                limit_cents: None,
+                limit_minutes: None,
+                billing: "merged",
+            };
+            teams::define(c, &[team], T)
+        })
+        .expect("a team");
+    // The payer's slice: the centre counts it as bob's, so alice's usage
+    // here must not spend it; it is her own overage.
+    ledger
+        .write(|c, _| place(c, "bob", "r1", &[slice(1, 100, None)], T))
+        .expect("placed");
+    let mut r = request("k1", 30, T + 1);
+    r.member = Some("alice".into());
+    let result = ledger.debit(&r).expect("debit");
+    assert_eq!(
+        held(ledger.conn(), "bob", "printing", T + 2).expect("held"),
+        100
+    );
+    assert_eq!(result.covered, 0);
+}
+
+#[test]
 fn a_member_keeps_escrow_a_week_at_home_and_a_day_elsewhere() {
     let mut ledger = ledger();
     let day = 86_400;

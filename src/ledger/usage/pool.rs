@@ -95,7 +95,10 @@ fn limit_of(terms: &Terms, unit: Unit) -> Option<i64> {
 
 /// `member`'s team terms and what they drew from its pool in `unit` in the
 /// month starting at `month` (0 when no limit counts it): one statement,
-/// as a debit reads it.
+/// as a debit reads it. None at a chain site whose lots the centre issues
+/// (`[central] issue = "central"`): the centre keeps no team pools, so a
+/// pool drawn here from the payer's escrow would be counted there as the
+/// member's own; members spend their own escrow instead.
 fn terms_and_drawn(
     conn: &Connection,
     member: &str,
@@ -110,7 +113,8 @@ fn terms_and_drawn(
                          ELSE (SELECT COALESCE(SUM(amount), 0) FROM pool_draws
                                WHERE member_id = ?1 AND unit = ?2 AND month = ?3) END
              FROM team_members m JOIN teams t ON t.id = m.team_id
-             WHERE m.member_id = ?1 AND t.closed_at IS NULL",
+             WHERE m.member_id = ?1 AND t.closed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM lot_issue WHERE issue = 'central')",
         )?
         .query_row(params![member, unit.as_str(), month], |r| {
             let terms = Terms {
