@@ -151,7 +151,7 @@ pub struct Active {
 
 /// SQL: since when member `m` must have used this site (`?1` its id, `?2`
 /// and `?3` [`Active`]'s times).
-const SINCE: &str = "(CASE WHEN m.home_site IS NOT NULL AND m.home_site <> ?1 THEN ?3 ELSE ?2 END)";
+const SINCE: &str = "(CASE WHEN m.site_id IS NOT NULL AND m.site_id <> ?1 THEN ?3 ELSE ?2 END)";
 
 /// What to top up: for each member active here ([`Active`]), and each
 /// credit they used here (printing, or a time credit paying for a resource
@@ -165,12 +165,16 @@ pub fn needs(
     minutes: i64,
 ) -> Result<Vec<Need>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT DISTINCT u.member_id, 'printing' FROM usages u JOIN members m ON m.id = u.member_id
-         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.credit_kind = 'printing'
+        "SELECT DISTINCT u.member_id, 'printing' FROM usages u
+         LEFT JOIN member_homes m ON m.member_id = u.member_id
+         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.member_id IS NOT NULL
+           AND u.credit_kind = 'printing'
          UNION
-         SELECT DISTINCT u.member_id, t.credit_id FROM usages u JOIN members m ON m.id = u.member_id
+         SELECT DISTINCT u.member_id, t.credit_id FROM usages u
+         LEFT JOIN member_homes m ON m.member_id = u.member_id
          JOIN time_credit_types t ON t.resource_type = u.resource_type
-         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.credit_kind = 'time'"
+         WHERE u.at >= ?2 AND u.at >= {SINCE} AND u.member_id IS NOT NULL
+           AND u.credit_kind = 'time'"
     ))?;
     let used: Vec<(String, String)> = stmt
         .query_map(
@@ -353,7 +357,7 @@ pub fn forsake(conn: &Connection, at: Ts) -> Result<usize> {
 pub fn retire_idle(conn: &Connection, active: &Active, at: Ts) -> Result<usize> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT s.lot_id FROM escrow_slices s JOIN lots l ON l.id = s.lot_id
-         JOIN members m ON m.id = l.member_id
+         LEFT JOIN member_homes m ON m.member_id = l.member_id
          WHERE s.returned_at IS NULL AND l.voided_at IS NULL AND l.created_at < {SINCE}
            AND NOT EXISTS (SELECT 1 FROM usages u WHERE u.member_id = l.member_id
                            AND u.at >= ?2 AND u.at >= {SINCE})"

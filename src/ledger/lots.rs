@@ -18,13 +18,11 @@ pub fn upsert_member(
     at: Ts,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO members (id, name, overage_policy, overage_cap_cents, overage_cap_minutes,
-             home_site, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO members (id, name, overage_policy, overage_cap_cents, overage_cap_minutes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(id) DO UPDATE SET name = excluded.name, overage_policy = excluded.overage_policy,
              overage_cap_cents = excluded.overage_cap_cents,
-             overage_cap_minutes = excluded.overage_cap_minutes, home_site = excluded.home_site,
-             closed_at = NULL",
+             overage_cap_minutes = excluded.overage_cap_minutes, closed_at = NULL",
     )?
     .execute(params![
         id,
@@ -32,9 +30,19 @@ pub fn upsert_member(
         policy.map(|p| p.kind.as_str()),
         policy.and_then(|p| p.cap_cents),
         policy.and_then(|p| p.cap_minutes),
-        home_site,
         at
     ])?;
+    match home_site {
+        Some(site) => conn
+            .prepare_cached(
+                "INSERT INTO member_homes (member_id, site_id) VALUES (?1, ?2)
+                 ON CONFLICT (member_id) DO UPDATE SET site_id = excluded.site_id",
+            )?
+            .execute(params![id, site])?,
+        None => conn
+            .prepare_cached("DELETE FROM member_homes WHERE member_id = ?1")?
+            .execute([id])?,
+    };
     Ok(())
 }
 

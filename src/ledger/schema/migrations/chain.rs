@@ -266,9 +266,14 @@ pub(super) const CHAIN: [&str; 8] = [
     // 22: where this site stands in the centre's feed (`GET /v1/feed`): the
     // last entry applied, advanced in the transaction that applies it; and
     // each member's home site (the grants file's `home_site`), which keeps
-    // escrow longer than the other sites (multi-site.md 3.5).
+    // escrow longer than the other sites (multi-site.md 3.5): a table of its
+    // own, as a migration must run again unchanged (SQLite's ADD COLUMN
+    // has no IF NOT EXISTS).
     r#"
-    ALTER TABLE members ADD COLUMN home_site TEXT;
+    CREATE TABLE IF NOT EXISTS member_homes (
+        member_id TEXT PRIMARY KEY REFERENCES members(id),
+        site_id TEXT NOT NULL
+    ) WITHOUT ROWID;
     -- A recall read before its slice arrived here (the answer that placed
     -- it was lost, and is asked again under its request id): the slice is
     -- voided as soon as it arrives.
