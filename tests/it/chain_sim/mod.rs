@@ -313,17 +313,24 @@ struct Sim {
 }
 
 /// The chain's grants file; with `escrow`, even members are
-/// `credits-only`, so their held releases need escrow or the allowance.
+/// `credits-only`, so their held releases need escrow or the allowance,
+/// and each member's `home_site` is the site of most of their visits.
 /// `edited`: as the manager changes it in [`EDIT_ROUND`] of an escrow run:
 /// m1's grant cut to 120 and m2's (credits-only) to 100, m5's deleted, so
 /// the centre recalls their slices from the sites.
 fn grants_file(escrow: bool, edited: bool) -> String {
     let mut text = CATALOG.to_string();
     for i in 0..MEMBERS {
-        let policy = match escrow && i % 2 == 0 {
-            true => "overage_policy = \"credits-only\"\n",
-            false => "",
+        let mut policy = match escrow && i % 2 == 0 {
+            true => "overage_policy = \"credits-only\"\n".to_string(),
+            false => String::new(),
         };
+        if escrow {
+            // Where the member makes most visits: escrow there may hold all
+            // of their credit.
+            let home = crate::support::postgres::SITES[i % SITES];
+            policy += &format!("home_site = \"{home}\"\n");
+        }
         let amount = match (edited, i) {
             (true, 1) => Some(120),
             (true, 2) => Some(100),
