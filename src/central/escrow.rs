@@ -3,9 +3,10 @@
 //! reach the centre. A slice is carved from what a lot has not promised
 //! elsewhere (`remaining - escrowed`), in consumption order; a usage's take
 //! from a slice is applied when its journal entry arrives
-//! ([`super::spend`]); a site returns a slice once its local lot expired
-//! ([`close`]), and what it still held goes back to its lot (and expires
-//! with it, if the lot is past its date or voided).
+//! ([`super::spend`]); a site returns a slice once its local lot expired,
+//! idled or was recalled ([`close`], [`super::feed`]), and what it still
+//! held goes back to its lot: it pays a pending cut first, and expires
+//! (or is voided) with a lot past its date (or voided).
 
 use super::pg::{self, Pg};
 use super::protocol::{EscrowAsk, EscrowGrant, EscrowReturn, EscrowSlice};
@@ -125,7 +126,7 @@ pub async fn place(
 }
 
 /// Closes the site's slices in `ret`: what each still holds returns to its
-/// lot (and expires there when the lot is past its date or voided). A
+/// lot (and expires there when the lot is past its date, or is voided with a voided lot). A
 /// slice of another site, or one already closed, is left as it is.
 pub async fn close(client: &mut Client, ret: &EscrowReturn, now: Ts) -> Pg<i64> {
     let tx = client.transaction().await?;
@@ -191,14 +192,19 @@ async fn close_in(tx: &pg::Tx<'_>, site: &str, ids: &[i64], now: Ts) -> Pg<(usiz
         moved(tx, id, "return", open, None, now).await?;
         let state = pg::query_one(
             tx,
-            "SELECT voided_at IS NOT NULL OR COALESCE(expires_at <= $2, false), shrink_pending
+            "SELECT voided_at IS NOT NULL, COALESCE(expires_at <= $2, false), shrink_pending
              FROM lots WHERE id = $1",
             &[&lot, &now],
         )
         .await?;
-        let (gone, pending): (bool, i64) = (state.get(0), state.get(1));
+        let (voided, expired, pending): (bool, bool, i64) =
+            (state.get(0), state.get(1), state.get(2));
         // What comes back pays the lot's pending cut first (a grant shrunk).
-        let cut = if gone { 0 } else { pending.min(open) };
+        let cut = if voided || expired {
+            0
+        } else {
+            pending.min(open)
+        };
         pg::exec(
             tx,
             "UPDATE lots SET escrowed = escrowed - $2,
@@ -211,8 +217,19 @@ async fn close_in(tx: &pg::Tx<'_>, site: &str, ids: &[i64], now: Ts) -> Pg<(usiz
         if cut > 0 {
             shrunk(tx, lot, cut, site, now).await?;
         }
-        if gone {
-            lapse(tx, lot, open, now).await?;
+        if voided {
+            let note = "returned from escrow to a voided lot: voided with it";
+            leave(tx, lot, open, "void", note, now).await?;
+        } else if expired {
+            leave(
+                tx,
+                lot,
+                open,
+                "expire",
+                "returned from escrow after its date",
+                now,
+            )
+            .await?;
         }
     }
     Ok((rows.len(), returned))
@@ -232,9 +249,10 @@ pub async fn shrunk(tx: &pg::Tx<'_>, lot: i64, amount: i64, site: &str, now: Ts)
     Ok(())
 }
 
-/// What came back to a lot past its date (or voided) leaves it: an
-/// `expire` history row.
-async fn lapse(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
+/// Credit that came back to a lot past its date, or voided (its grant
+/// deleted), leaves it at once: an `expire` or `void` history row, so such
+/// a lot holds only what its open slices hold.
+async fn leave(tx: &pg::Tx<'_>, lot: i64, amount: i64, kind: &str, note: &str, now: Ts) -> Pg<()> {
     pg::exec(
         tx,
         "UPDATE lots SET remaining = remaining - $2 WHERE id = $1",
@@ -243,32 +261,18 @@ async fn lapse(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
     .await?;
     pg::exec(
         tx,
-        "INSERT INTO lot_history (lot_id, kind, delta, note, at)
-         VALUES ($1, 'expire', $2, 'returned from escrow after its date', $3)",
-        &[&lot, &-amount, &now],
+        "INSERT INTO lot_history (lot_id, kind, delta, note, at) VALUES ($1, $2, $3, $4, $5)",
+        &[&lot, &kind, &-amount, &note, &now],
     )
     .await?;
     Ok(())
 }
 
 /// Credit given back to a voided lot (a refund or a settle down of a usage
-/// it paid before its grant was deleted) leaves it at once: a `void`
-/// history row, so a voided lot holds only what its open slices hold.
+/// it paid before its grant was deleted) is voided with it.
 pub async fn void_given_back(tx: &pg::Tx<'_>, lot: i64, amount: i64, now: Ts) -> Pg<()> {
-    pg::exec(
-        tx,
-        "UPDATE lots SET remaining = remaining - $2 WHERE id = $1",
-        &[&lot, &amount],
-    )
-    .await?;
-    pg::exec(
-        tx,
-        "INSERT INTO lot_history (lot_id, kind, delta, note, at)
-         VALUES ($1, 'void', $2, 'given back to a voided lot: voided with it', $3)",
-        &[&lot, &-amount, &now],
-    )
-    .await?;
-    Ok(())
+    let note = "given back to a voided lot: voided with it";
+    leave(tx, lot, amount, "void", note, now).await
 }
 
 /// One `escrow_moves` row.
