@@ -99,14 +99,15 @@ impl SiteDraw {
             allowance: allowance.max(0),
         }
     }
+}
 
-    fn cause(&self) -> &'static str {
-        if self.allowance > 0 {
-            "offline"
-        } else {
-            "uncovered"
-        }
-    }
+/// Of `uncovered` overage a usage's draw books now, what is `offline` (its
+/// use of the offline allowance, less what is booked so already); the rest
+/// is `uncovered`.
+fn offline_part(uncovered: i64, allowance: i64, booked_offline: i64) -> i64 {
+    uncovered
+        .min(allowance.saturating_sub(booked_offline))
+        .max(0)
 }
 
 /// A usage (or hold) the centre just applied: it draws its amount.
@@ -150,9 +151,9 @@ async fn draw_to(tx: &Tx<'_>, u: &Usage, amount: i64, d: &SiteDraw, kind: &str) 
     let row = pg::query_one(tx, DRAWN_BESIDE_SLICES, &[&u.id]).await?;
     let now: i64 = row.get(0);
     if target > now {
-        draw(tx, u, target - now, kind, d.cause()).await
+        draw(tx, u, target - now, kind, d.allowance).await
     } else {
-        give_back(tx, u, now - target, kind, d.cause()).await
+        give_back(tx, u, now - target, kind).await
     }
 }
 
@@ -215,8 +216,10 @@ async fn slices_to(tx: &Tx<'_>, u: &Usage, wanted: &[(i64, i64)], kind: &str) ->
 }
 
 /// Takes `amount` from the member's unescrowed credit that may pay for
-/// `u`; the rest is overage of `cause`.
-async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str) -> Pg<()> {
+/// `u`; the rest is overage: `offline` up to the usage's use of the offline
+/// allowance (`allowance`), `uncovered` beyond it (a hold settled above
+/// its estimate, a direct job).
+async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, allowance: i64) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
@@ -249,15 +252,42 @@ async fn draw(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str) -> P
     for (lot, take) in &paid.takes {
         move_credit(tx, *lot, -take, kind, u).await?;
     }
-    if paid.uncovered > 0 {
-        overage(tx, u, member, paid.uncovered, kind, cause).await?;
+    if paid.uncovered <= 0 {
+        return Ok(());
+    }
+    let booked = owed_by_cause(tx, u).await?;
+    let booked_offline = booked
+        .iter()
+        .find(|(cause, _)| cause == "offline")
+        .map_or(0, |(_, n)| *n);
+    let offline = offline_part(paid.uncovered, allowance, booked_offline);
+    if offline > 0 {
+        overage(tx, u, member, offline, kind, "offline").await?;
+    }
+    if paid.uncovered > offline {
+        overage(tx, u, member, paid.uncovered - offline, kind, "uncovered").await?;
     }
     Ok(())
 }
 
+/// What `u` owes as overage, by cause (`offline` first), each above 0.
+async fn owed_by_cause(tx: &Tx<'_>, u: &Usage) -> Pg<Vec<(String, i64)>> {
+    Ok(pg::query(
+        tx,
+        "SELECT cause, sum(amount)::bigint FROM central_overage WHERE usage_id = $1
+         GROUP BY cause HAVING sum(amount) > 0 ORDER BY cause <> 'offline', cause",
+        &[&u.id],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
 /// Gives back `amount` of what `u` drew beside escrow slices: its overage
-/// first, then to its lots, newest take first.
-async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str) -> Pg<()> {
+/// first (`offline` first: the allowance use undone), then to its lots,
+/// newest take first.
+async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str) -> Pg<()> {
     let Some(member) = u.member.as_deref() else {
         return Ok(());
     };
@@ -265,17 +295,12 @@ async fn give_back(tx: &Tx<'_>, u: &Usage, amount: i64, kind: &str, cause: &str)
     if left <= 0 {
         return Ok(());
     }
-    let owed: i64 = pg::query_one(
-        tx,
-        "SELECT COALESCE(sum(amount), 0)::bigint FROM central_overage WHERE usage_id = $1",
-        &[&u.id],
-    )
-    .await?
-    .get(0);
-    let from_overage = owed.clamp(0, left);
-    if from_overage > 0 {
-        overage(tx, u, member, -from_overage, kind, cause).await?;
-        left -= from_overage;
+    for (cause, owed) in owed_by_cause(tx, u).await? {
+        let give = owed.min(left);
+        if give > 0 {
+            overage(tx, u, member, -give, kind, &cause).await?;
+            left -= give;
+        }
     }
     let takes = pg::query(
         tx,
@@ -339,7 +364,18 @@ async fn overage(
 
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use super::{offline_part, within};
+
+    #[test]
+    fn overage_is_offline_only_up_to_the_allowance_used() {
+        // A hold of 50 with 10 on the allowance, settled at 70: of the 30
+        // uncovered, 10 is offline, 20 uncovered.
+        assert_eq!(offline_part(30, 10, 0), 10);
+        assert_eq!(offline_part(5, 10, 0), 5);
+        // Booked offline already for this usage: only the rest.
+        assert_eq!(offline_part(30, 10, 10), 0);
+        assert_eq!(offline_part(30, 0, 0), 0);
+    }
 
     #[test]
     fn a_usage_takes_from_slices_at_most_its_final_amount() {

@@ -330,7 +330,11 @@ impl Sim {
             .count("SELECT COALESCE(sum(amount), 0) FROM central_overage WHERE cause = 'offline'");
         assert!(
             offline <= allowed,
-            "seed {seed}: offline overage {offline} beyond the {allowed} let through on allowances"
+            "seed {seed}: offline overage {offline} beyond the {allowed} let through on allowances: {}\nevents: {events}",
+            pg.query(
+                "SELECT string_agg(u.site_id || ' ' || u.key || ' ' || o.kind || ' ' || o.amount, '; ')
+                 FROM central_overage o JOIN usages u ON u.id = o.usage_id WHERE o.cause = 'offline'"
+            )
         );
         let open = pg.query(
             "SELECT id || '|' || site_id || '|' || amount || '|' || consumed FROM escrow_slices
