@@ -114,10 +114,11 @@ fn local(s: EscrowSlice) -> Slice {
     }
 }
 
-/// One round of keeping escrow, while the centre is reached: returns the
-/// slices due back (only when nothing waits in the outbox, so every spend
-/// from them reached the centre first), then tops up each member and
-/// credit used here lately whose slices fell below 30% of the target.
+/// One round of keeping escrow, while the centre is reached: applies the
+/// centre's feed (recalls), returns the slices due back (only when nothing
+/// waits in the outbox, so every spend from them reached the centre
+/// first), then tops up each member and credit used here lately whose
+/// slices fell below 30% of the target.
 pub(super) async fn keep(
     http: &reqwest::Client,
     writer: &WriterHandle,
@@ -129,32 +130,57 @@ pub(super) async fn keep(
         return Ok(());
     }
     read_feed(http, writer, cfg, now).await?;
-    let idle = active(cfg, now);
+    return_due(http, writer, cfg, now).await?;
+    top_up(http, writer, cfg, now, empty).await
+}
+
+/// Returns the slices due back (expired here, recalled, or their member
+/// idle here), once nothing waits in the outbox.
+async fn return_due(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    now: i64,
+) -> Result<(), ShipError> {
+    let active_here = active(cfg, now);
     let (due, waiting) = writer
         .call_async(move |c| {
             let waiting = outbox::backlog(c)?.map_or(0, |b| b.unacknowledged);
             if waiting == 0 {
-                escrow::retire_idle(c, &idle, now)?;
+                escrow::retire_idle(c, &active_here, now)?;
             }
             Ok((escrow::due_back(c, now)?, waiting))
         })
         .await?;
-    if !due.is_empty() && waiting == 0 {
-        let body = EscrowReturn {
-            site_id: cfg.site_id.clone(),
-            slices: due.clone(),
-        };
-        let url = format!("{}/v1/escrow/return", cfg.url);
-        post_json(http, cfg, url, &body).await?.error_for_status()?;
-        let n = due.len();
-        writer
-            .call_async(move |c| escrow::returned(c, &due, now))
-            .await?;
-        tracing::info!(
-            slices = n,
-            "escrow returned to the centre (expired here, recalled, or its member idle here)"
-        );
+    if due.is_empty() || waiting > 0 {
+        return Ok(());
     }
+    let body = EscrowReturn {
+        site_id: cfg.site_id.clone(),
+        slices: due.clone(),
+    };
+    let url = format!("{}/v1/escrow/return", cfg.url);
+    post_json(http, cfg, url, &body).await?.error_for_status()?;
+    let n = due.len();
+    writer
+        .call_async(move |c| escrow::returned(c, &due, now))
+        .await?;
+    tracing::info!(
+        slices = n,
+        "escrow returned to the centre (expired here, recalled, or its member idle here)"
+    );
+    Ok(())
+}
+
+/// Tops up each member and credit active here whose slices fell below 30%
+/// of the target, but for those the centre lately had nothing for.
+async fn top_up(
+    http: &reqwest::Client,
+    writer: &WriterHandle,
+    cfg: &CentralConfig,
+    now: i64,
+    empty: &mut Empty,
+) -> Result<(), ShipError> {
     let (cents, minutes) = (cfg.escrow_cents, cfg.escrow_minutes);
     let active = active(cfg, now);
     let needs = writer
