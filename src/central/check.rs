@@ -74,8 +74,9 @@ async fn draws(client: &Client) -> Pg<Verdict> {
     })
 }
 
-/// Every lot's `escrowed` is what its slices still hold, and every
-/// slice's `consumed` what history rows naming it took.
+/// Every lot's `escrowed` is what its slices still hold, every slice's
+/// `consumed` what history rows naming it took, and a voided lot holds
+/// nothing but what its open slices hold (its sites return it, voided).
 async fn escrow(client: &Client) -> Pg<Verdict> {
     let row = client
         .query_one(
@@ -83,26 +84,24 @@ async fn escrow(client: &Client) -> Pg<Verdict> {
                 (SELECT min(l.id) FROM lots l WHERE l.escrowed <> (SELECT COALESCE(sum(
                     s.amount - s.consumed - s.returned), 0) FROM escrow_slices s WHERE s.lot_id = l.id)),
                 (SELECT min(s.id) FROM escrow_slices s WHERE s.consumed <> (SELECT COALESCE(
-                    -sum(h.delta), 0) FROM lot_history h WHERE h.slice_id = s.id))
+                    -sum(h.delta), 0) FROM lot_history h WHERE h.slice_id = s.id)),
+                (SELECT min(l.id) FROM lots l WHERE l.voided_at IS NOT NULL AND l.remaining <> l.escrowed)
              FROM escrow_slices",
             &[],
         )
         .await?;
-    let (n, lot, slice): (i64, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+    let (n, lot, slice, voided): (i64, Option<i64>, Option<i64>, Option<i64>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     let name = "escrow against slices";
-    Ok(match (lot, slice) {
-        (None, None) => (name, true, format!("{n} slices agree")),
-        (Some(lot), _) => (
-            name,
-            false,
-            format!("lot {lot}: its escrowed is not what its slices hold"),
-        ),
-        (None, Some(s)) => (
-            name,
-            false,
-            format!("slice {s}: its consumed is not what history took from it"),
-        ),
-    })
+    let problem = match (lot, slice, voided) {
+        (Some(lot), _, _) => format!("lot {lot}: its escrowed is not what its slices hold"),
+        (None, Some(s), _) => format!("slice {s}: its consumed is not what history took from it"),
+        (None, None, Some(lot)) => {
+            format!("lot {lot}: voided, yet it holds more than its open slices")
+        }
+        (None, None, None) => return Ok((name, true, format!("{n} slices agree"))),
+    };
+    Ok((name, false, problem))
 }
 
 async fn conflicts(client: &Client) -> Pg<Verdict> {
