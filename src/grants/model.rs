@@ -288,7 +288,10 @@ pub struct Member {
     pub policy: Option<OveragePolicy>,
     /// The chain site this member uses most (`home_site`): there escrow may
     /// hold all of their unescrowed credit and stays 7 days idle; elsewhere
-    /// half, returned after 24 hours idle (multi-site.md 3.5).
+    /// half, returned after 24 hours idle (multi-site.md 3.5). Left out
+    /// of the catalog body when absent, so a member without one reads as
+    /// unchanged to a ledger synced before the field existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub home_site: Option<String>,
     pub subscriptions: Vec<Subscription>,
     pub purchases: Vec<Purchase>,

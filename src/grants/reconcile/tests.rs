@@ -20,3 +20,22 @@ fn rule_4_a_benefit_added_today_reaches_todays_new_member_and_the_next_renewal()
         day(3)
     ));
 }
+
+#[test]
+fn a_member_without_a_home_site_has_the_catalog_body_it_had_before_the_field() {
+    let mut member = Member {
+        id: "alice".into(),
+        name: "Alice".into(),
+        cards: vec![],
+        print_users: vec![],
+        policy: None,
+        home_site: None,
+        subscriptions: vec![],
+        purchases: vec![],
+        grants: vec![],
+    };
+    let before = r#"{"id":"alice","name":"Alice","cards":[],"print_users":[],"policy":null,"subscriptions":[],"purchases":[],"grants":[]}"#;
+    assert_eq!(body(&member), before);
+    member.home_site = Some("ber-1".into());
+    assert!(body(&member).contains(r#""home_site":"ber-1""#));
+}
