@@ -5,6 +5,14 @@
 //! ([`read`]), voids each recalled slice there, and returns it once every
 //! spend from it is acknowledged; what comes back pays the lot's pending
 //! cut first ([`super::escrow`]), or lapses when the lot is voided.
+//!
+//! A site's cursor is the id of the last row it applied, so rows must
+//! become visible in id order: an id taken by a transaction that commits
+//! after a higher one was read would be skipped. Rows are written only
+//! under the issuer's advisory lock ([`super::issue::ISSUER_LOCK`], which
+//! [`recall`] takes again: a no-op inside the grants sync that holds it),
+//! one transaction at a time across every centre, so they commit in id
+//! order.
 
 use super::protocol::{FeedEntry, FeedQuery, FEED_PAGE};
 use tokio_postgres::{Client, Transaction};
@@ -19,6 +27,7 @@ pub async fn recall(
     note: &str,
     at: i64,
 ) -> Result<usize, tokio_postgres::Error> {
+    tx.execute(super::issue::ISSUER_LOCK, &[]).await?;
     let open = tx
         .query(
             "SELECT id, site_id, amount - consumed - returned FROM escrow_slices

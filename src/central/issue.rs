@@ -16,14 +16,14 @@ use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::{Client, Transaction};
 
+/// The lock the chain's issuer holds for its transaction: one sync at a
+/// time across every centre (and every writer of the feed, [`super::feed`]).
+pub const ISSUER_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('tallyd-central-issuer'))";
+
 /// Reconciles `catalog` into the centre's lots; what it did.
 pub async fn sync(client: &mut Client, catalog: &Catalog, tz: Tz, now: Ts) -> Result<Counts> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('tallyd-central-issuer'))",
-        &[],
-    )
-    .await?;
+    tx.execute(ISSUER_LOCK, &[]).await?;
     let snap = snapshot(&tx).await?;
     let plan = reconcile(catalog, &snap, catalog.tz.unwrap_or(tz), now);
     apply(&tx, catalog, &plan, now).await?;
