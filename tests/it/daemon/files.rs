@@ -64,11 +64,27 @@ fn refused(site: &Site) -> String {
 }
 
 /// A ledger made by a daemon that ran and stopped.
+/// A site whose daemon made its ledger and stopped, the ledger's WAL
+/// folded into it and gone: the tests below make its folder unwritable,
+/// and a `-wal` left beside the ledger (the daemon's last connection did
+/// not check it in) would let a daemon open it there after all.
 fn made_ledger() -> Site {
     let site = Site::new(&[]);
     let mut daemon = site.start();
     daemon.wait_ready();
     daemon.stop();
+    let ledger = site.path("ledger.db");
+    let conn = rusqlite::Connection::open(&ledger).expect("open the ledger");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    drop(conn);
+    for suffix in ["-wal", "-shm"] {
+        let path = site.path(&format!("ledger.db{suffix}"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.expect("remove a folded WAL file"),
+        }
+    }
     site
 }
 
@@ -171,14 +187,16 @@ fn a_read_only_ledger_folder_is_refused_before_ready() {
 /// Runs `tallyd run` on `site` as the unprivileged user `nobody` (root
 /// would write any file) and expects it to exit 1; returns its stderr.
 fn refused_to_nobody(site: &Site) -> String {
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_tallyd"))
-        .arg("--config")
-        .arg(site.path("tallyd.toml"))
-        .args(["run", "--log-format", "text"])
-        .output()
-        .expect("setpriv (util-linux) runs");
+    // A daemon that starts after all would run forever: killed, it fails.
+    let out = crate::support::process::run(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_tallyd"))
+            .arg("--config")
+            .arg(site.path("tallyd.toml"))
+            .args(["run", "--log-format", "text"]),
+        std::time::Duration::from_secs(30),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("tallyd ready"), "{stderr}");
