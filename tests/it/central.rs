@@ -695,11 +695,19 @@ fn lag_shows_in_metrics_alerts_once_each_way_and_acknowledged_entries_are_pruned
         "\"resolved\"".to_string(),
     );
     assert_eq!(recorded(), [firing, resolved]);
-    let log = daemon.log();
-    assert_eq!(
+    // The daemon logs an alert once its command has taken it, so the
+    // second line may follow the second record by a moment.
+    let lagging = |log: &str| {
         log.lines()
             .filter(|l| l.contains("central_lagging"))
-            .count(),
+            .count()
+    };
+    wait_for("the resolved alert's log line", limit, || {
+        lagging(&daemon.log()) >= 2
+    });
+    let log = daemon.log();
+    assert_eq!(
+        lagging(&log),
         2,
         "logged once when it starts, once when it clears:\n{log}"
     );
