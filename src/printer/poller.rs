@@ -158,9 +158,13 @@ impl Poller {
     }
 
     /// The jobs still to print: each new one goes to the spool analysis;
-    /// at held queues, jobs held longer than the hold timeout are cancelled
-    /// (not while the wall clock is judged wrong: a clock ahead would make
-    /// every held job look too old).
+    /// at held queues, jobs held longer than the hold timeout are cancelled.
+    /// How long a job was held is read on the printer's clock (its
+    /// `printer-up-time` against the job's `time-at-creation`), so a print
+    /// server whose clock differs from this host's cancels nothing early;
+    /// a printer that does not say falls back on the wall clock, and then
+    /// not while it is judged wrong (a clock ahead would make every held
+    /// job look too old).
     async fn look_at_waiting_jobs(&self) {
         let Some(query) = &self.not_completed else {
             return;
@@ -181,11 +185,19 @@ impl Poller {
         }
         let held = listed.iter().filter(|j| j.state == HELD).count();
         self.observer.held_jobs(&self.cfg.id, held as u64);
-        if !self.clock.trusted() {
+        if held == 0 {
+            return;
+        }
+        let printer = super::state::fetch(&self.cfg, &self.client)
+            .await
+            .ok()
+            .and_then(|s| s.up_time);
+        let wall = self.clock.trusted().then(|| self.clock.wall());
+        if printer.is_none() && wall.is_none() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
             return;
         }
-        let now = self.clock.wall();
+        let now = super::release::Now { printer, wall };
         super::release::cancel_expired(&self.cfg, &self.client, &listed, now).await;
     }
 

@@ -303,6 +303,26 @@ async fn move_job(
     Ok(())
 }
 
+/// Now, on the clocks a held job's age can be read on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// The printer's `printer-up-time`, when it said.
+    pub printer: Option<i64>,
+    /// This host's wall clock, when it is trusted.
+    pub wall: Option<i64>,
+}
+
+/// How long `job` has been held: on the printer's own clock when the
+/// printer gave both its up-time and the job's `time-at-creation` (a print
+/// server's clock may differ from this host's by hours), else on the wall
+/// clock against `date-time-at-creation`; `None` when neither is known.
+pub fn held_for(job: &Job, now: Now) -> Option<i64> {
+    match (now.printer, job.created_tick) {
+        (Some(up), Some(tick)) => Some(up.saturating_sub(tick)),
+        _ => Some(now.wall?.saturating_sub(job.created_at?)),
+    }
+}
+
 /// Cancels held jobs older than the printer's hold timeout (they cost
 /// nothing; a hold a crashed release left behind is voided when the
 /// cancelled job is next listed). Returns the job ids cancelled.
@@ -310,21 +330,21 @@ pub async fn cancel_expired(
     cfg: &PrinterConfig,
     client: &IppClient,
     listed: &[Job],
-    now: i64,
+    now: Now,
 ) -> Vec<i32> {
     let limit = i64::try_from(cfg.hold_timeout.as_secs()).unwrap_or(i64::MAX);
     let mut cancelled = Vec::new();
     for job in listed.iter().filter(|j| j.state == PENDING_HELD) {
-        let Some(created) = job.created_at else {
+        let Some(held) = held_for(job, now) else {
             continue;
         };
-        if now - created < limit {
+        if held < limit {
             continue;
         }
         match send_job_op(cfg, client, Operation::CancelJob, job.id).await {
             Ok(()) => {
                 tracing::info!(printer = %cfg.id, job_id = job.id, user = job.user.as_deref().unwrap_or(""),
-                    held_s = now - created, "held job cancelled after the hold timeout; nothing charged");
+                    held_s = held, "held job cancelled after the hold timeout; nothing charged");
                 cancelled.push(job.id);
             }
             Err(e) => {
@@ -389,5 +409,50 @@ impl Desk<'_> {
                 crate::ledger::usage::hold_on_allowance(conn, &site, &req, allowance)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{held_for, Job, Now};
+
+    fn job(tick: Option<i64>, at: Option<i64>) -> Job {
+        Job {
+            created_tick: tick,
+            created_at: at,
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn a_held_jobs_age_is_read_on_the_printers_clock_first() {
+        // A print server 12 h behind this host: by its own clock the job
+        // waited 60 s, not 12 h.
+        let now = Now {
+            printer: Some(1_000_060),
+            wall: Some(1_043_260),
+        };
+        assert_eq!(
+            held_for(&job(Some(1_000_000), Some(1_000_000)), now),
+            Some(60)
+        );
+        // No tick from the printer: the wall clock against the job's date.
+        assert_eq!(held_for(&job(None, Some(1_000_000)), now), Some(43_260));
+        // No printer up-time: the same.
+        let wall_only = Now {
+            printer: None,
+            wall: Some(1_000_090),
+        };
+        assert_eq!(
+            held_for(&job(Some(5), Some(1_000_000)), wall_only),
+            Some(90)
+        );
+        // The wall clock not trusted and no printer clock: unknown.
+        let neither = Now {
+            printer: None,
+            wall: None,
+        };
+        assert_eq!(held_for(&job(Some(5), Some(1_000_000)), neither), None);
+        assert_eq!(held_for(&job(None, None), now), None);
     }
 }

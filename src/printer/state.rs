@@ -18,6 +18,7 @@ const REQUESTED: &[&str] = &[
     "printer-state-message",
     "color-supported",
     "media-supported",
+    "printer-up-time",
 ];
 
 /// Reasons (RFC 8011 §5.4.12, PWG 5100.9) that stop a job from coming out.
@@ -56,6 +57,9 @@ pub struct PrinterState {
     pub colour: Option<bool>,
     /// `media-supported` (PWG media names), when the printer says.
     pub media: Vec<String>,
+    /// `printer-up-time`: now on the printer's own clock, in the units of
+    /// its jobs' `time-at-creation` (RFC 8011 5.4.29; CUPS: Unix seconds).
+    pub up_time: Option<i64>,
 }
 
 impl PrinterState {
@@ -139,6 +143,9 @@ pub fn parse(response: &IppRequestResponse) -> PrinterState {
         }
         if let Some(v) = get("media-supported") {
             out.media = all_text(v);
+        }
+        if let Some(up) = get("printer-up-time").and_then(integer) {
+            out.up_time = Some(up);
         }
     }
     out.reasons.retain(|r| r != "none");

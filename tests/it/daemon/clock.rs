@@ -311,3 +311,56 @@ fn a_backward_step_during_a_session_charges_the_boot_clock_minutes_and_never_end
     // Dated by the boot clock's estimate: ten minutes after the start.
     assert!((ended - started - 600).abs() <= 5, "{rows:?}");
 }
+
+/// A held job's age is read on the printer's clock (`printer-up-time`
+/// against the job's `time-at-creation`), not this host's: with the
+/// daemon's clock 12 hours ahead of cupsd's (a print server on another
+/// host, its clock behind), a job held a few seconds under a 4 h hold
+/// timeout stays held, and one under a 2 s timeout is cancelled after 2 s
+/// by cupsd's clock.
+#[test]
+fn held_jobs_are_aged_on_the_printers_clock_so_a_host_clock_ahead_cancels_none_early() {
+    use crate::support::daemon::PrinterSpec;
+    use crate::support::pdf::write_pdf;
+    use crate::support::peers::Peers;
+    let peers = Peers::new();
+    let cupsd = peers.cupsd();
+    cupsd.add_queue("upstairs", "file:///dev/null", true);
+    cupsd.add_queue("stale", "file:///dev/null", true);
+    let site = Site::new(&[]);
+    site.write_config_with(
+        &[
+            PrinterSpec::held("upstairs", &cupsd.queue_uri("upstairs"), "300ms", "4h"),
+            PrinterSpec::held("stale", &cupsd.queue_uri("stale"), "300ms", "2s"),
+        ],
+        "",
+    );
+    site.set_clocks(12 * 3600, 0);
+    let daemon = site.start();
+    daemon.wait_ready();
+    daemon.wait_log("printer is up printer=upstairs", LIMIT);
+    let pdf = write_pdf(peers.dir(), "one", 1);
+    let kept = cupsd.lp("upstairs", "alice", &pdf, &[]);
+    cupsd.wait_state("upstairs", kept, 4, LIMIT);
+    let stale = cupsd.lp("stale", "alice", &pdf, &[]);
+    cupsd.wait_state("stale", stale, 7, LIMIT);
+    // Many polls of `upstairs` later: its job is 12 h old by the daemon's
+    // clock, seconds by cupsd's.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cupsd.job_state("upstairs", kept), 4, "{}", daemon.log());
+    let log = daemon.log();
+    let cancelled = lines_with(&log, &["held job cancelled after the hold timeout"]);
+    assert_eq!(cancelled.len(), 1, "{log}");
+    assert!(
+        cancelled[0].contains(&format!("printer=stale job_id={stale}")),
+        "{}",
+        cancelled[0]
+    );
+    let held_s: i64 = cancelled[0]
+        .split("held_s=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("held_s");
+    assert!((2..60).contains(&held_s), "aged on cupsd's clock: {held_s}");
+}
