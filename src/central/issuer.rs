@@ -9,10 +9,16 @@ use deadpool_postgres::Pool;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub async fn run(pool: Pool, grants: PathBuf, tz: chrono_tz::Tz, every: Duration) {
+pub async fn run(
+    pool: Pool,
+    grants: PathBuf,
+    tz: chrono_tz::Tz,
+    every: Duration,
+    clock: crate::clock::Clock,
+) {
     let mut failing: Option<String> = None;
     loop {
-        let outcome = once(&pool, &grants, tz).await;
+        let outcome = once(&pool, &grants, tz, clock.wall()).await;
         match outcome {
             Ok(line) => {
                 if failing.take().is_some() {
@@ -42,11 +48,11 @@ async fn once(
     pool: &Pool,
     grants: &std::path::Path,
     tz: chrono_tz::Tz,
+    now: i64,
 ) -> anyhow::Result<Option<(crate::grants::reconcile::Counts, u64)>> {
     let text = tokio::fs::read_to_string(grants).await?;
     let name = grants.display().to_string();
     let catalog = crate::grants::parse(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let now = chrono::Utc::now().timestamp();
     let mut client = pool.get().await?;
     let counts = issue::sync(&mut client, &catalog, tz, now).await?;
     let expired = issue::expire(&mut client, now).await?;

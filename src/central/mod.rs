@@ -238,17 +238,18 @@ pub fn check(config: &Path, out: &mut dyn std::io::Write) -> Result<bool> {
 /// How long open requests may finish after SIGTERM.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// `tallyd central --config central.toml`: serves until SIGTERM or SIGINT.
-pub fn run(config: &Path) -> Result<()> {
+/// `tallyd central --config central.toml`: serves until SIGTERM or SIGINT,
+/// going by `clock` (the system's but in tests).
+pub fn run(config: &Path, clock: crate::clock::Clock) -> Result<()> {
     let cfg = CentralToml::load(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, clock))
 }
 
-async fn serve(cfg: CentralToml) -> Result<()> {
+async fn serve(cfg: CentralToml, clock: crate::clock::Clock) -> Result<()> {
     let sites = auth::Sites::new(&cfg.sites)
         .map_err(anyhow::Error::msg)
         .context("central.toml: [[sites]]")?;
@@ -280,7 +281,13 @@ async fn serve(cfg: CentralToml) -> Result<()> {
                     cfg.sync_every
                 )
             })?;
-        tokio::spawn(issuer::run(db.pool(), grants.clone(), tz, every));
+        tokio::spawn(issuer::run(
+            db.pool(),
+            grants.clone(),
+            tz,
+            every,
+            clock.clone(),
+        ));
     }
     if let Some(addr) = cfg.metrics_listen {
         serve_metrics(addr, db.pool(), &cfg.sites).await?;
@@ -308,6 +315,7 @@ async fn serve(cfg: CentralToml) -> Result<()> {
         site_certificates,
         refusals: server::Refusals::default(),
         escrow_share: i64::from(cfg.escrow_share.min(100)),
+        clock,
     }))
     .into_make_service();
     let served = match tls {

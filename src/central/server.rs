@@ -80,6 +80,8 @@ pub struct Centre {
     pub refusals: Refusals,
     /// `escrow_share`: the percentage of unescrowed credit a top-up places.
     pub escrow_share: i64,
+    /// The centre's clock: what expires, and when slices close.
+    pub clock: crate::clock::Clock,
 }
 
 /// Refused requests, logged once a minute per claimed site and reason (a
@@ -195,7 +197,9 @@ async fn hello(
     authenticate(&centre, &h.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
     Ok(Json(
-        store::hello(&mut client, &h).await.map_err(unavailable)?,
+        store::hello(&mut client, &h, centre.clock.wall())
+            .await
+            .map_err(unavailable)?,
     ))
 }
 
@@ -207,7 +211,9 @@ async fn journal(
 ) -> Result<(StatusCode, Json<BatchReply>), Refused> {
     authenticate(&centre, &b.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
-    let reply = store::ingest(&mut client, &b).await.map_err(unavailable)?;
+    let reply = store::ingest(&mut client, &b, centre.clock.wall())
+        .await
+        .map_err(unavailable)?;
     let status = match reply {
         BatchReply::Applied { .. } => StatusCode::OK,
         _ => StatusCode::CONFLICT,
@@ -287,7 +293,7 @@ async fn balance(
 ) -> Result<Json<Vec<ChainBalance>>, Refused> {
     authenticate(&centre, &q.site_id, &headers, &tls)?;
     let client = centre.db.client().await?;
-    let now = chrono::Utc::now().timestamp();
+    let now = centre.clock.wall();
     let rows = super::balance::balances(&client, &q, now)
         .await
         .map_err(unavailable)?;
@@ -325,7 +331,7 @@ async fn escrow(
 ) -> Result<Json<EscrowGrant>, Refused> {
     authenticate(&centre, &ask.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
-    let now = chrono::Utc::now().timestamp();
+    let now = centre.clock.wall();
     let grant = super::escrow::place(&mut client, &ask, centre.escrow_share, now)
         .await
         .map_err(unavailable)?;
@@ -341,7 +347,7 @@ async fn escrow_return(
 ) -> Result<StatusCode, Refused> {
     authenticate(&centre, &ret.site_id, &headers, &tls)?;
     let mut client = centre.db.client().await?;
-    let now = chrono::Utc::now().timestamp();
+    let now = centre.clock.wall();
     super::escrow::close(&mut client, &ret, now)
         .await
         .map_err(unavailable)?;

@@ -6,6 +6,7 @@ use super::pg::{self, Pg, Tx};
 use super::protocol::{Batch, BatchReply, Hello, LostEntry, LostQuery, Welcome, WireEntry};
 use super::rules::{entry_verdict, hello_verdict, EntryVerdict, EpochState, HelloVerdict};
 use super::spend;
+use crate::ledger::Ts;
 use deadpool_postgres::Client;
 
 async fn lock_site(tx: &Tx<'_>, site: &str) -> Pg<()> {
@@ -38,8 +39,8 @@ async fn max_epoch(tx: &Tx<'_>, site: &str) -> Pg<Option<i64>> {
 }
 
 /// Opens `epoch` for `site`; the escrow its ledger held in older epochs is
-/// closed.
-async fn open_epoch(tx: &Tx<'_>, site: &str, epoch: i64) -> Pg<()> {
+/// closed (at `now`, the centre's clock).
+async fn open_epoch(tx: &Tx<'_>, site: &str, epoch: i64, now: Ts) -> Pg<()> {
     let opened = pg::exec(
         tx,
         "INSERT INTO site_epochs (site_id, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -47,14 +48,13 @@ async fn open_epoch(tx: &Tx<'_>, site: &str, epoch: i64) -> Pg<()> {
     )
     .await?;
     if opened == 1 && epoch > 1 {
-        let now = chrono::Utc::now().timestamp();
         super::escrow::close_site(tx, site, now).await?;
     }
     Ok(())
 }
 
 /// Answers a hello: the epoch to ship in and its high-water mark.
-pub async fn hello(client: &mut Client, h: &Hello) -> Pg<Welcome> {
+pub async fn hello(client: &mut Client, h: &Hello, now: Ts) -> Pg<Welcome> {
     let tx = client.transaction().await?;
     lock_site(&tx, &h.site_id).await?;
     let epoch = h.epoch as i32;
@@ -66,7 +66,7 @@ pub async fn hello(client: &mut Client, h: &Hello) -> Pg<Welcome> {
             high_water: known.map_or(0, |k| k.high_water),
         },
         HelloVerdict::Register => {
-            open_epoch(&tx, &h.site_id, h.epoch).await?;
+            open_epoch(&tx, &h.site_id, h.epoch, now).await?;
             tracing::info!(site = %h.site_id, epoch = h.epoch, "site registered");
             Welcome {
                 epoch: h.epoch,
@@ -80,7 +80,7 @@ pub async fn hello(client: &mut Client, h: &Hello) -> Pg<Welcome> {
             if close_old {
                 close_epoch(&tx, &h.site_id, epoch).await?;
             }
-            open_epoch(&tx, &h.site_id, new).await?;
+            open_epoch(&tx, &h.site_id, new, now).await?;
             tracing::info!(site = %h.site_id, old_epoch = h.epoch, epoch = new,
                 last_seq = h.last_seq, high_water = known.map_or(0, |k| k.high_water),
                 "site given a new epoch (restored, cloned or unknown ledger)");
@@ -106,7 +106,7 @@ async fn close_epoch(tx: &Tx<'_>, site: &str, epoch: i32) -> Pg<()> {
 }
 
 /// Applies a batch: each entry once, in seq order.
-pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
+pub async fn ingest(client: &mut Client, b: &Batch, now: Ts) -> Pg<BatchReply> {
     let tx = client.transaction().await?;
     lock_site(&tx, &b.site_id).await?;
     let epoch = b.epoch as i32;
@@ -115,7 +115,7 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
     };
     if state.closed {
         let new = max_epoch(&tx, &b.site_id).await?.unwrap_or(0) + 1;
-        open_epoch(&tx, &b.site_id, new).await?;
+        open_epoch(&tx, &b.site_id, new, now).await?;
         tx.commit().await?;
         return Ok(BatchReply::NewEpoch { epoch: new });
     }
@@ -140,7 +140,7 @@ pub async fn ingest(client: &mut Client, b: &Batch) -> Pg<BatchReply> {
             }
             EntryVerdict::Fork => {
                 let new = max_epoch(&tx, &b.site_id).await?.unwrap_or(0) + 1;
-                open_epoch(&tx, &b.site_id, new).await?;
+                open_epoch(&tx, &b.site_id, new, now).await?;
                 tracing::warn!(site = %b.site_id, epoch = b.epoch, seq = e.seq, new_epoch = new,
                     "journal fork: a seq came again with other content; the sender gets a new epoch");
                 reply = Some(BatchReply::NewEpoch { epoch: new });

@@ -258,19 +258,21 @@ pub struct Ctx {
 }
 
 /// `TALLYD_NOW` (RFC 3339 or a local date-time) pins "now", for reproducible
-/// examples and tests; otherwise the system clock.
+/// examples and tests; otherwise the system clock (in a test build, as
+/// `TALLYD_TEST_CLOCK_FILE` moves it: see [`daemon_clock`]).
 fn now(config: &Config) -> Result<i64> {
     match std::env::var("TALLYD_NOW") {
         Ok(text) => clock::parse_datetime(config.tz, &text)
             .with_context(|| format!("TALLYD_NOW `{text}` is not a date or date-time")),
-        Err(_) => Ok(clock::now()),
+        Err(_) => Ok(daemon_clock().wall()),
     }
 }
 
-/// The daemon's clock: the system's. Built with the test hooks (tests
-/// only, never a release build), it is moved by what the file
-/// `TALLYD_TEST_CLOCK_FILE` names says (see `clock::TestClockFile`).
-fn daemon_clock() -> clock::Clock {
+/// The clock of the daemon, the centre and the commands: the system's.
+/// Built with the test hooks (tests only, never a release build), it is
+/// moved by what the file `TALLYD_TEST_CLOCK_FILE` names says (see
+/// `clock::TestClockFile`).
+pub(crate) fn daemon_clock() -> clock::Clock {
     #[cfg(feature = "test-hooks")]
     if let Some(path) = std::env::var_os("TALLYD_TEST_CLOCK_FILE") {
         return clock::Clock::new(clock::TestClockFile(path.into()));
@@ -318,7 +320,7 @@ fn run(cli: Cli, config_from: Option<Origin>) -> Result<()> {
         let Some(central) = &cli.config else {
             anyhow::bail!("tallyd central needs --config naming its central.toml");
         };
-        return crate::central::run(central);
+        return crate::central::run(central, daemon_clock());
     }
     let given = cli.config.clone().zip(config_from);
     let system = locate::system_path();

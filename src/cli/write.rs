@@ -293,7 +293,7 @@ pub fn expire(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
 fn refuse_a_wrong_clock(ctx: &Ctx, ledger: &Ledger) -> Result<()> {
     let conn = ledger.conn();
     let newest = clock_marks::newest(conn)?.at;
-    let system = clock::Clock::system();
+    let system = super::daemon_clock();
     let anchor = match ctx.pinned {
         true => None,
         false => clock_marks::load_mark(conn)?.and_then(|m| m.anchor_on(&clock::boot_id())),

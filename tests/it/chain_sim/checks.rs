@@ -15,11 +15,7 @@ impl Sim {
             }
         }
         if self.central.is_none() {
-            self.central = Some(Central::start_with_grants(
-                &self.pg,
-                self.centre_port,
-                &self.centre_grants(),
-            ));
+            self.central = Some(self.start_centre());
         }
         let started = Instant::now();
         let seed = self.seed;
@@ -77,6 +73,23 @@ impl Sim {
                 self.events.join("; ")
             );
         }
+        // The day grant's lots expired at the centre: what was left of them
+        // when the clock passed their date (the issuer's sweep, every 1 s),
+        // and what slices held when their sites gave them back.
+        let now = self.chain_now();
+        let unexpired =
+            format!("SELECT count(*) FROM lots WHERE expires_at <= {now} AND remaining <> 0");
+        let expired = wait_until(Duration::from_secs(20), || self.pg.count(&unexpired) == 0);
+        assert!(
+            expired,
+            "seed {seed}: lots past their date with credit left: {}\nevents: {}",
+            self.pg.query(&format!(
+                "SELECT string_agg(id || ' ' || member_id || ' remaining ' || remaining
+                    || ' escrowed ' || escrowed, '; ') FROM lots
+                 WHERE expires_at <= {now} AND remaining <> 0"
+            )),
+            self.events.join("; ")
+        );
         self.say(format!("healed in {:?}", started.elapsed()));
     }
 
@@ -218,8 +231,22 @@ impl Sim {
         );
         assert_eq!(
             self.pg.count("SELECT count(*) FROM lots"),
+            2 * MEMBERS as i64,
+            "seed {seed}: two lots per member (the start and the day grant), issued once for the chain"
+        );
+        // 5. Every expired lot reached 0 (waited for in `heal`), the day
+        // lots' leftovers through `expire` rows.
+        let day_lots = "SELECT count(*) FROM lots WHERE expires_at IS NOT NULL";
+        assert_eq!(
+            self.pg.count(day_lots),
             MEMBERS as i64,
-            "seed {seed}: one lot per member, issued once for the chain"
+            "seed {seed}: day lots"
+        );
+        assert!(
+            self.pg
+                .count("SELECT count(*) FROM lot_history WHERE kind = 'expire'")
+                > 0,
+            "seed {seed}: day lots expired with credit left\nevents: {events}"
         );
         let misdrawn = self.pg.query(
             "SELECT string_agg(site_id || '|' || key || ': final ' || want || ', drew ' || drew, '; ')
@@ -244,6 +271,7 @@ impl Sim {
             // spent <= granted per member.
             node.site.cli(&["check-ledger"]);
             check_lots(seed, node);
+            check_expired(seed, node, self.chain);
             // 3. The ledger holds what was charged there; everything it
             // holds the centre counts alike (but the clone's version of
             // the conflict key), refunded there if refunded here.
@@ -303,7 +331,7 @@ impl Sim {
         assert_eq!(
             pg.query(
                 "SELECT (voided_at IS NOT NULL) || ' ' || (remaining = escrowed)
-                 FROM lots WHERE member_id = 'm5'"
+                 FROM lots WHERE member_id = 'm5' AND expires_at IS NULL"
             ),
             "true true",
             "seed {seed}: m5's grant deleted\nevents: {events}"
@@ -413,6 +441,27 @@ pub(super) fn ledger_usages(site: &Site) -> BTreeMap<String, Usage> {
     .expect("usages")
     .collect::<Result<_, _>>()
     .expect("rows")
+}
+
+/// The day grant's lots at a site (issued there, or the slices of the
+/// centre's it held) reach 0 once `tallyd expire` ran at its clock (its
+/// daemon sweeps every 10 minutes of real time, so not within a run).
+fn check_expired(seed: u64, node: &Node, chain: i64) {
+    node.site.cli_on_its_clock(&["expire"]);
+    let conn = rusqlite::Connection::open(node.site.path("ledger.db")).expect("open ledger");
+    let (past, left): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), COALESCE(SUM(remaining), 0) FROM lots
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            [chrono::Utc::now().timestamp() + chain + node.clock],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("lots");
+    assert_eq!(
+        left, 0,
+        "seed {seed}: {}: {past} lots past their date hold {left}",
+        node.name
+    );
 }
 
 /// No lot negative or above its grant; per member, what usages took from

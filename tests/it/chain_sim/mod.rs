@@ -6,10 +6,19 @@
 //! delay, drop responses after the centre applied the request, and replay
 //! old requests; a site daemon and the centre are SIGKILLed, PostgreSQL
 //! stopped as by a crash and restarted; the daemons' clocks are offset and
-//! one steps two hours; one site is restored from a
-//! backup taken rounds earlier and one is cloned, the clone charging one
-//! key with other content than its twin, and refunding it (the injected
-//! conflict: the centre counts the twin's usage, unrefunded).
+//! one steps two hours for a round; one site is restored from a
+//! backup taken rounds (12 to 15 virtual hours) earlier and one is cloned,
+//! the clone charging one key with other content than its twin, and
+//! refunding it (the injected conflict: the centre counts the twin's
+//! usage, unrefunded).
+//!
+//! The test owns the chain's clock (`TALLYD_TEST_CLOCK_FILE` for every
+//! daemon, the centre and the commands it runs): each round moves it
+//! [`HOURS_PER_ROUND`] hours, so a run spans a virtual day, and each
+//! member's day grant expires at the virtual midnight in round 2. Usages
+//! after it draw on the other grant; refunds of usages that drew on it
+//! give back to an expired lot, which expires again. cupsd keeps the real
+//! clock, as a print server on another host with its own clock would.
 //!
 //! The test keeps an oracle of every usage it charged, and after healing
 //! checks the centre against it, each site's ledger against what that site
@@ -30,8 +39,8 @@
 //! in [`chain_sim_escrow_seed_1802`] the centre issues them and places
 //! escrow, and the slices and the partition bound are checked too.
 //!
-//! Not simulated here: lots that expire, and days of virtual time (charges are stamped by the
-//! real clock; only the daemons' clocks are offset). The workload and the
+//! Not simulated here: room sessions, plan renewals (the grants are
+//! account grants), and partitions longer than a round. The workload and the
 //! faults follow the seed; what the shipper meets depends on timing too, so
 //! a failing seed may need a few runs to fail again.
 
@@ -66,6 +75,13 @@ const HOLD_NODE: usize = 0;
 /// A held job's estimate: `page_estimate` pages at 10 cents.
 const PAGE_ESTIMATE: i64 = 5;
 const LIMIT: Duration = Duration::from_secs(30);
+/// The chain's clock (every daemon's, the centre's and the commands') moves
+/// this far at the start of each round: the run spans a virtual day.
+const HOURS_PER_ROUND: i64 = 3;
+/// Each member's second grant, valid on the virtual start day only: it
+/// expires at the midnight this long after the run starts (in round 2).
+const DAY_GRANT: i64 = 100;
+const BEFORE_MIDNIGHT: i64 = 7 * 3600;
 
 /// The seeds every CI run simulates.
 const CI_SEEDS: [u64; 3] = [7, 1802, 40_413];
@@ -169,18 +185,37 @@ fn simulate(seed: u64, restore_held_printer: bool, escrow: bool) {
             || (SELECT count(*) FROM site_feed WHERE kind = 'recall') || ' recalled'
             FROM escrow_slices",
     );
+    let expired = sim.pg.query(
+        "SELECT count(DISTINCT lot_id) || ' lots expired at the centre, ' || COALESCE(-sum(delta), 0)
+            || ' cents with them' FROM lot_history WHERE kind = 'expire'",
+    );
     let kept = sim
         .events
         .iter()
         .filter(|e| e.contains("kept: credits-only"))
         .count();
     eprintln!(
-        "chain_sim seed {seed}: escrow {escrow}, {kept} releases kept; {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
+        "chain_sim seed {seed}: a virtual day from {} ({expired}); escrow {escrow}, {kept} releases kept; {} usages, {} refunded, {forwarded} requests forwarded, {dropped} responses dropped, in {:?}; epochs {epochs}; {}",
+        sim.day,
         sim.oracle.len(),
         sim.oracle.values().filter(|u| u.refunded).count(),
         started.elapsed(),
         sim.events.join("; ")
     );
+}
+
+/// The chain clock's offset at the start, and the virtual start day: the
+/// start lies [`BEFORE_MIDNIGHT`] before a UTC midnight, at least an hour
+/// ahead of the real clock (so no daemon's clock is behind it).
+fn virtual_start() -> (i64, chrono::NaiveDate) {
+    let real = chrono::Utc::now().timestamp();
+    let midnight = (real / 86_400 + 1) * 86_400;
+    let mut chain = midnight - BEFORE_MIDNIGHT - real;
+    if chain < 3600 {
+        chain += 86_400;
+    }
+    let start = chrono::DateTime::from_timestamp(real + chain, 0).expect("a time");
+    (chain, start.date_naive())
 }
 
 /// xorshift64: the workload and the faults, from the seed alone.
@@ -264,8 +299,10 @@ struct Node {
     ledger: BTreeMap<String, Usage>,
     /// The next key's number (never reused, even after a restore).
     next_key: usize,
-    /// The daemon's clock offset, seconds.
+    /// The daemon's own clock offset, seconds (the chain's clock besides).
     clock: i64,
+    /// Its wall clock's step, seconds (0, or +2 h for one round).
+    step: i64,
     desk: Option<Desk>,
 }
 
@@ -274,6 +311,8 @@ struct Backup {
     node: usize,
     file: std::path::PathBuf,
     ledger: BTreeMap<String, Usage>,
+    /// The round it was taken in.
+    round: usize,
 }
 
 /// Which rounds the seed's special events happen in.
@@ -310,6 +349,13 @@ struct Sim {
     escrow: bool,
     /// Whether the centre's grants file was edited ([`EDIT_ROUND`]).
     grants_edited: bool,
+    /// The chain's clock: seconds ahead of the real one, for every daemon
+    /// (plus its own offset), the centre and the commands.
+    chain: i64,
+    /// The virtual start day: the day grant's only day.
+    day: chrono::NaiveDate,
+    /// The centre's clock file.
+    centre_clock: tempfile::TempDir,
 }
 
 /// The chain's grants file; with `escrow`, even members are
@@ -318,7 +364,9 @@ struct Sim {
 /// `edited`: as the manager changes it in [`EDIT_ROUND`] of an escrow run:
 /// m1's grant cut to 120 and m2's (credits-only) to 100, m5's deleted, so
 /// the centre recalls their slices from the sites.
-fn grants_file(escrow: bool, edited: bool) -> String {
+/// Each member also has a grant of [`DAY_GRANT`] valid on `day` only,
+/// which expires during the run.
+fn grants_file(escrow: bool, edited: bool, day: chrono::NaiveDate) -> String {
     let mut text = CATALOG.to_string();
     for i in 0..MEMBERS {
         let mut policy = match escrow && i % 2 == 0 {
@@ -337,9 +385,10 @@ fn grants_file(escrow: bool, edited: bool) -> String {
             (true, 5) => None,
             _ => Some(GRANTED),
         };
-        let grant = amount.map_or(String::new(), |a| {
+        let mut grant = amount.map_or(String::new(), |a| {
             format!("  [[member.grant]]\n  id = \"start\"\n  credit = \"printing\"\n  amount = {a}\n  from = 2026-01-01\n")
         });
+        grant += &format!("  [[member.grant]]\n  id = \"day\"\n  credit = \"printing\"\n  amount = {DAY_GRANT}\n  from = {day}\n  until = {day}\n");
         write!(
             text,
             "\n[[member]]\nid = \"m{i}\"\nname = \"Member {i}\"\ncards = [\"{}\"]\nprint_users = [\"m{i}\"]\n{policy}{grant}",
@@ -358,13 +407,13 @@ impl Sim {
         let mut rng = Rng::new(seed);
         let pg = Postgres::start();
         let centre_port = free_port();
-        let central = Central::start_with_grants(&pg, centre_port, &grants_file(escrow, false));
+        let (chain, day) = virtual_start();
         let mut sim = Sim {
             seed,
             rng: Rng::new(0),
             pg,
             centre_port,
-            central: Some(central),
+            central: None,
             nodes: Vec::new(),
             oracle: BTreeMap::new(),
             conflict: None,
@@ -373,7 +422,12 @@ impl Sim {
             next_grant: 0,
             grants_edited: false,
             escrow,
+            chain,
+            day,
+            centre_clock: tempfile::tempdir().expect("tempdir"),
         };
+        sim.set_centre_clock();
+        sim.central = Some(sim.start_centre());
         for i in 0..SITES {
             let site_id = crate::support::postgres::SITES[i];
             let clock = rng.range(-600, 600);
@@ -400,8 +454,11 @@ impl Sim {
         held_printer: bool,
     ) -> Node {
         let site = Site::new(&[]);
-        std::fs::write(site.path("grants.toml"), grants_file(self.escrow, false))
-            .expect("grants file");
+        std::fs::write(
+            site.path("grants.toml"),
+            grants_file(self.escrow, false, self.day),
+        )
+        .expect("grants file");
         let proxy = TcpProxy::start(self.centre_port);
         let url = format!("http://127.0.0.1:{}", proxy.port);
         let desk = held_printer.then(|| {
@@ -430,7 +487,7 @@ impl Sim {
                     + &held_printer_toml(&d.cupsd, "blank", &d.blank_pty)
             });
         join_chain(&site, &url, site_id, batch, &more);
-        site.set_clocks(clock, 0);
+        site.set_clocks(clock + self.chain, 0);
         Node {
             name,
             site_id,
@@ -440,6 +497,7 @@ impl Sim {
             ledger: BTreeMap::new(),
             next_key: 0,
             clock,
+            step: 0,
             desk,
         }
     }
@@ -464,7 +522,53 @@ impl Sim {
     /// [`chain_sim_restored_held_printer_site`]).
     /// The centre's grants file as it stands.
     fn centre_grants(&self) -> String {
-        grants_file(self.escrow, self.grants_edited)
+        grants_file(self.escrow, self.grants_edited, self.day)
+    }
+
+    pub(super) fn start_centre(&self) -> Central {
+        Central::start_clocked(
+            &self.pg,
+            self.centre_port,
+            &self.centre_grants(),
+            &self.centre_clock.path().join("clock"),
+        )
+    }
+
+    fn set_centre_clock(&self) {
+        std::fs::write(
+            self.centre_clock.path().join("clock"),
+            format!("{} 0", self.chain),
+        )
+        .expect("the centre's clock file");
+    }
+
+    /// Node `n`'s clock: the chain's, its own offset, and its step.
+    pub(super) fn set_node_clock(&self, n: usize) {
+        let node = &self.nodes[n];
+        node.site.set_clocks(self.chain + node.clock, node.step);
+    }
+
+    /// The chain's clock at the start of `round`: [`HOURS_PER_ROUND`] on
+    /// for each round, for the centre and every node; a wall clock stepped
+    /// in the round before is corrected (as NTP would).
+    fn advance(&mut self, round: usize) {
+        if round > 0 {
+            self.chain += HOURS_PER_ROUND * 3600;
+        }
+        self.set_centre_clock();
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].step != 0 {
+                self.nodes[n].step = 0;
+                let name = self.nodes[n].name.clone();
+                self.say(format!("r{round}: {name}'s wall clock corrected"));
+            }
+            self.set_node_clock(n);
+        }
+    }
+
+    /// The chain's "now": the real clock plus the chain's offset.
+    pub(super) fn chain_now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.chain
     }
 
     fn plan(&mut self, restore_held_printer: bool) -> Plan {
@@ -490,6 +594,7 @@ impl Sim {
         let plan = self.plan(restore_held_printer);
         for round in 0..ROUNDS {
             let started = Instant::now();
+            self.advance(round);
             for n in 0..self.nodes.len() {
                 if self.nodes[n].daemon.is_none() {
                     self.start_daemon(n);
@@ -498,7 +603,7 @@ impl Sim {
                 }
             }
             if round == plan.backup {
-                self.take_backup(plan.restored);
+                self.take_backup(plan.restored, round);
             }
             if round == plan.clone {
                 self.clone_node(plan.cloned, round);
@@ -520,9 +625,9 @@ impl Sim {
             }
             if round == plan.clock_step {
                 let n = self.rng.below(self.nodes.len());
-                let node = &self.nodes[n];
-                node.site.set_clocks(node.clock, 7200);
-                let name = node.name.clone();
+                self.nodes[n].step = 7200;
+                self.set_node_clock(n);
+                let name = self.nodes[n].name.clone();
                 self.say(format!("r{round}: {name}'s wall clock steps +2h"));
             }
             // A held job before the backup, one between it and the restore,
@@ -567,11 +672,7 @@ impl Sim {
                 std::thread::sleep(rest);
             }
             if self.central.is_none() {
-                self.central = Some(Central::start_with_grants(
-                    &self.pg,
-                    self.centre_port,
-                    &self.centre_grants(),
-                ));
+                self.central = Some(self.start_centre());
                 self.say(format!("r{round}: centre restarted"));
             }
         }

@@ -48,7 +48,7 @@ impl Sim {
             _ => {
                 let key = format!("g{}", self.next_grant);
                 self.next_grant += 1;
-                self.nodes[n].site.cli(&[
+                self.nodes[n].site.cli_on_its_clock(&[
                     "grant",
                     &format!("m{member}"),
                     "--units",
@@ -156,7 +156,7 @@ impl Sim {
     pub(super) fn charge_key(&mut self, n: usize, key: &str, member: &str, units: i64) {
         let node = &mut self.nodes[n];
         let units_text = units.to_string();
-        node.site.cli(&[
+        node.site.cli_on_its_clock(&[
             "charge",
             member,
             "--units",
@@ -192,7 +192,8 @@ impl Sim {
         }
         let key = open[self.rng.below(open.len())].clone();
         let node = &mut self.nodes[n];
-        node.site.cli(&["refund", &key, "--reason", "jammed"]);
+        node.site
+            .cli_on_its_clock(&["refund", &key, "--reason", "jammed"]);
         node.ledger.get_mut(&key).expect("charged here").refunded = true;
         self.oracle
             .get_mut(&(node.site_id.to_string(), key))
@@ -219,11 +220,11 @@ impl Sim {
         );
     }
 
-    pub(super) fn take_backup(&mut self, n: usize) {
+    pub(super) fn take_backup(&mut self, n: usize, round: usize) {
         let dir = self.nodes[n].site.path("old-backups");
         self.nodes[n]
             .site
-            .cli(&["backup", "--to", dir.to_str().expect("utf-8")]);
+            .cli_on_its_clock(&["backup", "--to", dir.to_str().expect("utf-8")]);
         let file = std::fs::read_dir(&dir)
             .expect("backups")
             .flatten()
@@ -234,6 +235,7 @@ impl Sim {
             node: n,
             file,
             ledger: self.nodes[n].ledger.clone(),
+            round,
         });
         let name = self.nodes[n].name.clone();
         self.say(format!("backup of {name}"));
@@ -251,22 +253,14 @@ impl Sim {
             node: n,
             file,
             ledger,
+            round: backup_round,
         } = self.backup.take().expect("a backup taken");
         self.drain(n);
         let mut daemon = self.nodes[n].daemon.take().expect("running");
         daemon.stop();
         let node = &mut self.nodes[n];
-        node.site.cli(&["restore", file.to_str().expect("utf-8")]);
-        // The site comes back three hours later by its clock: its backup is
-        // hours old (the wall clock's step, if it had one, stays).
-        let clocks = std::fs::read_to_string(node.site.path("clock-offset")).unwrap_or_default();
-        let step: i64 = clocks
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        node.clock += 3 * 3600;
-        node.site.set_clocks(node.clock, step);
+        node.site
+            .cli_on_its_clock(&["restore", file.to_str().expect("utf-8")]);
         let lost: Vec<(String, Usage)> = node
             .ledger
             .iter()
@@ -275,7 +269,8 @@ impl Sim {
             .collect();
         let name = node.name.clone();
         self.say(format!(
-            "r{round}: {name} restored from a backup 3 hours old by its clock, {} usages lost locally",
+            "r{round}: {name} restored from a backup {} hours old by the chain's clock, {} usages lost locally",
+            (round - backup_round) as i64 * HOURS_PER_ROUND,
             lost.len()
         ));
         if !lost.is_empty() {
@@ -340,7 +335,7 @@ impl Sim {
         let full = format!("manual:{key}");
         self.nodes[t]
             .site
-            .cli(&["refund", &full, "--reason", "jammed"]);
+            .cli_on_its_clock(&["refund", &full, "--reason", "jammed"]);
         self.nodes[t]
             .ledger
             .get_mut(&full)

@@ -238,6 +238,17 @@ colour = { one_sided = 40, two_sided = 35 }
         succeeds(&mut self.files.command(args))
     }
 
+    /// Runs a `tallyd` command on this site at the time its daemon's clock
+    /// says ([`Site::set_clocks`]); expects success, returns stdout.
+    #[allow(dead_code)]
+    pub fn cli_on_its_clock(&self, args: &[&str]) -> String {
+        succeeds(
+            self.files
+                .command(args)
+                .env("TALLYD_TEST_CLOCK_FILE", self.path("clock-offset")),
+        )
+    }
+
     /// Runs a `tallyd` command on this site; expects failure, returns stderr.
     pub fn cli_fails(&self, args: &[&str]) -> String {
         fails(&mut self.files.command(args))

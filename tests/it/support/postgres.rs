@@ -299,12 +299,36 @@ impl Central {
         Central::launch(pg, port, None, Some((grants, sync_every)), "")
     }
 
+    /// As [`Central::start_with_grants`], its clock moved as the file
+    /// `clock` says (`TALLYD_TEST_CLOCK_FILE`: "passed step" seconds), as a
+    /// site daemon's is ([`super::daemon::Site::set_clocks`]).
+    #[allow(dead_code)]
+    pub fn start_clocked(
+        pg: &Postgres,
+        port: u16,
+        grants: &str,
+        clock: &std::path::Path,
+    ) -> Central {
+        Central::launch_on(pg, port, None, Some((grants, "1s")), "", Some(clock))
+    }
+
     fn launch(
         pg: &Postgres,
         port: u16,
         tls: Option<&super::tls::Cert>,
         grants: Option<(&str, &str)>,
         more: &str,
+    ) -> Central {
+        Central::launch_on(pg, port, tls, grants, more, None)
+    }
+
+    fn launch_on(
+        pg: &Postgres,
+        port: u16,
+        tls: Option<&super::tls::Cert>,
+        grants: Option<(&str, &str)>,
+        more: &str,
+        clock: Option<&std::path::Path>,
     ) -> Central {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("central.toml");
@@ -327,7 +351,11 @@ impl Central {
         text += &sites_toml();
         std::fs::write(&config, text).expect("write central.toml");
         let log = dir.path().join("central.log");
-        let child = tallyd()
+        let mut command = tallyd();
+        if let Some(file) = clock {
+            command.env("TALLYD_TEST_CLOCK_FILE", file);
+        }
+        let child = command
             .arg("--config")
             .arg(&config)
             .args(["central", "--log-format", "text"])
