@@ -322,6 +322,12 @@ struct Plan {
     restore: usize,
     kill_site: usize,
     kill_centre: usize,
+    /// How many rounds the centre stays down after (0: restarted at the
+    /// end of its round; up to 2 more, so up to 9 virtual hours).
+    centre_down: usize,
+    /// One node cut off from the centre for several rounds: (node, first
+    /// round, rounds), 9 to 18 virtual hours.
+    partition: (usize, usize, usize),
     pg_restart: usize,
     clock_step: usize,
     /// The node restored, and the node cloned.
@@ -583,6 +589,12 @@ impl Sim {
             restore: 5 + self.rng.below(2),
             kill_site: 1 + self.rng.below(ROUNDS - 2),
             kill_centre: 1 + self.rng.below(ROUNDS - 2),
+            centre_down: self.rng.below(3),
+            partition: (
+                self.rng.below(SITES),
+                1 + self.rng.below(ROUNDS - 4),
+                3 + self.rng.below(4),
+            ),
             pg_restart: 1 + self.rng.below(ROUNDS - 2),
             clock_step: 1 + self.rng.below(ROUNDS - 2),
             restored,
@@ -612,7 +624,7 @@ impl Sim {
                 self.restore(round);
             }
             if round > 0 {
-                self.faults(round);
+                self.faults(round, plan.partition);
             }
             if self.escrow && round == EDIT_ROUND {
                 self.grants_edited = true;
@@ -639,7 +651,10 @@ impl Sim {
             for op in 0..OPS {
                 if round == plan.kill_centre && op == OPS / 2 {
                     self.central = None;
-                    self.say(format!("r{round}: centre SIGKILLed"));
+                    let hours = (plan.centre_down as i64 + 1) * HOURS_PER_ROUND;
+                    self.say(format!(
+                        "r{round}: centre SIGKILLed, down up to {hours} virtual hours"
+                    ));
                 }
                 if round == plan.pg_restart && op == 2 * OPS / 3 {
                     self.pg.restart_immediate();
@@ -671,18 +686,22 @@ impl Sim {
             if let Some(rest) = ROUND_TIME.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
-            if self.central.is_none() {
+            if self.central.is_none() && round >= plan.kill_centre + plan.centre_down {
                 self.central = Some(self.start_centre());
                 self.say(format!("r{round}: centre restarted"));
             }
         }
     }
 
-    /// Sets each proxy's mode for the round.
-    fn faults(&mut self, round: usize) {
+    /// Sets each proxy's mode for the round; the partitioned node is cut
+    /// for its rounds.
+    fn faults(&mut self, round: usize, partition: (usize, usize, usize)) {
         let mut modes = Vec::new();
+        let (cut, from, rounds) = partition;
         for n in 0..self.nodes.len() {
-            let mode = match self.rng.below(100) {
+            let roll = self.rng.below(100);
+            let mode = match roll {
+                _ if n == cut && (from..from + rounds).contains(&round) => Mode::Cut,
                 0..=44 => Mode::Pass,
                 45..=64 => Mode::Cut,
                 65..=79 => Mode::Delay(Duration::from_millis(self.rng.range(50, 500) as u64)),
@@ -692,6 +711,13 @@ impl Sim {
             modes.push(format!("{}={mode:?}", self.nodes[n].name));
         }
         self.say(format!("r{round}: {}", modes.join(",")));
+        if round == from && cut < self.nodes.len() {
+            let hours = rounds as i64 * HOURS_PER_ROUND;
+            let name = self.nodes[cut].name.clone();
+            self.say(format!(
+                "r{round}: {name} cut off for {hours} virtual hours"
+            ));
+        }
     }
 }
 

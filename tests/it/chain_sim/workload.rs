@@ -205,6 +205,10 @@ impl Sim {
     /// passing, its daemon up, the centre up).
     pub(super) fn drain(&mut self, n: usize) {
         let seed = self.seed;
+        if self.central.is_none() {
+            self.central = Some(self.start_centre());
+            self.say("centre restarted early, for a drain".to_string());
+        }
         self.nodes[n].proxy.set(Mode::Pass);
         if self.nodes[n].daemon.is_none() {
             self.start_daemon(n);
