@@ -188,10 +188,10 @@ impl Poller {
         if held == 0 {
             return;
         }
-        let printer = super::state::fetch(&self.cfg, &self.client)
+        let printer = super::state::up_time(&self.cfg, &self.client)
             .await
             .ok()
-            .and_then(|s| s.up_time);
+            .flatten();
         let wall = self.clock.trusted().then(|| self.clock.wall());
         if printer.is_none() && wall.is_none() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");

@@ -18,7 +18,6 @@ const REQUESTED: &[&str] = &[
     "printer-state-message",
     "color-supported",
     "media-supported",
-    "printer-up-time",
 ];
 
 /// Reasons (RFC 8011 §5.4.12, PWG 5100.9) that stop a job from coming out.
@@ -119,6 +118,14 @@ pub async fn fetch(cfg: &PrinterConfig, client: &IppClient) -> Result<PrinterSta
     let request = printer_attributes_request(&cfg.uri, REQUESTED)?;
     let response = client.send(&cfg.uri, request, cfg.timeout).await?;
     Ok(parse(&response))
+}
+
+/// `printer-up-time` alone (what a held job's age is read against), or
+/// `None` when the printer does not say.
+pub async fn up_time(cfg: &PrinterConfig, client: &IppClient) -> Result<Option<i64>, IppError> {
+    let request = printer_attributes_request(&cfg.uri, &["printer-up-time"])?;
+    let response = client.send(&cfg.uri, request, cfg.timeout).await?;
+    Ok(parse(&response).up_time)
 }
 
 /// The state in a `Get-Printer-Attributes` response.

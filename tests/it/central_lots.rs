@@ -295,7 +295,8 @@ fn the_centre_expires_lots_past_their_date_and_a_late_usage_is_overage() {
         pg.count("SELECT remaining FROM lots WHERE member_id = 'erin'"),
         0
     );
-    assert!(central.log().contains("expired=1"), "{}", central.log());
+    // The sync's line follows its commit.
+    central.wait_log("expired=1", Duration::from_secs(20));
 
     // A usage of January 15th, shipped now.
     let token = crate::support::postgres::site_token("ber-4");

@@ -134,7 +134,10 @@ fn escrow_slices_are_spent_offline_and_counted_once_at_the_centre() {
             escrow_here(s, "ben") == (300, 300)
         });
     }
-    assert!(s1.log().contains("escrow placed at this site"));
+    // The daemon logs a placement once its ledger holds it.
+    wait_for("the placement logged", LIMIT, || {
+        s1.log().contains("escrow placed at this site")
+    });
 
     // Partitioned, each site spends its slice; a refund gives back to it.
     p1.set(Mode::Cut);

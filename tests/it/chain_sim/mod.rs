@@ -4,7 +4,8 @@
 //! ([`TcpProxy`]). A seeded workload charges members roaming between sites,
 //! refunds some usages and tops some members up, while the proxies cut,
 //! delay, drop responses after the centre applied the request, and replay
-//! old requests; a site daemon and the centre are SIGKILLed, PostgreSQL
+//! old requests (one site is cut off for 9 to 18 virtual hours); a site
+//! daemon and the centre (down up to 9 virtual hours) are SIGKILLed, PostgreSQL
 //! stopped as by a crash and restarted; the daemons' clocks are offset and
 //! one steps two hours for a round; one site is restored from a
 //! backup taken rounds (12 to 15 virtual hours) earlier and one is cloned,
@@ -40,7 +41,7 @@
 //! escrow, and the slices and the partition bound are checked too.
 //!
 //! Not simulated here: room sessions, plan renewals (the grants are
-//! account grants), and partitions longer than a round. The workload and the
+//! account grants), and partitions of days. The workload and the
 //! faults follow the seed; what the shipper meets depends on timing too, so
 //! a failing seed may need a few runs to fail again.
 

@@ -101,6 +101,8 @@ fn metrics_move_with_real_charges_and_show_printers_and_readers_going_down() {
     eve.submit("mallory", 1);
     site.wait_usages("lobby", 2, LIMIT);
     wait_value(port, "tallyd_print_jobs_total", &charged, 1.0, LIMIT);
+    let unattributed = [("printer", "lobby"), ("outcome", "unattributed")];
+    wait_value(port, "tallyd_print_jobs_total", &unattributed, 1.0, LIMIT);
     let after = scrape(port);
     assert_eq!(
         value(&after, "tallyd_print_impressions_total", &charged),
@@ -110,7 +112,6 @@ fn metrics_move_with_real_charges_and_show_printers_and_readers_going_down() {
         value(&after, "tallyd_print_cents_total", &charged),
         Some(30.0)
     );
-    let unattributed = [("printer", "lobby"), ("outcome", "unattributed")];
     assert_eq!(
         value(&after, "tallyd_print_jobs_total", &unattributed),
         Some(1.0)

@@ -27,6 +27,15 @@ fn direct_jobs_are_charged_once_to_their_owners_and_job_ids_after_a_printer_rese
     eve.submit_with("CORP\\carol", 5, &[("sides", "two-sided-long-edge")]);
     eve.submit("mallory", 1);
     site.wait_usages("lobby", 4, LIMIT);
+    // Each job's line follows the commit of its group.
+    for needle in [
+        "<6>charge member=alice",
+        "<6>charge member=bob",
+        "<6>charge member=carol",
+        "<4>unattributed job",
+    ] {
+        daemon.wait_log(needle, LIMIT);
+    }
     assert_eq!(site.printing_balance("alice"), 970);
     assert_eq!(site.printing_balance("bob"), 920);
     assert_eq!(site.printing_balance("carol"), 960);

@@ -21,6 +21,8 @@ fn usr1_status_hup_reload_and_term_stop() {
     daemon.wait_ready();
     one.submit("alice", 2);
     site.wait_usages("one", 1, LIMIT);
+    // The count the status line reads moves after the charge's line.
+    daemon.wait_log("<6>charge member=alice", LIMIT);
 
     daemon.signal("USR1");
     daemon.wait_log("<6>status ", LIMIT);
