@@ -15,11 +15,37 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     query: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<T> {
-    let builder = reqwest::Client::builder().timeout(timeout);
-    let http =
-        crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)?.build()?;
+    let http = client(cfg, timeout)?;
     let url = reqwest::Url::parse_with_params(&format!("{}{path}", cfg.url), query)?;
-    let req = http.get(url);
+    answer(cfg, http.get(url)).await
+}
+
+/// One authenticated POST of `body` as JSON to `path`; its JSON answer.
+/// Gives up after `timeout`.
+pub async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    cfg: &CentralConfig,
+    path: &str,
+    body: &B,
+    timeout: Duration,
+) -> Result<T> {
+    let http = client(cfg, timeout)?;
+    let req = http
+        .post(format!("{}{path}", cfg.url))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(body)?);
+    answer(cfg, req).await
+}
+
+fn client(cfg: &CentralConfig, timeout: Duration) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().timeout(timeout);
+    Ok(crate::tls::client_builder_as(&cfg.trust, cfg.identity.as_ref(), builder)?.build()?)
+}
+
+/// Sends `req` with this site's token; its JSON answer, or why not.
+async fn answer<T: serde::de::DeserializeOwned>(
+    cfg: &CentralConfig,
+    req: reqwest::RequestBuilder,
+) -> Result<T> {
     let req = match &cfg.token {
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
@@ -42,7 +68,7 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     if !status.is_success() {
         bail!(
             "answered {status}: {}",
-            crate::logging::escape_controls(&String::from_utf8_lossy(&body))
+            crate::logging::escape_controls(String::from_utf8_lossy(&body).trim_end())
         );
     }
     Ok(serde_json::from_slice(&body)?)

@@ -31,6 +31,7 @@ pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod server;
+pub mod site_grants;
 pub mod spend;
 pub mod statement;
 pub mod store;

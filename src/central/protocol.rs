@@ -280,3 +280,38 @@ pub struct Feed {
 
 /// The most entries one feed read returns.
 pub const FEED_PAGE: i64 = 200;
+
+/// `POST /v1/import/grants`: a joining site's manual grants (`tallyd
+/// grant`, the console's grant), which no grants file holds, made chain
+/// credit by `tallyd central import`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantsImport {
+    pub site_id: String,
+    pub grants: Vec<SiteGrant>,
+}
+
+/// One manual grant as the site's ledger holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SiteGrant {
+    /// The site's key for it (its lot's source key, `adjustment:…`).
+    pub key: String,
+    pub member: String,
+    pub credit: String,
+    /// What was granted (cents or minutes).
+    pub amount: i64,
+    pub valid_from: i64,
+    pub expires_at: Option<i64>,
+    /// The reason given.
+    pub note: String,
+    /// When it was granted (the site's clock).
+    pub at: i64,
+}
+
+/// The centre's answer: grants made chain lots now, and those it had
+/// already. With members the chain does not know, nothing is imported.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantsImported {
+    pub added: u64,
+    pub already: u64,
+    pub unknown_members: Vec<String>,
+}

@@ -5,8 +5,8 @@
 use super::auth::Sites;
 use super::protocol::{
     BalanceQuery, Batch, BatchReply, ChainBalance, ChainReportRow, ChainSite, ChainStatement,
-    EscrowAsk, EscrowGrant, EscrowReturn, Feed, FeedQuery, Hello, LostEntry, LostQuery,
-    ReportQuery, SiteStatus, SitesQuery, StatementQuery, Welcome,
+    EscrowAsk, EscrowGrant, EscrowReturn, Feed, FeedQuery, GrantsImport, GrantsImported, Hello,
+    LostEntry, LostQuery, ReportQuery, SiteStatus, SitesQuery, StatementQuery, Welcome,
 };
 use super::store;
 use axum::extract::{Query, State};
@@ -322,6 +322,40 @@ async fn statement(
     }
 }
 
+/// A joining site's manual grants made chain lots (`tallyd central
+/// import`): 400 for a grant no ledger could hold, 409 naming members the
+/// chain does not know (nothing imported then).
+async fn import_grants(
+    State(centre): State<Arc<Centre>>,
+    headers: HeaderMap,
+    tls: Tls,
+    Json(imp): Json<GrantsImport>,
+) -> Result<Json<GrantsImported>, Refused> {
+    authenticate(&centre, &imp.site_id, &headers, &tls)?;
+    if let Some(why) = imp.grants.iter().find_map(super::site_grants::invalid) {
+        return Err(Refused::Failed((
+            StatusCode::BAD_REQUEST,
+            format!("{why}\n"),
+        )));
+    }
+    let mut client = centre.db.client().await?;
+    let done = super::site_grants::import(&mut client, &imp)
+        .await
+        .map_err(unavailable)?;
+    if !done.unknown_members.is_empty() {
+        return Err(Refused::Failed((
+            StatusCode::CONFLICT,
+            format!(
+                "the chain's grants file has no member {}: add them there first\n",
+                done.unknown_members.join(", ")
+            ),
+        )));
+    }
+    tracing::info!(site = %imp.site_id, added = done.added, already = done.already,
+        "site grants imported as chain lots");
+    Ok(Json(done))
+}
+
 /// Slices of a member's credit placed with the asking site.
 async fn escrow(
     State(centre): State<Arc<Centre>>,
@@ -376,6 +410,7 @@ pub fn router(centre: Arc<Centre>) -> Router {
         .route("/v1/status", post(status))
         .route("/v1/escrow", post(escrow))
         .route("/v1/escrow/return", post(escrow_return))
+        .route("/v1/import/grants", post(import_grants))
         .route("/v1/feed", get(feed))
         .route("/v1/sites", get(sites))
         .route("/v1/report", get(report))

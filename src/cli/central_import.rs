@@ -1,11 +1,18 @@
 //! `tallyd central import`: a single-site ledger joins its chain with its
-//! history. Every usage, hold resolution and refund written before the
-//! outbox existed gets its outbox entry, ahead of newer ones
-//! (`ledger::outbox_backfill`); the daemon's shipper then sends them.
+//! history. Its manual grants (`tallyd grant`, the console's), which no
+//! grants file holds, become chain lots first (the centre must be
+//! reachable then; `central::site_grants`); the lots its grants file gave
+//! the centre issues itself from the chain's grants file. Then every
+//! usage, hold resolution and refund written before the outbox existed
+//! gets its outbox entry, ahead of newer ones (`ledger::outbox_backfill`);
+//! the daemon's shipper then sends them, and each draws on the chain's lots.
 
 use super::output::{write_json, Format};
 use super::Ctx;
+use crate::central::protocol::{GrantsImport, GrantsImported, SiteGrant};
+use crate::config::CentralConfig;
 use crate::ledger::files::lock_for_daemon;
+use crate::ledger::lots::{manual_grants, GrantRequest};
 use crate::ledger::outbox_backfill::backfill;
 use crate::ledger::LedgerError;
 use anyhow::{Context, Result};
@@ -24,6 +31,9 @@ pub fn import(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let _lock =
         lock_for_daemon(&ctx.ledger).context("stop the daemon first; nothing was imported")?;
     let mut ledger = super::backup::open_for_writing(ctx)?;
+    let grants = manual_grants(ledger.conn())?;
+    let carried = carry_grants(central, &grants)
+        .context("the manual grants could not be made chain credit; nothing was imported")?;
     let done = ledger.write(|c, _| backfill(c))?;
     let site = central.site_id.as_str();
     tracing::info!(
@@ -31,6 +41,8 @@ pub fn import(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         epoch = done.epoch,
         added = done.added,
         moved = done.moved,
+        grants_added = carried.added,
+        grants_already = carried.already,
         "outbox back-filled"
     );
     match ctx.format {
@@ -41,9 +53,66 @@ pub fn import(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 "epoch": done.epoch,
                 "added": done.added,
                 "moved": done.moved,
+                "grants_added": carried.added,
+                "grants_already": carried.already,
             }),
         )?,
-        _ if done.added == 0 => writeln!(
+        _ => said(out, site, &done, &carried)?,
+    }
+    Ok(())
+}
+
+/// Makes `grants` chain lots at the centre (none: nothing asked).
+fn carry_grants(central: &CentralConfig, grants: &[GrantRequest]) -> Result<GrantsImported> {
+    if grants.is_empty() {
+        return Ok(GrantsImported::default());
+    }
+    let body = GrantsImport {
+        site_id: central.site_id.clone(),
+        grants: grants.iter().map(site_grant).collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(crate::central::client::post_json(
+            central,
+            "/v1/import/grants",
+            &body,
+            std::time::Duration::from_secs(30),
+        ))
+        .with_context(|| format!("the centre {}", central.url))
+}
+
+fn site_grant(g: &GrantRequest) -> SiteGrant {
+    SiteGrant {
+        key: g.source_key.clone(),
+        member: g.member.clone(),
+        credit: g.credit.clone(),
+        amount: g.amount,
+        valid_from: g.valid_from,
+        expires_at: g.expires_at,
+        note: g.note.clone(),
+        at: g.at,
+    }
+}
+
+/// The import's lines, for a person.
+fn said(
+    out: &mut dyn Write,
+    site: &str,
+    done: &crate::ledger::outbox_backfill::Backfill,
+    carried: &GrantsImported,
+) -> Result<()> {
+    if carried.added + carried.already > 0 {
+        writeln!(
+            out,
+            "{} manual grants made chain credit ({} were already)",
+            carried.added, carried.already
+        )?;
+    }
+    match done.added {
+        0 => writeln!(
             out,
             "nothing to import: every usage, hold resolution and refund already has its outbox entry"
         )?,

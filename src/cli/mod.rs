@@ -215,9 +215,11 @@ pub enum ReportGrouping {
 /// config, which has `[central]`).
 #[derive(Debug, Subcommand)]
 pub enum CentralAction {
-    /// Give every usage, hold resolution and refund written before
-    /// `[central]` its outbox entry, ahead of newer ones, for the daemon to
-    /// ship: refused while the daemon runs; run again, it adds nothing.
+    /// Make this ledger's manual grants chain lots at the centre (which
+    /// must be reachable then), and give every usage, hold resolution and
+    /// refund written before `[central]` its outbox entry, ahead of newer
+    /// ones, for the daemon to ship: refused while the daemon runs; run
+    /// again, it adds nothing.
     Import,
     /// Check the centre's ledger of record (`--config` names its
     /// central.toml): every lot against its history, every usage drawn once

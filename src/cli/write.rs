@@ -95,6 +95,9 @@ fn unique_suffix(ctx: &Ctx) -> String {
 }
 
 pub fn grant(ctx: &Ctx, out: &mut dyn Write, a: &GrantArgs) -> Result<()> {
+    if let Some(why) = ctx.config.local_grant_refused() {
+        bail!("{why}");
+    }
     let tz = ctx.config.tz;
     let unit = if a.credit == PRINTING {
         Unit::Cents

@@ -290,6 +290,18 @@ pub struct Config {
 pub const DEFAULT_LEDGER: &str = "/var/lib/tallyd/ledger.db";
 
 impl Config {
+    /// Why a manager's grant is refused here, or `None`: at a chain site
+    /// whose lots the centre issues (`[central] issue = "central"`), a
+    /// local grant would be credit the chain's ledger of record does not
+    /// know, so credit is granted in the chain's grants file instead.
+    pub fn local_grant_refused(&self) -> Option<&'static str> {
+        let central = self.central.as_ref()?;
+        (central.issue == crate::site::Issue::Central).then_some(
+            "this site spends credit the centre issues ([central] issue = \"central\"): \
+             grant it in the chain's grants file (an account grant); nothing was granted",
+        )
+    }
+
     /// The settings the ledger needs.
     pub fn site(&self) -> Site {
         Site {

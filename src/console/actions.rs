@@ -107,6 +107,9 @@ async fn do_grant(state: &St, me: &Me, f: GrantForm) -> Result<Response, Failure
     me.check_form(state, f.csrf.as_deref())?;
     confirmed(&f.confirm)?;
     let config = state.config();
+    if let Some(why) = config.local_grant_refused() {
+        return Err(Failure::bad(why));
+    }
     let member = text_field("the member", &f.member, 200)?;
     let credit = text_field("the credit", &f.credit, 200)?;
     let reason = text_field("a reason", &f.reason, 200)?;

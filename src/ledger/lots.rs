@@ -368,3 +368,35 @@ pub fn void_lot(conn: &Connection, lot: i64, reason: &str, at: Ts) -> Result<i64
     )?;
     Ok(before.remaining)
 }
+
+/// The manual grants of this ledger (`tallyd grant`, the console's grant:
+/// source keys `adjustment:…`), not voided, each as a [`GrantRequest`]
+/// with the note its grant row gave; what `tallyd central import` makes
+/// chain credit. Other adjustment lots are the ledger's own (credit a
+/// refund gave anew, escrow slices), which the centre learns otherwise.
+pub fn manual_grants(conn: &Connection) -> Result<Vec<GrantRequest>> {
+    let mut stmt = conn.prepare(
+        "SELECT l.member_id, l.credit, l.granted, l.valid_from, l.expires_at, l.source_key,
+                COALESCE((SELECT h.note FROM history h
+                          WHERE h.lot_id = l.id AND h.kind = 'grant' ORDER BY h.id LIMIT 1), ''),
+                l.created_at
+         FROM lots l
+         WHERE l.source = 'adjustment' AND l.source_key LIKE 'adjustment:%'
+           AND l.voided_at IS NULL
+         ORDER BY l.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(GrantRequest {
+            member: r.get(0)?,
+            credit: r.get(1)?,
+            amount: r.get(2)?,
+            valid_from: r.get(3)?,
+            expires_at: r.get(4)?,
+            source: SourceKind::Adjustment,
+            source_key: r.get(5)?,
+            note: r.get(6)?,
+            at: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

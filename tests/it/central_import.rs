@@ -88,3 +88,112 @@ fn a_single_site_ledger_joins_the_chain_with_its_history_counted_once() {
     assert_eq!(pg.count("SELECT count(*) FROM usages"), 6);
     drop(central);
 }
+
+/// The site's manual grants (`tallyd grant`), which no grants file holds,
+/// become chain lots at the import, once each; the centre must be reached
+/// then, and must know their members, or nothing is imported. The usages
+/// shipped after draw on them. A site whose lots the centre issues refuses
+/// a local grant.
+#[test]
+fn a_joining_sites_manual_grants_become_chain_lots_once() {
+    let _serial = crate::support::serial();
+    let pg = Postgres::start();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let site = Site::new(&[]);
+    site.cli(&["sync"]);
+    let desk = [
+        "grant",
+        "alice",
+        "--units",
+        "300",
+        "--reason",
+        "cash at the desk",
+        "--key",
+        "desk-1",
+    ];
+    site.cli(&desk);
+    let walk_in = [
+        "grant", "walkin", "--name", "Walk-in", "--units", "100", "--reason", "day pass", "--key",
+        "desk-2",
+    ];
+    site.cli(&walk_in);
+    charge(&site, "k1", 10);
+    join_chain(&site, &url, "ber-9", 3, "");
+    let adjustments = "SELECT count(*) FROM lots WHERE source = 'adjustment'";
+
+    // The centre down: nothing imported.
+    let down = site.cli_fails(&["central", "import"]);
+    assert!(down.contains("nothing was imported"), "{down}");
+
+    // The chain's grants file lacks the walk-in member: refused, naming them.
+    let grants = std::fs::read_to_string(site.path("grants.toml")).expect("grants");
+    let central = Central::start_with_grants(&pg, port, &grants);
+    let unknown = site.cli_fails(&["central", "import"]);
+    assert!(
+        unknown.contains("has no member walkin") && unknown.contains("nothing was imported"),
+        "{unknown}"
+    );
+    assert_eq!(pg.count(adjustments), 0);
+
+    // Added there: both grants become chain lots, once.
+    central.write_grants(&format!(
+        "{grants}\n[[member]]\nid = \"walkin\"\nname = \"Walk-in\"\n"
+    ));
+    wait_for("the centre knows walkin", Duration::from_secs(20), || {
+        pg.count("SELECT count(*) FROM members WHERE id = 'walkin'") == 1
+    });
+    let said = site.cli(&["central", "import"]);
+    assert!(
+        said.contains("2 manual grants made chain credit (0 were already)")
+            && said.contains("imported 1 entries"),
+        "{said}"
+    );
+    let again = site.cli(&["central", "import"]);
+    assert!(
+        again.contains("0 manual grants made chain credit (2 were already)"),
+        "{again}"
+    );
+    assert_eq!(
+        pg.query(
+            "SELECT string_agg(member_id || ' ' || source_key || ' ' || granted, ', ' ORDER BY source_key)
+             FROM lots WHERE source = 'adjustment'"
+        ),
+        "alice site:ber-9:adjustment:desk-1 300, walkin site:ber-9:adjustment:desk-2 100"
+    );
+    assert!(pg
+        .query("SELECT note FROM lot_history h JOIN lots l ON l.id = h.lot_id WHERE l.source_key = 'site:ber-9:adjustment:desk-1'")
+        .contains("cash at the desk (granted at site ber-9)"));
+
+    // Shipped, alice's usage draws on the chain's credit: nothing owed.
+    let mut daemon = site.start();
+    daemon.wait_ready();
+    wait_for("the usage applied", Duration::from_secs(30), || {
+        outbox(&site) == (1, 1, 1)
+    });
+    daemon.stop();
+    assert_eq!(
+        pg.count("SELECT COALESCE(sum(amount), 0) FROM central_overage"),
+        0
+    );
+    assert_eq!(
+        pg.count("SELECT -sum(delta) FROM lot_history h JOIN usages u ON u.id = h.usage_id"),
+        10
+    );
+
+    assert_eq!(
+        pg.count("SELECT count(*) FROM lots WHERE source = 'adjustment' AND voided_at IS NULL"),
+        2,
+        "the centre's grants sync leaves them be"
+    );
+
+    // A site whose lots the centre issues grants nothing of its own.
+    let escrow = Site::new(&[]);
+    join_chain(&escrow, &url, "ber-8", 3, "issue = \"central\"\n");
+    let refused = escrow.cli_fails(&desk);
+    assert!(
+        refused.contains("grant it in the chain's grants file"),
+        "{refused}"
+    );
+    drop(central);
+}
