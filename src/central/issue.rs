@@ -136,6 +136,24 @@ async fn apply(tx: &Transaction<'_>, cat: &Catalog, plan: &SyncPlan, now: Ts) ->
 
 /// Issues a lot once per source key (a rerun finds the one there); its id.
 async fn insert_lot(tx: &Transaction<'_>, g: &GrantRequest) -> Result<i64> {
+    if let Some(lot) = new_lot(tx, g).await? {
+        return Ok(lot);
+    }
+    let row = tx
+        .query_one(
+            "SELECT id FROM lots WHERE source_key = $1",
+            &[&g.source_key],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Issues `g` as a lot with its `grant` history row, unless a lot has its
+/// source key already (`None` then).
+pub async fn new_lot(
+    tx: &Transaction<'_>,
+    g: &GrantRequest,
+) -> std::result::Result<Option<i64>, tokio_postgres::Error> {
     let made = tx
         .query_opt(
             "INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at,
@@ -155,17 +173,16 @@ async fn insert_lot(tx: &Transaction<'_>, g: &GrantRequest) -> Result<i64> {
         )
         .await?;
     let Some(row) = made else {
-        let row = tx
-            .query_one(
-                "SELECT id FROM lots WHERE source_key = $1",
-                &[&g.source_key],
-            )
-            .await?;
-        return Ok(row.get(0));
+        return Ok(None);
     };
     let lot: i64 = row.get(0);
-    history(tx, lot, "grant", g.amount, g.amount, &g.note, g.at).await?;
-    Ok(lot)
+    tx.execute(
+        "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
+         VALUES ($1, 'grant', $2, $2, $3, $4)",
+        &[&lot, &g.amount, &g.note, &g.at],
+    )
+    .await?;
+    Ok(Some(lot))
 }
 
 async fn history(

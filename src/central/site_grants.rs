@@ -7,6 +7,8 @@
 
 use super::pg::{self, Pg};
 use super::protocol::{GrantsImport, GrantsImported, SiteGrant};
+use crate::ledger::allocate::SourceKind;
+use crate::ledger::lots::GrantRequest;
 use deadpool_postgres::Client;
 
 /// Why a grant cannot be chain credit whatever the centre holds: an amount
@@ -45,38 +47,21 @@ pub async fn import(client: &mut Client, imp: &GrantsImport) -> Pg<GrantsImporte
         return Ok(out);
     }
     for g in &imp.grants {
-        let key = format!("site:{}:{}", imp.site_id, g.key);
-        let made = pg::query_opt(
-            &tx,
-            "INSERT INTO lots (member_id, credit, granted, remaining, valid_from, expires_at,
-                 source, source_key, issued_at)
-             VALUES ($1, $2, $3, $3, $4, $5, 'adjustment', $6, $7)
-             ON CONFLICT (source_key) DO NOTHING RETURNING id",
-            &[
-                &g.member,
-                &g.credit,
-                &g.amount,
-                &g.valid_from,
-                &g.expires_at,
-                &key,
-                &g.at,
-            ],
-        )
-        .await?;
-        let Some(row) = made else {
-            out.already += 1;
-            continue;
+        let lot = GrantRequest {
+            member: g.member.clone(),
+            credit: g.credit.clone(),
+            amount: g.amount,
+            valid_from: g.valid_from,
+            expires_at: g.expires_at,
+            source: SourceKind::Adjustment,
+            source_key: format!("site:{}:{}", imp.site_id, g.key),
+            note: format!("{} (granted at site {})", g.note, imp.site_id),
+            at: g.at,
         };
-        let lot: i64 = row.get(0);
-        let note = format!("{} (granted at site {})", g.note, imp.site_id);
-        pg::exec(
-            &tx,
-            "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
-             VALUES ($1, 'grant', $2, $2, $3, $4)",
-            &[&lot, &g.amount, &note, &g.at],
-        )
-        .await?;
-        out.added += 1;
+        match super::issue::new_lot(&tx, &lot).await? {
+            Some(_) => out.added += 1,
+            None => out.already += 1,
+        }
     }
     tx.commit().await?;
     Ok(out)
