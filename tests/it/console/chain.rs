@@ -133,3 +133,58 @@ fn the_chain_page_shows_the_sites_outbox_the_chains_month_and_a_members_credit_a
     });
     daemon.stop();
 }
+
+/// At a site whose lots the centre issues, the console's grant is refused
+/// as `tallyd grant` is (the chain's ledger of record would not know the
+/// credit), and nothing is granted.
+#[test]
+fn the_console_grants_nothing_at_a_site_whose_lots_the_centre_issues() {
+    use reqwest::{header, StatusCode};
+    let site = Site::new(&[]);
+    let url = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(
+        site.path("central.token"),
+        crate::support::postgres::site_token("ber-2") + "\n",
+    )
+    .expect("token file");
+    let central = format!(
+        "\n[central]\nurl = \"{url}\"\nsite_id = \"ber-2\"\ntoken_file = \"central.token\"\nissue = \"central\"\n"
+    );
+    site.write_config_with(&[], &format!("{central}{}", console_section()));
+    site.cli(&["sync"]);
+    let lots = || -> i64 {
+        let conn = rusqlite::Connection::open(site.path("ledger.db")).expect("ledger");
+        conn.query_row("SELECT count(*) FROM lots", [], |r| r.get(0))
+            .expect("lots")
+    };
+    let before = lots();
+    let served = Served::start(&site);
+    runtime().block_on(async {
+        let c = client();
+        let cookie = session_cookie(&log_in(&c, &served, MANAGER, PASSWORD).await);
+        let member = page(&c, &served, &cookie, "/console/member?id=alice").await;
+        let token = super::form_token(&member, "/console/grant");
+        let r = c
+            .post(served.url("/console/grant"))
+            .header(header::COOKIE, &cookie)
+            .form(&[
+                ("csrf", token.as_str()),
+                ("member", "alice"),
+                ("credit", "printing"),
+                ("amount", "2.50"),
+                ("reason", "goodwill"),
+                ("confirm", "yes"),
+            ])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = r.text().await.expect("body");
+        assert!(
+            body.contains("grant it in the chain&#39;s grants file")
+                || body.contains("grant it in the chain's grants file"),
+            "{body}"
+        );
+    });
+    assert_eq!(lots(), before, "nothing granted");
+}
