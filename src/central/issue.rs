@@ -176,12 +176,7 @@ pub async fn new_lot(
         return Ok(None);
     };
     let lot: i64 = row.get(0);
-    tx.execute(
-        "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
-         VALUES ($1, 'grant', $2, $2, $3, $4)",
-        &[&lot, &g.amount, &g.note, &g.at],
-    )
-    .await?;
+    history(tx, lot, "grant", g.amount, g.amount, &g.note, g.at).await?;
     Ok(Some(lot))
 }
 
@@ -193,7 +188,7 @@ async fn history(
     granted_delta: i64,
     note: &str,
     at: Ts,
-) -> Result<()> {
+) -> std::result::Result<(), tokio_postgres::Error> {
     tx.execute(
         "INSERT INTO lot_history (lot_id, kind, delta, granted_delta, note, at)
          VALUES ($1, $2, $3, $4, $5, $6)",
