@@ -34,15 +34,18 @@ pub fn invalid(g: &SiteGrant) -> Option<String> {
 pub async fn import(client: &mut Client, imp: &GrantsImport) -> Pg<GrantsImported> {
     let tx = client.transaction().await?;
     tx.execute(super::issue::ISSUER_LOCK, &[]).await?;
-    let mut out = GrantsImported::default();
-    for g in &imp.grants {
-        let known = pg::query_opt(&tx, "SELECT 1 FROM members WHERE id = $1", &[&g.member])
-            .await?
-            .is_some();
-        if !known && !out.unknown_members.contains(&g.member) {
-            out.unknown_members.push(g.member.clone());
-        }
-    }
+    let members: Vec<&str> = imp.grants.iter().map(|g| g.member.as_str()).collect();
+    let unknown = pg::query(
+        &tx,
+        "SELECT DISTINCT m FROM unnest($1::text[]) m
+         WHERE NOT EXISTS (SELECT 1 FROM members WHERE id = m) ORDER BY m",
+        &[&members],
+    )
+    .await?;
+    let mut out = GrantsImported {
+        unknown_members: unknown.iter().map(|r| r.get(0)).collect(),
+        ..GrantsImported::default()
+    };
     if !out.unknown_members.is_empty() {
         return Ok(out);
     }
