@@ -71,17 +71,13 @@ fn carry_grants(central: &CentralConfig, grants: &[GrantRequest]) -> Result<Gran
         site_id: central.site_id.clone(),
         grants: grants.iter().map(site_grant).collect(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime
-        .block_on(crate::central::client::post_json(
-            central,
-            "/v1/import/grants",
-            &body,
-            std::time::Duration::from_secs(30),
-        ))
-        .with_context(|| format!("the centre {}", central.url))
+    super::block_on(crate::central::client::post_json(
+        central,
+        "/v1/import/grants",
+        &body,
+        std::time::Duration::from_secs(30),
+    ))?
+    .with_context(|| format!("the centre {}", central.url))
 }
 
 fn site_grant(g: &GrantRequest) -> SiteGrant {

@@ -117,10 +117,7 @@ pub(super) fn get_json<T: serde::de::DeserializeOwned>(
     path: &str,
     query: &[(&str, &str)],
 ) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(client::get_json(cfg, path, query, Duration::from_secs(30)))
+    super::block_on(client::get_json(cfg, path, query, Duration::from_secs(30)))?
 }
 
 #[cfg(test)]

@@ -274,6 +274,15 @@ fn now(config: &Config) -> Result<i64> {
 /// Built with the test hooks (tests only, never a release build), it is
 /// moved by what the file `TALLYD_TEST_CLOCK_FILE` names says (see
 /// `clock::TestClockFile`).
+/// Runs `work` to its end on a runtime of its own: a command's one
+/// request (to the centre, or for the grants file).
+fn block_on<F: std::future::Future>(work: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(work))
+}
+
 pub(crate) fn daemon_clock() -> clock::Clock {
     #[cfg(feature = "test-hooks")]
     if let Some(path) = std::env::var_os("TALLYD_TEST_CLOCK_FILE") {

@@ -35,15 +35,12 @@ pub fn sync(ctx: &Ctx, out: &mut dyn Write, source_arg: Option<&str>, dry_run: b
         super::backup::open_for_writing(ctx)?
     };
     let last = grants::last_good(ledger.conn(), &src.name())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let grants::Fetched {
         name,
         text,
         validators,
         catalog,
-    } = runtime.block_on(grants::fetch(&src, access, last, timeout))?;
+    } = super::block_on(grants::fetch(&src, access, last, timeout))??;
     let now = ctx.now;
     let report = ledger.write(|conn, site| {
         grants::apply(
