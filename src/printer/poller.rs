@@ -188,10 +188,18 @@ impl Poller {
         if held == 0 {
             return;
         }
-        let printer = super::state::up_time(&self.cfg, &self.client)
-            .await
-            .ok()
-            .flatten();
+        // The printer's clock is asked only when a held job can be aged on
+        // it (it gave the job's `time-at-creation`).
+        let ticked = listed
+            .iter()
+            .any(|j| j.state == HELD && j.created_tick.is_some());
+        let printer = match ticked {
+            true => super::state::up_time(&self.cfg, &self.client)
+                .await
+                .ok()
+                .flatten(),
+            false => None,
+        };
         let wall = self.clock.trusted().then(|| self.clock.wall());
         if printer.is_none() && wall.is_none() {
             tracing::debug!(printer = %self.cfg.id, "hold timeouts held until the wall clock agrees");
