@@ -384,6 +384,46 @@ pub fn own_certificate_refused(error: &(dyn std::error::Error + 'static)) -> Opt
     None
 }
 
+/// How many times [`send`] sends a request hyper never wrote.
+const UNSENT_TRIES: usize = 3;
+
+/// Sends `req`, and sends it again (up to [`UNSENT_TRIES`] in all) while
+/// hyper wrote none of it because its fresh connection closed before it
+/// was ready, and nothing beneath says why. A server refusing our client
+/// certificate under TLS 1.3 does that: our handshake ends before its
+/// alert arrives, and whether the request or the alert goes first is a
+/// race; hyper sometimes keeps only "connection was not ready". Sent again,
+/// the request meets the alert and the caller learns why
+/// ([`own_certificate_refused`]). Nothing written is ever sent twice.
+pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    let mut req = req;
+    for _ in 1..UNSENT_TRIES {
+        let Some(again) = req.try_clone() else { break };
+        match req.send().await {
+            Err(e) if unsent_for_no_reason(&e) => req = again,
+            answer => return answer,
+        }
+    }
+    req.send().await
+}
+
+/// Whether `error` is hyper cancelling a request before writing any of
+/// it, with no TLS error among its causes.
+fn unsent_for_no_reason(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut canceled = false;
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if rustls_error(e).is_some() {
+            return false;
+        }
+        canceled |= e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled);
+        cause = e.source();
+    }
+    canceled
+}
+
 /// `e` as rustls' error, or the one inside it when `e` is an io::Error
 /// wrapping one (tokio-rustls hands it up so, and reqwest wraps that in
 /// another io::Error; io::Error's `source` skips what it wraps).

@@ -50,7 +50,7 @@ async fn answer<T: serde::de::DeserializeOwned>(
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
     };
-    let resp = match req.send().await {
+    let resp = match crate::tls::send(req).await {
         Ok(resp) => resp,
         Err(e) => match crate::tls::own_certificate_refused(&e) {
             Some(alert) => bail!(

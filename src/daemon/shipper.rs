@@ -105,7 +105,7 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
         }
     };
     let mut greeted = false;
-    let mut backoff: Option<Duration> = None;
+    let mut streak = Streak::default();
     let mut pruned_at: Option<i64> = None;
     let mut told_at: Option<tokio::time::Instant> = None;
     let mut kept_at: Option<tokio::time::Instant> = None;
@@ -114,24 +114,17 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
     loop {
         let wait = match round(&http, &writer, &cfg, &restore, &mut greeted).await {
             Ok(Round::Shipped(n)) => {
-                if backoff.take().is_some() {
-                    tracing::info!(url = %cfg.url, "central reachable again, shipping");
-                }
+                streak.ended(&cfg.url);
                 (n == 0).then_some(IDLE)
             }
             Ok(Round::Again) => None,
             Err(e) => {
                 greeted = false;
                 told_at = None;
-                if backoff.is_none() {
-                    tracing::warn!(url = %cfg.url, error = %crate::error_chain(&e),
-                        "central unreachable; charging goes on, the outbox waits");
-                }
-                let next = backoff.map_or(FIRST_BACKOFF, |b| (b * 2).min(cfg.max_backoff));
-                backoff = Some(next);
-                Some(jitter(next))
+                Some(streak.failed(&e, &cfg))
             }
         };
+        let backoff = streak.backoff;
         if greeted {
             said.send_replace(true);
         }
@@ -175,6 +168,46 @@ pub async fn shipper(ship: Shipper, stop: CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The rounds failing one after another: how long to wait, and why they
+/// fail as last said (each new reason is said once, not each round).
+#[derive(Default)]
+struct Streak {
+    backoff: Option<Duration>,
+    said: Option<String>,
+}
+
+impl Streak {
+    /// A round failed with `e`: says so if it is the first or a new
+    /// reason; the wait before the next round.
+    fn failed(&mut self, e: &ShipError, cfg: &CentralConfig) -> Duration {
+        if self.is_news(e.to_string()) {
+            tracing::warn!(url = %cfg.url, error = %crate::error_chain(e),
+                "central unreachable; charging goes on, the outbox waits");
+        }
+        let next = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |b| (b * 2).min(cfg.max_backoff));
+        self.backoff = Some(next);
+        jitter(next)
+    }
+
+    /// Whether a failure for `reason` is to be said: the streak's first,
+    /// or a reason other than the last said.
+    fn is_news(&mut self, reason: String) -> bool {
+        let news = self.backoff.is_none() || self.said.as_ref() != Some(&reason);
+        self.said = Some(reason);
+        news
+    }
+
+    /// A round shipped: says the centre is back if rounds had failed.
+    fn ended(&mut self, url: &str) {
+        self.said = None;
+        if self.backoff.take().is_some() {
+            tracing::info!(url = %url, "central reachable again, shipping");
         }
     }
 }
@@ -318,7 +351,7 @@ async fn send(
         GrantsAuth::Bearer(token) => req.bearer_auth(token),
         GrantsAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
     };
-    let resp = req.send().await.map_err(|e| {
+    let resp = crate::tls::send(req).await.map_err(|e| {
         if let Some(reason) = crate::tls::certificate_problem(&e) {
             ShipError::Certificate(reason)
         } else if let Some(alert) = crate::tls::own_certificate_refused(&e) {
@@ -386,5 +419,30 @@ async fn answer(
             *greeted = false;
             Ok(Round::Again)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(streak: &mut Streak, e: ShipError) -> bool {
+        let news = streak.is_news(e.to_string());
+        streak.backoff = Some(FIRST_BACKOFF);
+        news
+    }
+
+    #[test]
+    fn a_streak_says_its_first_failure_and_each_new_reason_once() {
+        let mut streak = Streak::default();
+        assert!(failing(&mut streak, ShipError::BadUrl), "the first");
+        assert!(!failing(&mut streak, ShipError::BadUrl), "the same again");
+        let alert = || ShipError::OwnCertificate("CertificateRequired".into());
+        assert!(failing(&mut streak, alert()), "a new reason");
+        assert!(!failing(&mut streak, alert()));
+        assert!(failing(&mut streak, ShipError::Refused));
+        streak.ended("https://centre");
+        assert!(streak.backoff.is_none());
+        assert!(failing(&mut streak, ShipError::Refused), "a new streak");
     }
 }
