@@ -395,8 +395,7 @@ const UNSENT_TRIES: usize = 3;
 /// race; hyper sometimes keeps only "connection was not ready". Sent again,
 /// the request meets the alert and the caller learns why
 /// ([`own_certificate_refused`]). Nothing written is ever sent twice.
-pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
-    let mut req = req;
+pub async fn send(mut req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
     for _ in 1..UNSENT_TRIES {
         let Some(again) = req.try_clone() else { break };
         match req.send().await {
